@@ -1,0 +1,142 @@
+// Package redistest starts a real redis-server for integration tests.
+//
+// Tests that use it are skipped under -short, and when redis-server is not
+// installed, except when CI=true: there a missing binary fails the test, so
+// that integration tests never silently stop running in CI.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a redis-server process owned by a test.
+type Server struct {
+	Addr string // host:port
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+	t    testing.TB
+}
+
+// Binary returns the redis-server path, skipping or failing t when it is
+// missing as the package comment describes.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped with -short")
+	}
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("redis-server not found on PATH; CI must install it (apt-get install -y redis-server)")
+		}
+		t.Skip("redis-server not found on PATH; install it (apt-get install -y redis-server) to run integration tests")
+	}
+	return path
+}
+
+// Start runs redis-server on a free loopback port, without persistence, and
+// stops it when the test ends.
+func Start(t testing.TB, extraArgs ...string) *Server {
+	t.Helper()
+	bin := Binary(t)
+	port := FreePort(t)
+	dir := t.TempDir()
+	s := &Server{
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		dir:  dir,
+		t:    t,
+		args: append([]string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", dir,
+			"--logfile", filepath.Join(dir, "redis.log"),
+		}, extraArgs...),
+	}
+	s.cmd = s.start(bin)
+	t.Cleanup(s.Kill)
+	return s
+}
+
+func (s *Server) start(bin string) *exec.Cmd {
+	s.t.Helper()
+	cmd := exec.Command(bin, s.args...)
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	go cmd.Wait() //nolint:errcheck // reaped here; exit status is irrelevant
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+			s.t.Fatalf("redis-server on %s not ready: %v\n%s", s.Addr, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// URL returns the redis:// URL of the server.
+func (s *Server) URL() string { return fmt.Sprintf("redis://%s/0", s.Addr) }
+
+// Client returns a client for the server, closed when the test ends.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Kill stops the server with SIGKILL, as a crash would. It is safe to call twice.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	// Wait until the port is free so that Restart can bind it again.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		conn, err := net.DialTimeout("tcp", s.Addr, 50*time.Millisecond)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same address (empty, as after a
+// crash without persistence, unless extraArgs enabled it).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Kill()
+	s.cmd = s.start(Binary(s.t))
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

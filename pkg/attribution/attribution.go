@@ -1,0 +1,56 @@
+// Package attribution keeps the ad-click context of each conversation: which
+// click started it, first and last seen, so that a later conversion can be
+// joined to it. Contexts live in Redis (any go-redis UniversalClient: a single
+// node, Sentinel or Cluster) and expire after a configurable window.
+package attribution
+
+import (
+	"errors"
+	"time"
+)
+
+// The channels, spelled as in the Conversions API's messaging_channel.
+const (
+	WhatsApp  = "whatsapp"
+	Messenger = "messenger"
+	Instagram = "instagram"
+)
+
+// DefaultTTL is how long a context lives after its last click when the
+// operator sets no CONTEXT_TTL: 7 days, Meta's attribution window.
+const DefaultTTL = 7 * 24 * time.Hour
+
+// ErrNotFound means no context is stored for the key.
+var ErrNotFound = errors.New("attribution: context not found")
+
+// Key identifies a conversation: a user of a business on a channel.
+type Key struct {
+	Channel    string `json:"channel"`
+	BusinessID string `json:"business_id"` // WABA id, page id or IG account id
+	UserID     string `json:"user_id"`     // wa_id, PSID or IGSID: personal data
+}
+
+// Touch is one ad click to record.
+type Touch struct {
+	Key
+	PhoneNumberID string    // WhatsApp Cloud API: resolves to Key.BusinessID
+	ClickID       string    // ctwa_clid (WhatsApp)
+	AdID          string    // source_id / ad_id
+	SourceType    string    // "ad", "ADS", ...
+	SourceURL     string    // WhatsApp referral.source_url
+	Ref           string    // Messenger/Instagram referral.ref
+	Time          time.Time // when the click reached the business
+}
+
+// Context is the stored ad-click context of a conversation. The click fields
+// are those of the latest click; FirstSeen is the time of the first one.
+type Context struct {
+	Key
+	ClickID    string    `json:"ctwa_clid,omitempty"`
+	AdID       string    `json:"ad_id,omitempty"`
+	SourceType string    `json:"source_type,omitempty"`
+	SourceURL  string    `json:"source_url,omitempty"`
+	Ref        string    `json:"ref,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+}
