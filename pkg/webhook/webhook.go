@@ -42,7 +42,9 @@ type Touch struct {
 	// Ref is the Messenger/Instagram referral.ref parameter.
 	Ref string `json:"ref,omitempty"`
 	// Time is when the click reached the business, in Unix seconds
-	// (Messenger and Instagram send milliseconds; they are converted).
+	// (Messenger and Instagram send milliseconds; they are converted). Zero
+	// when the delivery carries no usable time: callers then use the time
+	// they received it.
 	Time int64 `json:"time"`
 }
 
