@@ -2,7 +2,34 @@ package capi
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults for a zero Config.
+const (
+	DefaultBaseURL = "https://graph.facebook.com"
+	DefaultVersion = "v24.0"
+	// DefaultTimeout bounds one request. Meta's troubleshooting page suggests
+	// 1500 ms; we wait longer on purpose: a timeout after the request was
+	// written leaves the batch in doubt, which costs more than waiting.
+	DefaultTimeout = 30 * time.Second
+)
+
+// Errors the client returns before sending anything.
+var (
+	ErrEmptyBatch    = errors.New("capi: empty batch")
+	ErrBatchTooLarge = errors.New("capi: batch larger than MaxBatch events")
+	ErrNoToken       = errors.New("capi: no access token")
+	ErrNoID          = errors.New("capi: empty dataset or business id")
 )
 
 // Config configures a Client. Zero values take the defaults.
@@ -12,17 +39,31 @@ type Config struct {
 	AppSecret     string // when set, requests carry appsecret_proof
 	PartnerAgent  string
 	TestEventCode string
-	HTTPClient    *http.Client
+	HTTPClient    *http.Client // default: DefaultTimeout; redirects are never followed
 }
 
-// Client posts events to the Conversions API.
+// Client posts events to the Conversions API. It is safe for concurrent use.
 type Client struct {
-	cfg Config
+	cfg  Config
+	http *http.Client
 }
 
 // NewClient returns a Client for cfg.
 func NewClient(cfg Config) *Client {
-	panic("TODO(capi helper)")
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	hc := http.Client{Timeout: DefaultTimeout}
+	if cfg.HTTPClient != nil {
+		hc = *cfg.HTTPClient
+	}
+	// A redirect would carry the token in the query string to another URL.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Client{cfg: cfg, http: &hc}
 }
 
 // Response is Meta's answer to an accepted /events request.
@@ -30,16 +71,125 @@ type Response struct {
 	EventsReceived int      `json:"events_received"`
 	Messages       []string `json:"messages"`
 	FBTraceID      string   `json:"fbtrace_id"`
+	Usage          Usage    `json:"-"` // the rate-limit headers of the response
 }
 
-// Send posts events (at most MaxBatch) to /{datasetID}/events with token.
-// A Graph API error comes back as *APIError.
+type eventsBody struct {
+	Data          []Event `json:"data"`
+	PartnerAgent  string  `json:"partner_agent,omitempty"`
+	TestEventCode string  `json:"test_event_code,omitempty"`
+}
+
+// Send posts events (1 to MaxBatch) to /{datasetID}/events with token, as
+// "Using the API" shows: a JSON body {"data": [...], "partner_agent",
+// "test_event_code"} and the access_token (with appsecret_proof when an app
+// secret is configured) as query parameters.
+//
+// Meta rejects the whole batch if any event is invalid. A Graph API error comes
+// back as *APIError; a request without an answer as *TransportError (see
+// IsInDoubt). Error texts never contain the token or event contents.
 func (c *Client) Send(ctx context.Context, datasetID, token string, events []Event) (Response, error) {
-	panic("TODO(capi helper)")
+	const op = "post events"
+	switch {
+	case len(events) == 0:
+		return Response{}, ErrEmptyBatch
+	case len(events) > MaxBatch:
+		return Response{}, fmt.Errorf("%w: %d events", ErrBatchTooLarge, len(events))
+	case token == "":
+		return Response{}, ErrNoToken
+	case datasetID == "":
+		return Response{}, ErrNoID
+	}
+	body, err := json.Marshal(eventsBody{Data: events, PartnerAgent: c.cfg.PartnerAgent, TestEventCode: c.cfg.TestEventCode})
+	if err != nil {
+		return Response{}, fmt.Errorf("capi: encode events: %w", err)
+	}
+	r, err := c.do(ctx, op, http.MethodPost, c.url(datasetID, "events", token), token, body)
+	if err != nil {
+		return Response{}, err
+	}
+	if r.status/100 != 2 {
+		return Response{}, newAPIError(op, r.status, r.header, r.body)
+	}
+	var resp Response
+	if err := json.Unmarshal(r.body, &resp); err != nil {
+		return Response{}, &TransportError{Op: op, InDoubt: true,
+			Err: fmt.Errorf("unreadable response to status %d", r.status)}
+	}
+	resp.Usage = parseUsage(r.header)
+	if resp.EventsReceived != len(events) {
+		// Meta's batches are all or nothing, so this should not happen; if it
+		// does, some events may have been taken.
+		return resp, &TransportError{Op: op, InDoubt: true,
+			Err: fmt.Errorf("meta received %d of %d events", resp.EventsReceived, len(events))}
+	}
+	return resp, nil
 }
 
-// Dataset returns the dataset id of businessID: the existing one (GET
-// /{business_id}/dataset), else a new one (POST /{business_id}/dataset).
+// Dataset returns the dataset id of businessID (a page id, WABA id or
+// Instagram account id): the existing one (GET /{business_id}/dataset), else a
+// new one (POST /{business_id}/dataset). The onboarding guide says the POST
+// returns the existing id when there is one, so a race between two senders
+// creating it is harmless. A GET answer may be {"id": ...} or a list
+// {"data": [{"id": ...}]}; both are read.
 func (c *Client) Dataset(ctx context.Context, businessID, token string) (string, error) {
-	panic("TODO(capi helper)")
+	switch {
+	case token == "":
+		return "", ErrNoToken
+	case businessID == "":
+		return "", ErrNoID
+	}
+	u := c.url(businessID, "dataset", token)
+	id, err := c.datasetCall(ctx, "get dataset", http.MethodGet, u, token)
+	if err != nil || id != "" {
+		return id, err
+	}
+	id, err = c.datasetCall(ctx, "create dataset", http.MethodPost, u, token)
+	if err == nil && id == "" {
+		return "", &TransportError{Op: "create dataset", Err: errors.New("response has no dataset id")}
+	}
+	return id, err
+}
+
+func (c *Client) datasetCall(ctx context.Context, op, method, u, token string) (string, error) {
+	r, err := c.do(ctx, op, method, u, token, nil)
+	if err != nil {
+		return "", err
+	}
+	if r.status/100 != 2 {
+		return "", newAPIError(op, r.status, r.header, r.body)
+	}
+	var out struct {
+		ID   string `json:"id"`
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &out); err != nil {
+		return "", &TransportError{Op: op, Err: fmt.Errorf("unreadable response to status %d", r.status)}
+	}
+	if out.ID == "" && len(out.Data) > 0 {
+		out.ID = out.Data[0].ID
+	}
+	return out.ID, nil
+}
+
+// url builds {BaseURL}/{Version}/{id}/{edge}?access_token=...&appsecret_proof=...
+// The token goes in the query string as Meta's samples show
+// ("/events?access_token={TOKEN}"); transport errors drop the URL (scrub).
+func (c *Client) url(id, edge, token string) string {
+	q := url.Values{"access_token": {token}}
+	if c.cfg.AppSecret != "" {
+		q.Set("appsecret_proof", AppSecretProof(token, c.cfg.AppSecret))
+	}
+	return c.cfg.BaseURL + "/" + url.PathEscape(c.cfg.Version) + "/" + url.PathEscape(id) + "/" + edge + "?" + q.Encode()
+}
+
+// AppSecretProof is "a sha256 hash of your access token, using the app secret
+// as the key" (Securing Graph API Requests): hex(HMAC-SHA256(key=appSecret,
+// message=token)).
+func AppSecretProof(token, appSecret string) string {
+	m := hmac.New(sha256.New, []byte(appSecret))
+	m.Write([]byte(token))
+	return hex.EncodeToString(m.Sum(nil))
 }

@@ -1,6 +1,20 @@
 // Package capi speaks Meta's Conversions API for Business Messaging: the wire
 // types of an event, a client that posts batches to /{dataset_id}/events, the
 // Dataset API, and a typed Graph API error with its classification.
+//
+// Sources (Meta for Developers; read through stored copies, see the report):
+//   - "Conversions API for Business Messaging: Onboarding Guide",
+//     https://developers.facebook.com/documentation/ads-commerce/conversions-api/business-messaging
+//     (per-channel user_data, messaging_channel, the Dataset API, the event
+//     names of the FAQ, "Meta does not assist with deduplicating events").
+//   - "Using the API", https://developers.facebook.com/docs/marketing-api/conversions-api/using-the-api
+//     (access_token query parameter, event_time up to 7 days old, up to 1,000
+//     events in data, "If any event you send in a batch is invalid, we reject
+//     the entire batch", test_event_code).
+//   - "Handling Errors", https://developers.facebook.com/docs/graph-api/guides/error-handling
+//   - "Rate Limits", https://developers.facebook.com/docs/graph-api/overview/rate-limiting
+//   - "Securing Graph API Requests", https://developers.facebook.com/docs/graph-api/securing-requests
+//     (appsecret_proof).
 package capi
 
 import "encoding/json"
@@ -8,14 +22,22 @@ import "encoding/json"
 // ActionSource is the action_source of every business-messaging event.
 const ActionSource = "business_messaging"
 
-// MaxBatch is the most events one /events request may carry.
+// MaxBatch is the most events one /events request may carry ("You can send
+// up to 1,000 events in data", Using the API).
 const MaxBatch = 1000
+
+// The messaging_channel values of the onboarding guide's three sample calls.
+const (
+	ChannelWhatsApp  = "whatsapp"
+	ChannelMessenger = "messenger"
+	ChannelInstagram = "instagram"
+)
 
 // Event is one server event as the Conversions API for Business Messaging
 // takes it.
 type Event struct {
 	EventName        string          `json:"event_name"`
-	EventTime        int64           `json:"event_time"`
+	EventTime        int64           `json:"event_time"` // Unix seconds
 	EventID          string          `json:"event_id,omitempty"`
 	ActionSource     string          `json:"action_source"`
 	MessagingChannel string          `json:"messaging_channel"`
