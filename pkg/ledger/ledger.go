@@ -1,0 +1,237 @@
+// Package ledger remembers which events were sent to Meta, so that an event is
+// posted at most once even though the queue delivers it at least once.
+//
+// Meta does not deduplicate business-messaging events, so the sender has to.
+// Each event id has one Redis key. Before posting, a sender claims the ids with
+// a lease; after Meta's 200 it marks them sent; after a definite failure (Meta
+// answered with an error, so it did not take the events) it releases them.
+//
+//	(absent) --Claim--> claimed(owner, lease) --MarkSent--> sent
+//	                         |  \--Release (definite failure)--> (absent)
+//	                         \--lease expires, never marked--> in doubt
+//
+// A claim whose lease expired without MarkSent means its owner died or lost
+// its connection while posting: Meta may or may not have the events. Claim
+// reports those ids as InDoubt and never hands them out again; only TakeOver,
+// which an operator asks for explicitly, does.
+//
+// Every key is one event, wrapped in a hash tag, so the ledger works on Redis
+// Cluster; a batch is one pipelined round trip (per node) of small Lua scripts
+// that read and change a key atomically. Lease deadlines use the Redis
+// server's clock (TIME), so senders with skewed clocks agree on them.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultSentTTL is how long a sent marker (and a claim) is kept: Meta takes
+// events up to 7 days old, so a day more covers any redelivery of one.
+const DefaultSentTTL = 8 * 24 * time.Hour
+
+// State is what Claim found for an id.
+type State int
+
+// The states Claim reports.
+const (
+	// Claimed: the caller now holds the id and may post it.
+	Claimed State = iota + 1
+	// Sent: Meta accepted the event earlier; do not post it again.
+	Sent
+	// Busy: another owner holds a live lease; Result.Wait says how long.
+	Busy
+	// InDoubt: a claim expired without MarkSent; Meta may have the event.
+	InDoubt
+)
+
+func (s State) String() string {
+	switch s {
+	case Claimed:
+		return "claimed"
+	case Sent:
+		return "sent"
+	case Busy:
+		return "busy"
+	case InDoubt:
+		return "in_doubt"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of claiming one id.
+type Result struct {
+	State State
+	Wait  time.Duration // Busy: time left on the other owner's lease
+}
+
+// Ledger keeps the per-event state in Redis.
+type Ledger struct {
+	rdb     redis.UniversalClient
+	prefix  string
+	sentTTL time.Duration
+}
+
+// New returns a Ledger over rdb that keeps markers for sentTTL
+// (DefaultSentTTL when 0).
+func New(rdb redis.UniversalClient, sentTTL time.Duration) *Ledger {
+	if sentTTL <= 0 {
+		sentTTL = DefaultSentTTL
+	}
+	return &Ledger{rdb: rdb, prefix: "ctm:ledger:", sentTTL: sentTTL}
+}
+
+// Key returns the Redis key of id. The whole id is the hash tag, so keys
+// spread over a cluster while each one stays in a single slot.
+func (l *Ledger) Key(id string) string { return l.prefix + "{" + id + "}" }
+
+// claimScript: KEYS[1] the id's key; ARGV owner, lease ms, ttl ms, takeover.
+// Values are "c:<deadline ms>:<owner>" (claimed) or "s:<ms>" (sent).
+// Returns {1} claimed, {2} sent, {3, ms left} busy, {4} in doubt.
+var claimScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('GET', KEYS[1])
+if v then
+  if string.sub(v, 1, 1) == 's' then return {2} end
+  local dl = tonumber(string.match(v, '^c:(%d+):'))
+  if dl and now < dl then return {3, dl - now} end
+  if ARGV[4] ~= '1' then return {4} end
+end
+redis.call('SET', KEYS[1], 'c:' .. (now + tonumber(ARGV[2])) .. ':' .. ARGV[1], 'PX', ARGV[3])
+return {1}
+`)
+
+// releaseScript deletes a claim held by ARGV[1]; sent markers and other
+// owners' claims stay.
+var releaseScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == 'c' and string.match(v, '^c:%d+:(.*)$') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// Claim claims ids for owner with a lease, in one round trip. The result has
+// one entry per id. An owner must be unique per claim (a process id plus a
+// counter): a repeated claim by the same owner is refused like anyone's.
+func (l *Ledger) Claim(ctx context.Context, owner string, lease time.Duration, ids []string) ([]Result, error) {
+	return l.claim(ctx, owner, lease, ids, false)
+}
+
+// TakeOver is Claim that also claims in-doubt ids. It is for events an
+// operator chose to resend after checking Meta; sent ids stay Sent.
+func (l *Ledger) TakeOver(ctx context.Context, owner string, lease time.Duration, ids []string) ([]Result, error) {
+	return l.claim(ctx, owner, lease, ids, true)
+}
+
+func (l *Ledger) claim(ctx context.Context, owner string, lease time.Duration, ids []string, takeover bool) ([]Result, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	to := "0"
+	if takeover {
+		to = "1"
+	}
+	leaseMS := strconv.FormatInt(lease.Milliseconds(), 10)
+	ttlMS := strconv.FormatInt(l.sentTTL.Milliseconds(), 10)
+	cmds, err := l.run(ctx, claimScript, ids, owner, leaseMS, ttlMS, to)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: claim: %w", err)
+	}
+	out := make([]Result, len(ids))
+	for i, c := range cmds {
+		vals, err := c.Int64Slice()
+		if err != nil || len(vals) == 0 {
+			return nil, fmt.Errorf("ledger: claim: unexpected reply: %v", err)
+		}
+		switch vals[0] {
+		case 1:
+			out[i] = Result{State: Claimed}
+		case 2:
+			out[i] = Result{State: Sent}
+		case 3:
+			var ms int64
+			if len(vals) > 1 {
+				ms = vals[1]
+			}
+			out[i] = Result{State: Busy, Wait: time.Duration(ms) * time.Millisecond}
+		default:
+			out[i] = Result{State: InDoubt}
+		}
+	}
+	return out, nil
+}
+
+// MarkSent records that Meta accepted ids, in one round trip. It overwrites
+// whatever was there: once Meta said 200 the events are sent, even if the
+// claim was lost meanwhile (a Redis restart, say).
+func (l *Ledger) MarkSent(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	val := "s:" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Set(ctx, l.Key(id), val, l.sentTTL)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ledger: mark sent: %w", err)
+	}
+	return nil
+}
+
+// Release drops owner's claims on ids, in one round trip, so that they can
+// be claimed again. Call it only when Meta certainly did not take the events.
+func (l *Ledger) Release(ctx context.Context, owner string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := l.run(ctx, releaseScript, ids, owner); err != nil {
+		return fmt.Errorf("ledger: release: %w", err)
+	}
+	return nil
+}
+
+// run evaluates script once per id in one pipeline. Scripts go by SHA; when
+// Redis does not know it (after a restart or failover) it is loaded on every
+// node and the pipeline runs once more.
+func (l *Ledger) run(ctx context.Context, s *redis.Script, ids []string, args ...any) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		cmds := make([]*redis.Cmd, len(ids))
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = s.EvalSha(ctx, p, []string{l.Key(id)}, args...)
+			}
+			return nil
+		})
+		if err == nil {
+			return cmds, nil
+		}
+		if attempt > 0 || !anyNoScript(cmds) {
+			return nil, err
+		}
+		if err := s.Load(ctx, l.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("load script: %w", err)
+		}
+	}
+}
+
+func anyNoScript(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c == nil {
+			continue
+		}
+		if err := c.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
+			return true
+		}
+	}
+	return false
+}

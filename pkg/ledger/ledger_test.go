@@ -1,0 +1,176 @@
+package ledger_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
+)
+
+func states(rs []ledger.Result) []ledger.State {
+	out := make([]ledger.State, len(rs))
+	for i, r := range rs {
+		out[i] = r.State
+	}
+	return out
+}
+
+// testLifecycle runs the state machine against rdb; expire makes every live
+// lease run out (miniredis moves its clock, a real server is waited for).
+func testLifecycle(t *testing.T, rdb redis.UniversalClient, lease time.Duration, expire func()) {
+	ctx := t.Context()
+	l := ledger.New(rdb, time.Hour)
+	ids := []string{"b1/e1", "b1/e2", "b2/e1"}
+
+	got, err := l.Claim(ctx, "o1", lease, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]ledger.State{ledger.Claimed, ledger.Claimed, ledger.Claimed}, states(got)); diff != "" {
+		t.Fatalf("first Claim (-want +got):\n%s", diff)
+	}
+
+	// Another owner, and the same owner again, find them busy with time left.
+	for _, owner := range []string{"o2", "o1"} {
+		got, err = l.Claim(ctx, owner, lease, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range got {
+			if r.State != ledger.Busy || r.Wait <= 0 || r.Wait > lease {
+				t.Errorf("Claim(%s)[%d] = %+v; want Busy with 0 < Wait <= %v", owner, i, r, lease)
+			}
+		}
+	}
+
+	// e1 accepted by Meta, e2 definitely failed, b2/e1 lost in flight.
+	if err := l.MarkSent(ctx, ids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx, "o2", ids[1:2]); err != nil { // not the owner: no effect
+		t.Fatal(err)
+	}
+	if got, _ := l.Claim(ctx, "o3", lease, ids[1:2]); got[0].State != ledger.Busy {
+		t.Fatalf("Release by a non-owner freed the claim: %v", got[0].State)
+	}
+	if err := l.Release(ctx, "o1", ids[:2]); err != nil { // sent stays sent
+		t.Fatal(err)
+	}
+	expire()
+
+	got, err = l.Claim(ctx, "o4", lease, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ledger.State{ledger.Sent, ledger.Claimed, ledger.InDoubt}
+	if diff := cmp.Diff(want, states(got)); diff != "" {
+		t.Fatalf("Claim after expiry (-want +got):\n%s", diff)
+	}
+	// In doubt stays in doubt for plain claims; TakeOver takes it, never a sent one.
+	if got, _ := l.Claim(ctx, "o5", lease, ids[2:]); got[0].State != ledger.InDoubt {
+		t.Fatalf("in-doubt id claimed again: %v", got[0].State)
+	}
+	got, err = l.TakeOver(ctx, "o6", lease, []string{ids[0], ids[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]ledger.State{ledger.Sent, ledger.Claimed}, states(got)); diff != "" {
+		t.Fatalf("TakeOver (-want +got):\n%s", diff)
+	}
+}
+
+func TestLifecycleMiniredis(t *testing.T) {
+	mr := miniredis.RunT(t)
+	mr.SetTime(time.Now())
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	testLifecycle(t, rdb, time.Minute, func() { mr.SetTime(time.Now().Add(2 * time.Minute)) })
+}
+
+func TestLifecycleRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	lease := 2 * time.Second
+	l := ledger.New(rdb, time.Hour)
+	testLifecycle(t, rdb, lease, func() {
+		// Poll until a probe claim taken now has expired on the server's clock.
+		if _, err := l.Claim(context.Background(), "probe", lease, []string{"probe"}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, err := l.Claim(context.Background(), "probe2", lease, []string{"probe"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[0].State == ledger.InDoubt {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("lease never expired")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+func TestSentTTL(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	l := ledger.New(rdb, 0)
+	if err := l.MarkSent(t.Context(), []string{"x"}); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := mr.TTL(l.Key("x")); ttl != ledger.DefaultSentTTL {
+		t.Fatalf("sent marker TTL = %v; want %v", ttl, ledger.DefaultSentTTL)
+	}
+	mr.FastForward(ledger.DefaultSentTTL + time.Second)
+	got, err := l.Claim(t.Context(), "o", time.Minute, []string{"x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].State != ledger.Claimed {
+		t.Fatalf("after TTL: %v; want claimed", got[0].State)
+	}
+}
+
+// A Redis restart forgets loaded scripts; the ledger reloads them.
+func TestScriptReload(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	l := ledger.New(rdb, time.Hour)
+	ctx := t.Context()
+	if _, err := l.Claim(ctx, "o", time.Minute, []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Claim(ctx, "o2", time.Minute, []string{"a", "b"})
+	if err != nil {
+		t.Fatalf("Claim after SCRIPT FLUSH: %v", err)
+	}
+	if diff := cmp.Diff([]ledger.State{ledger.Busy, ledger.Claimed}, states(got)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if err := l.Release(ctx, "o2", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, l.Key("b")).Val(); n != 0 {
+		t.Fatalf("released key still exists")
+	}
+}
+
+func TestKeyHashTag(t *testing.T) {
+	l := ledger.New(nil, 0)
+	if got, want := l.Key("104/ord-1"), "ctm:ledger:{104/ord-1}"; got != want {
+		t.Fatalf("Key = %q; want %q", got, want)
+	}
+}
