@@ -54,3 +54,9 @@ type Context struct {
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
 }
+
+// ErrInvalidTouch means Record was given a touch it cannot store: an unknown
+// channel, a missing or malformed id, a time outside the Unix epoch in
+// milliseconds (1970 to year 10889), or an oversized click field. Nothing of
+// the call is stored then.
+var ErrInvalidTouch = errors.New("attribution: invalid touch")

@@ -2,15 +2,24 @@ package attribution
 
 import (
 	"context"
+	_ "embed"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Store keeps contexts in Redis.
+//go:embed upsert.lua
+var upsertLua string
+
+// Store keeps contexts in Redis. It is safe for concurrent use. The key layout
+// is described in codec.go; every conversation's key carries its own hash tag,
+// so Store works unchanged on a single node, Sentinel or Redis Cluster.
 type Store struct {
-	rdb redis.UniversalClient
-	ttl time.Duration
+	rdb    redis.UniversalClient
+	ttl    time.Duration
+	upsert *redis.Script
 }
 
 // NewStore returns a Store over rdb whose contexts expire ttl after their
@@ -19,30 +28,184 @@ func NewStore(rdb redis.UniversalClient, ttl time.Duration) *Store {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return &Store{rdb: rdb, ttl: ttl}
+	return &Store{rdb: rdb, ttl: ttl, upsert: redis.NewScript(upsertLua)}
 }
+
+// TTL returns how long a context lives after its latest click is recorded.
+func (s *Store) TTL() time.Duration { return s.ttl }
 
 // Record stores touches in one round trip: the latest click wins, the first
 // seen time is kept, and a duplicate delivery changes nothing. WhatsApp touches
-// with a PhoneNumberID also record phone_number_id → WABA id.
+// with a PhoneNumberID also record phone_number_id → WABA id. If any touch is
+// invalid, nothing is stored and the error wraps ErrInvalidTouch. Every touch
+// is taken to be an ad click: callers pass only messages with a referral.
 func (s *Store) Record(ctx context.Context, touches []Touch) error {
-	panic("TODO(attribution helper)")
+	if len(touches) == 0 {
+		return nil
+	}
+	keys := make([]string, len(touches))
+	vals := make([][]byte, len(touches))
+	aliases := make(map[string]string)
+	for i := range touches {
+		t := &touches[i]
+		if err := checkTouch(i, t); err != nil {
+			return err
+		}
+		keys[i], _ = contextKey(t.Key)
+		c := touchContext(t)
+		vals[i] = encodeContext(&c)
+		if t.PhoneNumberID != "" && t.PhoneNumberID != t.BusinessID {
+			aliases[t.PhoneNumberID] = t.BusinessID
+		}
+	}
+	ttl := s.ttl.Milliseconds()
+	run := func(eval bool) ([]redis.Cmder, error) {
+		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range keys {
+				if eval {
+					s.upsert.Eval(ctx, p, []string{k}, vals[i], ttl)
+				} else {
+					s.upsert.EvalSha(ctx, p, []string{k}, vals[i], ttl)
+				}
+			}
+			// The alias lives as long as a context recorded now can, and
+			// every touch on that number renews it.
+			for pn, waba := range aliases {
+				p.Set(ctx, aliasKey(pn), waba, s.ttl)
+			}
+			return nil
+		})
+	}
+	cmds, err := run(false)
+	if err != nil && noScript(cmds) {
+		// The server lost its script cache (restart, failover, SCRIPT FLUSH).
+		// Upserts are idempotent, so sending the whole batch again with EVAL,
+		// which also caches the script, is safe. This costs one more round
+		// trip, once per server.
+		_, err = run(true)
+	}
+	if err != nil {
+		return fmt.Errorf("attribution: record: %w", err)
+	}
+	return nil
+}
+
+func noScript(cmds []redis.Cmder) bool {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return true
+		}
+	}
+	return false
 }
 
 // Get returns the context for k, resolving a WhatsApp phone_number_id given as
 // BusinessID to its WABA id. It returns ErrNotFound when there is none.
 func (s *Store) Get(ctx context.Context, k Key) (Context, error) {
-	panic("TODO(attribution helper)")
+	cs, err := s.lookup(ctx, []Key{k})
+	if err != nil {
+		return Context{}, fmt.Errorf("attribution: get: %w", err)
+	}
+	if cs[0] == nil {
+		return Context{}, ErrNotFound
+	}
+	return *cs[0], nil
 }
 
 // Lookup returns the contexts for keys in one round trip in the common case
 // (a second only for WhatsApp keys given by phone_number_id). The result has
-// one entry per key, nil where no context is stored.
+// one entry per key, nil where no context is stored. A returned Context's Key
+// is the key it is stored under: the WABA id, not the phone_number_id.
 func (s *Store) Lookup(ctx context.Context, keys []Key) ([]*Context, error) {
-	panic("TODO(attribution helper)")
+	cs, err := s.lookup(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("attribution: lookup: %w", err)
+	}
+	return cs, nil
+}
+
+func (s *Store) lookup(ctx context.Context, keys []Key) ([]*Context, error) {
+	out := make([]*Context, len(keys))
+	gets := make([]*redis.StringCmd, len(keys))
+	// One alias GET per WhatsApp business id, in the same round trip, so that
+	// a phone_number_id costs a second trip only when its context is missing.
+	aliases := make(map[string]*redis.StringCmd)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			ck, ok := contextKey(k)
+			if !ok {
+				continue // cannot be stored, so it is not found
+			}
+			gets[i] = p.Get(ctx, ck)
+			if _, seen := aliases[k.BusinessID]; !seen && k.Channel == WhatsApp {
+				aliases[k.BusinessID] = p.Get(ctx, aliasKey(k.BusinessID))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	var retry []int
+	for i, g := range gets {
+		found, err := decodeInto(g, keys[i], &out[i])
+		if err != nil {
+			return nil, err
+		}
+		if !found && g != nil && keys[i].Channel == WhatsApp {
+			if waba, _ := aliases[keys[i].BusinessID].Result(); validID(waba) && waba != keys[i].BusinessID {
+				retry = append(retry, i)
+			}
+		}
+	}
+	if len(retry) == 0 {
+		return out, nil
+	}
+	stored := make([]Key, len(retry)) // keyed by WABA id instead
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for j, i := range retry {
+			stored[j] = keys[i]
+			stored[j].BusinessID = aliases[keys[i].BusinessID].Val()
+			ck, _ := contextKey(stored[j])
+			gets[i] = p.Get(ctx, ck)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	for j, i := range retry {
+		if _, err := decodeInto(gets[i], stored[j], &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decodeInto sets *dst to the context g fetched for k, if any.
+func decodeInto(g *redis.StringCmd, k Key, dst **Context) (bool, error) {
+	if g == nil {
+		return false, nil
+	}
+	v, err := g.Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c := &Context{Key: k}
+	if err := decodeContext(v, c); err != nil {
+		return false, err
+	}
+	*dst = c
+	return true, nil
 }
 
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.rdb.Ping(ctx).Err()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("attribution: ping: %w", err)
+	}
+	return nil
 }
