@@ -93,15 +93,13 @@ func (pl *Payload) messagingEvent(ev *fastjson.Value, pageID []byte, entryTime i
 	if !ok {
 		t = entryTime
 	}
-	pl.Touches = append(pl.Touches, Touch{
-		Channel:    pl.Channel,
-		BusinessID: string(recipient),
-		UserID:     string(sender),
-		AdID:       string(adID),
-		SourceType: string(source),
-		Ref:        string(refParam),
-		Time:       millisToUnix(t),
-	})
+	tc := Touch{Channel: pl.Channel, Time: millisToUnix(t)}
+	all := concat(recipient, sender, adID, source, refParam)
+	tc.BusinessID, all = cut(all, len(recipient))
+	tc.UserID, all = cut(all, len(sender))
+	tc.AdID, all = cut(all, len(adID))
+	tc.SourceType, tc.Ref = cut(all, len(source))
+	pl.Touches = append(pl.Touches, tc)
 }
 
 // referral returns the event's referral, wherever this kind of event keeps

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"math"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -179,4 +180,25 @@ func decimal(b []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// concat copies parts out of the parser's arena in one allocation. A Touch's
+// strings share its lifetime, so they share a backing array too: this takes
+// Parse from one allocation per field to one per Touch.
+func concat(parts ...[]byte) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, p := range parts {
+		sb.Write(p)
+	}
+	return sb.String()
+}
+
+// cut splits the first n bytes off s.
+func cut(s string, n int) (string, string) {
+	return s[:n], s[n:]
 }

@@ -118,30 +118,27 @@ func (pl *Payload) waMessage(msg, value *fastjson.Value, s waScope) {
 	if len(from) == 0 {
 		from = soleContact(value)
 	}
-	business := s.wabaID
-	if !s.onPrem {
-		business = string(s.business)
-	}
 	// On-Premises touches may have an empty business id (no WABA configured):
 	// ParseOnPrem documents that the caller fills it in.
-	if len(from) == 0 || (!s.onPrem && business == "") {
+	if len(from) == 0 || (!s.onPrem && len(s.business) == 0) {
 		pl.Malformed++
 		return
 	}
 	// A timestamp that is missing or not a number leaves Time zero: the
 	// click is still keyed, and the caller knows when it received it.
 	t, _ := integer(msg.Get("timestamp"))
-	pl.Touches = append(pl.Touches, Touch{
-		Channel:       WhatsApp,
-		BusinessID:    business,
-		PhoneNumberID: string(s.phone),
-		UserID:        string(from),
-		ClickID:       string(clid),
-		AdID:          string(sourceID),
-		SourceType:    string(sourceType),
-		SourceURL:     string(sourceURL),
-		Time:          t,
-	})
+	tc := Touch{Channel: WhatsApp, BusinessID: s.wabaID, Time: t}
+	all := concat(s.business, s.phone, from, clid, sourceID, sourceType, sourceURL)
+	if !s.onPrem {
+		tc.BusinessID = all[:len(s.business)]
+	}
+	all = all[len(s.business):]
+	tc.PhoneNumberID, all = cut(all, len(s.phone))
+	tc.UserID, all = cut(all, len(from))
+	tc.ClickID, all = cut(all, len(clid))
+	tc.AdID, all = cut(all, len(sourceID))
+	tc.SourceType, tc.SourceURL = cut(all, len(sourceType))
+	pl.Touches = append(pl.Touches, tc)
 }
 
 // soleContact returns the wa_id of the value's contacts when they name exactly
