@@ -1,0 +1,98 @@
+// Command ingest receives Meta's webhooks and stores the ad-click context of
+// each conversation in Redis. See internal/ingest and `ingest --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: config → logger → Redis → (NATS) → server →
+// serve until ctx is done → shut down in reverse order.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := ingest.ParseConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		ingest.PrintUsage(stderr)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.RedisURL == "" {
+		return errors.New("config: REDIS_URL is required (e.g. redis://localhost:6379/0)")
+	}
+
+	log := newLogger(stderr, cfg.LogLevel)
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+
+	rdb, err := attribution.NewClient(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store := attribution.NewStore(rdb, cfg.ContextTTL)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	if err := store.Ping(pctx); err != nil {
+		// Start anyway: webhooks get 503 (Meta retries) and /readyz says
+		// not ready until Redis answers.
+		log.Warn("redis unreachable at start", zap.Error(err))
+	}
+	cancel()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Gatherer: reg}
+	if cfg.Capture {
+		nc, err := ingest.ConnectNATS(cfg.NATSURL, log)
+		if err != nil {
+			return err
+		}
+		defer nc.Close() // after Serve has flushed the capture queue
+		if deps.Capture, err = ingest.NewCapture(nc, cfg, log, reg); err != nil {
+			return err
+		}
+	}
+	srv, err := ingest.New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// newLogger returns a JSON logger at level writing to w.
+func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w))))
+}

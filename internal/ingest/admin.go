@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+// contextJSON is the admin API's view of a stored context. Every field is
+// always present so that engineers see at a glance what is missing (an
+// empty ctwa_clid explains an unattributed WhatsApp conversion).
+type contextJSON struct {
+	Channel    string    `json:"channel"`
+	BusinessID string    `json:"business_id"`
+	UserID     string    `json:"user_id"`
+	ClickID    string    `json:"ctwa_clid"`
+	AdID       string    `json:"ad_id"`
+	SourceType string    `json:"source_type"`
+	SourceURL  string    `json:"source_url"`
+	Ref        string    `json:"ref"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+}
+
+// getContext answers GET /v1/contexts/{channel}/{business_id}/{user_id}:
+// engineers use it to see why a conversion was or was not attributed. For
+// WhatsApp, business_id may be the WABA id or the phone_number_id.
+func (s *Server) getContext(c echo.Context) error {
+	if s.cfg.AdminToken == "" {
+		// 404 rather than 503: the API is off by configuration, not down.
+		return errAdminDisabled
+	}
+	if !s.adminAuthorized(c.Request()) {
+		return errAdminAuth
+	}
+	k := attribution.Key{
+		Channel:    c.Param("channel"),
+		BusinessID: c.Param("business_id"),
+		UserID:     c.Param("user_id"),
+	}
+	switch k.Channel {
+	case attribution.WhatsApp, attribution.Messenger, attribution.Instagram:
+	default:
+		return errBadChannel
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	got, err := s.store.Get(ctx, k)
+	if errors.Is(err, attribution.ErrNotFound) {
+		return errNoContext
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, contextJSON{
+		Channel:    got.Channel,
+		BusinessID: got.BusinessID,
+		UserID:     got.UserID,
+		ClickID:    got.ClickID,
+		AdID:       got.AdID,
+		SourceType: got.SourceType,
+		SourceURL:  got.SourceURL,
+		Ref:        got.Ref,
+		FirstSeen:  got.FirstSeen.UTC(),
+		LastSeen:   got.LastSeen.UTC(),
+	})
+}
+
+// adminAuthorized checks "Authorization: Bearer <ADMIN_TOKEN>" in constant
+// time.
+func (s *Server) adminAuthorized(req *http.Request) bool {
+	scheme, token, ok := strings.Cut(req.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return secretEqual(strings.TrimSpace(token), s.cfg.AdminToken)
+}

@@ -1,0 +1,117 @@
+package ingest
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// channel indexes the channel label. Labels carry channel and outcome only,
+// never ids, so their cardinality is fixed.
+type channel int
+
+const (
+	chanUnknown channel = iota
+	chanWhatsApp
+	chanMessenger
+	chanInstagram
+	chanOnPrem
+	numChannels
+)
+
+func (c channel) String() string {
+	switch c {
+	case chanWhatsApp:
+		return "whatsapp"
+	case chanMessenger:
+		return "messenger"
+	case chanInstagram:
+		return "instagram"
+	case chanOnPrem:
+		return "onprem"
+	}
+	return "unknown"
+}
+
+// outcome indexes the outcome label of ingest_webhooks_total.
+type outcome int
+
+const (
+	outStored outcome = iota
+	outIgnored
+	outMalformed
+	outBadSignature
+	outBadJSON
+	outTooLarge
+	outStoreError
+	outUnauthorized
+	numOutcomes
+)
+
+func (o outcome) String() string {
+	return [numOutcomes]string{"stored", "ignored", "malformed", "bad_signature", "bad_json", "too_large", "store_error", "unauthorized"}[o]
+}
+
+// Routes timed by ingest_http_request_duration_seconds.
+const (
+	routeWebhook = iota
+	routeOnPrem
+	routeHandshake
+	routeContexts
+	numRoutes
+)
+
+func routeName(r int) string {
+	return [numRoutes]string{"webhook", "webhook_onprem", "webhook_handshake", "contexts"}[r]
+}
+
+// metrics holds the service's collectors with every label combination
+// resolved up front, so the hot path does no label lookups.
+type metrics struct {
+	webhooks      [numChannels][numOutcomes]prometheus.Counter
+	touches       [numChannels]prometheus.Counter
+	sigFailures   prometheus.Counter
+	storeDuration prometheus.Observer
+	reqDuration   [numRoutes]prometheus.Observer
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	webhooks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ingest_webhooks_total",
+		Help: "Webhook deliveries by channel and outcome (stored, ignored, malformed, bad_signature, bad_json, too_large, store_error, unauthorized).",
+	}, []string{"channel", "outcome"})
+	touches := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ingest_touches_total",
+		Help: "Ad clicks written to the store, by channel.",
+	}, []string{"channel"})
+	sigFailures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ingest_signature_failures_total",
+		Help: "POST /webhook deliveries whose X-Hub-Signature-256 was missing or matched no app secret.",
+	})
+	storeDuration := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ingest_store_duration_seconds",
+		Help:    "Time of one store write (one Redis round trip per webhook).",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	reqDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ingest_http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route"})
+	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, reqDuration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("ingest: register metrics: %w", err)
+		}
+	}
+	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration}
+	for c := range numChannels {
+		m.touches[c] = touches.WithLabelValues(c.String())
+		for o := range numOutcomes {
+			m.webhooks[c][o] = webhooks.WithLabelValues(c.String(), o.String())
+		}
+	}
+	for r := range numRoutes {
+		m.reqDuration[r] = reqDuration.WithLabelValues(routeName(r))
+	}
+	return m, nil
+}

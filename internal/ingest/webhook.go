@@ -1,0 +1,292 @@
+package ingest
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+)
+
+// Paths, also sent as the Ctm-Path header of captured bodies.
+const (
+	pathWebhook = "/webhook"
+	pathOnPrem  = "/webhook/onprem"
+)
+
+// onPremSecretHeader carries ONPREM_SECRET when basic auth is not used.
+const onPremSecretHeader = "X-Onprem-Secret"
+
+// handshake answers Meta's GET subscription check.
+func (s *Server) handshake(c echo.Context) error {
+	q := c.QueryParams()
+	challenge, ok := webhook.Challenge(q.Get("hub.mode"), q.Get("hub.verify_token"), q.Get("hub.challenge"), s.cfg.VerifyToken)
+	if !ok {
+		return errHandshake
+	}
+	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", []byte(challenge))
+}
+
+// postWebhook takes a signed delivery of any channel. This is the hot path:
+// pooled body buffer, no decoding beyond webhook.Parse, one store call.
+func (s *Server) postWebhook(c echo.Context) error {
+	req := c.Request()
+	buf, err := s.readBody(req)
+	if err != nil {
+		s.m.webhooks[chanUnknown][outcomeOf(err)].Inc()
+		return err
+	}
+	defer s.putBuf(buf)
+	body := *buf
+	if webhook.Verify(body, req.Header.Get(webhook.SignatureHeader), s.secrets) != nil {
+		s.m.sigFailures.Inc()
+		s.m.webhooks[chanUnknown][outBadSignature].Inc()
+		return errBadSignature
+	}
+	p, err := webhook.Parse(body)
+	if err != nil {
+		s.m.webhooks[chanUnknown][outBadJSON].Inc()
+		return errNotJSON
+	}
+	ch := channelOf(p.Channel)
+	s.capture.offer(ch, pathWebhook, body)
+	return s.record(c, ch, &p)
+}
+
+// postOnPrem takes a WhatsApp On-Premises delivery. Meta does not sign
+// these, so the operator's shared secret guards the path, and the WABA id
+// comes from configuration because the payload carries none.
+func (s *Server) postOnPrem(c echo.Context) error {
+	if s.cfg.OnPremSecret == "" || s.cfg.OnPremWABAID == "" {
+		// 404 rather than 403: the endpoint does not exist until configured.
+		return errOnPremDisabled
+	}
+	req := c.Request()
+	if !s.onPremAuthorized(req) {
+		s.m.webhooks[chanOnPrem][outUnauthorized].Inc()
+		return errOnPremAuth
+	}
+	buf, err := s.readBody(req)
+	if err != nil {
+		s.m.webhooks[chanOnPrem][outcomeOf(err)].Inc()
+		return err
+	}
+	defer s.putBuf(buf)
+	body := *buf
+	p, err := webhook.ParseOnPrem(body, s.cfg.OnPremWABAID)
+	if err != nil {
+		s.m.webhooks[chanOnPrem][outBadJSON].Inc()
+		return errNotJSON
+	}
+	s.capture.offer(chanOnPrem, pathOnPrem, body)
+	return s.record(c, chanOnPrem, &p)
+}
+
+// onPremAuthorized accepts ONPREM_SECRET as the X-Onprem-Secret header or
+// as the basic-auth password (any user name), compared in constant time.
+func (s *Server) onPremAuthorized(req *http.Request) bool {
+	got := req.Header.Get(onPremSecretHeader)
+	if got == "" {
+		_, pw, ok := req.BasicAuth()
+		if !ok {
+			return false
+		}
+		got = pw
+	}
+	return secretEqual(got, s.cfg.OnPremSecret)
+}
+
+// record stores the touches of p and answers 200 only after the write
+// succeeded; 503 otherwise, so that Meta redelivers.
+func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
+	if len(p.Touches) == 0 {
+		out := outIgnored
+		if p.Malformed > 0 {
+			out = outMalformed
+			s.logMalformed(ch, p.Object, p.Malformed, 0)
+		}
+		s.m.webhooks[ch][out].Inc()
+		return c.NoContent(http.StatusOK)
+	}
+	touches := make([]attribution.Touch, len(p.Touches))
+	for i := range p.Touches {
+		touches[i] = toAttribution(&p.Touches[i])
+	}
+	stored, invalid, err := s.write(c.Request().Context(), touches)
+	if err != nil {
+		s.m.webhooks[ch][outStoreError].Inc()
+		return storeError(err)
+	}
+	if bad := p.Malformed + invalid; bad > 0 {
+		s.logMalformed(ch, p.Object, bad, stored)
+	}
+	out := outStored
+	if stored == 0 {
+		out = outMalformed
+	}
+	s.m.webhooks[ch][out].Inc()
+	s.m.touches[channelOf(p.Touches[0].Channel)].Add(float64(stored))
+	return c.NoContent(http.StatusOK)
+}
+
+// write records touches in one store call. When the store refuses the call
+// because a touch cannot be keyed (ErrInvalidTouch, which stores nothing),
+// it records the touches one by one so that the valid ones are kept and the
+// invalid ones counted: a retry by Meta would not fix them. This costs extra
+// round trips only for such rare deliveries.
+func (s *Server) write(ctx context.Context, touches []attribution.Touch) (stored, invalid int, err error) {
+	err = s.recordTimed(ctx, touches)
+	if err == nil {
+		return len(touches), 0, nil
+	}
+	if !errors.Is(err, attribution.ErrInvalidTouch) {
+		return 0, 0, err
+	}
+	for i := range touches {
+		err := s.recordTimed(ctx, touches[i:i+1])
+		switch {
+		case err == nil:
+			stored++
+		case errors.Is(err, attribution.ErrInvalidTouch):
+			invalid++
+		default:
+			return 0, 0, err
+		}
+	}
+	return stored, invalid, nil
+}
+
+// recordTimed is one store call, bounded by STORE_TIMEOUT.
+func (s *Server) recordTimed(ctx context.Context, touches []attribution.Touch) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	defer cancel()
+	start := time.Now()
+	err := s.rec.Record(ctx, touches)
+	s.m.storeDuration.Observe(time.Since(start).Seconds())
+	return err
+}
+
+// logMalformed notes events that looked like ad clicks but could not be
+// keyed; the delivery still gets 200 because a retry would not fix them.
+func (s *Server) logMalformed(ch channel, object string, malformed, stored int) {
+	s.log.Warn("webhook events could not be keyed",
+		zap.String("channel", ch.String()),
+		zap.String("object", safeObject(object)),
+		zap.Int("malformed", malformed),
+		zap.Int("stored", stored))
+}
+
+// safeObject returns the payload's object when it is one Meta documents, so
+// that an arbitrary string from a signed body never reaches the log.
+func safeObject(o string) string {
+	switch o {
+	case "page", "instagram", "whatsapp_business_account", "onprem":
+		return o
+	}
+	return "other"
+}
+
+// toAttribution maps a parsed click to the store's Touch.
+func toAttribution(t *webhook.Touch) attribution.Touch {
+	return attribution.Touch{
+		Key: attribution.Key{
+			Channel:    string(t.Channel),
+			BusinessID: t.BusinessID,
+			UserID:     t.UserID,
+		},
+		PhoneNumberID: t.PhoneNumberID,
+		ClickID:       t.ClickID,
+		AdID:          t.AdID,
+		SourceType:    t.SourceType,
+		SourceURL:     t.SourceURL,
+		Ref:           t.Ref,
+		Time:          time.Unix(t.Time, 0).UTC(),
+	}
+}
+
+func channelOf(c webhook.Channel) channel {
+	switch c {
+	case webhook.WhatsApp:
+		return chanWhatsApp
+	case webhook.Messenger:
+		return chanMessenger
+	case webhook.Instagram:
+		return chanInstagram
+	}
+	return chanUnknown
+}
+
+// outcomeOf maps a readBody error to its metric outcome.
+func outcomeOf(err error) outcome {
+	if errors.Is(err, errBodyTooLarge) {
+		return outTooLarge
+	}
+	return outBadJSON
+}
+
+// readBody reads the request body into a pooled buffer, refusing more than
+// BODY_LIMIT bytes. The caller returns the buffer with putBuf.
+func (s *Server) readBody(req *http.Request) (*[]byte, error) {
+	limit := s.cfg.BodyLimit
+	if req.ContentLength > limit {
+		return nil, errBodyTooLarge
+	}
+	bp := s.bufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	if req.ContentLength > int64(cap(b)) {
+		b = make([]byte, 0, req.ContentLength+1) // +1 to see EOF without growing
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := req.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			*bp = b
+			s.putBuf(bp)
+			return nil, errBodyTooLarge
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = b
+			s.putBuf(bp)
+			return nil, errReadBody
+		}
+	}
+	*bp = b
+	return bp, nil
+}
+
+// maxPooledBuf keeps rare huge bodies from pinning memory in the pool.
+const maxPooledBuf = 256 << 10
+
+func (s *Server) putBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuf {
+		*bp = (*bp)[:0]
+		s.bufs.Put(bp)
+	}
+}
+
+// secretEqual compares a presented secret with the configured one in
+// constant time, independent of both lengths (hashing first). An empty
+// configured secret never matches.
+func secretEqual(got, want string) bool {
+	if want == "" {
+		return false
+	}
+	g := sha256.Sum256([]byte(got))
+	w := sha256.Sum256([]byte(want))
+	return hmac.Equal(g[:], w[:])
+}
