@@ -52,16 +52,20 @@ type Touch struct {
 type Payload struct {
 	// Object is the payload's top-level "object" ("page", "instagram",
 	// "whatsapp_business_account"), or "onprem" for On-Premises deliveries.
+	// For objects this package does not use it is whatever the sender wrote
+	// ("" when missing or not a string): do not use it as a metric label as is.
 	Object string `json:"object"`
 	// Channel is empty when Object is one this package does not use.
 	Channel Channel `json:"channel,omitempty"`
 	// Touches are the ad clicks to store, in delivery order.
 	Touches []Touch `json:"touches"`
 	// Ignored counts events that were understood and carry nothing to store
-	// (statuses, echoes, reads, messages without an ad referral).
+	// (statuses, errors, echoes, reads, messages without an ad referral,
+	// non-ad referrals, Instagram comment changes, template updates).
 	Ignored int `json:"ignored"`
 	// Malformed counts events that looked like ad clicks but could not be
-	// keyed (missing ids, wrong JSON types).
+	// keyed (missing ids, wrong JSON types), and elements not shaped like
+	// events at all (an entry that is not an object, say).
 	Malformed int `json:"malformed"`
 }
 
