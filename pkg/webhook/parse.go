@@ -14,7 +14,7 @@ import (
 // raw values without unescaping strings or converting numbers, and the code
 // below only converts the handful of fields a Touch needs. The tree lives in
 // the parser's arena, which the next Parse reuses, so every string that leaves
-// this package is copied (string(b)).
+// this package is copied out of it (see concat).
 
 // parsers holds reusable fastjson parsers. It is the package's only shared
 // state; a Parser is not safe for concurrent use, the pool hands each call
