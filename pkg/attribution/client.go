@@ -36,46 +36,70 @@ const (
 // Timeouts the URL leaves unset default to 2s (dial) and 1s (read, write);
 // see failFast for retries.
 func NewClient(rawURL string) (redis.UniversalClient, error) {
+	o, err := parseRedisURL(rawURL)
+	switch {
+	case err != nil:
+		return nil, err
+	case o.cluster != nil:
+		return redis.NewClusterClient(o.cluster), nil
+	case o.failover != nil:
+		return redis.NewFailoverClient(o.failover), nil
+	}
+	return redis.NewClient(o.simple), nil
+}
+
+// clientOptions holds the options of exactly one kind of client.
+type clientOptions struct {
+	simple   *redis.Options
+	cluster  *redis.ClusterOptions
+	failover *redis.FailoverOptions
+}
+
+func parseRedisURL(rawURL string) (clientOptions, error) {
+	var none clientOptions
 	scheme, _, _ := strings.Cut(rawURL, "://")
 	switch scheme {
 	case "redis", "rediss", "unix":
 		o, err := redis.ParseURL(rawURL)
 		if err != nil {
-			return nil, urlError(err)
+			return none, urlError(err)
 		}
 		failFast(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
-		return redis.NewClient(o), nil
+		return clientOptions{simple: o}, nil
 	case "redis+cluster", "rediss+cluster":
 		u, err := multiHostURL(rawURL, "", "")
 		if err != nil {
-			return nil, err
+			return none, err
 		}
 		if u.Path != "" && u.Path != "/" && u.Path != "/0" {
-			return nil, errors.New("attribution: redis url: redis cluster has only database 0")
+			return none, errors.New("attribution: redis url: redis cluster has only database 0")
 		}
 		u.Path = ""
 		o, err := redis.ParseClusterURL(u.String())
 		if err != nil {
-			return nil, urlError(err)
+			return none, urlError(err)
 		}
 		failFast(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
-		return redis.NewClusterClient(o), nil
+		return clientOptions{cluster: o}, nil
 	case "redis+sentinel", "rediss+sentinel":
 		u, err := multiHostURL(rawURL, "master_name", "password")
 		if err != nil {
-			return nil, err
+			return none, err
 		}
 		if u.Query().Get("master_name") == "" {
-			return nil, errors.New("attribution: redis url: sentinel url names no master (redis+sentinel://master@host:port,...)")
+			return none, errors.New("attribution: redis url: sentinel url names no master (redis+sentinel://master@host:port,...)")
 		}
 		o, err := redis.ParseFailoverURL(u.String())
 		if err != nil {
-			return nil, urlError(err)
+			return none, urlError(err)
 		}
 		failFast(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
-		return redis.NewFailoverClient(o), nil
+		return clientOptions{failover: o}, nil
 	}
-	return nil, fmt.Errorf("attribution: redis url: unknown scheme %q (want redis, rediss, unix, redis+cluster or redis+sentinel)", scheme)
+	if strings.Trim(scheme, "abcdefghijklmnopqrstuvwxyz+") != "" || len(scheme) > 20 {
+		scheme = "" // not a scheme; perhaps "host:port" or "user:pass@host"
+	}
+	return none, fmt.Errorf("attribution: redis url: unknown scheme %q (want redis, rediss, unix, redis+cluster or redis+sentinel)", scheme)
 }
 
 // multiHostURL rewrites scheme+kind://[userinfo@]h1,h2,.../rest into the
