@@ -1,0 +1,103 @@
+package ingest
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestAdminContexts(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	if rec := e.post(fixture(t, "whatsapp_cloud_text_with_ctwa_referral.json"), testAppSecret); rec.Code != http.StatusOK {
+		t.Fatalf("POST fixture = %d", rec.Code)
+	}
+	if rec := e.post(fixture(t, "messenger_postback_with_referral.json"), testAppSecret); rec.Code != http.StatusOK {
+		t.Fatalf("POST fixture = %d", rec.Code)
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + testAdminToken}}
+	const wa = "/v1/contexts/whatsapp/102290129340398/16315551234"
+	tests := []struct {
+		name   string
+		path   string
+		header http.Header
+		want   int
+	}{
+		{"found by WABA id", wa, bearer, 200},
+		{"found by phone_number_id", "/v1/contexts/whatsapp/106540352242922/16315551234", bearer, 200},
+		{"found messenger", "/v1/contexts/messenger/109876543210987/6789012345678903", bearer, 200},
+		{"lowercase scheme", wa, http.Header{"Authorization": {"bearer " + testAdminToken}}, 200},
+		{"none stored", "/v1/contexts/whatsapp/102290129340398/19999999999", bearer, 404},
+		{"wrong channel of a stored user", "/v1/contexts/instagram/102290129340398/16315551234", bearer, 404},
+		{"unknown channel", "/v1/contexts/telegram/1/2", bearer, 400},
+		{"no token", wa, nil, 401},
+		{"wrong token", wa, http.Header{"Authorization": {"Bearer nope"}}, 401},
+		{"token without scheme", wa, http.Header{"Authorization": {testAdminToken}}, 401},
+		{"basic scheme", wa, http.Header{"Authorization": {"Basic " + testAdminToken}}, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := e.do(http.MethodGet, tt.path, nil, tt.header)
+			if rec.Code != tt.want {
+				t.Fatalf("GET %s = %d (%s); want %d", tt.path, rec.Code, rec.Body, tt.want)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body is not JSON: %v", err)
+			}
+			if tt.want != 200 {
+				if body["error"] == "" {
+					t.Errorf("error body %v lacks a reason", body)
+				}
+			}
+		})
+	}
+
+	rec := e.do(http.MethodGet, wa, nil, bearer)
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"channel":     "whatsapp",
+		"business_id": "102290129340398",
+		"user_id":     "16315551234",
+		"ctwa_clid":   "ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a",
+		"ad_id":       "120212345678901234",
+		"source_type": "ad",
+		"source_url":  "https://fb.me/3cr4Wqqkv",
+		"ref":         "",
+		"first_seen":  "2025-11-23T12:13:20Z",
+		"last_seen":   "2025-11-23T12:13:20Z",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("GET %s (-want +got):\n%s", wa, diff)
+	}
+}
+
+func TestAdminDisabled(t *testing.T) {
+	cfg := testConfig()
+	cfg.AdminToken = ""
+	e := newTestEnv(t, &cfg, nil)
+	for _, h := range []http.Header{nil, {"Authorization": {"Bearer "}}, {"Authorization": {"Bearer " + testAdminToken}}} {
+		rec := e.do(http.MethodGet, "/v1/contexts/whatsapp/1/2", nil, h)
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("GET with ADMIN_TOKEN unset, Authorization %q = %d; want 404", h.Get("Authorization"), rec.Code)
+		}
+		var body errorBody
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		if body.Error != errAdminDisabled.msg {
+			t.Errorf("reason = %q; want %q", body.Error, errAdminDisabled.msg)
+		}
+	}
+}
+
+func TestAdminStoreDown(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	e.mr.Close()
+	rec := e.do(http.MethodGet, "/v1/contexts/whatsapp/1/2", nil, http.Header{"Authorization": {"Bearer " + testAdminToken}})
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("GET with the store down = %d; want 503", rec.Code)
+	}
+}

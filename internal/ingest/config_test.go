@@ -1,0 +1,165 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/zap/zapcore"
+)
+
+// env returns a getenv over m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// required is the smallest valid environment.
+func required() map[string]string {
+	return map[string]string{"META_APP_SECRET": "s1", "META_VERIFY_TOKEN": "vt"}
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	got, err := ParseConfig(nil, env(required()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Addr:            ":8080",
+		AppSecrets:      []string{"s1"},
+		VerifyToken:     "vt",
+		ContextTTL:      7 * 24 * time.Hour,
+		BodyLimit:       1 << 20,
+		StoreTimeout:    3 * time.Second,
+		CaptureMaxAge:   72 * time.Hour,
+		CaptureQueue:    4096,
+		LogLevel:        zapcore.InfoLevel,
+		ShutdownTimeout: 15 * time.Second,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ParseConfig defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseConfigEnvAndFlags(t *testing.T) {
+	e := required()
+	for k, v := range map[string]string{
+		"INGEST_ADDR": "127.0.0.1:0", "REDIS_URL": "redis://r:6379/1", "META_APP_SECRET": " a , b,,",
+		"ADMIN_TOKEN": "adm", "CONTEXT_TTL": "1d12h", "BODY_LIMIT": "512KiB", "ONPREM_SECRET": "op",
+		"ONPREM_WABA_ID": "123", "CAPTURE": "on", "CAPTURE_MAX_AGE": "3d", "NATS_URL": "nats://n:4222",
+		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s", "STORE_TIMEOUT": "250ms", "CAPTURE_QUEUE": "10",
+	} {
+		e[k] = v
+	}
+	got, err := ParseConfig([]string{"-addr", ":9090", "-context-ttl=48h", "-log-level", "warn"}, env(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Addr: ":9090", RedisURL: "redis://r:6379/1", AppSecrets: []string{"a", "b"}, VerifyToken: "vt",
+		AdminToken: "adm", ContextTTL: 48 * time.Hour, BodyLimit: 512 << 10, StoreTimeout: 250 * time.Millisecond,
+		OnPremSecret: "op", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
+		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ParseConfig (-want +got):\n%s", diff)
+	}
+
+	// A bare boolean flag turns capture on.
+	got, err = ParseConfig([]string{"-capture", "-nats-url", "nats://x:4222"}, env(required()))
+	if err != nil || !got.Capture {
+		t.Errorf("ParseConfig(-capture) = Capture %v, %v; want true, nil", got.Capture, err)
+	}
+}
+
+func TestParseConfigErrorsNameTheSetting(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string // set on top of required(); "" unsets
+		args []string
+		want string
+	}{
+		{"no app secret", map[string]string{"META_APP_SECRET": ""}, nil, "META_APP_SECRET"},
+		{"only commas", map[string]string{"META_APP_SECRET": ",,", "META_VERIFY_TOKEN": "vt"}, nil, "META_APP_SECRET"},
+		{"no verify token", map[string]string{"META_VERIFY_TOKEN": ""}, nil, "META_VERIFY_TOKEN"},
+		{"bad ttl", map[string]string{"CONTEXT_TTL": "seven days"}, nil, "CONTEXT_TTL"},
+		{"negative ttl", map[string]string{"CONTEXT_TTL": "-1h"}, nil, "CONTEXT_TTL"},
+		{"bad body limit", map[string]string{"BODY_LIMIT": "big"}, nil, "BODY_LIMIT"},
+		{"bad capture", map[string]string{"CAPTURE": "maybe"}, nil, "CAPTURE"},
+		{"capture without nats", map[string]string{"CAPTURE": "on"}, nil, "NATS_URL"},
+		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
+		{"onprem secret alone", map[string]string{"ONPREM_SECRET": "x"}, nil, "ONPREM_WABA_ID"},
+		{"onprem id alone", map[string]string{"ONPREM_WABA_ID": "1"}, nil, "ONPREM_SECRET"},
+		{"unknown flag", nil, []string{"-nope"}, "nope"},
+		{"secret as flag", nil, []string{"-meta-app-secret", "x"}, "meta-app-secret"},
+		{"stray argument", nil, []string{"serve"}, "serve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := required()
+			for k, v := range tt.env {
+				e[k] = v
+			}
+			_, err := ParseConfig(tt.args, env(e))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseConfig: err = %v; want one naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// Error messages name settings, never values: a secret mistyped into the
+// wrong variable must not end up in a log.
+func TestParseConfigErrorsHideValues(t *testing.T) {
+	e := required()
+	e["CONTEXT_TTL"] = "hunter2-secret"
+	_, err := ParseConfig(nil, env(e))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("ParseConfig: err = %v; want an error without the value", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		_, err := ParseConfig([]string{arg}, env(nil))
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("ParseConfig(%s) = %v; want flag.ErrHelp", arg, err)
+		}
+	}
+	var b bytes.Buffer
+	PrintUsage(&b)
+	for _, s := range settings() {
+		if !strings.Contains(b.String(), s.env) {
+			t.Errorf("usage lacks %s", s.env)
+		}
+		if s.flag != "" && !strings.Contains(b.String(), "-"+s.flag) {
+			t.Errorf("usage lacks -%s", s.flag)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"7d", 7 * 24 * time.Hour, true},
+		{"1d12h", 36 * time.Hour, true},
+		{"36h", 36 * time.Hour, true},
+		{"90s", 90 * time.Second, true},
+		{"d", 0, false},
+		{"xd", 0, false},
+		{"1dx", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := ParseDuration(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
