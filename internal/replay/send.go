@@ -115,7 +115,10 @@ func (h *handler) post(ctx context.Context, onPrem bool, body []byte) outcome {
 			if err != nil {
 				o.reason = fmt.Sprintf("no response after %d attempts: %v", o.attempts, err)
 			} else {
-				o.reason = fmt.Sprintf("%s after %d attempts", statusReason(status, msg), o.attempts)
+				o.reason = statusReason(status, msg)
+				if o.attempts > 1 {
+					o.reason += fmt.Sprintf(" after %d attempts", o.attempts)
+				}
 			}
 			return o
 		}
