@@ -1,0 +1,124 @@
+package sender
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+// group is the claimed-or-to-claim events of one business going to one
+// dataset with one token.
+type group struct {
+	business string
+	ds       dataset
+	items    []*item
+}
+
+// join looks up the contexts of the whole batch in one call and maps the
+// attributed conversions to events. A conversion without its context waits
+// (NakWithDelay, doubling from CONTEXT_RETRY_MIN) while it is younger than
+// CONTEXT_WAIT, then becomes dead letter unattributed.
+func (b *batch) join(ctx context.Context, live []*item, now time.Time) []*item {
+	if len(live) == 0 {
+		return nil
+	}
+	keys := make([]attribution.Key, len(live))
+	for i, it := range live {
+		keys[i] = attribution.Key{Channel: it.conv.Channel, BusinessID: it.conv.BusinessID, UserID: it.conv.UserID}
+	}
+	cxs, err := b.s.store.Lookup(ctx, keys)
+	if err != nil {
+		b.s.log.Warn("context lookup failed; batch handed back", zap.Error(err), zap.Int("count", len(live)))
+		for _, it := range live {
+			b.nak(it, b.s.cfg.RetryMin, outcomeRetried)
+		}
+		return nil
+	}
+	out := live[:0]
+	for i, it := range live {
+		cx := cxs[i]
+		var missing string
+		switch {
+		case it.conv.Channel == attribution.WhatsApp && cx == nil:
+			missing = "no ad-click context for the conversation"
+		case it.conv.Channel == attribution.WhatsApp && cx.ClickID == "":
+			missing = "the conversation's context has no ctwa_clid, which WhatsApp conversions need"
+		case cx == nil && b.s.cfg.RequireReferral:
+			missing = "no ad referral for the conversation (REQUIRE_REFERRAL is on)"
+		}
+		if missing == "" {
+			it.business = businessOf(&it.conv, cx)
+			it.event = toEvent(&it.conv, cx, it.conv.EventTime)
+			out = append(out, it)
+			continue
+		}
+		left := it.stored.Add(b.s.cfg.ContextWait).Sub(now)
+		if left <= 0 {
+			b.deadLetter(it, ReasonUnattributed, missing+" within CONTEXT_WAIT")
+			continue
+		}
+		b.nak(it, min(b.s.contextDelay(it.delivered), left+10*time.Millisecond), outcomeWaitingContext)
+	}
+	return out
+}
+
+// contextDelay is the wait before the n-th look for a missing context:
+// CONTEXT_RETRY_MIN doubling per delivery up to CONTEXT_RETRY_MAX.
+func (s *Service) contextDelay(delivered uint64) time.Duration {
+	d := s.cfg.ContextRetryMin
+	for i := uint64(1); i < delivered && d < s.cfg.ContextRetryMax; i++ {
+		d *= 2
+	}
+	return min(d, s.cfg.ContextRetryMax)
+}
+
+// group collapses events with the same ledger id (a duplicate publish in the
+// same batch follows the first copy) and sorts them by business, dataset
+// and token. Businesses whose dataset cannot be resolved are handed back as
+// a send failure would be.
+func (b *batch) group(ctx context.Context, live []*item) []*group {
+	type resolved struct {
+		ds  dataset
+		err error
+	}
+	primaries := make(map[string]*item, len(live))
+	cache := map[[2]string]resolved{}
+	byKey := map[string]*group{}
+	var groups []*group
+	failed := map[string][]*item{}
+	failures := map[string]error{}
+	for _, it := range live {
+		it.ledgerID = it.business + "/" + it.conv.EventID
+		if p := primaries[it.ledgerID]; p != nil {
+			p.followers = append(p.followers, it)
+			continue
+		}
+		primaries[it.ledgerID] = it
+		ck := [2]string{it.business, it.conv.DatasetID}
+		r, ok := cache[ck]
+		if !ok {
+			r.ds, r.err = b.s.datasets.resolve(ctx, it.business, it.conv.DatasetID)
+			cache[ck] = r
+		}
+		if r.err != nil {
+			failed[it.business] = append(failed[it.business], it)
+			failures[it.business] = r.err
+			continue
+		}
+		gk := it.business + "\x00" + r.ds.id + "\x00" + r.ds.token
+		g := byKey[gk]
+		if g == nil {
+			g = &group{business: it.business, ds: r.ds}
+			byKey[gk] = g
+			groups = append(groups, g)
+		}
+		g.items = append(g.items, it)
+	}
+	for business, items := range failed {
+		b.failure(business, items, failures[business], "dataset")
+	}
+	return groups
+}

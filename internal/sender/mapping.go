@@ -1,0 +1,50 @@
+package sender
+
+import (
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+)
+
+// businessOf is the business a conversion belongs to: the stored context's
+// (for WhatsApp the WABA id, even when the message gave the phone_number_id),
+// else the message's own business_id.
+func businessOf(c *conversion, cx *attribution.Context) string {
+	if cx != nil && cx.BusinessID != "" {
+		return cx.BusinessID
+	}
+	return c.BusinessID
+}
+
+// toEvent maps a conversion and its context (nil only for Messenger and
+// Instagram with REQUIRE_REFERRAL=false) to a Conversions API event with the
+// channel's user_data: WhatsApp the WABA id and ctwa_clid, Messenger the page
+// id and PSID, Instagram the account id and IGSID.
+func toEvent(c *conversion, cx *attribution.Context, eventTime int64) capi.Event {
+	business := businessOf(c, cx)
+	user := c.UserID
+	if cx != nil && cx.UserID != "" {
+		user = cx.UserID
+	}
+	ev := capi.Event{
+		EventName:        c.EventName,
+		EventTime:        eventTime,
+		EventID:          c.EventID,
+		ActionSource:     capi.ActionSource,
+		MessagingChannel: c.Channel,
+		CustomData:       c.CustomData,
+	}
+	switch c.Channel {
+	case attribution.WhatsApp:
+		ev.UserData.WhatsAppBusinessAccountID = business
+		if cx != nil {
+			ev.UserData.CtwaClid = cx.ClickID
+		}
+	case attribution.Messenger:
+		ev.UserData.PageID = business
+		ev.UserData.PageScopedUserID = user
+	case attribution.Instagram:
+		ev.UserData.InstagramBusinessAccountID = business
+		ev.UserData.IGSID = user
+	}
+	return ev
+}

@@ -1,0 +1,86 @@
+package sender
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The outcomes of sender_conversions_total. Every message ends in exactly one
+// final outcome (sent, duplicate, or a dead-letter reason); retried,
+// waiting_context and paused count hand-backs, so a message may count in
+// them several times before its final outcome.
+const (
+	outcomeSent           = "sent"
+	outcomeDuplicate      = "duplicate"
+	outcomeRetried        = "retried"
+	outcomeWaitingContext = "waiting_context"
+	outcomePaused         = "paused"
+)
+
+type metrics struct {
+	conversions   *prometheus.CounterVec
+	batchSize     prometheus.Histogram
+	graphDuration prometheus.Histogram
+	graphErrors   *prometheus.CounterVec
+	pending       prometheus.Gauge
+	paused        *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &metrics{
+		conversions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sender_conversions_total",
+			Help: "Conversions handled, by outcome (sent, duplicate, a dead-letter reason, or a hand-back: retried, waiting_context, paused) and channel.",
+		}, []string{"outcome", "channel"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sender_batch_size",
+			Help:    "Messages per fetched batch.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+		}),
+		graphDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sender_graph_request_duration_seconds",
+			Help:    "Duration of Conversions API requests (one per batch of up to 1000 events).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}),
+		graphErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sender_graph_errors_total",
+			Help: "Failed Conversions API requests by Graph error code (http_<status> without one, transport without an answer).",
+		}, []string{"code"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_consumer_pending",
+			Help: "Messages of the CONVERSIONS consumer not yet delivered or not yet acked.",
+		}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sender_business_paused",
+			Help: "1 while a business is paused after a token error (only paused businesses are present).",
+		}, []string{"business_id"}),
+	}
+	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.paused} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// count adds n conversions of channel (only the three known channels become
+// label values, so bad input cannot grow the label set).
+func (m *metrics) count(outcome, channel string, n int) {
+	switch channel {
+	case "whatsapp", "messenger", "instagram":
+	default:
+		channel = "unknown"
+	}
+	m.conversions.WithLabelValues(outcome, channel).Add(float64(n))
+}
+
+func graphErrorCode(code, status int) string {
+	if code != 0 {
+		return strconv.Itoa(code)
+	}
+	return "http_" + strconv.Itoa(status)
+}

@@ -1,0 +1,270 @@
+// Package sender is the sender service: it consumes conversions from the
+// JetStream stream CONVERSIONS, joins each to its ad-click context, maps it to
+// a Conversions API event, posts batches per dataset to Meta and acks a
+// message only when its event was accepted, dead-lettered (stream DLQ) or is
+// a known duplicate.
+//
+// # What is guaranteed
+//
+// Meta does not deduplicate business-messaging events, so the sender does,
+// with a ledger in Redis (pkg/ledger) keyed by business and event_id:
+//
+//   - An event Meta accepted is never posted again for SENT_TTL (8 days,
+//     longer than Meta's 7-day window): not after a redelivery, a restart, a
+//     duplicate publish, a replay or a redrive. Before posting, the sender
+//     claims the events with a lease (SEND_LEASE, longer than HTTP_TIMEOUT);
+//     right after Meta's 200 it marks them sent, and only then acks.
+//   - Nothing is lost: a message is acked only after its event was accepted,
+//     after its dead letter was stored (publish acknowledged by JetStream), or
+//     when the ledger says it was sent already. Everything else is handed back
+//     (Nak, with a delay) and comes again.
+//   - The one window that cannot be closed is between Meta's 200 and MarkSent
+//     (a few milliseconds), and equally a response lost on the wire: there the
+//     sender cannot know whether Meta has the events. Such a claim is never
+//     released; when its lease runs out, the redelivered message finds it "in
+//     doubt" and goes to dead letter in_doubt. It is never resent on its own:
+//     an operator checks Events Manager and, if the event is missing, redrives
+//     it with -force. So the crash window ends as an in_doubt dead letter, never
+//     as a silent duplicate or a silent loss.
+//
+// A transport error after the request was written (capi.IsInDoubt) is handled
+// the same way rather than retried on the same claim: a retry would turn
+// every lost response into a duplicate conversion at Meta, and a duplicate
+// cannot be taken back, while an in_doubt dead letter can be checked and
+// redriven. Errors where Meta answered (a Graph error) or the request never
+// left (connection refused) release the claim, so the retry is safe.
+//
+// If Redis loses the ledger (a restart without persistence), events acked
+// before are not redelivered, so nothing is doubled; only a new duplicate
+// publish of an event sent before the loss could be posted again.
+package sender
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fastjson"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
+)
+
+// FailpointAfterMarkSent is the CTM_FAILPOINT (tests only) at which the
+// sender stops right after marking a batch sent and before acking it.
+const FailpointAfterMarkSent = "after-mark-sent"
+
+// poster posts events to a dataset: *capi.Client, or DryRun.
+type poster interface {
+	Send(ctx context.Context, datasetID, token string, events []capi.Event) (capi.Response, error)
+}
+
+// lookup finds the contexts of a batch in one round trip (*attribution.Store).
+type lookup interface {
+	Lookup(ctx context.Context, keys []attribution.Key) ([]*attribution.Context, error)
+}
+
+// Deps are the sender's connections, opened and closed by the caller.
+type Deps struct {
+	Log   *zap.Logger           // required
+	JS    jetstream.JetStream   // required; the caller drains its connection after Run
+	Store *attribution.Store    // required: the contexts
+	Redis redis.UniversalClient // required: the ledger and the dataset cache
+	// Poster posts the events; nil builds a capi.Client from the Config.
+	Poster poster
+	// Datasets resolves datasets of businesses not in CAPI_DATASETS_FILE;
+	// nil uses the capi.Client built for a nil Poster, and with a Poster
+	// given (a dry run) such businesses get "dryrun-<business_id>".
+	Datasets DatasetAPI
+	// Registerer takes the sender_* metrics; nil keeps them private.
+	Registerer prometheus.Registerer
+	// Failpoint is called at the named failpoint when Config.Failpoint names
+	// it (cmd/sender makes the process SIGKILL itself there).
+	Failpoint func(name string)
+}
+
+// Service is the sender. New builds it, Run runs it.
+type Service struct {
+	cfg      Config
+	log      *zap.Logger
+	js       jetstream.JetStream
+	store    lookup
+	rdb      redis.UniversalClient
+	ledger   *ledger.Ledger
+	poster   poster
+	datasets *datasets
+	biz      *businesses
+	m        *metrics
+	failAt   func(string)
+	instance string
+	seq      atomic.Uint64
+	parsers  fastjson.ParserPool
+}
+
+// New checks cfg and builds a Service over deps.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Log == nil || deps.JS == nil || deps.Store == nil || deps.Redis == nil {
+		return nil, errors.New("sender: Log, JS, Store and Redis are required")
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("sender: metrics: %w", err)
+	}
+	p, api := deps.Poster, deps.Datasets
+	if p == nil {
+		c := capi.NewClient(capi.Config{
+			BaseURL: cfg.GraphBase, Version: cfg.GraphVersion, AppSecret: cfg.AppSecret,
+			PartnerAgent: cfg.PartnerAgent, TestEventCode: cfg.TestEventCode,
+			HTTPClient: &http.Client{Timeout: cfg.HTTPTimeout},
+		})
+		p = c
+		if api == nil {
+			api = c
+		}
+	}
+	var id [6]byte
+	_, _ = rand.Read(id[:])
+	return &Service{
+		cfg: cfg, log: deps.Log.With(zap.String("component", "sender")), js: deps.JS,
+		store: deps.Store, rdb: deps.Redis, ledger: ledger.New(deps.Redis, cfg.SentTTL),
+		poster: p, datasets: newDatasets(cfg, api, deps.Redis), biz: newBusinesses(cfg),
+		m: m, failAt: deps.Failpoint, instance: hex.EncodeToString(id[:]),
+	}, nil
+}
+
+// Run creates the streams and the consumer when absent and processes
+// conversions until ctx is done. Then it stops fetching, lets the batches in
+// flight finish within SHUTDOWN_TIMEOUT (handing back what is left) and
+// returns nil. The caller drains the NATS connection afterwards.
+func (s *Service) Run(ctx context.Context) error {
+	cons, err := ensureStreams(ctx, s.js, s.cfg.MaxAckPending)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sender: %w", err)
+	}
+	keepAlive := ackWait / 3
+	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
+		keepAlive = info.Config.AckWait / 3
+	}
+	s.log.Info("sender started", zap.Int("batch_size", s.cfg.BatchSize), zap.Int("workers", s.cfg.Workers),
+		zap.Duration("context_wait", s.cfg.ContextWait), zap.Bool("require_referral", s.cfg.RequireReferral),
+		zap.Duration("send_lease", s.cfg.SendLease), zap.Bool("access_token_set", s.cfg.AccessToken != ""),
+		zap.Int("datasets_mapped", len(s.cfg.Datasets)), zap.Bool("app_secret_set", s.cfg.AppSecret != ""),
+		zap.Bool("dry_run", s.cfg.DryRunFile != ""))
+	var wg sync.WaitGroup
+	for range s.cfg.Workers {
+		wg.Go(func() { s.work(ctx, cons, keepAlive) })
+	}
+	wg.Go(func() { s.pollPending(ctx, cons) })
+	wg.Wait()
+	s.log.Info("sender stopped")
+	return nil
+}
+
+// Ready reports whether NATS and Redis are reachable (for /readyz).
+func (s *Service) Ready(ctx context.Context) error {
+	if st := s.js.Conn().Status(); st != nats.CONNECTED {
+		return fmt.Errorf("sender: nats %s", st)
+	}
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("sender: redis: %w", err)
+	}
+	return nil
+}
+
+// work is one fetch-process loop. A batch in flight when ctx ends finishes
+// on its own context, cut off SHUTDOWN_TIMEOUT after ctx ends.
+func (s *Service) work(ctx context.Context, cons jetstream.Consumer, keepAlive time.Duration) {
+	backoff := 50 * time.Millisecond
+	msgs := make([]jetstream.Msg, 0, s.cfg.BatchSize)
+	for ctx.Err() == nil {
+		msgs = msgs[:0]
+		mb, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(100*time.Millisecond))
+		if err == nil {
+			for m := range mb.Messages() {
+				msgs = append(msgs, m)
+			}
+			err = mb.Error()
+		}
+		if len(msgs) > 0 {
+			s.processWithShutdown(ctx, msgs, keepAlive)
+			backoff = 50 * time.Millisecond
+			continue
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			s.log.Debug("fetch failed", zap.Error(err))
+			select { // NATS is away: do not spin
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}
+}
+
+func (s *Service) processWithShutdown(ctx context.Context, msgs []jetstream.Msg, keepAlive time.Duration) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			select {
+			case <-done:
+			case <-time.After(s.cfg.ShutdownTimeout):
+				cancel()
+			}
+		}
+	}()
+	s.process(pctx, msgs, keepAlive)
+}
+
+// pollPending updates sender_consumer_pending every few seconds.
+func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if info, err := cons.Info(ictx); err == nil {
+			s.m.pending.Set(float64(info.NumPending) + float64(info.NumAckPending))
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// owner returns a ledger owner unique to one claim: the process's random id
+// and a counter.
+func (s *Service) owner() string {
+	return s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10)
+}
+
+func (s *Service) failpoint(name string) {
+	if s.cfg.Failpoint == name && s.failAt != nil {
+		s.failAt(name)
+	}
+}
