@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -50,6 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := newLogger(stderr, cfg.LogLevel)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
+	redis.SetLogger(redisLog{log.Named("redis").Sugar()})
 	rdb, err := attribution.NewClient(cfg.RedisURL)
 	if err != nil {
 		return err
@@ -96,3 +98,10 @@ func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
 	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w))))
 }
+
+// redisLog sends go-redis's own messages (pool dial failures, in plain text
+// on stderr by default) to zap at debug level: each failure already reaches
+// the log once as "store unavailable".
+type redisLog struct{ log *zap.SugaredLogger }
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) { r.log.Debugf(format, v...) }

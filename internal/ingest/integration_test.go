@@ -1,0 +1,228 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+)
+
+// liveServer is a Server answering real HTTP on a loopback port.
+type liveServer struct {
+	url   string
+	srv   *Server
+	store *attribution.Store
+	done  chan error
+	stop  context.CancelFunc
+}
+
+// serveLive runs a Server over store with deps on 127.0.0.1:0 until the test
+// ends (or stop is called).
+func serveLive(t *testing.T, cfg Config, deps Deps) *liveServer {
+	t.Helper()
+	if deps.Logger == nil {
+		deps.Logger = zaptest.NewLogger(t)
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	srv, err := New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	ls := &liveServer{url: "http://" + ln.Addr().String(), srv: srv, store: deps.Store, done: make(chan error, 1), stop: cancel}
+	go func() { ls.done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ls.done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ls
+}
+
+// send posts body to path with header and returns the status code.
+func (ls *liveServer) send(t *testing.T, path string, body []byte, header http.Header) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ls.url+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (ls *liveServer) postSigned(t *testing.T, body []byte) int {
+	t.Helper()
+	return ls.send(t, "/webhook", body, http.Header{webhook.SignatureHeader: {webhook.Sign(body, []byte(testAppSecret))}})
+}
+
+func (ls *liveServer) get(t *testing.T, path string) int {
+	t.Helper()
+	resp, err := http.Get(ls.url + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// redisStore returns a store on a real redis-server.
+func redisStore(t *testing.T) (*attribution.Store, *redistest.Server) {
+	t.Helper()
+	rs := redistest.Start(t)
+	rdb, err := attribution.NewClient(rs.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return attribution.NewStore(rdb, 0), rs
+}
+
+// With a real Redis that crashes and comes back: 503 while it is away (so
+// Meta retries), /readyz follows it, and deliveries store again after.
+func TestIntegrationStoreDownAndBack(t *testing.T) {
+	store, rs := redisStore(t)
+	ls := serveLive(t, testConfig(), Deps{Store: store})
+	body := fixture(t, "instagram_message_with_ad_referral.json")
+	key := attribution.Key{Channel: "instagram", BusinessID: "17841405555555555", UserID: "1234567890123456"}
+
+	if code := ls.postSigned(t, body); code != http.StatusOK {
+		t.Fatalf("POST with Redis up = %d; want 200", code)
+	}
+	if _, err := store.Get(t.Context(), key); err != nil {
+		t.Fatalf("Get after 200: %v", err)
+	}
+
+	rs.Kill()
+	if code := ls.postSigned(t, body); code != http.StatusServiceUnavailable {
+		t.Errorf("POST with Redis killed = %d; want 503", code)
+	}
+	if code := ls.get(t, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz with Redis killed = %d; want 503", code)
+	}
+	if code := ls.get(t, "/healthz"); code != http.StatusOK {
+		t.Errorf("GET /healthz with Redis killed = %d; want 200", code)
+	}
+
+	rs.Restart() // empty: no persistence
+	if _, err := store.Get(t.Context(), key); !errors.Is(err, attribution.ErrNotFound) {
+		t.Fatalf("Get on the restarted, empty Redis: %v; want ErrNotFound", err)
+	}
+	// The pool may hold dead connections; a redelivery must succeed within
+	// a few attempts, as Meta's retries would.
+	waitFor(t, 10*time.Second, "POST to answer 200 after the restart", func() bool {
+		return ls.postSigned(t, body) == http.StatusOK
+	})
+	if code := ls.get(t, "/readyz"); code != http.StatusOK {
+		t.Errorf("GET /readyz after the restart = %d; want 200", code)
+	}
+	got, err := store.Get(t.Context(), key)
+	if err != nil || got.AdID != "120219999999999222" {
+		t.Errorf("Get after the redelivery = %+v, %v; want the stored click", got, err)
+	}
+}
+
+// Serve finishes an in-flight request after its context is cancelled.
+func TestServeGracefulShutdown(t *testing.T) {
+	store, _ := redisStore(t)
+	gate := make(chan struct{})
+	entered := make(chan struct{})
+	srv, err := New(testConfig(), Deps{Logger: zap.NewNop(), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.rec = recorderFunc(func(ctx context.Context, ts []attribution.Touch) error {
+		close(entered)
+		<-gate
+		return store.Record(ctx, ts)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+
+	body := fixture(t, "messenger_messaging_referral_ads.json")
+	codes := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/webhook", bytes.NewReader(body))
+		req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, []byte(testAppSecret)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			codes <- -1
+			return
+		}
+		resp.Body.Close()
+		codes <- resp.StatusCode
+	}()
+	<-entered
+	cancel() // SIGTERM while the write is in flight
+	waitFor(t, 5*time.Second, "the listener to close", func() bool {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("Serve returned %v before the in-flight request finished", err)
+	default:
+	}
+	close(gate)
+	if code := <-codes; code != http.StatusOK {
+		t.Errorf("in-flight POST during shutdown = %d; want 200", code)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve after shutdown = %v; want nil", err)
+	}
+	if _, err := store.Get(t.Context(), attribution.Key{Channel: "messenger", BusinessID: "109876543210987", UserID: "6789012345678902"}); err != nil {
+		t.Errorf("Get after the in-flight write: %v", err)
+	}
+}
+
+// recorderFunc adapts a function to recorder.
+type recorderFunc func(context.Context, []attribution.Touch) error
+
+func (f recorderFunc) Record(ctx context.Context, ts []attribution.Touch) error { return f(ctx, ts) }
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
