@@ -99,7 +99,7 @@ func (s *Summary) WriteTo(w io.Writer) (int64, error) {
 		slices.Sort(codes)
 		b.WriteString("  status:")
 		for _, c := range codes {
-			fmt.Fprintf(&b, " %d×%d", c, s.Statuses[c])
+			fmt.Fprintf(&b, " %d=%d", c, s.Statuses[c])
 		}
 		b.WriteByte('\n')
 	}

@@ -83,7 +83,7 @@ func TestSummaryText(t *testing.T) {
 	var b strings.Builder
 	s.WriteTo(&b)
 	want := `replay: 5 bodies in 2s (2.5/s): 2 ok, 3 failed
-  status: 200×2 401×1
+  status: 200=2 401=1
   not sent (bad input): 1
   no response: 1
   retried: 2
