@@ -59,7 +59,7 @@ var urlPrefixes = [...]string{
 	"https://www.instagram.com/",
 }
 
-var errCorrupt = errors.New("attribution: stored context is corrupt")
+var errCorrupt = errors.New("stored context is corrupt")
 
 // clickFields are the click fields of a context in stored order.
 type clickFields [5]*string

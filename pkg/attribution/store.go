@@ -39,6 +39,7 @@ func (s *Store) TTL() time.Duration { return s.ttl }
 // with a PhoneNumberID also record phone_number_id → WABA id. If any touch is
 // invalid, nothing is stored and the error wraps ErrInvalidTouch. Every touch
 // is taken to be an ad click: callers pass only messages with a referral.
+// Times are kept to the millisecond.
 func (s *Store) Record(ctx context.Context, touches []Touch) error {
 	if len(touches) == 0 {
 		return nil
