@@ -92,6 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		sum.WriteTo(stderr)
 	}
 	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "replay: interrupted")
+		return exitFailed
 	case err != nil:
 		fmt.Fprintf(stderr, "replay: %v\n", err)
 		return exitFailed

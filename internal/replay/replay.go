@@ -10,7 +10,6 @@ package replay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -182,7 +181,7 @@ func readAll(ctx context.Context, sources []Source, items chan<- Item, prog *pro
 	}
 	for _, s := range sources {
 		if err := s.Read(ctx, emit); err != nil {
-			return fmt.Errorf("replay: %w", err)
+			return err
 		}
 	}
 	prog.readDone()

@@ -33,17 +33,17 @@ type outcome struct {
 
 // handler checks, then sends or describes, one body at a time.
 type handler struct {
-	cfg       *Config
-	onPremTok bool // the On-Premises target carries basic auth in its URL
-	outMu     sync.Mutex
-	enc       *json.Encoder
+	cfg             *Config
+	onPremAuthInURL bool // the On-Premises target carries basic auth in its URL
+	outMu           sync.Mutex
+	enc             *json.Encoder
 }
 
 func newHandler(cfg *Config) *handler {
 	h := &handler{cfg: cfg, enc: json.NewEncoder(cfg.Out)}
 	h.enc.SetEscapeHTML(false)
 	if u, err := url.Parse(cfg.OnPremTarget); err == nil && u.User != nil {
-		h.onPremTok = true
+		h.onPremAuthInURL = true
 	}
 	return h
 }
@@ -68,7 +68,7 @@ func (h *handler) handle(ctx context.Context, it Item) outcome {
 	if err != nil {
 		return outcome{notSent: true, reason: err.Error()}
 	}
-	if c.onPrem && h.cfg.OnPremSecret == "" && !h.onPremTok {
+	if c.onPrem && h.cfg.OnPremSecret == "" && !h.onPremAuthInURL {
 		// Ingest would answer 401; saying why is more useful.
 		return outcome{notSent: true, reason: "On-Premises body but ONPREM_SECRET is not set"}
 	}

@@ -1,6 +1,8 @@
 package replay
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -207,5 +209,34 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	}
 	if sum.OK != bodies {
 		t.Errorf("ok = %d; want %d", sum.OK, bodies)
+	}
+}
+
+func TestRunStopsWhenCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	f := &fakeIngest{respond: func(int, string) int {
+		cancel() // the operator presses Ctrl-C during the first request
+		return http.StatusOK
+	}}
+	cfg := testConfig(startIngest(t, f))
+	cfg.Concurrency = 1
+	line := compact(t, "messenger_message_with_ad_referral.json")
+
+	sum, err := Run(ctx, cfg, []Source{Reader("stdin", strings.NewReader(strings.Repeat(line+"\n", 100)))})
+
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Run error = %v; want context.Canceled", err)
+	}
+	if f.signed != 1 {
+		t.Errorf("ingest got %d requests; want only the first", f.signed)
+	}
+	if sum.Bodies >= 100 || sum.OK > 1 {
+		t.Errorf("summary: %d bodies, %d ok; want the replay cut short", sum.Bodies, sum.OK)
+	}
+	for _, fl := range sum.Failures {
+		if fl.Reason != "interrupted" {
+			t.Errorf("failure %q; want interrupted", fl)
+		}
 	}
 }
