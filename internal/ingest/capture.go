@@ -68,7 +68,10 @@ func ConnectNATS(url string, log *zap.Logger) (*nats.Conn, error) {
 		// No buffering while disconnected: capture drops instead, and
 		// counts it, rather than holding bodies in memory.
 		nats.ReconnectBufSize(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close at shutdown
+			}
 			log.Warn("nats disconnected; captured bodies are dropped until it is back", zap.Error(err))
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),

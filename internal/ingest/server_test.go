@@ -58,12 +58,7 @@ type testEnv struct {
 // (a zaptest logger when nil).
 func newTestEnv(t *testing.T, cfg *Config, log *zap.Logger) *testEnv {
 	t.Helper()
-	mr := miniredis.RunT(t)
-	rdb, err := attribution.NewClient("redis://" + mr.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rdb.Close() })
+	store, mr := newMiniStore(t)
 	if cfg == nil {
 		c := testConfig()
 		cfg = &c
@@ -71,13 +66,24 @@ func newTestEnv(t *testing.T, cfg *Config, log *zap.Logger) *testEnv {
 	if log == nil {
 		log = zaptest.NewLogger(t)
 	}
-	store := attribution.NewStore(rdb, 0)
 	reg := prometheus.NewRegistry()
 	srv, err := New(*cfg, Deps{Logger: log, Store: store, Registerer: reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	return &testEnv{t: t, srv: srv, store: store, mr: mr, reg: reg}
+}
+
+// newMiniStore returns a store over a fresh miniredis.
+func newMiniStore(t *testing.T) (*attribution.Store, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb, err := attribution.NewClient("redis://" + mr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return attribution.NewStore(rdb, 0), mr
 }
 
 // do sends a request to the handler and returns the recorded response.
