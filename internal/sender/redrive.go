@@ -1,0 +1,172 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNeedForce is returned when in_doubt dead letters are selected without
+// -force.
+var ErrNeedForce = errors.New("redrive: in_doubt needs -force: those events may already be at Meta, " +
+	"which does not deduplicate them; check Events Manager first")
+
+// Reasons lists the dead-letter reasons.
+var Reasons = []string{ReasonInvalid, ReasonExpired, ReasonUnattributed, ReasonRejected, ReasonInDoubt}
+
+// RedriveOptions selects dead letters to publish back to CONVERSIONS.
+type RedriveOptions struct {
+	Reasons []string  // required: dlq.<reason> subjects to read
+	From    time.Time // dead-lettered at or after (zero: from the start)
+	Until   time.Time // dead-lettered at or before (zero: up to now)
+	Limit   int       // at most this many (0: all)
+	DryRun  bool      // count only
+	Force   bool      // allow in_doubt: the sender then takes over their claims
+}
+
+// RedriveResult says what a redrive did.
+type RedriveResult struct {
+	Matched     int            // dead letters selected
+	Republished int            // published back and acknowledged by JetStream
+	Deleted     int            // removed from DLQ after their republish
+	Skipped     int            // without an original subject: left in DLQ
+	ByReason    map[string]int // selected per reason
+}
+
+// Redrive publishes the selected dead letters back to their original
+// subject with their original data, then deletes each from DLQ once
+// JetStream acknowledged the publish. The republished message's
+// Nats-Msg-Id is the original's with "-redrive-<dlq seq>", so running the
+// same redrive again after a crash between publish and delete is dropped by
+// the CONVERSIONS duplicate window (and past it, the sender's ledger still
+// never sends an event twice). Forced in_doubt letters carry HeaderForce.
+func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (RedriveResult, error) {
+	res := RedriveResult{ByReason: map[string]int{}}
+	if len(opts.Reasons) == 0 {
+		return res, errors.New("redrive: at least one -reason is required")
+	}
+	subjects := make([]string, 0, len(opts.Reasons))
+	for _, r := range opts.Reasons {
+		if !slices.Contains(Reasons, r) {
+			return res, fmt.Errorf("redrive: unknown reason %q (known: %s)", r, strings.Join(Reasons, ", "))
+		}
+		if r == ReasonInDoubt && !opts.Force {
+			return res, ErrNeedForce
+		}
+		subjects = append(subjects, "dlq."+r)
+	}
+	stream, err := js.Stream(ctx, StreamDLQ)
+	if err != nil {
+		return res, fmt.Errorf("redrive: stream %s: %w", StreamDLQ, err)
+	}
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !opts.From.IsZero() {
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &opts.From
+	}
+	cons, err := stream.OrderedConsumer(ctx, occ)
+	if err != nil {
+		return res, fmt.Errorf("redrive: read %s: %w", StreamDLQ, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return res, fmt.Errorf("redrive: read %s: %w", StreamDLQ, err)
+	}
+	// Read what was there when the redrive began; letters added meanwhile
+	// wait for the next run.
+	left := info.NumPending
+	for left > 0 {
+		mb, err := cons.Fetch(int(min(left, 256)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return res, fmt.Errorf("redrive: fetch: %w", err)
+		}
+		got := 0
+		for m := range mb.Messages() {
+			got++
+			left--
+			md, err := m.Metadata()
+			if err != nil {
+				return res, fmt.Errorf("redrive: %w", err)
+			}
+			if !opts.Until.IsZero() && md.Timestamp.After(opts.Until) {
+				left = 0
+				continue // drain the batch; later letters are newer still
+			}
+			if opts.Limit > 0 && res.Matched >= opts.Limit {
+				left = 0
+				continue
+			}
+			res.Matched++
+			res.ByReason[m.Headers().Get(HeaderReason)]++
+			if opts.DryRun {
+				continue
+			}
+			if err := redriveOne(ctx, js, stream, m, md.Sequence.Stream, &res); err != nil {
+				return res, err
+			}
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return res, fmt.Errorf("redrive: fetch: %w", err)
+		}
+		if got == 0 {
+			break
+		}
+	}
+	return res, nil
+}
+
+func redriveOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, res *RedriveResult) error {
+	h := m.Headers()
+	subj := h.Get(HeaderSubject)
+	if !strings.HasPrefix(subj, "conversions.") {
+		res.Skipped++
+		return nil
+	}
+	out := nats.NewMsg(subj)
+	out.Data = m.Data()
+	base := h.Get(HeaderMsgID)
+	if base == "" {
+		base = h.Get(HeaderEventID)
+	}
+	out.Header.Set(jetstream.MsgIDHeader, base+"-redrive-"+strconv.FormatUint(seq, 10))
+	if v := h.Get(HeaderPublished); v != "" {
+		out.Header.Set(HeaderPublished, v)
+	}
+	if h.Get(HeaderReason) == ReasonInDoubt {
+		out.Header.Set(HeaderForce, ReasonInDoubt)
+	}
+	if _, err := js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("redrive: publish dead letter %d: %w", seq, err)
+	}
+	res.Republished++
+	if err := stream.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("redrive: delete dead letter %d: %w", seq, err)
+	}
+	res.Deleted++
+	return nil
+}
+
+// Print writes the summary of a redrive.
+func (r RedriveResult) Print(w io.Writer, dryRun bool) {
+	verb := "redriven"
+	if dryRun {
+		verb = "would redrive (dry run)"
+	}
+	fmt.Fprintf(w, "%s: %d dead letters", verb, r.Matched)
+	for _, reason := range Reasons {
+		if n := r.ByReason[reason]; n > 0 {
+			fmt.Fprintf(w, ", %s %d", reason, n)
+		}
+	}
+	fmt.Fprintln(w)
+	if !dryRun {
+		fmt.Fprintf(w, "republished %d, deleted from DLQ %d, skipped (no original subject) %d\n", r.Republished, r.Deleted, r.Skipped)
+	}
+}

@@ -1,0 +1,103 @@
+package sender
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// RedriveConfig is the configuration of `sender redrive`.
+type RedriveConfig struct {
+	NATSURL string
+	Options RedriveOptions
+}
+
+// ParseRedriveArgs reads the flags of `sender redrive` (after the word
+// redrive); now anchors -since. It returns flag.ErrHelp for -h (print
+// PrintRedriveUsage then).
+func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) (RedriveConfig, error) {
+	fs := flag.NewFlagSet("sender redrive", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	natsURL := fs.String("nats-url", getenv("NATS_URL"), "")
+	reasons := fs.String("reason", "", "")
+	since := fs.String("since", "", "")
+	from := fs.String("from", "", "")
+	until := fs.String("until", "", "")
+	limit := fs.Int("limit", 0, "")
+	dry := fs.Bool("dry-run", false, "")
+	force := fs.Bool("force", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return RedriveConfig{}, flag.ErrHelp
+		}
+		return RedriveConfig{}, fmt.Errorf("redrive: %w (see sender redrive -h)", err)
+	}
+	if fs.NArg() > 0 {
+		return RedriveConfig{}, fmt.Errorf("redrive: unexpected argument %q (see sender redrive -h)", fs.Arg(0))
+	}
+	c := RedriveConfig{NATSURL: *natsURL, Options: RedriveOptions{Limit: *limit, DryRun: *dry, Force: *force}}
+	for _, r := range strings.Split(*reasons, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			c.Options.Reasons = append(c.Options.Reasons, r)
+		}
+	}
+	switch {
+	case c.NATSURL == "":
+		return c, errors.New("redrive: NATS_URL (or -nats-url) is required")
+	case len(c.Options.Reasons) == 0:
+		return c, fmt.Errorf("redrive: -reason is required (one or more of %s)", strings.Join(Reasons, ","))
+	case *since != "" && *from != "":
+		return c, errors.New("redrive: give -since or -from, not both")
+	case *limit < 0:
+		return c, errors.New("redrive: -limit must not be negative")
+	}
+	if *since != "" {
+		d, err := ParseDuration(*since)
+		if err != nil || d <= 0 {
+			return c, errors.New("redrive: -since: want a duration such as 2h or 3d")
+		}
+		c.Options.From = now.Add(-d)
+	}
+	var err error
+	if c.Options.From.IsZero() && *from != "" {
+		if c.Options.From, err = time.Parse(time.RFC3339, *from); err != nil {
+			return c, errors.New("redrive: -from: want an RFC 3339 time such as 2025-11-24T09:00:00Z")
+		}
+	}
+	if *until != "" {
+		if c.Options.Until, err = time.Parse(time.RFC3339, *until); err != nil {
+			return c, errors.New("redrive: -until: want an RFC 3339 time such as 2025-11-24T18:00:00Z")
+		}
+	}
+	return c, nil
+}
+
+// PrintRedriveUsage writes the help of `sender redrive`.
+func PrintRedriveUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: sender redrive -reason R[,R...] [-since DUR | -from TIME] [-until TIME] [-limit N] [-dry-run] [-force]
+
+Publishes dead letters from stream DLQ back to CONVERSIONS (their original
+subject and bytes) and deletes each from DLQ once JetStream has stored it
+again. The sender then handles them like new messages: an event Meta already
+accepted is still never sent twice.
+
+  -reason R[,R]   dead-letter reasons to redrive (required): unattributed (after
+                  the context arrived), rejected (after fixing what Meta
+                  refused), expired, invalid, in_doubt (needs -force)
+  -since DUR      only letters dead-lettered in the last DUR (e.g. 2h, 3d)
+  -from TIME      only letters dead-lettered at or after TIME (RFC 3339)
+  -until TIME     only letters dead-lettered at or before TIME (RFC 3339)
+  -limit N        at most N letters (default: all)
+  -dry-run        count what would be redriven; change nothing
+  -force          allow in_doubt. An in_doubt event was posted to Meta but no
+                  answer came back (the sender died or the connection broke), so
+                  Meta may already have it, and Meta does not deduplicate
+                  business-messaging events: resending may count the
+                  conversion twice. Check Events Manager first, then redrive
+                  only those that are missing.
+  -nats-url URL   NATS server (default $NATS_URL)
+`)
+}
