@@ -1,0 +1,229 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+)
+
+// IngestBench measures ingest against the bare echo baseline with the same
+// generator in the same run, in alternating order, and reports the ratio.
+type IngestBench struct {
+	Ingest   Endpoint
+	Bare     Endpoint // zero: no baseline (fixed-rate runs only)
+	Secret   []byte   // META_APP_SECRET of the ingest under test
+	Conns    int
+	Warmup   time.Duration
+	Duration time.Duration
+	Rounds   int     // closed-loop rounds of each target
+	Rate     float64 // > 0: also an open-loop run of ingest at this rate
+	HalfRate bool    // also an open-loop run at half the measured ingest maximum
+	PoolSize int     // bodies per run; more are sent as duplicates
+	Mix      Mix
+	Gen      *BodyGen
+	Timeout  time.Duration
+	// Wrk, when set, is the wrk binary: the closed-loop rounds are repeated
+	// with wrk, which costs less CPU than any Go generator.
+	Wrk        string
+	WrkThreads int
+	TempDir    string // for wrk's bodies file
+	Out        io.Writer
+
+	seq      uint64
+	barePool *Pool // the baseline ignores bodies: one pool serves every run
+}
+
+// nextPool signs a fresh pool, so ids stay unique across runs.
+func (b *IngestBench) nextPool() *Pool {
+	p := NewPool(b.Gen, b.Mix, b.Secret, b.seq, b.PoolSize, time.Now())
+	b.seq += uint64(b.PoolSize)
+	return p
+}
+
+// poolFor returns the bodies for a run against e: fresh ones for ingest, so
+// every stored click is new; the same ones each time for the baseline.
+func (b *IngestBench) poolFor(e Endpoint) *Pool {
+	if e != b.Bare {
+		return b.nextPool()
+	}
+	if b.barePool == nil {
+		b.barePool = b.nextPool()
+	}
+	b.barePool.Rewind()
+	return b.barePool
+}
+
+// measure runs one Load against e.
+func (b *IngestBench) measure(ctx context.Context, name string, e Endpoint, rate float64) *Result {
+	p := b.poolFor(e)
+	reqs := make([][]byte, p.Len())
+	for i := range reqs {
+		reqs[i] = BuildRequest(e, p.Item(i))
+	}
+	l := &Load{Name: name, Endpoint: e, Pool: p, Conns: b.Conns, Warmup: b.Warmup, Duration: b.Duration,
+		Rate: rate, Timeout: b.Timeout}
+	r := l.Run(ctx, reqs)
+	PrintResult(b.Out, r)
+	if used := p.Used(); used > uint64(p.Len()) && e != b.Bare {
+		fmt.Fprintf(b.Out, "  note: %d of %d requests reused a body (pool %d); raise -pool for unique ids\n",
+			used-uint64(p.Len()), used, p.Len())
+	}
+	return r
+}
+
+// Run executes the benchmark and prints per-run lines and RESULT lines.
+func (b *IngestBench) Run(ctx context.Context) error {
+	var ingestRPS []float64
+	if b.Bare.Addr != "" && b.Rounds > 0 {
+		var bareRPS, ratios []float64
+		for round := range b.Rounds {
+			// Alternate the order so that drift in the machine's load
+			// (other tenants, thermal) does not favour one target.
+			order := []string{"bare", "ingest"}
+			if round%2 == 1 {
+				order = []string{"ingest", "bare"}
+			}
+			got := map[string]float64{}
+			for _, name := range order {
+				e := b.Ingest
+				if name == "bare" {
+					e = b.Bare
+				}
+				got[name] = b.measure(ctx, fmt.Sprintf("%s round %d", name, round+1), e, 0).Throughput()
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+			bareRPS = append(bareRPS, got["bare"])
+			ingestRPS = append(ingestRPS, got["ingest"])
+			ratios = append(ratios, safeDiv(got["ingest"], got["bare"]))
+		}
+		fmt.Fprintf(b.Out, "RESULT ingest generator=go conns=%d bare_rps=%.0f ingest_rps=%.0f ratio=%.3f ratios=%s target>=0.55\n",
+			b.Conns, Median(bareRPS), Median(ingestRPS), Median(ratios), formatFloats(ratios))
+		if b.Wrk != "" {
+			if err := b.runWrk(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if b.HalfRate && len(ingestRPS) > 0 {
+		half := Median(ingestRPS) / 2
+		r := b.measure(ctx, "ingest at half max", b.Ingest, half)
+		fmt.Fprintf(b.Out, "RESULT ingest_latency rate=%.0f achieved=%.0f p50=%s p90=%s p99=%s max=%s missed=%d errors=%d target_p99<=10ms\n",
+			half, r.Throughput(), ms(r.Latency.Quantile(.5)), ms(r.Latency.Quantile(.9)), ms(r.Latency.Quantile(.99)),
+			ms(r.Latency.Max()), r.Missed, r.Errors)
+	}
+	if b.Rate > 0 {
+		r := b.measure(ctx, fmt.Sprintf("ingest at %.0f/s", b.Rate), b.Ingest, b.Rate)
+		fmt.Fprintf(b.Out, "RESULT ingest_latency rate=%.0f achieved=%.0f p50=%s p90=%s p99=%s max=%s missed=%d errors=%d\n",
+			b.Rate, r.Throughput(), ms(r.Latency.Quantile(.5)), ms(r.Latency.Quantile(.9)), ms(r.Latency.Quantile(.99)),
+			ms(r.Latency.Max()), r.Missed, r.Errors)
+	}
+	return nil
+}
+
+// runWrk repeats the closed-loop comparison with wrk.
+func (b *IngestBench) runWrk(ctx context.Context) error {
+	dir, err := os.MkdirTemp(b.TempDir, "loadgen-wrk-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var bareRPS, ingestRPS, ratios []float64
+	d := b.Warmup + b.Duration
+	for round := range b.Rounds {
+		order := []string{"bare", "ingest"}
+		if round%2 == 1 {
+			order = []string{"ingest", "bare"}
+		}
+		got := map[string]float64{}
+		for _, name := range order {
+			e := b.Ingest
+			if name == "bare" {
+				e = b.Bare
+			}
+			script, bodies, err := WriteWrkFiles(dir, b.poolFor(e))
+			if err != nil {
+				return err
+			}
+			w, err := RunWrk(ctx, b.Wrk, "http://"+e.Host+e.Path, script, bodies, b.WrkThreads, b.Conns, d)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(b.Out, "%-22s wrk  conns %d  rps %9.0f  p50 %s  p90 %s  p99 %s  max %s  non2xx %d  sockerr %d\n",
+				fmt.Sprintf("%s round %d", name, round+1), b.Conns, w.Throughput(), ms(w.P50), ms(w.P90), ms(w.P99),
+				ms(w.Max), w.Non2xx, w.SocketErrs)
+			got[name] = w.Throughput()
+		}
+		bareRPS = append(bareRPS, got["bare"])
+		ingestRPS = append(ingestRPS, got["ingest"])
+		ratios = append(ratios, safeDiv(got["ingest"], got["bare"]))
+	}
+	fmt.Fprintf(b.Out, "RESULT ingest generator=wrk conns=%d bare_rps=%.0f ingest_rps=%.0f ratio=%.3f ratios=%s target>=0.55\n",
+		b.Conns, Median(bareRPS), Median(ingestRPS), Median(ratios), formatFloats(ratios))
+	return nil
+}
+
+// PrintResult writes one line about r.
+func PrintResult(w io.Writer, r *Result) {
+	fmt.Fprintf(w, "%-22s go   conns %d  rps %9.0f  p50 %s  p90 %s  p99 %s  max %s  codes %s  errors %d",
+		r.Name, r.Conns, r.Throughput(), ms(r.Latency.Quantile(.5)), ms(r.Latency.Quantile(.9)),
+		ms(r.Latency.Quantile(.99)), ms(r.Latency.Max()), formatCodes(r.Codes), r.Errors)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "  missed %d  service_p99 %s", r.Missed, ms(r.Service.Quantile(.99)))
+	}
+	fmt.Fprintln(w)
+}
+
+// Median returns the median of xs (the mean of the middle two for an even
+// count), 0 for none.
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func safeDiv(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func formatFloats(xs []float64) string {
+	s := ""
+	for i, x := range xs {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%.3f", x)
+	}
+	return s
+}
+
+func formatCodes(codes map[int]uint64) string {
+	keys := make([]int, 0, len(codes))
+	for k := range codes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	s := ""
+	for i, k := range keys {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%d:%d", k, codes[k])
+	}
+	return s
+}

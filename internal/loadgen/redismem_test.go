@@ -1,0 +1,53 @@
+package loadgen
+
+import (
+	"testing"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+func TestMeasureMemoryStoresWhatIngestWould(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	mix, _ := ParseMix("whatsapp=1,messenger=1")
+	g := NewBodyGen(2)
+	const n = 3000
+	res, err := MeasureMemory(t.Context(), rdb, g, mix, 10, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One key per context plus one phone_number_id alias per WhatsApp
+	// business.
+	if want := int64(n + 2); res.Keys != want {
+		t.Errorf("keys = %d; want %d", res.Keys, want)
+	}
+	if res.After <= res.Before || res.PerContext() <= 0 {
+		t.Errorf("used_memory %d → %d: did not grow", res.Before, res.After)
+	}
+	// The stored contexts are the generated clicks.
+	store := attribution.NewStore(rdb, 0)
+	for _, seq := range []uint64{10, 11, 10 + n - 1} {
+		ch := mix.Channel(seq)
+		business, _ := g.Business(ch, seq)
+		c, err := store.Get(t.Context(), attribution.Key{Channel: ch, BusinessID: business, UserID: g.User(ch, seq)})
+		if err != nil {
+			t.Fatalf("seq %d: Get = %v", seq, err)
+		}
+		if c.AdID != g.AdID(seq) || (ch == "whatsapp" && c.ClickID != g.ClickID(seq)) {
+			t.Errorf("seq %d: stored ad %q clid %q; want %q %q", seq, c.AdID, c.ClickID, g.AdID(seq), g.ClickID(seq))
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}}
+	for _, tt := range tests {
+		if got := Median(tt.in); got != tt.want {
+			t.Errorf("Median(%v) = %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}
