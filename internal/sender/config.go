@@ -37,6 +37,7 @@ type Config struct {
 	BatchSize       int                      // BATCH_SIZE: messages per fetch
 	Workers         int                      // WORKERS: concurrent fetch loops
 	MaxAckPending   int                      // MAX_ACK_PENDING of the consumer it creates
+	AckWait         time.Duration            // ACK_WAIT of the consumer it creates
 	SendLease       time.Duration            // SEND_LEASE: ledger claim lease, > HTTPTimeout
 	SentTTL         time.Duration            // SENT_TTL: how long sent markers are kept
 	HTTPTimeout     time.Duration            // HTTP_TIMEOUT of one Graph API request
@@ -65,6 +66,7 @@ const (
 	DefaultBatchSize       = 1000
 	DefaultWorkers         = 2
 	DefaultMaxAckPending   = 50000
+	DefaultAckWait         = 30 * time.Second
 	DefaultSendLease       = 2 * time.Minute
 	DefaultRetryMin        = 2 * time.Second
 	DefaultRetryMax        = 5 * time.Minute
@@ -86,6 +88,7 @@ func DefaultConfig() Config {
 		BatchSize:       DefaultBatchSize,
 		Workers:         DefaultWorkers,
 		MaxAckPending:   DefaultMaxAckPending,
+		AckWait:         DefaultAckWait,
 		SendLease:       DefaultSendLease,
 		SentTTL:         ledger.DefaultSentTTL,
 		HTTPTimeout:     capi.DefaultTimeout,
@@ -127,6 +130,7 @@ func settings() []setting {
 		{"BATCH_SIZE", "batch-size", strconv.Itoa(d.BatchSize), "messages fetched and processed together (1-10000)"},
 		{"WORKERS", "workers", strconv.Itoa(d.Workers), "concurrent fetch-process loops"},
 		{"MAX_ACK_PENDING", "max-ack-pending", strconv.Itoa(d.MaxAckPending), "MaxAckPending of the consumer when the sender creates it; waiting and paused messages count against it"},
+		{"ACK_WAIT", "ack-wait", dur(d.AckWait), "AckWait of the consumer when the sender creates it: an unacked message comes again after it"},
 		{"SEND_LEASE", "send-lease", dur(d.SendLease), "how long a claim on an event protects a send in flight; must exceed HTTP_TIMEOUT"},
 		{"SENT_TTL", "sent-ttl", dur(d.SentTTL), "how long sent event ids are remembered (at least 7d: Meta's window)"},
 		{"HTTP_TIMEOUT", "http-timeout", dur(d.HTTPTimeout), "timeout of one Graph API request"},
@@ -191,6 +195,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		BatchSize:       p.integer("BATCH_SIZE"),
 		Workers:         p.integer("WORKERS"),
 		MaxAckPending:   p.integer("MAX_ACK_PENDING"),
+		AckWait:         p.duration("ACK_WAIT"),
 		SendLease:       p.duration("SEND_LEASE"),
 		SentTTL:         p.duration("SENT_TTL"),
 		HTTPTimeout:     p.duration("HTTP_TIMEOUT"),
@@ -248,6 +253,8 @@ func (c Config) Validate() error {
 		return errors.New("config: CONTEXT_RETRY_MIN must be positive and at most CONTEXT_RETRY_MAX")
 	case c.ContextWait <= 0, c.PauseInterval <= 0, c.ShutdownTimeout <= 0:
 		return errors.New("config: CONTEXT_WAIT, PAUSE_INTERVAL and SHUTDOWN_TIMEOUT must be positive")
+	case c.AckWait < time.Second:
+		return errors.New("config: ACK_WAIT must be at least 1s")
 	case c.Failpoint != "" && c.Failpoint != FailpointAfterMarkSent:
 		return fmt.Errorf("config: CTM_FAILPOINT: unknown failpoint (known: %s)", FailpointAfterMarkSent)
 	}

@@ -183,6 +183,21 @@ func (e *env) publish(channel string, data []byte, msgID string) {
 	}
 }
 
+// publishRetry publishes like publish, retrying while NATS restarts; the
+// Nats-Msg-Id keeps a retried publish from being stored twice.
+func (e *env) publishRetry(channel string, data []byte, msgID string) {
+	e.t.Helper()
+	m := nats.NewMsg("conversions." + channel)
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, msgID)
+	e.waitFor(20*time.Second, "publish to succeed", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := e.js.PublishMsg(ctx, m)
+		return err == nil
+	})
+}
+
 // settled waits until the consumer has nothing pending or unacked: every
 // message reached its outcome, so nothing more can be sent.
 func (e *env) settled(d time.Duration) {

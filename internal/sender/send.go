@@ -44,7 +44,10 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 	owner := s.owner()
 	res, err := b.claim(ctx, owner, g.items)
 	if err != nil {
+		// Some claims may have been stored before the connection broke: give
+		// them back, or they would end as in doubt although never sent.
 		s.log.Warn("ledger claim failed; events handed back", zap.Error(err), zap.Int("count", len(g.items)))
+		b.release(owner, g.items)
 		for _, it := range g.items {
 			b.nak(it, s.cfg.RetryMin, outcomeRetried)
 		}
@@ -95,7 +98,6 @@ func (b *batch) claim(ctx context.Context, owner string, items []*item) ([]ledge
 	}
 	rf, err := b.s.ledger.TakeOver(ctx, owner, b.s.cfg.SendLease, forced)
 	if err != nil {
-		b.release(owner, items) // give back what the first call got
 		return nil, err
 	}
 	out := make([]ledger.Result, len(items))
@@ -238,8 +240,9 @@ func (s *Service) markSent(ctx context.Context, ids []string) {
 	}
 }
 
-// release gives back claims after a definite failure, on a context of its
-// own so that a shutdown does not leave them to expire as in doubt.
+// release gives back claims after a definite failure. It retries while
+// Redis is away, up to the lease (after which a claim could only end as in
+// doubt), on a context of its own so that a shutdown does not skip it.
 func (b *batch) release(owner string, items []*item) {
 	if len(items) == 0 {
 		return
@@ -248,11 +251,22 @@ func (b *batch) release(owner string, items []*item) {
 	for i, it := range items {
 		ids[i] = it.ledgerID
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), b.s.cfg.SendLease)
 	defer cancel()
-	if err := b.s.ledger.Release(ctx, owner, ids); err != nil {
-		// The claims stay until their lease ends; the messages then come back
-		// as in doubt although Meta never got them. Rare, and safe.
-		b.s.log.Warn("ledger release failed", zap.Error(err), zap.Int("count", len(ids)))
+	wait := 50 * time.Millisecond
+	for {
+		err := b.s.ledger.Release(ctx, owner, ids)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			// The claims stay until their lease ends; the messages then come
+			// back as in doubt although Meta never got them. Safe, and rare.
+			b.s.log.Warn("ledger release failed", zap.Error(err), zap.Int("count", len(ids)))
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
 }

@@ -153,14 +153,16 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // flight finish within SHUTDOWN_TIMEOUT (handing back what is left) and
 // returns nil. The caller drains the NATS connection afterwards.
 func (s *Service) Run(ctx context.Context) error {
-	cons, err := ensureStreams(ctx, s.js, s.cfg.MaxAckPending)
+	cons, err := ensureStreams(ctx, s.js, s.cfg.MaxAckPending, s.cfg.AckWait)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("sender: %w", err)
 	}
-	keepAlive := ackWait / 3
+	// A long batch keeps its messages with InProgress every AckWait/3 (the
+	// consumer's, which an operator may have changed).
+	keepAlive := s.cfg.AckWait / 3
 	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
 		keepAlive = info.Config.AckWait / 3
 	}

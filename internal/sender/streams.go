@@ -19,9 +19,6 @@ const (
 )
 
 const (
-	// ackWait is how long JetStream waits for an ack before redelivering; a
-	// long batch keeps its messages with InProgress every ackWait/3.
-	ackWait = 30 * time.Second
 	// streamMaxAge keeps messages twice Meta's 7-day window: by then every
 	// message has been sent, dead-lettered (at the latest as expired) or is a
 	// duplicate, and nothing personal is kept for long.
@@ -37,7 +34,7 @@ const (
 // ensureStreams creates CONVERSIONS, DLQ and the durable consumer when they
 // are absent. Existing ones are used as they are: an operator may have made
 // them replicated (R3) or changed limits.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending int) (jetstream.Consumer, error) {
+func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending int, ackWait time.Duration) (jetstream.Consumer, error) {
 	if err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:       StreamConversions,
 		Subjects:   []string{SubjectConversions},

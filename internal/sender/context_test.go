@@ -1,0 +1,109 @@
+package sender_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+// A conversion that arrives before its webhook waits for the context and is
+// sent once it is there.
+func TestLateContextWaitsThenSends(t *testing.T) {
+	e := newEnv(t, nil)
+	e.publish("whatsapp", conv("late-1", "whatsapp", "w1", "wa-1"), "late-1")
+	e.waitFor(10*time.Second, "the conversion to wait for its context", func() bool {
+		return e.metric("sender_conversions_total", map[string]string{"outcome": "waiting_context"}) >= 2
+	})
+	if n := len(e.fake.Events()); n != 0 {
+		t.Fatalf("%d events sent before the context arrived", n)
+	}
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	e.settled(20 * time.Second)
+	e.sentOnce("late-1")
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+}
+
+// Past CONTEXT_WAIT a conversion is unattributed; redrive puts it back and,
+// with the context there by then, it is sent.
+func TestUnattributedThenRedrive(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) { c.ContextWait = 300 * time.Millisecond })
+	// A WhatsApp context without ctwa_clid does not count.
+	if err := e.store.Record(t.Context(), []attribution.Touch{{
+		Key: attribution.Key{Channel: attribution.WhatsApp, BusinessID: "w1", UserID: "wa-2"}, AdID: "1", Time: time.Now(),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		id := "un-" + strconv.Itoa(i)
+		e.publish("messenger", conv(id, "messenger", "p1", "psid-"+strconv.Itoa(i)), id)
+	}
+	e.publish("whatsapp", []byte(`{"event_id":"un-wa","event_name":"LeadSubmitted","channel":"whatsapp","business_id":"w1","user_id":"wa-2"}`), "un-wa")
+	letters := e.waitDLQ(20*time.Second, 4)
+	for _, l := range letters {
+		if l.Reason != sender.ReasonUnattributed {
+			t.Errorf("%s: reason %q; want unattributed", l.EventID, l.Reason)
+		}
+	}
+	e.settled(10 * time.Second)
+	e.sentOnce()
+
+	// A dry run changes nothing.
+	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonUnattributed}, DryRun: true})
+	if err != nil || res.Matched != 4 || res.Republished != 0 || len(e.dlq()) != 4 {
+		t.Fatalf("dry-run Redrive = %+v, %v; want 4 matched, nothing changed", res, err)
+	}
+	// -limit and a time window select fewer.
+	res, err = sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonUnattributed},
+		DryRun: true, Limit: 2})
+	if err != nil || res.Matched != 2 {
+		t.Fatalf("Redrive(limit 2) = %+v, %v; want 2 matched", res, err)
+	}
+	res, err = sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonUnattributed},
+		DryRun: true, From: time.Now().Add(time.Hour)})
+	if err != nil || res.Matched != 0 {
+		t.Fatalf("Redrive(from the future) = %+v, %v; want none", res, err)
+	}
+
+	for i := range 3 {
+		e.touch(attribution.Messenger, "p1", "psid-"+strconv.Itoa(i))
+	}
+	e.touch(attribution.WhatsApp, "w1", "wa-2")
+	res, err = sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonUnattributed, sender.ReasonRejected}})
+	if err != nil || res.Republished != 4 || res.Deleted != 4 || res.ByReason[sender.ReasonUnattributed] != 4 {
+		t.Fatalf("Redrive = %+v, %v; want 4 republished and deleted", res, err)
+	}
+	e.settled(20 * time.Second)
+	e.sentOnce("un-0", "un-1", "un-2", "un-wa")
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters after redrive; want none", n)
+	}
+	// The event without event_time keeps its first publish time.
+	for _, ev := range e.fake.Events() {
+		if ev.EventID == "un-wa" && time.Since(time.Unix(ev.EventTime, 0)) > time.Minute {
+			t.Errorf("un-wa event_time = %v", time.Unix(ev.EventTime, 0))
+		}
+	}
+}
+
+// With REQUIRE_REFERRAL off, Messenger and Instagram conversions go out with
+// the scoped ids alone; WhatsApp still needs its click.
+func TestReferralNotRequired(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) {
+		c.RequireReferral = false
+		c.ContextWait = 300 * time.Millisecond
+	})
+	e.publish("messenger", conv("nr-m", "messenger", "p1", "psid-1"), "")
+	e.publish("instagram", conv("nr-i", "instagram", "ig1", "igsid-1"), "")
+	e.publish("whatsapp", conv("nr-w", "whatsapp", "w1", "wa-1"), "")
+	letters := e.waitDLQ(20*time.Second, 1)
+	e.settled(20 * time.Second)
+	e.sentOnce("nr-m", "nr-i")
+	if len(letters) != 1 || letters[0].EventID != "nr-w" || letters[0].Reason != sender.ReasonUnattributed {
+		t.Errorf("dead letters = %+v; want nr-w unattributed", letters)
+	}
+}

@@ -1,0 +1,140 @@
+package sender_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+// Server errors and throttling are retried with backoff until Meta takes the
+// events; each reaches it once and nothing is dead-lettered.
+func TestTransientErrorsRetried(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.FailNext(3, 500, 2)     // transient
+	e.fake.FailNext(1, 502, 0)     // a proxy's error page
+	e.fake.FailNext(2, 400, 4)     // app throttled
+	e.fake.FailNext(1, 400, 80004) // business use case throttled
+	e.fake.FailNext(1, 429, 613)
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	var ids []string
+	for i := range 30 {
+		id := "t-" + strconv.Itoa(i)
+		ids = append(ids, id)
+		e.publish("whatsapp", conv(id, "whatsapp", "w1", "wa-1"), id)
+	}
+	e.settled(30 * time.Second)
+	e.sentOnce(ids...)
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+	for code, want := range map[string]float64{"2": 3, "http_502": 1, "4": 2, "80004": 1, "613": 1} {
+		if got := e.metric("sender_graph_errors_total", map[string]string{"code": code}); got != want {
+			t.Errorf("graph errors code %s = %v; want %v", code, got, want)
+		}
+	}
+	if got := e.metric("sender_conversions_total", map[string]string{"outcome": "retried"}); got == 0 {
+		t.Errorf("retried count = 0; want some")
+	}
+}
+
+// A revoked token (190) pauses that business without dead letters while
+// another business keeps flowing; once the token works again the paused
+// events go out.
+func TestTokenErrorPausesOnlyThatBusiness(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) {
+		c.Datasets = map[string]sender.DatasetConfig{
+			"pa": {DatasetID: "ds-a", Token: "token-a", TokenEnv: "TOKEN_A"},
+			"pb": {DatasetID: "ds-b", Token: "token-b", TokenEnv: "TOKEN_B"},
+		}
+	})
+	e.fake.SetTokens("token-b") // token-a is revoked
+	e.touch(attribution.Messenger, "pa", "psid-a")
+	e.touch(attribution.Messenger, "pb", "psid-b")
+	for i := range 5 {
+		a, b := "a-"+strconv.Itoa(i), "b-"+strconv.Itoa(i)
+		e.publish("messenger", conv(a, "messenger", "pa", "psid-a"), a)
+		e.publish("messenger", conv(b, "messenger", "pb", "psid-b"), b)
+	}
+	e.waitSent(20*time.Second, "b-0", "b-1", "b-2", "b-3", "b-4")
+	e.waitFor(10*time.Second, "business pa paused", func() bool {
+		return e.metric("sender_business_paused", map[string]string{"business_id": "pa"}) == 1
+	})
+	e.waitFor(10*time.Second, "a paused probe", func() bool {
+		return e.metric("sender_conversions_total", map[string]string{"outcome": "paused"}) >= 10
+	})
+	if n := len(e.dlq()); n != 0 {
+		t.Fatalf("%d dead letters while paused; want none", n)
+	}
+	if got := e.fake.CountByEventID()["a-0"]; got != 0 {
+		t.Fatalf("a-0 accepted with a revoked token")
+	}
+	pausedLogs := e.logs.FilterMessageSnippet("business paused").Len()
+	if pausedLogs != 1 {
+		t.Errorf("%d 'business paused' errors logged; want 1 per pause", pausedLogs)
+	}
+
+	e.fake.SetTokens("token-a", "token-b")
+	e.settled(20 * time.Second)
+	e.sentOnce("a-0", "a-1", "a-2", "a-3", "a-4", "b-0", "b-1", "b-2", "b-3", "b-4")
+	if got := e.metric("sender_business_paused", map[string]string{"business_id": "pa"}); got != 0 {
+		t.Errorf("business pa still paused after recovery")
+	}
+	if e.logs.FilterMessage("business resumed").Len() == 0 {
+		t.Errorf("no 'business resumed' log")
+	}
+	for _, ev := range e.fake.Events() {
+		if (ev.EventID[0] == 'a') != (ev.DatasetID == "ds-a") || (ev.EventID[0] == 'a') != (ev.Token == "token-a") {
+			t.Errorf("%s went to dataset %s", ev.EventID, ev.DatasetID)
+		}
+	}
+}
+
+// A response lost on the wire leaves the events in doubt: Meta has them, the
+// sender cannot know. They go to dead letter in_doubt once the lease is
+// over and are never resent; redrive refuses them without -force.
+func TestLostResponseEndsInDoubt(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) { c.Workers = 1 })
+	e.touch(attribution.Instagram, "ig1", "igsid-1")
+	e.fake.DropNext(1)
+	e.publish("instagram", conv("lost-1", "instagram", "ig1", "igsid-1"), "lost-1")
+	letters := e.waitDLQ(30*time.Second, 1)
+	if letters[0].Reason != sender.ReasonInDoubt || letters[0].EventID != "lost-1" {
+		t.Fatalf("dead letter = %+v; want lost-1 in_doubt", letters[0])
+	}
+	e.settled(10 * time.Second)
+	e.sentOnce("lost-1") // accepted once by Meta (the fake), never again
+
+	if _, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}}); err != sender.ErrNeedForce {
+		t.Fatalf("Redrive(in_doubt) without Force = %v; want ErrNeedForce", err)
+	}
+	// With -force the operator decided Meta lacks it: it is sent again.
+	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}, Force: true})
+	if err != nil || res.Republished != 1 || res.Deleted != 1 {
+		t.Fatalf("Redrive(in_doubt, force) = %+v, %v; want 1 republished and deleted", res, err)
+	}
+	e.settled(20 * time.Second)
+	if got := e.fake.CountByEventID()["lost-1"]; got != 2 {
+		t.Fatalf("lost-1 at the fake %d times after a forced redrive; want 2", got)
+	}
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters after the forced redrive; want none", n)
+	}
+}
+
+// Usage headers near the limit slow the business down but lose nothing.
+func TestUsageHeadersHonoured(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) { c.BatchSize = 5 })
+	e.fake.SetUsage(95)
+	e.touch(attribution.Messenger, "p1", "psid-1")
+	var ids []string
+	for i := range 20 {
+		id := "u-" + strconv.Itoa(i)
+		ids = append(ids, id)
+		e.publish("messenger", conv(id, "messenger", "p1", "psid-1"), id)
+	}
+	e.settled(30 * time.Second)
+	e.sentOnce(ids...)
+}
