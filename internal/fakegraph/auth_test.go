@@ -1,0 +1,107 @@
+package fakegraph
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestAccessToken(t *testing.T) {
+	s := newTestServer(t, Options{Tokens: []string{"good", "other"}})
+	ev := event("whatsapp", "a1")
+	tests := []struct {
+		name       string
+		token      string
+		wantStatus int
+		wantCode   int
+	}{
+		{"missing", "", http.StatusBadRequest, 104},
+		{"unknown", "forged", http.StatusBadRequest, 190},
+		{"valid", "good", http.StatusOK, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := postEvents(t, s, tt.token, ev)
+			if a.Status != tt.wantStatus || a.Error.Code != tt.wantCode {
+				t.Errorf("token %q: answer = %d %s; want %d code %d", tt.token, a.Status, a.Body, tt.wantStatus, tt.wantCode)
+			}
+			if tt.wantCode != 0 && a.Error.Type != "OAuthException" {
+				t.Errorf("type = %q; want OAuthException", a.Error.Type)
+			}
+		})
+	}
+	s.RevokeToken("good")
+	wantGraphError(t, postEvents(t, s, "good", ev), http.StatusBadRequest, 190)
+	if a := postEvents(t, s, "other", ev); a.Status != http.StatusOK {
+		t.Errorf("other token after revoking good: %d", a.Status)
+	}
+	s.SetTokens("fresh")
+	wantGraphError(t, postEvents(t, s, "other", ev), http.StatusBadRequest, 190)
+	// Graph also takes the token as a Bearer header.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, s.URL()+"/v24.0/1/events",
+		strings.NewReader(`{"data":[{"event_name":"LeadSubmitted","event_time":1763900600,"action_source":"business_messaging",
+		"messaging_channel":"messenger","user_data":{"page_id":"1","page_scoped_user_id":"2"}}]}`))
+	req.Header.Set("Authorization", "Bearer fresh")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("bearer token: %v %v", resp, err)
+	}
+	if err == nil {
+		resp.Body.Close()
+	}
+	if len(s.Events()) != 3 {
+		t.Errorf("recorded %d events; want the 3 accepted ones", len(s.Events()))
+	}
+}
+
+func TestAppSecretProof(t *testing.T) {
+	s := newTestServer(t, Options{Tokens: []string{"tok"}, AppSecret: "shh"})
+	post := func(q url.Values) answer {
+		t.Helper()
+		return do(t, http.MethodPost, s.URL()+"/v24.0/1/events", q, "application/json",
+			[]byte(`{"data":[{"event_name":"ViewContent","event_time":1763900600,"action_source":"business_messaging",
+			"messaging_channel":"instagram","user_data":{"instagram_business_account_id":"1","ig_sid":"2"}}]}`))
+	}
+	tests := []struct {
+		name     string
+		proof    string
+		wantCode int
+		wantMsg  string
+	}{
+		{"missing", "", 100, "require an appsecret_proof"},
+		{"wrong secret", proof("tok", "other"), 100, "Invalid appsecret_proof"},
+		{"proof of another token", proof("tok2", "shh"), 100, "Invalid appsecret_proof"},
+		{"correct", proof("tok", "shh"), 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := url.Values{"access_token": {"tok"}}
+			if tt.proof != "" {
+				q.Set("appsecret_proof", tt.proof)
+			}
+			a := post(q)
+			if tt.wantCode == 0 {
+				if a.Status != http.StatusOK {
+					t.Errorf("answer = %d %s; want 200", a.Status, a.Body)
+				}
+				return
+			}
+			wantGraphError(t, a, http.StatusBadRequest, tt.wantCode)
+			if !strings.Contains(a.Error.Message, tt.wantMsg) {
+				t.Errorf("message = %q; want %q", a.Error.Message, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestRouting(t *testing.T) {
+	s := newTestServer(t, Options{Version: "v24.0"})
+	q := url.Values{"access_token": {DefaultToken}}
+	for _, path := range []string{"/v23.0/1/events", "/latest/1/events", "/v24.0/events", "/v24.0/1/2/events"} {
+		if a := do(t, http.MethodPost, s.URL()+path, q, "application/json", []byte(`{}`)); a.Status != http.StatusBadRequest || a.Error.Code == 0 {
+			t.Errorf("POST %s: %d %s; want a 400 Graph error", path, a.Status, a.Body)
+		}
+	}
+	wantGraphError(t, do(t, http.MethodGet, s.URL()+"/v24.0/1/events", q, "", nil), http.StatusBadRequest, 100)
+}

@@ -1,0 +1,45 @@
+package fakegraph
+
+// Events returns the accepted events in arrival order.
+func (s *Server) Events() []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Event(nil), s.events...)
+}
+
+// CountByEventID counts accepted events per event_id ("" for events sent
+// without one). A count above 1 is a duplicate Meta would have counted twice:
+// Meta does not deduplicate business messaging events.
+func (s *Server) CountByEventID() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.events))
+	for _, e := range s.events {
+		out[e.EventID]++
+	}
+	return out
+}
+
+// Requests counts POST /events requests received, whatever their outcome.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// Rejected counts /events requests answered with an error (validation,
+// authentication, injected failures) or abandoned by the client during
+// Latency. Dropped responses (DropNext) count as accepted.
+func (s *Server) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
+}
+
+// Reset forgets accepted events, request counters and Dataset API calls;
+// tokens, datasets and faults stay.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events, s.requests, s.rejected, s.datasetCalls = nil, 0, 0, nil
+}
