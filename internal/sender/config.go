@@ -286,6 +286,7 @@ Durations take Go syntax or days (10m, 36h, 8d).
 		if s.def != "" {
 			def = fmt.Sprintf(" (default %s)", s.def)
 		}
-		fmt.Fprintf(w, "  %-21s %-20s%s\n      %s\n", s.env, name, def, s.help)
+		line := fmt.Sprintf("  %-21s %-20s%s", s.env, name, def)
+		fmt.Fprintf(w, "%s\n      %s\n", strings.TrimRight(line, " "), s.help)
 	}
 }

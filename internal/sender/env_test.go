@@ -1,10 +1,12 @@
 package sender_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +39,7 @@ type env struct {
 	cfg   sender.Config
 	logs  *observer.ObservedLogs
 	reg   *prometheus.Registry
+	deps  func(*sender.Deps)
 	stop  func()
 }
 
@@ -61,7 +64,13 @@ func testConfig(fake *fakegraph.Server) sender.Config {
 
 func newEnv(t *testing.T, configure func(*sender.Config), redisArgs ...string) *env {
 	t.Helper()
-	e := &env{t: t}
+	return newEnvDeps(t, configure, nil, redisArgs...)
+}
+
+// newEnvDeps is newEnv with a hook that changes the sender's Deps.
+func newEnvDeps(t *testing.T, configure func(*sender.Config), deps func(*sender.Deps), redisArgs ...string) *env {
+	t.Helper()
+	e := &env{t: t, deps: deps}
 	e.redis = redistest.Start(t, redisArgs...)
 	e.nats = natstest.RunJetStream(t)
 	e.fake = fakegraph.New(t, fakegraph.Options{})
@@ -91,7 +100,11 @@ func (e *env) start(log *zap.Logger) {
 		e.t.Fatal(err)
 	}
 	e.reg = prometheus.NewRegistry()
-	svc, err := sender.New(e.cfg, sender.Deps{Log: log, JS: js, Store: e.store, Redis: e.rdb, Registerer: e.reg})
+	deps := sender.Deps{Log: log, JS: js, Store: e.store, Redis: e.rdb, Registerer: e.reg}
+	if e.deps != nil {
+		e.deps(&deps)
+	}
+	svc, err := sender.New(e.cfg, deps)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -322,4 +335,20 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// readLines returns the non-empty lines of a file.
+func readLines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(l)) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
 }

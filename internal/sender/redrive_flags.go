@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -53,6 +54,14 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 		return c, errors.New("redrive: give -since or -from, not both")
 	case *limit < 0:
 		return c, errors.New("redrive: -limit must not be negative")
+	}
+	for _, r := range c.Options.Reasons {
+		if !slices.Contains(Reasons, r) {
+			return c, fmt.Errorf("redrive: unknown reason %q (known: %s)", r, strings.Join(Reasons, ", "))
+		}
+		if r == ReasonInDoubt && !c.Options.Force {
+			return c, ErrNeedForce
+		}
 	}
 	if *since != "" {
 		d, err := ParseDuration(*since)

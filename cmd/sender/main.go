@@ -1,0 +1,189 @@
+// Command sender reports conversions to Meta's Conversions API for Business
+// Messaging; `sender redrive` publishes dead letters back. See
+// internal/sender for what it guarantees and `sender --help` for settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "sender:", err)
+		os.Exit(1)
+	}
+}
+
+// killSelf is the CTM_FAILPOINT action: die at once, as a crash would.
+func killSelf(log *zap.Logger) func(string) {
+	return func(name string) {
+		log.Warn("failpoint reached; killing the process", zap.String("failpoint", name))
+		_ = log.Sync()
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "redrive" {
+		return redrive(ctx, args[1:], getenv, stdout)
+	}
+	cfg, err := sender.ParseConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		sender.PrintUsage(stdout)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
+		zapcore.Lock(zapcore.AddSync(stderr)), cfg.LogLevel))
+	defer func() { _ = log.Sync() }()
+
+	rdb, err := attribution.NewClient(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = rdb.Ping(pctx).Err()
+	cancel()
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("ctmpipe-sender"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer drain(nc, log)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps := sender.Deps{Log: log, JS: js, Store: attribution.NewStore(rdb, 0), Redis: rdb,
+		Registerer: reg, Failpoint: killSelf(log)}
+	if cfg.DryRunFile != "" {
+		dr, err := sender.NewDryRun(cfg.DryRunFile, cfg.PartnerAgent, cfg.TestEventCode)
+		if err != nil {
+			return err
+		}
+		defer dr.Close()
+		deps.Poster = dr
+	}
+	if cfg.Failpoint != "" {
+		log.Warn("test failpoint armed: never set CTM_FAILPOINT in production", zap.String("failpoint", cfg.Failpoint))
+	}
+	svc, err := sender.New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	if cfg.MetricsAddr != "" {
+		stopHTTP, err := serveHTTP(cfg.MetricsAddr, reg, svc, log)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+	}
+	return svc.Run(ctx)
+}
+
+// serveHTTP serves /metrics, /healthz (the process runs) and /readyz (NATS
+// and Redis answer) and logs the bound address, so that port 0 works.
+func serveHTTP(addr string, reg *prometheus.Registry, svc *sender.Service, log *zap.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := svc.Ready(ctx); err != nil {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", zap.Error(err))
+		}
+	}()
+	log.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
+}
+
+// drain flushes acks and publishes still buffered and closes nc.
+func drain(nc *nats.Conn, log *zap.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		log.Warn("nats drain timed out")
+		nc.Close()
+	}
+}
+
+// redrive runs `sender redrive`.
+func redrive(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	rc, err := sender.ParseRedriveArgs(args, getenv, time.Now())
+	if errors.Is(err, flag.ErrHelp) {
+		sender.PrintRedriveUsage(stdout)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(rc.NATSURL, nats.Name("ctmpipe-sender-redrive"))
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	res, err := sender.Redrive(ctx, js, rc.Options)
+	res.Print(stdout, rc.Options.DryRun)
+	return err
+}

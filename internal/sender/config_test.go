@@ -1,0 +1,155 @@
+package sender
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := ParseConfig(nil, envOf(map[string]string{
+		"NATS_URL": "nats://n:4222", "REDIS_URL": "redis://r:6379/0", "CAPI_ACCESS_TOKEN": "tok",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	if cfg.ContextWait != want.ContextWait || cfg.BatchSize != 1000 || cfg.SendLease != 2*time.Minute ||
+		cfg.SentTTL != 8*24*time.Hour || !cfg.RequireReferral || cfg.GraphVersion != "v24.0" ||
+		cfg.GraphBase != "https://graph.facebook.com" || cfg.MetricsAddr != ":9090" || cfg.AccessToken != "tok" {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestParseConfigFlagsWin(t *testing.T) {
+	cfg, err := ParseConfig([]string{"-batch-size", "50", "-context-wait", "2m", "-require-referral=false", "-sent-ttl", "9d"},
+		envOf(map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_ACCESS_TOKEN": "t", "BATCH_SIZE": "10"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BatchSize != 50 || cfg.ContextWait != 2*time.Minute || cfg.RequireReferral || cfg.SentTTL != 9*24*time.Hour {
+		t.Errorf("flags did not win: %+v", cfg)
+	}
+}
+
+func TestParseConfigErrors(t *testing.T) {
+	base := map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_ACCESS_TOKEN": "secret-token"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range base {
+			m[a] = b
+		}
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no nats", with("NATS_URL", ""), nil, "NATS_URL is required"},
+		{"no redis", with("REDIS_URL", ""), nil, "REDIS_URL is required"},
+		{"no token", with("CAPI_ACCESS_TOKEN", ""), nil, "CAPI_ACCESS_TOKEN is required"},
+		{"bad duration", with("CONTEXT_WAIT", "soon"), nil, "CONTEXT_WAIT"},
+		{"bad bool", with("REQUIRE_REFERRAL", "maybe"), nil, "REQUIRE_REFERRAL"},
+		{"lease below timeout", with("SEND_LEASE", "10s"), nil, "SEND_LEASE must exceed HTTP_TIMEOUT"},
+		{"short sent ttl", with("SENT_TTL", "2d"), nil, "SENT_TTL"},
+		{"batch too big", with("BATCH_SIZE", "20000"), nil, "BATCH_SIZE"},
+		{"unknown failpoint", with("CTM_FAILPOINT", "boom"), nil, "CTM_FAILPOINT"},
+		{"missing datasets file", with("CAPI_DATASETS_FILE", "/nonexistent/ds.json"), nil, "CAPI_DATASETS_FILE"},
+		{"unknown flag", base, []string{"-nope"}, "nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig(tt.args, envOf(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ParseConfig = %v; want an error naming %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "secret-token") {
+				t.Fatalf("error holds the token: %v", err)
+			}
+		})
+	}
+	if _, err := ParseConfig([]string{"--help"}, envOf(base)); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v; want flag.ErrHelp", err)
+	}
+}
+
+func TestParseConfigDatasetsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ds.json")
+	if err := os.WriteFile(path, []byte(`{"111": {"dataset_id": "d1", "access_token_env": "TOKEN_111"}, "222": {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_DATASETS_FILE": path, "TOKEN_111": "t1"}
+	_, err := ParseConfig(nil, envOf(env))
+	if err == nil || !strings.Contains(err.Error(), "business 222: CAPI_ACCESS_TOKEN is not set") {
+		t.Fatalf("ParseConfig = %v; want the missing token variable named", err)
+	}
+	env["CAPI_ACCESS_TOKEN"] = "t0"
+	cfg, err := ParseConfig(nil, envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Datasets["111"]; got.DatasetID != "d1" || got.Token != "t1" {
+		t.Errorf("111 = %+v", got)
+	}
+	if got := cfg.Datasets["222"]; got.DatasetID != "" || got.Token != "t0" {
+		t.Errorf("222 = %+v", got)
+	}
+}
+
+func TestParseRedriveArgs(t *testing.T) {
+	now := time.Date(2025, 11, 24, 12, 0, 0, 0, time.UTC)
+	env := envOf(map[string]string{"NATS_URL": "nats://n"})
+	c, err := ParseRedriveArgs([]string{"-reason", "unattributed,rejected", "-since", "2h", "-until", "2025-11-24T11:30:00Z", "-limit", "5", "-dry-run"}, env, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Options
+	if len(o.Reasons) != 2 || !o.From.Equal(now.Add(-2*time.Hour)) || o.Until.Format(time.RFC3339) != "2025-11-24T11:30:00Z" || o.Limit != 5 || !o.DryRun {
+		t.Errorf("options = %+v", o)
+	}
+	for _, args := range [][]string{
+		{},
+		{"-reason", "bogus"},
+		{"-reason", "in_doubt"},
+		{"-reason", "expired", "-since", "2h", "-from", "2025-11-24T00:00:00Z"},
+		{"-reason", "expired", "-from", "yesterday"},
+	} {
+		if _, err := ParseRedriveArgs(args, env, now); err == nil {
+			t.Errorf("ParseRedriveArgs(%q) = nil error", args)
+		}
+	}
+	if _, err := ParseRedriveArgs([]string{"-reason", "in_doubt", "-force"}, env, now); err != nil {
+		t.Errorf("in_doubt with -force: %v", err)
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	bs := newBusinesses(Config{RetryMin: time.Second, RetryMax: 10 * time.Second, PauseInterval: time.Minute})
+	for n := 1; n < 20; n++ {
+		ceil := min(time.Second<<(n-1), 10*time.Second)
+		for range 50 {
+			if d := bs.backoff(n); d < time.Second || d > ceil {
+				t.Fatalf("backoff(%d) = %v; want in [1s, %v]", n, d, ceil)
+			}
+		}
+	}
+}
+
+func TestHeaderValue(t *testing.T) {
+	if got := headerValue("a\r\nb\x00c"); got != "a  b c" {
+		t.Errorf("headerValue = %q", got)
+	}
+	long := strings.Repeat("é", 2000)
+	if got := headerValue(long); len(got) > maxHeaderValue || !strings.HasPrefix(long, got) {
+		t.Errorf("headerValue(long) has %d bytes or broke a rune", len(got))
+	}
+}
