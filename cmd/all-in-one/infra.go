@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+)
+
+// drainWait bounds how long shutdown waits for the NATS connection to drain.
+const drainWait = 10 * time.Second
+
+// openNATS connects to NATS_URL, or starts the embedded server (JetStream
+// in DATA_DIR/nats, listening on NATS_ADDR for order systems and replay)
+// and connects to it in-process. stop closes the connection, waiting for a
+// drain begun by the caller, then stops the server.
+func openNATS(cfg config, log *zap.Logger) (*nats.Conn, func(), error) {
+	closed := make(chan struct{})
+	opts := []nats.Option{nats.Name("ctmpipe-all-in-one"), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) })}
+	if cfg.NATSURL != "" {
+		nc, err := nats.Connect(cfg.NATSURL, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("nats: connect: %w", err)
+		}
+		return nc, func() { waitClosed(nc, closed) }, nil
+	}
+	host, portText, _ := net.SplitHostPort(cfg.NATSAddr)
+	port, _ := strconv.Atoi(portText)
+	if port == 0 {
+		port = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
+	} else if ln, err := net.Listen("tcp", cfg.NATSAddr); err != nil {
+		// nats-server would only log this, and we run it without logs.
+		return nil, nil, fmt.Errorf("nats: %w (set NATS_ADDR to another address, or NATS_URL to use a running server)", err)
+	} else {
+		ln.Close()
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "ctmpipe-all-in-one",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, nil, fmt.Errorf("nats: embedded server not ready on %s", cfg.NATSAddr)
+	}
+	log.Info("nats listening", zap.String("url", ns.ClientURL()), zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")))
+	nc, err := nats.Connect(ns.ClientURL(), append(opts, nats.InProcessServer(ns))...)
+	if err != nil {
+		ns.Shutdown()
+		return nil, nil, fmt.Errorf("nats: connect: %w", err)
+	}
+	return nc, func() {
+		waitClosed(nc, closed)
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}, nil
+}
+
+func waitClosed(nc *nats.Conn, closed <-chan struct{}) {
+	if nc.IsDraining() {
+		select {
+		case <-closed:
+		case <-time.After(drainWait):
+		}
+	}
+	nc.Close()
+}
+
+// openRedis connects to REDIS_URL, or opens the embedded store.
+func openRedis(ctx context.Context, cfg config, log *zap.Logger) (redis.UniversalClient, func(), error) {
+	if cfg.RedisURL != "" {
+		rdb, err := attribution.NewClient(cfg.RedisURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if err := rdb.Ping(pctx).Err(); err != nil {
+			// As ingest does: start anyway; webhooks get 503 until it answers.
+			log.Warn("redis unreachable at start", zap.Error(err))
+		}
+		return rdb, func() { rdb.Close() }, nil
+	}
+	st, err := openStore(cfg.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("embedded store ready", zap.String("journal", st.path), zap.Int("keys", st.Keys()))
+	rdb := st.Client()
+	return rdb, func() {
+		rdb.Close()
+		if err := st.Close(); err != nil {
+			log.Error("embedded store close", zap.Error(err))
+		}
+	}, nil
+}
+
+// loggedDryRun writes CAPI requests to the dry-run file and logs each one
+// (dataset and event ids, which are order ids: nothing personal).
+type loggedDryRun struct {
+	d    *sender.DryRun
+	log  *zap.Logger
+	file string
+}
+
+func (l loggedDryRun) Send(ctx context.Context, datasetID, token string, events []capi.Event) (capi.Response, error) {
+	r, err := l.d.Send(ctx, datasetID, token, events)
+	if err != nil {
+		return r, err
+	}
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.EventID
+	}
+	l.log.Info("capi request written (dry run)", zap.String("dataset_id", datasetID),
+		zap.Int("events", len(events)), zap.Strings("event_ids", ids), zap.String("file", l.file))
+	return r, nil
+}
+
+// newLogger returns a JSON logger at level writing to w.
+func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	enc.EncodeDuration = zapcore.StringDurationEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w))))
+}

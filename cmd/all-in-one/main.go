@@ -1,0 +1,142 @@
+// Command all-in-one runs ingest and sender in one process with an embedded
+// NATS server and, unless REDIS_URL is set, an embedded durable
+// Redis-compatible store: the pipeline on one machine with nothing
+// installed. Run it with -help for the settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "all-in-one:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the recipe: config → logger → data dir → NATS → store → ingest and
+// sender until ctx is done → shut down in reverse order.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Ingest.LogLevel)
+	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	log.Info("starting", zap.String("data_dir", cfg.DataDir),
+		zap.Bool("embedded_nats", cfg.NATSURL == ""), zap.Bool("embedded_store", cfg.RedisURL == ""),
+		zap.Bool("app_secret_set", len(cfg.Ingest.AppSecrets) > 0), zap.Bool("capi_token_set", cfg.Sender.AccessToken != ""),
+		zap.Bool("capi_dry_run", cfg.Sender.DryRunFile != ""), zap.Bool("capture", cfg.Ingest.Capture))
+
+	nc, stopNATS, err := openNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopNATS()
+	rdb, closeStore, err := openRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store := attribution.NewStore(rdb, cfg.Ingest.ContextTTL)
+	ing, err := newIngest(cfg, log, nc, store, reg)
+	if err != nil {
+		return err
+	}
+	snd, closeSender, err := newSender(cfg, log, nc, store, rdb, reg)
+	if err != nil {
+		return err
+	}
+	defer closeSender()
+	ln, err := net.Listen("tcp", cfg.Ingest.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ing.Serve(gctx, ln) })
+	g.Go(func() error { return snd.Run(gctx) })
+	err = g.Wait()
+	// The sender hands back what it could not finish; drain before the
+	// server stops so those naks reach it.
+	if derr := nc.Drain(); derr != nil && err == nil {
+		err = fmt.Errorf("nats drain: %w", derr)
+	}
+	return err
+}
+
+// newIngest builds the ingest server; its capture publishes on nc.
+func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry) (*ingest.Server, error) {
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Gatherer: reg}
+	if cfg.Ingest.Capture {
+		c, err := ingest.NewCapture(nc, cfg.Ingest, log, reg)
+		if err != nil {
+			return nil, err
+		}
+		deps.Capture = c
+	}
+	return ingest.New(cfg.Ingest, deps)
+}
+
+// newSender builds the sender, posting for real with a token and into the
+// dry-run file (logged) without one.
+func newSender(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, rdb redis.UniversalClient, reg *prometheus.Registry) (*sender.Service, func(), error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	deps := sender.Deps{Log: log, JS: js, Store: store, Redis: rdb, Registerer: reg}
+	closeFn := func() {}
+	if cfg.Sender.DryRunFile != "" {
+		d, err := sender.NewDryRun(cfg.Sender.DryRunFile, cfg.Sender.PartnerAgent, cfg.Sender.TestEventCode)
+		if err != nil {
+			return nil, nil, err
+		}
+		deps.Poster = loggedDryRun{d, log.With(zap.String("component", "capi_dry_run")), cfg.Sender.DryRunFile}
+		closeFn = func() { d.Close() }
+		log.Warn("no CAPI access token: running dry, requests go to the dry-run file", zap.String("file", cfg.Sender.DryRunFile))
+	}
+	s, err := sender.New(cfg.Sender, deps)
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return s, closeFn, nil
+}

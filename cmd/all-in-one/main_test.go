@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/replay"
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+)
+
+// allInOne is run() going in the background.
+type allInOne struct {
+	ingest, nats string
+	logs         *syncBuffer
+	cancel       context.CancelFunc
+	done         chan error
+}
+
+var (
+	listeningRE = regexp.MustCompile(`"msg":"listening".*?"addr":"([^"]+)"`)
+	natsRE      = regexp.MustCompile(`"msg":"nats listening".*?"url":"([^"]+)"`)
+)
+
+func startAllInOne(t *testing.T, vars map[string]string) *allInOne {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
+	a := &allInOne{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { a.done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard, a.logs) }()
+	t.Cleanup(func() {
+		cancel()
+		<-a.done
+		if t.Failed() {
+			t.Logf("all-in-one logs:\n%s", a.logs)
+		}
+	})
+	waitFor(t, 30*time.Second, "all-in-one to listen", func() bool {
+		select {
+		case err := <-a.done:
+			t.Fatalf("all-in-one exited: %v\n%s", err, a.logs)
+		default:
+		}
+		s := a.logs.String()
+		m1, m2 := listeningRE.FindStringSubmatch(s), natsRE.FindStringSubmatch(s)
+		if m1 == nil || m2 == nil {
+			return false
+		}
+		a.ingest, a.nats = "http://"+m1[1], m2[1]
+		return true
+	})
+	return a
+}
+
+// stop ends run as SIGTERM would and returns its error.
+func (a *allInOne) stop(t *testing.T) error {
+	t.Helper()
+	a.cancel()
+	select {
+	case err := <-a.done:
+		a.done <- err // for the cleanup
+		return err
+	case <-time.After(time.Minute):
+		t.Fatal("all-in-one did not stop within a minute")
+		return nil
+	}
+}
+
+func testVars(dir string) map[string]string {
+	return map[string]string{
+		"META_APP_SECRET": "aio-app-secret", "META_VERIFY_TOKEN": "aio-verify", "ADMIN_TOKEN": "aio-admin",
+		"ONPREM_SECRET": "aio-onprem", "ONPREM_WABA_ID": "104222339999001",
+		"INGEST_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0", "DATA_DIR": dir,
+	}
+}
+
+// TestWalkthrough is examples/README.md, in process: replay the example
+// webhooks, publish the example conversions, find them in the dry-run file;
+// then restart and check nothing was forgotten or is sent twice.
+func TestWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	dir := t.TempDir()
+	vars := testVars(dir)
+	a := startAllInOne(t, vars)
+
+	var sources []replay.Source
+	for _, p := range []string{"webhooks", "onprem"} {
+		s, err := replay.Path(filepath.Join("..", "..", "examples", p))
+		must(t, err)
+		sources = append(sources, s)
+	}
+	sum, err := replay.Run(t.Context(), replay.Config{Target: a.ingest + "/webhook",
+		Secret: []byte(vars["META_APP_SECRET"]), OnPremSecret: vars["ONPREM_SECRET"]}, sources)
+	if err != nil || sum.OK != 4 {
+		t.Fatalf("replay: %v, %+v; want 4 ok", err, sum)
+	}
+
+	conversions := readLines(t, filepath.Join("..", "..", "examples", "conversions.jsonl"))
+	js := connectJS(t, a.nats)
+	for _, c := range conversions {
+		publish(t, js, c, "")
+	}
+	dryRun := filepath.Join(dir, dryRunFile)
+	waitFor(t, time.Minute, "5 events in the dry-run file", func() bool { return len(sentIDs(t, dryRun)) == 5 })
+	must(t, a.stop(t))
+
+	a = startAllInOne(t, vars)
+	checkContext(t, a.ingest, vars["ADMIN_TOKEN"], "whatsapp/102290129340398/16315551234", "120212345678901234")
+	checkContext(t, a.ingest, vars["ADMIN_TOKEN"], "whatsapp/104222339999001/16315551234", "1234567890")
+	// The same conversions again, past JetStream's duplicate window (new
+	// Nats-Msg-Id): the sender's ledger, which survived, must hold them back.
+	js = connectJS(t, a.nats)
+	for _, c := range conversions {
+		publish(t, js, c, "-again")
+	}
+	publish(t, js, []byte(`{"event_id":"after-restart","event_name":"Purchase","channel":"messenger","business_id":"109876543210987","user_id":"6789012345678901","custom_data":{"currency":"EUR","value":1}}`), "")
+	waitFor(t, time.Minute, "the new event and an idle consumer", func() bool {
+		ids := sentIDs(t, dryRun)
+		info, err := js.Consumer(t.Context(), sender.StreamConversions, sender.ConsumerName)
+		if err != nil || ids["after-restart"] == 0 {
+			return false
+		}
+		ci, err := info.Info(t.Context())
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	for id, n := range sentIDs(t, dryRun) {
+		if n != 1 {
+			t.Errorf("event %s written %d times; want once", id, n)
+		}
+	}
+	must(t, a.stop(t))
+	for _, personal := range []string{"16315551234", "6789012345678901", "1234567890123456", "ARAkLkA8"} {
+		if strings.Contains(a.logs.String(), personal) {
+			t.Errorf("logs contain personal data %q", personal)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	vars := testVars(t.TempDir())
+	tests := []struct {
+		name  string
+		args  []string
+		unset string
+		want  string
+	}{
+		{name: "no app secret", unset: "META_APP_SECRET", want: "META_APP_SECRET"},
+		{name: "no verify token", unset: "META_VERIFY_TOKEN", want: "META_VERIFY_TOKEN"},
+		{name: "bad nats addr", args: []string{"-nats-addr", "4222"}, want: "-nats-addr"},
+		{name: "stray argument", args: []string{"now"}, want: "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) string {
+				if k == tt.unset {
+					return ""
+				}
+				return vars[k]
+			}
+			err := run(t.Context(), tt.args, getenv, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run(%q) = %v; want an error naming %s", tt.args, err, tt.want)
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"-help"}, func(string) string { return "" }, &out, io.Discard); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "capi-dryrun.jsonl") {
+		t.Errorf("-help: %v\n%s", err, out.String())
+	}
+}
+
+func connectJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	must(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	must(t, err)
+	waitFor(t, 30*time.Second, "stream CONVERSIONS", func() bool {
+		_, err := js.Stream(t.Context(), sender.StreamConversions)
+		return err == nil
+	})
+	return js
+}
+
+// publish sends a conversion as an order system does, with Nats-Msg-Id set
+// to its event_id (plus suffix).
+func publish(t *testing.T, js jetstream.JetStream, conv []byte, suffix string) {
+	t.Helper()
+	var c struct {
+		EventID string `json:"event_id"`
+		Channel string `json:"channel"`
+	}
+	must(t, json.Unmarshal(conv, &c))
+	m := nats.NewMsg("conversions." + c.Channel)
+	m.Data = conv
+	m.Header.Set(jetstream.MsgIDHeader, c.EventID+suffix)
+	_, err := js.PublishMsg(t.Context(), m)
+	must(t, err)
+}
+
+// sentIDs counts the event ids in the dry-run file.
+func sentIDs(t *testing.T, path string) map[string]int {
+	t.Helper()
+	ids := map[string]int{}
+	for _, line := range readLines(t, path) {
+		var req struct {
+			Data []struct {
+				EventID string `json:"event_id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(line, &req); err != nil {
+			continue // a line being written
+		}
+		for _, e := range req.Data {
+			ids[e.EventID]++
+		}
+	}
+	return ids
+}
+
+func checkContext(t *testing.T, base, token, path, wantAd string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/contexts/"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	var c struct {
+		AdID string `json:"ad_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != http.StatusOK || c.AdID != wantAd {
+		t.Errorf("GET /v1/contexts/%s after restart: %d, ad_id %q, %v; want 200 and ad %s", path, resp.StatusCode, c.AdID, err, wantAd)
+	}
+}
+
+func readLines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	must(t, err)
+	defer f.Close()
+	var out [][]byte
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := bytes.TrimSpace(sc.Bytes()); len(l) > 0 {
+			out = append(out, append([]byte(nil), l...))
+		}
+	}
+	return out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
