@@ -94,7 +94,7 @@ func (ls *liveServer) get(t *testing.T, path string) int {
 }
 
 // redisStore returns a store on a real redis-server.
-func redisStore(t *testing.T) (*attribution.Store, *redistest.Server) {
+func redisStore(t testing.TB) (*attribution.Store, *redistest.Server) {
 	t.Helper()
 	rs := redistest.Start(t)
 	rdb, err := attribution.NewClient(rs.URL())

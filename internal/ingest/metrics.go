@@ -72,6 +72,7 @@ type metrics struct {
 	touches       [numChannels]prometheus.Counter
 	sigFailures   prometheus.Counter
 	storeDuration prometheus.Observer
+	batchSize     prometheus.Observer
 	reqDuration   [numRoutes]prometheus.Observer
 }
 
@@ -90,20 +91,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	})
 	storeDuration := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "ingest_store_duration_seconds",
-		Help:    "Time of one store write (one Redis round trip per webhook).",
+		Help:    "Time of one store write: one Redis round trip, shared by the webhooks of a batch.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	batchSize := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ingest_store_batch_requests",
+		Help:    "Webhooks whose touches shared one store write (write coalescing under load).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
 	})
 	reqDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ingest_http_request_duration_seconds",
 		Help:    "Time to answer an HTTP request, by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route"})
-	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, reqDuration} {
+	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, batchSize, reqDuration} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
 		}
 	}
-	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration}
+	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration, batchSize: batchSize}
 	for c := range numChannels {
 		m.touches[c] = touches.WithLabelValues(c.String())
 		for o := range numOutcomes {

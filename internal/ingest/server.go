@@ -24,8 +24,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
-// recorder writes touches; one call is one store round trip. It is declared
-// here so a write-coalescing batcher can later sit in front of the store.
+// recorder writes touches; one call is one store round trip. The store is
+// one; the coalescer in front of it is another (coalesce.go).
 type recorder interface {
 	Record(ctx context.Context, touches []attribution.Touch) error
 }
@@ -92,7 +92,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		cfg:      cfg,
 		log:      deps.Logger.With(zap.String("component", "ingest")),
 		store:    deps.Store,
-		rec:      deps.Store,
+		rec:      newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize),
 		m:        m,
 		capture:  deps.Capture,
 		gatherer: gat,

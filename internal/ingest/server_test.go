@@ -124,7 +124,7 @@ func (e *testEnv) webhooks(ch channel, out outcome) float64 {
 }
 
 // fixture returns the bytes of a webhook fixture.
-func fixture(t *testing.T, name string) []byte {
+func fixture(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtureDir, name))
 	if err != nil {

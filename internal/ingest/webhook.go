@@ -144,7 +144,7 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 // invalid ones counted: a retry by Meta would not fix them. This costs extra
 // round trips only for such rare deliveries.
 func (s *Server) write(ctx context.Context, touches []attribution.Touch) (stored, invalid int, err error) {
-	err = s.recordTimed(ctx, touches)
+	err = s.rec.Record(ctx, touches)
 	if err == nil {
 		return len(touches), 0, nil
 	}
@@ -152,7 +152,7 @@ func (s *Server) write(ctx context.Context, touches []attribution.Touch) (stored
 		return 0, 0, err
 	}
 	for i := range touches {
-		err := s.recordTimed(ctx, touches[i:i+1])
+		err := s.rec.Record(ctx, touches[i:i+1])
 		switch {
 		case err == nil:
 			stored++
@@ -163,16 +163,6 @@ func (s *Server) write(ctx context.Context, touches []attribution.Touch) (stored
 		}
 	}
 	return stored, invalid, nil
-}
-
-// recordTimed is one store call, bounded by STORE_TIMEOUT.
-func (s *Server) recordTimed(ctx context.Context, touches []attribution.Touch) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-	defer cancel()
-	start := time.Now()
-	err := s.rec.Record(ctx, touches)
-	s.m.storeDuration.Observe(time.Since(start).Seconds())
-	return err
 }
 
 // logMalformed notes events that looked like ad clicks but could not be

@@ -1,0 +1,167 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+// Write coalescing. Under load, the Redis round trip (two syscalls here and
+// a Lua call there per webhook) costs more than verifying and parsing. So
+// concurrent webhooks share round trips: at most maxFlushers writes are in
+// flight; a webhook arriving while they all are joins a queue, and the next
+// write takes the whole queue in one Record call (group commit). A lone
+// webhook still writes at once: coalescing adds no delay, only sharing.
+//
+// Every webhook still gets 200 only after the write that carried its
+// touches succeeded. There is no background goroutine: the webhooks'
+// own goroutines do the writes, and a flusher hands the next write to the
+// oldest waiter, so each request writes at most one batch and waits for at
+// most the batches ahead of it.
+const (
+	maxFlushers   = 4   // concurrent writes: enough to keep Redis busy, few enough to batch
+	maxBatchTouch = 512 // touches in one write
+)
+
+// coalescer is a recorder that batches concurrent Record calls into fewer
+// calls to next.
+type coalescer struct {
+	next    recorder
+	timeout time.Duration
+	dur     prometheus.Observer // one observation per write
+	size    prometheus.Observer // webhooks per write
+
+	mu       sync.Mutex
+	pending  []*writeReq
+	flushing int
+}
+
+// writeReq is one Record call waiting for a write.
+type writeReq struct {
+	ctx     context.Context
+	touches []attribution.Touch
+	done    chan writeResult
+}
+
+// writeResult answers a waiting writeReq: its error, or the turn to flush.
+type writeResult struct {
+	err  error
+	lead bool
+}
+
+func newCoalescer(next recorder, timeout time.Duration, dur, size prometheus.Observer) *coalescer {
+	return &coalescer{next: next, timeout: timeout, dur: dur, size: size}
+}
+
+// Record stores touches, possibly in one write with other calls. ctx only
+// decides whether the call is still wanted when its turn comes; the write
+// itself is bounded by the store timeout, since it carries other calls'
+// touches too.
+func (c *coalescer) Record(ctx context.Context, touches []attribution.Touch) error {
+	req := &writeReq{ctx: ctx, touches: touches}
+	c.mu.Lock()
+	if c.flushing >= maxFlushers {
+		req.done = make(chan writeResult, 1)
+		c.pending = append(c.pending, req)
+		c.mu.Unlock()
+		// No select on ctx here: a waiter may be handed the next flush,
+		// and leaving would strand it. Waits are bounded by the writes
+		// ahead, each bounded by the store timeout.
+		if r := <-req.done; !r.lead {
+			return r.err
+		}
+	} else {
+		c.flushing++
+		c.mu.Unlock()
+	}
+	return c.flush(req)
+}
+
+// flush writes own and as much of the queue as fits in one batch, answers
+// the queued calls, and hands the next flush to the oldest waiter (or gives
+// up its flushing slot when nobody waits).
+func (c *coalescer) flush(own *writeReq) error {
+	batch := []*writeReq{own}
+	n := len(own.touches)
+	c.mu.Lock()
+	taken := 0
+	for _, r := range c.pending {
+		if n+len(r.touches) > maxBatchTouch {
+			break
+		}
+		batch = append(batch, r)
+		n += len(r.touches)
+		taken++
+	}
+	c.pending = c.pending[taken:]
+	c.mu.Unlock()
+
+	errs := c.write(batch, n)
+	for i, r := range batch[1:] {
+		r.done <- writeResult{err: errs[i+1]}
+	}
+
+	c.mu.Lock()
+	if len(c.pending) > 0 {
+		next := c.pending[0]
+		c.pending = c.pending[1:]
+		c.mu.Unlock()
+		next.done <- writeResult{lead: true}
+	} else {
+		c.flushing--
+		c.mu.Unlock()
+	}
+	return errs[0]
+}
+
+// write records the batch in one call and returns each request's error.
+// Requests whose caller has gone are skipped. When the store refuses the
+// batch because of an invalid touch (which stores nothing), each request is
+// written alone so that one bad delivery does not fail the others.
+func (c *coalescer) write(batch []*writeReq, n int) []error {
+	errs := make([]error, len(batch))
+	touches := make([]attribution.Touch, 0, n)
+	live := 0
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		touches = append(touches, r.touches...)
+		live++
+	}
+	if live == 0 {
+		return errs
+	}
+	err := c.record(touches, live)
+	if errors.Is(err, attribution.ErrInvalidTouch) && live > 1 {
+		for i, r := range batch {
+			if errs[i] == nil {
+				errs[i] = c.record(r.touches, 1)
+			}
+		}
+		return errs
+	}
+	for i := range batch {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// record is one store call, bounded by the store timeout.
+func (c *coalescer) record(touches []attribution.Touch, requests int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	start := time.Now()
+	err := c.next.Record(ctx, touches)
+	c.dur.Observe(time.Since(start).Seconds())
+	c.size.Observe(float64(requests))
+	return err
+}
