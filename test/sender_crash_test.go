@@ -1,0 +1,193 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
+	"github.com/ctmpipe/ctmpipe/internal/natstest"
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+// crashRig is the sender binary's world: real redis-server, JetStream and the
+// fake Graph API.
+type crashRig struct {
+	t     *testing.T
+	nats  *natstest.Server
+	redis *redistest.Server
+	fake  *fakegraph.Server
+	js    jetstream.JetStream
+	env   []string
+}
+
+func newCrashRig(t *testing.T) *crashRig {
+	t.Helper()
+	binary(t, "sender") // build first (and skip under -short)
+	r := &crashRig{t: t, nats: natstest.RunJetStream(t), redis: redistest.Start(t), fake: fakegraph.New(t, fakegraph.Options{})}
+	js, err := jetstream.New(r.nats.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.js = js
+	r.env = []string{
+		"NATS_URL=" + r.nats.ClientURL(), "REDIS_URL=" + r.redis.URL(),
+		"CAPI_ACCESS_TOKEN=" + fakegraph.DefaultToken, "GRAPH_API_BASE=" + r.fake.URL(),
+		"METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=debug", "WORKERS=1", "BATCH_SIZE=5",
+		// Short waits: an unacked message comes back after 2s, a claim lasts 3s.
+		"ACK_WAIT=2s", "SEND_LEASE=3s", "HTTP_TIMEOUT=1s",
+	}
+	store := attribution.NewStore(r.redis.Client(t), 0)
+	if err := store.Record(context.Background(), []attribution.Touch{{
+		Key: attribution.Key{Channel: attribution.WhatsApp, BusinessID: "104222339999001", UserID: "16315551234"},
+		ClickID: "clid-crash", AdID: "1", Time: time.Now(),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+var readyRE = regexp.MustCompile(`"msg":"sender started"`)
+
+// startSender runs the binary with extra env and waits until it consumes.
+func (r *crashRig) startSender(extra ...string) *proc {
+	r.t.Helper()
+	p := start(r.t, "sender", "", append(append([]string(nil), r.env...), extra...))
+	p.waitOutput(readyRE, 30*time.Second)
+	return p
+}
+
+func (r *crashRig) publish(n int) []string {
+	r.t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "crash-" + strconv.Itoa(i)
+		m := nats.NewMsg("conversions.whatsapp")
+		m.Header.Set(jetstream.MsgIDHeader, ids[i])
+		m.Data = fmt.Appendf(nil, `{"event_id":%q,"event_name":"OrderCreated","event_time":%d,"channel":"whatsapp","business_id":"104222339999001","user_id":"16315551234"}`,
+			ids[i], time.Now().Unix())
+		if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// settled waits until the sender's consumer has nothing pending or unacked.
+func (r *crashRig) settled(d time.Duration) {
+	r.t.Helper()
+	waitFor(r.t, d, "all conversions acked", func() bool {
+		c, err := r.js.Consumer(context.Background(), "CONVERSIONS", "sender")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// deadLetters returns reason per event id of the stored dead letters.
+func (r *crashRig) deadLetters() map[string]string {
+	r.t.Helper()
+	s, err := r.js.Stream(context.Background(), "DLQ")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		out[m.Header.Get("Ctm-Event-Id")] = m.Header.Get("Ctm-Dlq-Reason")
+	}
+	return out
+}
+
+func exited(p *proc) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// (a) The sender dies between MarkSent and the ack (CTM_FAILPOINT, a
+// test-only hook): the restarted sender finds those events sent and acks
+// them as duplicates. Every event reaches Meta exactly once; no dead letters.
+func TestSenderCrashAfterMarkSent(t *testing.T) {
+	r := newCrashRig(t)
+	p := r.startSender("CTM_FAILPOINT=after-mark-sent")
+	ids := r.publish(12)
+	waitFor(t, 30*time.Second, "the sender to kill itself at the failpoint", func() bool { return exited(p) })
+	if n := len(r.fake.Events()); n == 0 {
+		t.Fatalf("no events at the fake before the failpoint")
+	}
+	r.startSender()
+	r.settled(60 * time.Second)
+	counts := r.fake.CountByEventID()
+	for _, id := range ids {
+		if counts[id] != 1 {
+			t.Errorf("%s reached the fake %d times; want 1", id, counts[id])
+		}
+	}
+	if dl := r.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters %v; want none", dl)
+	}
+}
+
+// (b) The sender is killed while Meta accepts its request, before the 200
+// is written: Meta has the events, the sender never learnt it. The restarted
+// sender must not resend them: they end as dead letters in_doubt.
+func TestSenderKilledDuringPost(t *testing.T) {
+	r := newCrashRig(t)
+	var (
+		mu     sync.Mutex
+		victim *proc
+		killed []string
+	)
+	r.fake.OnAccept(func(evs []fakegraph.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if victim == nil || killed != nil {
+			return
+		}
+		for _, ev := range evs {
+			killed = append(killed, ev.EventID)
+		}
+		victim.Kill()
+	})
+	p := r.startSender()
+	mu.Lock()
+	victim = p
+	mu.Unlock()
+	ids := r.publish(1)
+	waitFor(t, 30*time.Second, "the sender to be killed during the post", func() bool { return exited(p) })
+	r.fake.OnAccept(nil)
+
+	r.startSender()
+	r.settled(60 * time.Second)
+	if n := r.fake.CountByEventID()[ids[0]]; n != 1 {
+		t.Fatalf("%s reached the fake %d times; want exactly 1 (the killed post)", ids[0], n)
+	}
+	if reason := r.deadLetters()[ids[0]]; reason != "in_doubt" {
+		t.Fatalf("%s dead letter reason %q; want in_doubt", ids[0], reason)
+	}
+}
