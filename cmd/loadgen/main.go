@@ -37,6 +37,7 @@ var commands = map[string]func(ctx context.Context, args []string, getenv func(s
 	"ingest":    runIngest,
 	"bare":      runBare,
 	"nats":      runNATS,
+	"sender":    runSender,
 	"redis-mem": runRedisMem,
 }
 

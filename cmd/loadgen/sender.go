@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
+	"github.com/ctmpipe/ctmpipe/internal/loadgen"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+// runSender seeds contexts, starts a fake Graph API in this process and the
+// sender binary pointed at it, and runs loadgen.SenderBench.
+func runSender(ctx context.Context, args []string, _ func(string) string, stdout io.Writer) error {
+	fs := newFlags("sender")
+	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS URL (JetStream enabled)")
+	redisURL := fs.String("redis", "redis://127.0.0.1:6379/0", "Redis URL for contexts and the sender's ledger")
+	bin := fs.String("sender-bin", "./bin/sender", "sender binary to start (with GRAPH_API_BASE set to the fake Graph)")
+	senderLog := fs.String("sender-log", "", "file for the sender's logs (default: a temp file)")
+	n := fs.Int("n", 50000, "conversions per max-rate round")
+	rounds := fs.Int("rounds", 3, "max-rate rounds of sender and raw baseline (medians are reported)")
+	batch := fs.Int("batch", 1000, "fetch size of the raw loop, also given to the sender as BATCH_SIZE")
+	rate := fs.Float64("rate", 1000, "fixed-rate run: conversions/s (0: skip)")
+	rateFor := fs.Duration("rate-d", 10*time.Second, "fixed-rate run duration")
+	contexts := fs.Int("contexts", 0, "contexts to seed (default -n)")
+	mix := fs.String("mix", loadgen.DefaultMix, "channel weights")
+	businesses := fs.Int("businesses", 8, "business ids per channel")
+	graph := fs.String("graph", "fake", `Graph API: "fake" (internal/fakegraph, checks Meta's rules) or "sink" (answers only)`)
+	timeout := fs.Duration("timeout", 2*time.Minute, "bound on waiting for one round")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	m, err := loadgen.ParseMix(*mix)
+	if err != nil {
+		return err
+	}
+	if *contexts <= 0 {
+		*contexts = *n
+	}
+	gen := &loadgen.ConvGen{Bodies: loadgen.NewBodyGen(*businesses), Mix: m, Contexts: *contexts}
+
+	rdb, err := attribution.NewClient(*redisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	start := time.Now()
+	if err := gen.Seed(ctx, attribution.NewStore(rdb, attribution.DefaultTTL)); err != nil {
+		return fmt.Errorf("seed contexts: %w", err)
+	}
+	fmt.Fprintf(stdout, "seeded %d contexts in %s\n", *contexts, time.Since(start).Round(time.Millisecond))
+
+	nc, err := nats.Connect(*natsURL, nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	dir, err := os.MkdirTemp("", "loadgen-sender-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	datasets := map[string]string{}
+	for i, b := range gen.Businesses() {
+		datasets[b] = strconv.Itoa(900000000000 + i)
+	}
+	graphURL, attach, closeGraph := startGraph(*graph, datasets)
+	defer closeGraph()
+	dsFile, err := writeDatasets(dir, datasets)
+	if err != nil {
+		return err
+	}
+	if *senderLog == "" {
+		*senderLog = filepath.Join(dir, "sender.log")
+	}
+	proc, err := startSender(*bin, *senderLog, []string{
+		"NATS_URL=" + *natsURL, "REDIS_URL=" + *redisURL, "GRAPH_API_BASE=" + graphURL,
+		"CAPI_ACCESS_TOKEN=" + fakegraph.DefaultToken, "CAPI_DATASETS_FILE=" + dsFile,
+		"BATCH_SIZE=" + strconv.Itoa(*batch), "LOG_LEVEL=warn",
+	})
+	if err != nil {
+		return err
+	}
+	defer stopSender(proc, *senderLog, stdout)
+
+	fmt.Fprintf(stdout, "loadgen sender: n=%d rounds=%d batch=%d rate=%.0f rate-d=%s graph=%s contexts=%d\n",
+		*n, *rounds, *batch, *rate, *rateFor, *graph, *contexts)
+	b := &loadgen.SenderBench{
+		JS: js, Gen: gen, RunID: strconv.FormatInt(time.Now().UnixNano(), 36), N: *n, Rounds: *rounds, Batch: *batch,
+		Rate: *rate, RateFor: *rateFor, Attach: attach, Timeout: *timeout, Out: stdout,
+		Hold:    func() error { return proc.Process.Signal(syscall.SIGSTOP) },
+		Release: func() error { return proc.Process.Signal(syscall.SIGCONT) },
+	}
+	return b.Run(ctx)
+}
+
+// startGraph starts the Graph API the sender posts to and returns its URL,
+// how to attach a tracker, and how to stop it.
+func startGraph(kind string, datasets map[string]string) (string, func(*loadgen.Tracker), func()) {
+	if kind == "sink" {
+		s := loadgen.NewSink()
+		return s.URL(), s.Attach, s.Close
+	}
+	g := fakegraph.NewServer(fakegraph.Options{Datasets: datasets, StrictDatasets: true})
+	attach := func(t *loadgen.Tracker) {
+		if t == nil {
+			g.OnAccept(nil)
+			g.Reset() // forget accepted events: a long run would hold them all
+			return
+		}
+		g.OnAccept(func(evs []fakegraph.Event) {
+			now := time.Now()
+			ids := make([]string, len(evs))
+			for i := range evs {
+				ids[i] = evs[i].EventID
+			}
+			t.Accept(now, ids...)
+		})
+	}
+	return g.URL(), attach, g.Close
+}
+
+// writeDatasets writes CAPI_DATASETS_FILE for the harness's businesses.
+func writeDatasets(dir string, datasets map[string]string) (string, error) {
+	type entry struct {
+		DatasetID string `json:"dataset_id"`
+	}
+	m := map[string]entry{}
+	for b, d := range datasets {
+		m[b] = entry{DatasetID: d}
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "datasets.json")
+	return path, os.WriteFile(path, raw, 0o600)
+}
+
+// startSender starts the sender binary with env added to ours.
+func startSender(bin, logPath string, env []string) (*exec.Cmd, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("sender binary: %w (build it: go build -o bin/sender ./cmd/sender)", err)
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-metrics-addr=")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start sender: %w", err)
+	}
+	go func() { cmd.Wait(); logf.Close() }() //nolint:errcheck // exit status is read from the log
+	return cmd, nil
+}
+
+// stopSender resumes (in case it is held) and terminates the sender, then
+// prints the tail of its log if it logged errors.
+func stopSender(cmd *exec.Cmd, logPath string, out io.Writer) {
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := cmd.Process.Signal(syscall.Signal(0)); errors.Is(err, os.ErrProcessDone) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
+		fmt.Fprintf(out, "sender log (%s), last 2000 bytes:\n%s\n", logPath, b[max(0, len(b)-2000):])
+	}
+}

@@ -1,0 +1,229 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+)
+
+// SenderBench measures a running sender end to end (publish → join → fake
+// Graph → ack) against RawFetchAck over the same number of messages on the
+// same server, in alternating order, and its latency at a fixed rate.
+type SenderBench struct {
+	JS     jetstream.JetStream
+	Gen    *ConvGen
+	RunID  string // makes event ids unique across runs (the sender remembers sent ones)
+	N      int    // conversions per max-rate round
+	Rounds int
+	Batch  int // the raw loop's fetch size: the sender's BATCH_SIZE
+	// Rate and RateFor set the fixed-rate run (skipped when Rate is 0).
+	Rate    float64
+	RateFor time.Duration
+	// Hold and Release pause and resume the sender (SIGSTOP/SIGCONT) while a
+	// max-rate round is published, so that it then drains a full stream as
+	// the raw loop does. Nil: publish while it runs.
+	Hold, Release func() error
+	// Attach routes the fake Graph's accepted event ids to t (nil detaches).
+	Attach  func(t *Tracker)
+	Timeout time.Duration // bound on waiting for one round
+	Out     io.Writer
+}
+
+// SenderResult is one max-rate round of the sender.
+type SenderResult struct {
+	N         int
+	ToGraph   time.Duration // until the fake Graph had every event
+	ToAcked   time.Duration // until the stream had every ack
+	Dups      int
+	Missing   int
+	Published time.Duration
+}
+
+// Run executes the benchmark and prints per-round and RESULT lines.
+func (b *SenderBench) Run(ctx context.Context) error {
+	cons, err := b.waitForSender(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.warmUp(ctx); err != nil {
+		return err
+	}
+	var rawRates, senderRates, ratios []float64
+	for round := range b.Rounds {
+		order := []string{"raw", "sender"}
+		if round%2 == 1 {
+			order = []string{"sender", "raw"}
+		}
+		got := map[string]float64{}
+		for _, name := range order {
+			prefix := fmt.Sprintf("lg-%s-%s%d-", b.RunID, name, round+1)
+			msgs := b.messages(prefix, b.N)
+			if name == "raw" {
+				d, err := RawFetchAck(ctx, b.JS, RawMessages(msgs), b.Batch)
+				if err != nil {
+					return err
+				}
+				got[name] = float64(b.N) / d.Seconds()
+				fmt.Fprintf(b.Out, "raw round %d      n %d  fetch+ack %9.0f msg/s  (%s)\n", round+1, b.N, got[name], d.Round(time.Millisecond))
+				continue
+			}
+			r, err := b.maxRound(ctx, cons, prefix, msgs)
+			if err != nil {
+				return err
+			}
+			got[name] = float64(r.N) / r.ToAcked.Seconds()
+			fmt.Fprintf(b.Out, "sender round %d   n %d  end-to-end %9.0f conv/s  (graph %s, acked %s, publish %s)  dups %d missing %d\n",
+				round+1, r.N, got[name], r.ToGraph.Round(time.Millisecond), r.ToAcked.Round(time.Millisecond),
+				r.Published.Round(time.Millisecond), r.Dups, r.Missing)
+		}
+		rawRates = append(rawRates, got["raw"])
+		senderRates = append(senderRates, got["sender"])
+		ratios = append(ratios, safeDiv(got["sender"], got["raw"]))
+	}
+	if b.Rounds > 0 {
+		fmt.Fprintf(b.Out, "RESULT sender n=%d raw_rps=%.0f sender_rps=%.0f ratio=%.3f ratios=%s target>=0.6\n",
+			b.N, Median(rawRates), Median(senderRates), Median(ratios), formatFloats(ratios))
+	}
+	if b.Rate > 0 {
+		return b.rateRun(ctx)
+	}
+	return nil
+}
+
+// waitForSender waits until the sender has created CONVERSIONS and its
+// consumer.
+func (b *SenderBench) waitForSender(ctx context.Context) (jetstream.Consumer, error) {
+	deadline := time.Now().Add(b.Timeout)
+	for {
+		cons, err := b.JS.Consumer(ctx, sender.StreamConversions, sender.ConsumerName)
+		if err == nil {
+			return cons, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("sender consumer: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("sender did not create %s/%s within %s", sender.StreamConversions, sender.ConsumerName, b.Timeout)
+		}
+		sleep(ctx, 50*time.Millisecond)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// warmUp sends a few conversions through, so that connections, scripts and
+// dataset lookups are warm before anything is timed.
+func (b *SenderBench) warmUp(ctx context.Context) error {
+	const n = 200
+	prefix := fmt.Sprintf("lg-%s-warm-", b.RunID)
+	t := NewTracker(prefix, n)
+	b.Attach(t)
+	defer b.Attach(nil)
+	if err := PublishAll(ctx, b.JS, b.messages(prefix, n)); err != nil {
+		return err
+	}
+	return b.wait(ctx, t, "warm-up")
+}
+
+func (b *SenderBench) wait(ctx context.Context, t *Tracker, what string) error {
+	timer := time.NewTimer(b.Timeout)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		s := t.Stats()
+		return fmt.Errorf("%s: %d of %d conversions reached the fake Graph within %s (is the sender running, and are its contexts seeded?)",
+			what, s.Received, s.Received+s.Missing, b.Timeout)
+	}
+}
+
+func (b *SenderBench) messages(prefix string, n int) []*nats.Msg {
+	now := time.Now()
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		msgs[i] = b.Gen.Message("conversions", prefix, i, now)
+	}
+	return msgs
+}
+
+// maxRound publishes msgs while the sender is held, releases it, and times
+// the drain.
+func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, prefix string, msgs []*nats.Msg) (SenderResult, error) {
+	t := NewTracker(prefix, len(msgs))
+	b.Attach(t)
+	defer b.Attach(nil)
+	if b.Hold != nil {
+		if err := b.Hold(); err != nil {
+			return SenderResult{}, err
+		}
+	}
+	pubStart := time.Now()
+	err := PublishAll(ctx, b.JS, msgs)
+	published := time.Since(pubStart)
+	start := time.Now()
+	if b.Release != nil {
+		if rerr := b.Release(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	if b.Hold == nil {
+		start = pubStart
+	}
+	if err != nil {
+		return SenderResult{}, err
+	}
+	if err := b.wait(ctx, t, "sender round"); err != nil {
+		return SenderResult{}, err
+	}
+	toGraph := time.Since(start)
+	if err := WaitDrained(ctx, cons, b.Timeout); err != nil {
+		return SenderResult{}, err
+	}
+	s := t.Stats()
+	return SenderResult{N: len(msgs), ToGraph: toGraph, ToAcked: time.Since(start), Dups: s.Dups,
+		Missing: s.Missing, Published: published}, nil
+}
+
+// rateRun publishes open loop at b.Rate for b.RateFor and reports publish →
+// CAPI POST latency from each conversion's due time.
+func (b *SenderBench) rateRun(ctx context.Context) error {
+	n := int(Schedule{Rate: b.Rate}.Count(b.RateFor))
+	prefix := fmt.Sprintf("lg-%s-rate-", b.RunID)
+	msgs := b.messages(prefix, n)
+	t := NewTracker(prefix, n)
+	b.Attach(t)
+	defer b.Attach(nil)
+	s := Schedule{Start: time.Now().Add(50 * time.Millisecond), Rate: b.Rate}
+	var lag Histogram // how late the publisher itself was
+	for i, m := range msgs {
+		due := s.Due(uint64(i))
+		if d := time.Until(due); d > 0 {
+			sleep(ctx, d)
+		}
+		lag.Record(time.Since(due))
+		t.SetDue(i, due)
+		if _, err := b.JS.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second)); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	waitErr := b.wait(ctx, t, "fixed-rate run")
+	st := t.Stats()
+	fmt.Fprintf(b.Out, "RESULT sender_latency rate=%.0f n=%d received=%d dups=%d p50=%s p90=%s p99=%s max=%s publish_lag_p99=%s target_p99<=250ms\n",
+		b.Rate, n, st.Received, st.Dups, ms(st.Latency.Quantile(.5)), ms(st.Latency.Quantile(.9)),
+		ms(st.Latency.Quantile(.99)), ms(st.Latency.Max()), ms(lag.Quantile(.99)))
+	return waitErr
+}
