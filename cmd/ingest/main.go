@@ -90,13 +90,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	return srv.Serve(ctx, ln)
 }
 
-// newLogger returns a JSON logger at level writing to w.
+// newLogger returns a JSON logger at level writing to w. It samples: past
+// 10 entries a second with the same message, it keeps every 100th, so that
+// an outage answered with 503 thousands of times a second cannot flood the
+// log.
 func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	enc.EncodeDuration = zapcore.StringDurationEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
-	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w))))
+	out := zapcore.Lock(zapcore.AddSync(w))
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), out, level)
+	return zap.New(zapcore.NewSamplerWithOptions(core, time.Second, 10, 100), zap.ErrorOutput(out))
 }
 
 // redisLog sends go-redis's own messages (pool dial failures, in plain text

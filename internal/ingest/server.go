@@ -40,7 +40,9 @@ type Deps struct {
 	Registerer prometheus.Registerer
 	// Gatherer serves GET /metrics; Registerer when nil and it is a Gatherer.
 	Gatherer prometheus.Gatherer
-	// Capture, when not nil, receives a copy of every verified body.
+	// Capture, when not nil, receives a copy of every verified body. Serve
+	// runs its publisher; whoever serves Handler() without Serve must run
+	// Capture.Run alongside.
 	Capture *Capture
 }
 

@@ -94,15 +94,11 @@ func (s *Server) postOnPrem(c echo.Context) error {
 // onPremAuthorized accepts ONPREM_SECRET as the X-Onprem-Secret header or
 // as the basic-auth password (any user name), compared in constant time.
 func (s *Server) onPremAuthorized(req *http.Request) bool {
-	got := req.Header.Get(onPremSecretHeader)
-	if got == "" {
-		_, pw, ok := req.BasicAuth()
-		if !ok {
-			return false
-		}
-		got = pw
+	if h := req.Header.Get(onPremSecretHeader); h != "" && secretEqual(h, s.cfg.OnPremSecret) {
+		return true
 	}
-	return secretEqual(got, s.cfg.OnPremSecret)
+	_, pw, ok := req.BasicAuth()
+	return ok && secretEqual(pw, s.cfg.OnPremSecret)
 }
 
 // record stores the touches of p and answers 200 only after the write

@@ -231,6 +231,11 @@ func TestOnPrem(t *testing.T) {
 	}{
 		{"header secret", nil, http.Header{onPremSecretHeader: {testOnPremSecret}}, body, 200, true, outStored},
 		{"basic auth password", nil, basic("any", testOnPremSecret), body, 200, true, outStored},
+		{"wrong header, right password", nil, func() http.Header {
+			h := basic("any", testOnPremSecret)
+			h.Set(onPremSecretHeader, "nope")
+			return h
+		}(), body, 200, true, outStored},
 		{"no secret", nil, nil, body, 401, false, outUnauthorized},
 		{"wrong header", nil, http.Header{onPremSecretHeader: {"nope"}}, body, 401, false, outUnauthorized},
 		{"wrong password", nil, basic(testOnPremSecret, "nope"), body, 401, false, outUnauthorized},
