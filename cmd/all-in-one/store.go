@@ -45,10 +45,17 @@ type embeddedStore struct {
 	m    *miniredis.Miniredis
 	path string
 
+	// Lock order: syncMu, then mu. mu guards appends; syncMu serializes
+	// fsyncs, so that writers arriving while one fsyncs share the next one
+	// (group commit) instead of queueing one fsync each.
 	mu        sync.Mutex
 	f         *os.File
 	size      int64 // bytes in the journal
 	compacted int64 // its size after the last compaction
+	written   int64 // appends so far
+
+	syncMu sync.Mutex
+	synced int64 // appends known to be on disk
 }
 
 // openStore loads dir's journal into a new miniredis listening on
@@ -88,9 +95,9 @@ func (s *embeddedStore) Client() *redis.Client {
 // Close stops the server and leaves a compact journal behind.
 func (s *embeddedStore) Close() error {
 	s.m.Close()
+	err := s.compact()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.compactLocked()
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
@@ -144,14 +151,22 @@ func (s *embeddedStore) load() error {
 	return nil
 }
 
-// compact rewrites the journal with one record per live key.
+// compact rewrites the journal with one record per live key. Everything
+// appended before is then on disk, in the new file.
 func (s *embeddedStore) compact() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.compactLocked()
+	if err := s.rewrite(); err != nil {
+		return err
+	}
+	s.synced = s.written
+	return nil
 }
 
-func (s *embeddedStore) compactLocked() error {
+// rewrite does compact's work, with both locks held.
+func (s *embeddedStore) rewrite() error {
 	tmp := s.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -208,15 +223,44 @@ func (s *embeddedStore) state(k string) (record, bool) {
 	return r, true
 }
 
-// persist journals the current state of keys and fsyncs. The state is read
-// under the journal's lock, so records land in the order they were read and
-// the last record of a key is never older than its last write.
+// persist journals the current state of keys and returns once it is on
+// disk. The state is read under mu, so records land in the order they were
+// read and the last record of a key is never older than its last write.
 func (s *embeddedStore) persist(keys []string, all bool) error {
+	if all {
+		return s.compact()
+	}
+	seq, err := s.appendState(keys)
+	if err != nil || seq == 0 {
+		return err
+	}
+	s.syncMu.Lock()
+	if s.synced < seq {
+		s.mu.Lock()
+		f, target := s.f, s.written
+		s.mu.Unlock()
+		if err = f.Sync(); err == nil {
+			s.synced = target
+		}
+	}
+	s.syncMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store: journal: %w", err)
+	}
+	s.mu.Lock()
+	grown := s.size > journalCompactSize && s.size > journalGrowth*s.compacted
+	s.mu.Unlock()
+	if grown {
+		return s.compact()
+	}
+	return nil
+}
+
+// appendState appends the records of keys and returns the append's
+// sequence number (0 when there was nothing to write).
+func (s *embeddedStore) appendState(keys []string) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if all {
-		return s.compactLocked()
-	}
 	var buf bytes.Buffer
 	for _, k := range keys {
 		if r, ok := s.state(k); ok {
@@ -225,20 +269,15 @@ func (s *embeddedStore) persist(keys []string, all bool) error {
 		}
 	}
 	if buf.Len() == 0 {
-		return nil
+		return 0, nil
 	}
 	n, err := s.f.Write(buf.Bytes())
 	s.size += int64(n)
-	if err == nil {
-		err = s.f.Sync()
-	}
 	if err != nil {
-		return fmt.Errorf("store: journal: %w", err)
+		return 0, fmt.Errorf("store: journal: %w", err)
 	}
-	if s.size > journalCompactSize && s.size > journalGrowth*s.compacted {
-		return s.compactLocked()
-	}
-	return nil
+	s.written++
+	return s.written, nil
 }
 
 func syncDir(dir string) error {
