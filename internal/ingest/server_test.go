@@ -134,7 +134,7 @@ func fixture(t testing.TB, name string) []byte {
 }
 
 // fixtureNames lists the webhook fixtures (every .json but expected.json).
-func fixtureNames(t *testing.T) []string {
+func fixtureNames(t testing.TB) []string {
 	t.Helper()
 	paths, err := filepath.Glob(filepath.Join(fixtureDir, "*.json"))
 	if err != nil || len(paths) == 0 {
