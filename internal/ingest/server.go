@@ -111,6 +111,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Bool("admin_token_set", cfg.AdminToken != ""),
 		zap.Bool("onprem_secret_set", cfg.OnPremSecret != ""),
 		zap.Bool("onprem_waba_id_set", cfg.OnPremWABAID != ""),
+		zap.Bool("redis_url_set", cfg.RedisURL != ""),
+		zap.Bool("nats_url_set", cfg.NATSURL != ""),
 		zap.Bool("capture", deps.Capture != nil),
 		zap.Duration("context_ttl", cfg.ContextTTL),
 		zap.Int64("body_limit", cfg.BodyLimit),
