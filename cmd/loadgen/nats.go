@@ -32,6 +32,9 @@ func runNATS(ctx context.Context, args []string, _ func(string) string, stdout i
 	if err != nil {
 		return fmt.Errorf("nats: -addr port: %w", err)
 	}
+	if port == 0 {
+		port = -1 // nats-server's "any free port"; 0 would mean its default 4222
+	}
 	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: *store,
 		NoSigs: true, NoLog: true, MaxPayload: 8 << 20})
 	if err != nil {
