@@ -34,6 +34,11 @@ type Result struct {
 	Latency  Histogram      // closed loop: request to response; open loop: due time to response
 	Service  Histogram      // request written to response read (same as Latency when closed)
 	Requests uint64         // responses of any status
+	Total    uint64         // responses and errors including the warm-up: what the process CPU time was spent on
+	// Procs and CPU are the processes watched during the run and their CPU
+	// time per request (of Total); -1 where unknown. Filled by IngestBench.
+	Procs []Proc
+	CPU   []time.Duration
 }
 
 // OK returns how many responses were 200.
@@ -52,6 +57,7 @@ func (r *Result) Throughput() float64 {
 type worker struct {
 	codes   [600]uint64
 	other   uint64
+	total   uint64
 	errors  uint64
 	missed  uint64
 	latency Histogram
@@ -93,6 +99,7 @@ func (l *Load) Run(ctx context.Context, reqs [][]byte) *Result {
 		res.Codes[0] += w.other // a status outside 0..599
 		res.Requests += w.other
 		res.Errors += w.errors
+		res.Total += w.total
 		res.Missed += w.missed
 		res.Latency.Merge(&w.latency)
 		res.Service.Merge(&w.service)
@@ -121,6 +128,7 @@ func (w *worker) closedLoop(ctx context.Context, c *conn, reqs [][]byte, p *Pool
 		}
 		status, err := c.do(reqs[p.Next()])
 		t1 := time.Now()
+		w.total++
 		if t1.Before(winStart) || !t1.Before(end) {
 			continue
 		}
@@ -158,6 +166,7 @@ func (w *worker) openLoop(ctx context.Context, c *conn, reqs [][]byte, p *Pool, 
 		}
 		status, err := c.do(reqs[p.Next()])
 		t1 := time.Now()
+		w.total++
 		if !counted {
 			continue
 		}

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -98,5 +99,39 @@ func TestEmptyAndNegative(t *testing.T) {
 	h.Record(-time.Second)
 	if h.Count() != 1 || h.Quantile(1) != 0 {
 		t.Errorf("negative: Count, Quantile(1) = %d, %v; want 1, 0", h.Count(), h.Quantile(1))
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and a parenthesis must not shift fields.
+	line := "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 37 0 0 20 0 8 0 1000 1 1\n"
+	got, err := parseStat(line)
+	if err != nil || got != 2870*time.Millisecond {
+		t.Errorf("parseStat = %v, %v; want 2.87s (287 ticks)", got, err)
+	}
+	if _, err := parseStat("4242 (x) S 1 2"); err == nil {
+		t.Error("parseStat of a short line: no error")
+	}
+	if own, err := ProcCPU(os.Getpid()); err != nil || own < 0 {
+		t.Errorf("ProcCPU(self) = %v, %v", own, err)
+	}
+}
+
+func TestPerRequestAndParseProcs(t *testing.T) {
+	got := PerRequest(CPUSample{time.Second, -1, 0}, CPUSample{3 * time.Second, time.Second, time.Second}, 1000)
+	want := []time.Duration{2 * time.Millisecond, -1, time.Millisecond}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("PerRequest = %v; want %v", got, want)
+		}
+	}
+	ps, err := ParseProcs("ingest=12,redis=34")
+	if err != nil || len(ps) != 2 || ps[1] != (Proc{Name: "redis", PID: 34}) {
+		t.Errorf("ParseProcs = %v, %v", ps, err)
+	}
+	for _, bad := range []string{"ingest", "ingest=x", "=3", "a=0"} {
+		if _, err := ParseProcs(bad); err == nil {
+			t.Errorf("ParseProcs(%q): no error", bad)
+		}
 	}
 }

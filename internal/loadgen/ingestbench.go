@@ -31,6 +31,9 @@ type IngestBench struct {
 	WrkThreads int
 	TempDir    string // for wrk's bodies file
 	Out        io.Writer
+	// Procs are the processes whose CPU time per request each run reports
+	// (the generator itself is always included).
+	Procs []Proc
 
 	seq      uint64
 	barePool *Pool // the baseline ignores bodies: one pool serves every run
@@ -65,7 +68,11 @@ func (b *IngestBench) measure(ctx context.Context, name string, e Endpoint, rate
 	}
 	l := &Load{Name: name, Endpoint: e, Pool: p, Conns: b.Conns, Warmup: b.Warmup, Duration: b.Duration,
 		Rate: rate, Timeout: b.Timeout}
+	procs := b.procs()
+	before := SampleCPU(procs)
 	r := l.Run(ctx, reqs)
+	r.CPU = PerRequest(before, SampleCPU(procs), r.Total)
+	r.Procs = procs
 	PrintResult(b.Out, r)
 	if used := p.Used(); used > uint64(p.Len()) && e != b.Bare {
 		fmt.Fprintf(b.Out, "  note: %d of %d requests reused a body (pool %d); raise -pool for unique ids\n",
@@ -74,11 +81,37 @@ func (b *IngestBench) measure(ctx context.Context, name string, e Endpoint, rate
 	return r
 }
 
+func (b *IngestBench) procs() []Proc {
+	return append([]Proc{{Name: "loadgen", PID: os.Getpid()}}, b.Procs...)
+}
+
+// cpuMedians prints the median CPU time per request of each process over
+// the runs against one target.
+func cpuMedians(runs []*Result) string {
+	if len(runs) == 0 {
+		return ""
+	}
+	s := ""
+	for i, p := range runs[0].Procs {
+		var us []float64
+		for _, r := range runs {
+			if r.CPU[i] >= 0 {
+				us = append(us, float64(r.CPU[i])/float64(time.Microsecond))
+			}
+		}
+		if len(us) > 0 {
+			s += fmt.Sprintf(" %s_us=%.1f", p.Name, Median(us))
+		}
+	}
+	return s
+}
+
 // Run executes the benchmark and prints per-run lines and RESULT lines.
 func (b *IngestBench) Run(ctx context.Context) error {
 	var ingestRPS []float64
 	if b.Bare.Addr != "" && b.Rounds > 0 {
 		var bareRPS, ratios []float64
+		runs := map[string][]*Result{}
 		for round := range b.Rounds {
 			// Alternate the order so that drift in the machine's load
 			// (other tenants, thermal) does not favour one target.
@@ -92,7 +125,9 @@ func (b *IngestBench) Run(ctx context.Context) error {
 				if name == "bare" {
 					e = b.Bare
 				}
-				got[name] = b.measure(ctx, fmt.Sprintf("%s round %d", name, round+1), e, 0).Throughput()
+				r := b.measure(ctx, fmt.Sprintf("%s round %d", name, round+1), e, 0)
+				runs[name] = append(runs[name], r)
+				got[name] = r.Throughput()
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -103,6 +138,8 @@ func (b *IngestBench) Run(ctx context.Context) error {
 		}
 		fmt.Fprintf(b.Out, "RESULT ingest generator=go conns=%d bare_rps=%.0f ingest_rps=%.0f ratio=%.3f ratios=%s target>=0.55\n",
 			b.Conns, Median(bareRPS), Median(ingestRPS), Median(ratios), formatFloats(ratios))
+		fmt.Fprintf(b.Out, "RESULT cpu_per_request target=bare%s\n", cpuMedians(runs["bare"]))
+		fmt.Fprintf(b.Out, "RESULT cpu_per_request target=ingest%s\n", cpuMedians(runs["ingest"]))
 		if b.Wrk != "" {
 			if err := b.runWrk(ctx); err != nil {
 				return err
@@ -149,13 +186,23 @@ func (b *IngestBench) runWrk(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			procs := b.Procs
+			before, wrkBefore := SampleCPU(procs), childrenCPU()
 			w, err := RunWrk(ctx, b.Wrk, "http://"+e.Host+e.Path, script, bodies, b.WrkThreads, b.Conns, d)
 			if err != nil {
 				return err
 			}
+			cpu := PerRequest(before, SampleCPU(procs), w.Requests)
 			fmt.Fprintf(b.Out, "%-22s wrk  conns %d  rps %9.0f  p50 %s  p90 %s  p99 %s  max %s  non2xx %d  sockerr %d\n",
 				fmt.Sprintf("%s round %d", name, round+1), b.Conns, w.Throughput(), ms(w.P50), ms(w.P90), ms(w.P99),
 				ms(w.Max), w.Non2xx, w.SocketErrs)
+			fmt.Fprintf(b.Out, "  cpu/request: wrk %.1fµs", us((childrenCPU()-wrkBefore)/time.Duration(max(w.Requests, 1))))
+			for i, p := range procs {
+				if cpu[i] >= 0 {
+					fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
+				}
+			}
+			fmt.Fprintln(b.Out)
 			got[name] = w.Throughput()
 		}
 		bareRPS = append(bareRPS, got["bare"])
@@ -176,6 +223,15 @@ func PrintResult(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "  missed %d  service_p99 %s", r.Missed, ms(r.Service.Quantile(.99)))
 	}
 	fmt.Fprintln(w)
+	if len(r.Procs) > 0 {
+		fmt.Fprint(w, "  cpu/request:")
+		for i, p := range r.Procs {
+			if r.CPU[i] >= 0 {
+				fmt.Fprintf(w, " %s %.1fµs", p.Name, float64(r.CPU[i])/float64(time.Microsecond))
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // Median returns the median of xs (the mean of the middle two for an even
@@ -198,6 +254,8 @@ func safeDiv(a, b float64) float64 {
 	}
 	return a / b
 }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
