@@ -23,8 +23,10 @@ machine
 
 log "starting redis-server and NATS (JetStream on disk)"
 start_redis redis-sender REDIS_URL
+REDIS_PID=${PIDS[-1]}
 mkdir -p "$WORK/jetstream"
 "$BIN/loadgen" nats -addr 127.0.0.1:0 -store "$WORK/jetstream" >"$WORK/nats.log" 2>&1 &
+NATS_PID=$!
 PIDS+=($!)
 NATS_URL=$(wait_for_line "$WORK/nats.log" '^nats listening on (.*)$')
 log "nats at $NATS_URL, redis at $REDIS_URL"
@@ -32,5 +34,5 @@ log "nats at $NATS_URL, redis at $REDIS_URL"
 for graph in $GRAPHS; do
 	log "sender vs raw fetch+ack, Graph API: $graph"
 	"$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
-		-sender-log "$WORK/sender-$graph.log" -graph "$graph" "$@"
+		-sender-log "$WORK/sender-$graph.log" -procs "nats=$NATS_PID,redis=$REDIS_PID" -graph "$graph" "$@"
 done

@@ -39,10 +39,15 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	businesses := fs.Int("businesses", 8, "business ids per channel")
 	graph := fs.String("graph", "fake", `Graph API: "fake" (internal/fakegraph, checks Meta's rules) or "sink" (answers only)`)
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on waiting for one round")
+	procsFlag := fs.String("procs", "", "more processes to report CPU time per conversion for, name=pid,... (e.g. nats=123,redis=456)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	m, err := loadgen.ParseMix(*mix)
+	if err != nil {
+		return err
+	}
+	procs, err := loadgen.ParseProcs(*procsFlag)
 	if err != nil {
 		return err
 	}
@@ -107,6 +112,7 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 		Rate: *rate, RateFor: *rateFor, Attach: attach, Timeout: *timeout, Out: stdout,
 		Hold:    func() error { return proc.Process.Signal(syscall.SIGSTOP) },
 		Release: func() error { return proc.Process.Signal(syscall.SIGCONT) },
+		Procs:   append([]loadgen.Proc{{Name: "sender", PID: proc.Process.Pid}}, procs...),
 	}
 	return b.Run(ctx)
 }

@@ -24,7 +24,9 @@ const (
 // loop that does what the sender must do at the least (Fetch a batch, Ack
 // each message) and nothing else. It returns how long consuming took, from
 // the first Fetch until the server held every ack.
-func RawFetchAck(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, batch int) (time.Duration, error) {
+// started, when not nil, is called once the messages are published, right
+// before consuming starts.
+func RawFetchAck(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, batch int, started func()) (time.Duration, error) {
 	if err := js.DeleteStream(ctx, RawStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, fmt.Errorf("raw: delete stream: %w", err)
 	}
@@ -45,6 +47,9 @@ func RawFetchAck(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, 
 	}
 	if err := PublishAll(ctx, js, msgs); err != nil {
 		return 0, fmt.Errorf("raw: %w", err)
+	}
+	if started != nil {
+		started()
 	}
 	start := time.Now()
 	acked := 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,6 +35,11 @@ type SenderBench struct {
 	Attach  func(t *Tracker)
 	Timeout time.Duration // bound on waiting for one round
 	Out     io.Writer
+	// Procs are the processes whose CPU time per conversion each max-rate
+	// round reports, from the end of publishing to the last ack (the
+	// harness itself is always included: it runs the raw loop and the
+	// Graph).
+	Procs []Proc
 }
 
 // SenderResult is one max-rate round of the sender.
@@ -65,23 +71,33 @@ func (b *SenderBench) Run(ctx context.Context) error {
 		for _, name := range order {
 			prefix := fmt.Sprintf("lg-%s-%s%d-", b.RunID, name, round+1)
 			msgs := b.messages(prefix, b.N)
+			procs := b.procs()
+			var before CPUSample
 			if name == "raw" {
-				d, err := RawFetchAck(ctx, b.JS, RawMessages(msgs), b.Batch)
+				d, err := RawFetchAck(ctx, b.JS, RawMessages(msgs), b.Batch, func() { before = SampleCPU(procs) })
 				if err != nil {
 					return err
 				}
 				got[name] = float64(b.N) / d.Seconds()
 				fmt.Fprintf(b.Out, "raw round %d      n %d  fetch+ack %9.0f msg/s  (%s)\n", round+1, b.N, got[name], d.Round(time.Millisecond))
-				continue
+			} else {
+				r, err := b.maxRound(ctx, cons, prefix, msgs, func() { before = SampleCPU(procs) })
+				if err != nil {
+					return err
+				}
+				got[name] = float64(r.N) / r.ToAcked.Seconds()
+				fmt.Fprintf(b.Out, "sender round %d   n %d  end-to-end %9.0f conv/s  (graph %s, acked %s, publish %s)  dups %d missing %d\n",
+					round+1, r.N, got[name], r.ToGraph.Round(time.Millisecond), r.ToAcked.Round(time.Millisecond),
+					r.Published.Round(time.Millisecond), r.Dups, r.Missing)
 			}
-			r, err := b.maxRound(ctx, cons, prefix, msgs)
-			if err != nil {
-				return err
+			cpu := PerRequest(before, SampleCPU(procs), uint64(b.N))
+			fmt.Fprint(b.Out, "  cpu/conversion:")
+			for i, p := range procs {
+				if cpu[i] >= 0 {
+					fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
+				}
 			}
-			got[name] = float64(r.N) / r.ToAcked.Seconds()
-			fmt.Fprintf(b.Out, "sender round %d   n %d  end-to-end %9.0f conv/s  (graph %s, acked %s, publish %s)  dups %d missing %d\n",
-				round+1, r.N, got[name], r.ToGraph.Round(time.Millisecond), r.ToAcked.Round(time.Millisecond),
-				r.Published.Round(time.Millisecond), r.Dups, r.Missing)
+			fmt.Fprintln(b.Out)
 		}
 		rawRates = append(rawRates, got["raw"])
 		senderRates = append(senderRates, got["sender"])
@@ -95,6 +111,10 @@ func (b *SenderBench) Run(ctx context.Context) error {
 		return b.rateRun(ctx)
 	}
 	return nil
+}
+
+func (b *SenderBench) procs() []Proc {
+	return append([]Proc{{Name: "loadgen", PID: os.Getpid()}}, b.Procs...)
 }
 
 // waitForSender waits until the sender has created CONVERSIONS and its
@@ -159,7 +179,7 @@ func (b *SenderBench) messages(prefix string, n int) []*nats.Msg {
 
 // maxRound publishes msgs while the sender is held, releases it, and times
 // the drain.
-func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, prefix string, msgs []*nats.Msg) (SenderResult, error) {
+func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, prefix string, msgs []*nats.Msg, published func()) (SenderResult, error) {
 	t := NewTracker(prefix, len(msgs))
 	b.Attach(t)
 	defer b.Attach(nil)
@@ -170,7 +190,10 @@ func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, pre
 	}
 	pubStart := time.Now()
 	err := PublishAll(ctx, b.JS, msgs)
-	published := time.Since(pubStart)
+	pubTime := time.Since(pubStart)
+	if published != nil {
+		published()
+	}
 	start := time.Now()
 	if b.Release != nil {
 		if rerr := b.Release(); rerr != nil && err == nil {
@@ -192,7 +215,7 @@ func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, pre
 	}
 	s := t.Stats()
 	return SenderResult{N: len(msgs), ToGraph: toGraph, ToAcked: time.Since(start), Dups: s.Dups,
-		Missing: s.Missing, Published: published}, nil
+		Missing: s.Missing, Published: pubTime}, nil
 }
 
 // rateRun publishes open loop at b.Rate for b.RateFor and reports publish →

@@ -34,7 +34,7 @@ func TestRawFetchAckConsumesEverything(t *testing.T) {
 		for i := range msgs {
 			msgs[i] = c.Message("conversions", "raw-", i, time.Now())
 		}
-		d, err := RawFetchAck(t.Context(), js, RawMessages(msgs), 1000)
+		d, err := RawFetchAck(t.Context(), js, RawMessages(msgs), 1000, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
