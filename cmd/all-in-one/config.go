@@ -20,9 +20,22 @@ type config struct {
 	NATSAddr string // NATS_ADDR: where the embedded NATS listens
 	NATSURL  string // NATS_URL: an external NATS instead of the embedded one
 	RedisURL string // REDIS_URL: an external Redis instead of the embedded store
-	Ingest   ingest.Config
-	Sender   sender.Config
+	// DevSecrets is true when META_APP_SECRET was unset and the
+	// development defaults below are in use.
+	DevSecrets bool
+	Ingest     ingest.Config
+	Sender     sender.Config
 }
+
+// Development defaults, used only by all-in-one and only when the variable
+// is unset, so that `go run ./cmd/all-in-one` works with nothing configured.
+// They are printed in the start banner: they protect nothing, and real
+// deployments set their own (ingest and sender have no such defaults).
+const (
+	devAppSecret   = "dev-app-secret"
+	devVerifyToken = "dev-verify-token"
+	devAdminToken  = "dev-admin-token"
+)
 
 // dryRunFile is where, without an access token, CAPI requests are written.
 const dryRunFile = "capi-dryrun.jsonl"
@@ -43,15 +56,16 @@ Flags:
 
 const usageTail = `
 Every setting of ingest and sender applies, from the environment (their
-flags are not accepted here): META_APP_SECRET and META_VERIFY_TOKEN are
-required; INGEST_ADDR (:8080), ADMIN_TOKEN, ONPREM_SECRET, ONPREM_WABA_ID,
+flags are not accepted here): META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are
+defaulted here to development values (printed at start) when unset; INGEST_ADDR (:8080), ADMIN_TOKEN, ONPREM_SECRET, ONPREM_WABA_ID,
 CONTEXT_TTL, CAPI_ACCESS_TOKEN, CAPI_DATASETS_FILE, CONTEXT_WAIT, LOG_LEVEL…
 See go run ./cmd/ingest -help and go run ./cmd/sender -help.
 NATS_URL and REDIS_URL, when set, replace the embedded servers. The sender's
 metrics join ingest's on INGEST_ADDR/metrics (METRICS_ADDR is not used).
 
 Example:
-  META_APP_SECRET=dev META_VERIFY_TOKEN=dev ADMIN_TOKEN=dev go run ./cmd/all-in-one
+  go run ./cmd/all-in-one
+  META_APP_SECRET=... META_VERIFY_TOKEN=... ADMIN_TOKEN=... go run ./cmd/all-in-one
 `
 
 func newFlagSet(c *config, getenv func(string) string) *flag.FlagSet {
@@ -107,6 +121,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			return "nats://embedded" // replaced once the server runs
 		case "REDIS_URL":
 			return "redis://embedded"
+		case "META_APP_SECRET":
+			c.DevSecrets = true
+			return devAppSecret
+		case "META_VERIFY_TOKEN":
+			return devVerifyToken
+		case "ADMIN_TOKEN":
+			return devAdminToken
 		case "CAPTURE":
 			return "on"
 		case "CAPI_DRYRUN_FILE":

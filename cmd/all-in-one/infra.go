@@ -27,16 +27,16 @@ const drainWait = 10 * time.Second
 // in DATA_DIR/nats, listening on NATS_ADDR for order systems and replay)
 // and connects to it in-process. stop closes the connection, waiting for a
 // drain begun by the caller, then stops the server.
-func openNATS(cfg config, log *zap.Logger) (*nats.Conn, func(), error) {
+func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 	closed := make(chan struct{})
 	opts := []nats.Option{nats.Name("ctmpipe-all-in-one"), nats.MaxReconnects(-1),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) })}
 	if cfg.NATSURL != "" {
 		nc, err := nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("nats: connect: %w", err)
+			return nil, "", nil, fmt.Errorf("nats: connect: %w", err)
 		}
-		return nc, func() { waitClosed(nc, closed) }, nil
+		return nc, cfg.NATSURL, func() { waitClosed(nc, closed) }, nil
 	}
 	host, portText, _ := net.SplitHostPort(cfg.NATSAddr)
 	port, _ := strconv.Atoi(portText)
@@ -44,7 +44,7 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, func(), error) {
 		port = server.RANDOM_PORT // nats-server reads 0 as its default, 4222
 	} else if ln, err := net.Listen("tcp", cfg.NATSAddr); err != nil {
 		// nats-server would only log this, and we run it without logs.
-		return nil, nil, fmt.Errorf("nats: %w (set NATS_ADDR to another address, or NATS_URL to use a running server)", err)
+		return nil, "", nil, fmt.Errorf("nats: %w (set NATS_ADDR to another address, or NATS_URL to use a running server)", err)
 	} else {
 		ln.Close()
 	}
@@ -58,20 +58,20 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, func(), error) {
 		NoLog:      true,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats: %w", err)
+		return nil, "", nil, fmt.Errorf("nats: %w", err)
 	}
 	go ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
-		return nil, nil, fmt.Errorf("nats: embedded server not ready on %s", cfg.NATSAddr)
+		return nil, "", nil, fmt.Errorf("nats: embedded server not ready on %s", cfg.NATSAddr)
 	}
 	log.Info("nats listening", zap.String("url", ns.ClientURL()), zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")))
 	nc, err := nats.Connect(ns.ClientURL(), append(opts, nats.InProcessServer(ns))...)
 	if err != nil {
 		ns.Shutdown()
-		return nil, nil, fmt.Errorf("nats: connect: %w", err)
+		return nil, "", nil, fmt.Errorf("nats: connect: %w", err)
 	}
-	return nc, func() {
+	return nc, ns.ClientURL(), func() {
 		waitClosed(nc, closed)
 		ns.Shutdown()
 		ns.WaitForShutdown()

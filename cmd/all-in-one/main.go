@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		zap.Bool("app_secret_set", len(cfg.Ingest.AppSecrets) > 0), zap.Bool("capi_token_set", cfg.Sender.AccessToken != ""),
 		zap.Bool("capi_dry_run", cfg.Sender.DryRunFile != ""), zap.Bool("capture", cfg.Ingest.Capture))
 
-	nc, stopNATS, err := openNATS(cfg, log)
+	nc, natsURL, stopNATS, err := openNATS(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -89,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+
+	printBanner(stdout, cfg, ln.Addr().String(), natsURL)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ing.Serve(gctx, ln) })

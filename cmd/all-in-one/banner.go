@@ -1,0 +1,58 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+)
+
+// printBanner tells a person where everything listens and what to paste
+// next. Secrets appear only when they are the development defaults.
+func printBanner(w io.Writer, cfg config, ingestAddr, natsURL string) {
+	host, port, _ := net.SplitHostPort(ingestAddr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	secret, admin := "$META_APP_SECRET", "$ADMIN_TOKEN"
+	if cfg.DevSecrets {
+		secret, admin = devAppSecret, devAdminToken
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nctmpipe all-in-one is running\n")
+	fmt.Fprintf(&b, "  webhooks   POST %s/webhook  (GET handshake, verify token %s)\n", base, ifDev(cfg, devVerifyToken, "$META_VERIFY_TOKEN"))
+	fmt.Fprintf(&b, "  contexts   GET  %s/v1/contexts/{channel}/{business_id}/{user_id}  (Bearer %s)\n", base, admin)
+	fmt.Fprintf(&b, "  metrics    %s/metrics   health %s/healthz %s/readyz\n", base, base, base)
+	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, WEBHOOKS)\n", natsURL)
+	if cfg.RedisURL == "" {
+		fmt.Fprintf(&b, "  store      embedded, journal %s\n", filepath.Join(cfg.DataDir, "redis.journal"))
+	} else {
+		fmt.Fprintf(&b, "  store      REDIS_URL\n")
+	}
+	if cfg.Sender.DryRunFile != "" {
+		fmt.Fprintf(&b, "  capi       dry run: requests are appended to %s\n", cfg.Sender.DryRunFile)
+	} else {
+		fmt.Fprintf(&b, "  capi       sending to the Graph API\n")
+	}
+	if cfg.DevSecrets {
+		fmt.Fprintf(&b, "  WARNING    development secrets in use; set META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN for real webhooks\n")
+	}
+	fmt.Fprintf(&b, "\nTry it (in another shell, from the repository root):\n")
+	fmt.Fprintf(&b, "  META_APP_SECRET=%s go run ./cmd/replay -target %s/webhook examples/webhooks\n", secret, base)
+	fmt.Fprintf(&b, "  go run ./cmd/publish -nats %s examples/conversions.jsonl\n", natsURL)
+	fmt.Fprintf(&b, "  curl -s -H 'Authorization: Bearer %s' %s/v1/contexts/whatsapp/102290129340398/16315551234\n", admin, base)
+	if cfg.Sender.DryRunFile != "" {
+		fmt.Fprintf(&b, "  tail -n 1 %s\n", cfg.Sender.DryRunFile)
+	}
+	fmt.Fprintln(&b)
+	io.WriteString(w, b.String())
+}
+
+func ifDev(cfg config, dev, env string) string {
+	if cfg.DevSecrets {
+		return dev
+	}
+	return env
+}

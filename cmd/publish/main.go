@@ -1,0 +1,147 @@
+// Command publish puts conversion messages on NATS JetStream as an order system
+// would: each JSON line of the inputs goes to subject conversions.<channel>
+// with Nats-Msg-Id set to its event_id, and waits for JetStream's ack.
+//
+// It exists so that the walk-through needs nothing installed but Go; order
+// systems use any NATS client the same way.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "publish:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `Usage: publish [-nats URL] [-timeout D] FILE.jsonl|- ...
+
+Publishes conversions (one JSON object a line, as in design.md "Conversions in")
+to NATS JetStream: subject conversions.<channel>, header Nats-Msg-Id = event_id,
+so that publishing the same file twice stores each conversion once (within the
+stream's duplicate window; the sender's ledger catches later repeats).
+Lines that are not JSON objects or lack channel/event_id are reported with
+file:line and skipped; the exit status is 1 if any line failed.
+
+Example (against go run ./cmd/all-in-one):
+  go run ./cmd/publish examples/conversions.jsonl
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := getenv("NATS_URL")
+	if def == "" {
+		def = nats.DefaultURL
+	}
+	url := fs.String("nats", def, "NATS server `URL` (env NATS_URL)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each JetStream ack")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	nc, err := nats.Connect(*url, nats.Name("ctmpipe-publish"))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w (is the pipeline running? set -nats or NATS_URL)", *url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	var ok, failed int
+	for _, name := range fs.Args() {
+		r := stdin
+		if name != "-" {
+			f, err := os.Open(name)
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", name, err)
+				failed++
+				continue
+			}
+			defer f.Close()
+			r = f
+		}
+		o, f := publishAll(ctx, js, name, r, *timeout, stdout)
+		ok, failed = ok+o, failed+f
+	}
+	fmt.Fprintf(stdout, "published %d, failed %d\n", ok, failed)
+	if failed > 0 {
+		return fmt.Errorf("%d line(s) not published", failed)
+	}
+	return nil
+}
+
+// publishAll publishes every line of r and reports each failure as name:line.
+func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.Reader, timeout time.Duration, out io.Writer) (ok, failed int) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for line := 1; sc.Scan(); line++ {
+		data := sc.Bytes()
+		if len(data) == 0 {
+			continue
+		}
+		var m struct {
+			EventID string `json:"event_id"`
+			Channel string `json:"channel"`
+		}
+		if err := json.Unmarshal(data, &m); err != nil || m.EventID == "" || m.Channel == "" {
+			fmt.Fprintf(out, "%s:%d: not a conversion (need a JSON object with event_id and channel)\n", name, line)
+			failed++
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		ack, err := js.Publish(pctx, "conversions."+m.Channel, data, jetstream.WithMsgID(m.EventID))
+		cancel()
+		if err != nil {
+			fmt.Fprintf(out, "%s:%d: publish: %v\n", name, line, err)
+			failed++
+			continue
+		}
+		dup := ""
+		if ack.Duplicate {
+			dup = " (duplicate, already stored)"
+		}
+		fmt.Fprintf(out, "%s:%d: %s → %s seq %d%s\n", name, line, m.EventID, ack.Stream, ack.Sequence, dup)
+		ok++
+	}
+	if err := sc.Err(); err != nil {
+		fmt.Fprintf(out, "%s: read: %v\n", name, err)
+		failed++
+	}
+	return ok, failed
+}
