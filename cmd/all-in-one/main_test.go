@@ -160,8 +160,7 @@ func TestConfigErrors(t *testing.T) {
 		unset string
 		want  string
 	}{
-		{name: "no app secret", unset: "META_APP_SECRET", want: "META_APP_SECRET"},
-		{name: "no verify token", unset: "META_VERIFY_TOKEN", want: "META_VERIFY_TOKEN"},
+		{name: "onprem secret without waba id", unset: "ONPREM_WABA_ID", want: "ONPREM_WABA_ID"},
 		{name: "bad nats addr", args: []string{"-nats-addr", "4222"}, want: "-nats-addr"},
 		{name: "stray argument", args: []string{"now"}, want: "unexpected argument"},
 	}
@@ -182,6 +181,37 @@ func TestConfigErrors(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"-help"}, func(string) string { return "" }, &out, io.Discard); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "capi-dryrun.jsonl") {
 		t.Errorf("-help: %v\n%s", err, out.String())
+	}
+}
+
+// TestDevSecretsWhenUnset: with nothing configured all-in-one starts with
+// the development secrets (and says so), but never overrides a set one.
+func TestDevSecretsWhenUnset(t *testing.T) {
+	cfg, err := parseConfig(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("parseConfig with nothing set: %v", err)
+	}
+	if !cfg.DevSecrets || len(cfg.Ingest.AppSecrets) != 1 || cfg.Ingest.AppSecrets[0] != devAppSecret ||
+		cfg.Ingest.VerifyToken != devVerifyToken || cfg.Ingest.AdminToken != devAdminToken {
+		t.Errorf("config with nothing set = dev %v, secrets %v; want the development defaults", cfg.DevSecrets, cfg.Ingest.AppSecrets)
+	}
+	vars := testVars(t.TempDir())
+	cfg, err = parseConfig(nil, func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DevSecrets || cfg.Ingest.AppSecrets[0] != "aio-app-secret" || cfg.Ingest.AdminToken != "aio-admin" {
+		t.Errorf("set secrets were overridden: dev %v", cfg.DevSecrets)
+	}
+	var out bytes.Buffer
+	printBanner(&out, cfg, "[::]:8080", "nats://127.0.0.1:4222")
+	if strings.Contains(out.String(), "aio-app-secret") || strings.Contains(out.String(), "aio-admin") {
+		t.Errorf("banner prints a configured secret:\n%s", out.String())
+	}
+	for _, want := range []string{"http://127.0.0.1:8080/webhook", "go run ./cmd/replay", "go run ./cmd/publish -nats nats://127.0.0.1:4222"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 
