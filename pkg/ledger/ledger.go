@@ -201,37 +201,50 @@ func (l *Ledger) Release(ctx context.Context, owner string, ids []string) error 
 }
 
 // run evaluates script once per id in one pipeline. Scripts go by SHA; when
-// Redis does not know it (after a restart or failover) it is loaded on every
-// node and the pipeline runs once more.
+// Redis does not know it (after a restart, a failover or SCRIPT FLUSH) it is
+// loaded on every node and only the commands that failed with NOSCRIPT run
+// again. Running the whole pipeline again would be wrong: another client may
+// load the script while this pipeline runs, so some of its commands did take
+// effect, and a claim repeated by its own owner is refused like anyone's.
 func (l *Ledger) run(ctx context.Context, s *redis.Script, ids []string, args ...any) ([]*redis.Cmd, error) {
-	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, len(ids))
-		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range ids {
-				cmds[i] = s.EvalSha(ctx, p, []string{l.Key(id)}, args...)
-			}
-			return nil
-		})
-		if err == nil {
-			return cmds, nil
+	cmds := make([]*redis.Cmd, len(ids))
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = s.EvalSha(ctx, p, []string{l.Key(id)}, args...)
 		}
-		if attempt > 0 || !anyNoScript(cmds) {
+		return nil
+	})
+	if err == nil {
+		return cmds, nil
+	}
+	var again []int
+	for i, c := range cmds {
+		switch err := c.Err(); {
+		case err == nil:
+		case isNoScript(err):
+			again = append(again, i)
+		default:
 			return nil, err
 		}
-		if err := s.Load(ctx, l.rdb).Err(); err != nil {
-			return nil, fmt.Errorf("load script: %w", err)
-		}
 	}
+	if len(again) == 0 {
+		return nil, err
+	}
+	if err := s.Load(ctx, l.rdb).Err(); err != nil {
+		return nil, fmt.Errorf("load script: %w", err)
+	}
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range again {
+			cmds[i] = s.EvalSha(ctx, p, []string{l.Key(ids[i])}, args...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cmds, nil
 }
 
-func anyNoScript(cmds []*redis.Cmd) bool {
-	for _, c := range cmds {
-		if c == nil {
-			continue
-		}
-		if err := c.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
-			return true
-		}
-	}
-	return false
+func isNoScript(err error) bool {
+	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
 }

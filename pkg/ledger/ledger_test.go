@@ -2,6 +2,8 @@ package ledger_test
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,5 +174,65 @@ func TestKeyHashTag(t *testing.T) {
 	l := ledger.New(nil, 0)
 	if got, want := l.Key("104/ord-1"), "ctm:ledger:{104/ord-1}"; got != want {
 		t.Fatalf("Key = %q; want %q", got, want)
+	}
+}
+
+// loadMidway makes the next pipeline run as if another client loaded the
+// scripts while it was on the wire: the first half meets an empty script
+// cache (NOSCRIPT), the second half finds the scripts loaded.
+type loadMidway struct {
+	admin *redis.Client
+	armed atomic.Bool
+}
+
+func (h *loadMidway) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *loadMidway) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *loadMidway) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) < 2 || !h.armed.CompareAndSwap(true, false) {
+			return next(ctx, cmds)
+		}
+		if err := h.admin.ScriptFlush(ctx).Err(); err != nil {
+			return err
+		}
+		half := len(cmds) / 2
+		err1 := next(ctx, cmds[:half])
+		// Another sender's claim loads the script.
+		if _, err := ledger.New(h.admin, time.Hour).Claim(ctx, "other", time.Minute, []string{"unrelated"}); err != nil {
+			return err
+		}
+		err2 := next(ctx, cmds[half:])
+		if err1 != nil {
+			return err1
+		}
+		return err2
+	}
+}
+
+// A pipeline of which only part met NOSCRIPT is completed, not repeated:
+// repeating the claims that did run would find them busy (its own owner's,
+// refused like anyone's), and the events would end in doubt unsent.
+func TestClaimWhileAnotherClientLoadsScripts(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	hook := &loadMidway{admin: srv.Client(t)}
+	rdb.AddHook(hook)
+	l := ledger.New(rdb, time.Hour)
+	ids := make([]string, 10)
+	for i := range ids {
+		ids[i] = "b/e" + strconv.Itoa(i)
+	}
+	hook.armed.Store(true)
+	got, err := l.Claim(t.Context(), "o1", time.Minute, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hook.armed.Load() {
+		t.Fatal("the hook did not run")
+	}
+	for i, r := range got {
+		if r.State != ledger.Claimed {
+			t.Errorf("Claim[%d] = %v; want claimed", i, r.State)
+		}
 	}
 }
