@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/loadgen"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
 // runIngest drives a running ingest (and the bare baseline) with signed
@@ -17,19 +18,20 @@ import (
 func runIngest(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlags("ingest")
 	url := fs.String("url", "http://127.0.0.1:8080/webhook", "ingest webhook URL")
-	bareURL := fs.String("bare-url", "", "bare baseline URL (loadgen bare); empty: no ratio")
+	bareURL := fs.String("bare-url", "", "bare baseline URL (loadgen bare); empty: ingest alone, no ratio")
 	conns := fs.Int("c", 64, "connections")
 	d := fs.Duration("d", 10*time.Second, "measured duration of each run")
 	warmup := fs.Duration("warmup", time.Second, "warm-up before each run, not counted")
 	rounds := fs.Int("rounds", 3, "closed-loop rounds of each target (medians are reported)")
 	rate := fs.Float64("rate", 0, "also run ingest open loop at this many requests/s")
-	half := fs.Bool("half", false, "also run ingest open loop at half its measured maximum (needs -bare-url)")
+	half := fs.Bool("half", false, "also run ingest open loop at half its measured maximum")
 	pool := fs.Int("pool", 200000, "pre-signed bodies per run; beyond that, bodies are reused (idempotent duplicates)")
 	mix := fs.String("mix", loadgen.DefaultMix, "channel weights")
 	businesses := fs.Int("businesses", 8, "business ids per channel")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request timeout (and open-loop grace)")
 	wrk := fs.String("wrk", "auto", `wrk binary for a second closed-loop comparison ("auto": use wrk from PATH if present; "": off)`)
 	wrkThreads := fs.Int("wrk-threads", 1, "wrk threads")
+	redisURL := fs.String("redis", "", "the ingest's Redis URL: report the commands it serves per request (optional)")
 	procs := fs.String("procs", "", "processes to report CPU time per request for, name=pid,... (e.g. ingest=123,bare=456,redis=789)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,6 +49,14 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 		Timeout: *timeout, WrkThreads: *wrkThreads, Out: stdout}
 	if b.Procs, err = loadgen.ParseProcs(*procs); err != nil {
 		return err
+	}
+	if *redisURL != "" {
+		rdb, err := attribution.NewClient(*redisURL)
+		if err != nil {
+			return err
+		}
+		defer rdb.Close()
+		b.Redis = rdb
 	}
 	if b.Ingest, err = loadgen.ParseEndpoint(*url); err != nil {
 		return err

@@ -113,6 +113,7 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 		Hold:    func() error { return proc.Process.Signal(syscall.SIGSTOP) },
 		Release: func() error { return proc.Process.Signal(syscall.SIGCONT) },
 		Procs:   append([]loadgen.Proc{{Name: "sender", PID: proc.Process.Pid}}, procs...),
+		Redis:   rdb,
 	}
 	return b.Run(ctx)
 }

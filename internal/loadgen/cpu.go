@@ -3,6 +3,7 @@ package loadgen
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,4 +112,20 @@ func childrenCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Busy returns the share of the machine's CPUs the watched processes used
+// between before and after, wall apart: near 1 means the run was bound by
+// CPU, well below it means by waiting (round trips, batching delays).
+func Busy(before, after CPUSample, wall time.Duration) float64 {
+	var used time.Duration
+	for i := range before {
+		if before[i] >= 0 && after[i] >= 0 {
+			used += after[i] - before[i]
+		}
+	}
+	if wall <= 0 {
+		return 0
+	}
+	return float64(used) / float64(wall) / float64(runtime.NumCPU())
 }

@@ -39,6 +39,7 @@ type Result struct {
 	// time per request (of Total); -1 where unknown. Filled by IngestBench.
 	Procs []Proc
 	CPU   []time.Duration
+	Busy  float64 // share of the machine's CPUs the watched processes used
 }
 
 // OK returns how many responses were 200.

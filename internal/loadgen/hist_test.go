@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -133,5 +134,13 @@ func TestPerRequestAndParseProcs(t *testing.T) {
 		if _, err := ParseProcs(bad); err == nil {
 			t.Errorf("ParseProcs(%q): no error", bad)
 		}
+	}
+}
+
+func TestBusy(t *testing.T) {
+	before := CPUSample{time.Second, -1}
+	after := CPUSample{time.Second + time.Duration(runtime.NumCPU())*500*time.Millisecond, 5 * time.Second}
+	if got := Busy(before, after, time.Second); got != 0.5 {
+		t.Errorf("Busy = %v; want 0.5 (unknown processes left out)", got)
 	}
 }

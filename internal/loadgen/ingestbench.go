@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // IngestBench measures ingest against the bare echo baseline with the same
@@ -34,6 +37,9 @@ type IngestBench struct {
 	// Procs are the processes whose CPU time per request each run reports
 	// (the generator itself is always included).
 	Procs []Proc
+	// Redis, when set, is the ingest's Redis: each run reports the commands
+	// it served per request.
+	Redis redis.UniversalClient
 
 	seq      uint64
 	barePool *Pool // the baseline ignores bodies: one pool serves every run
@@ -69,16 +75,42 @@ func (b *IngestBench) measure(ctx context.Context, name string, e Endpoint, rate
 	l := &Load{Name: name, Endpoint: e, Pool: p, Conns: b.Conns, Warmup: b.Warmup, Duration: b.Duration,
 		Rate: rate, Timeout: b.Timeout}
 	procs := b.procs()
-	before := SampleCPU(procs)
+	before, cmds, start := SampleCPU(procs), b.commandStats(ctx), time.Now()
 	r := l.Run(ctx, reqs)
-	r.CPU = PerRequest(before, SampleCPU(procs), r.Total)
+	after := SampleCPU(procs)
+	r.CPU = PerRequest(before, after, r.Total)
+	r.Busy = Busy(before, after, time.Since(start))
 	r.Procs = procs
 	PrintResult(b.Out, r)
+	b.printCommands(ctx, cmds, int(r.Total))
 	if used := p.Used(); used > uint64(p.Len()) && e != b.Bare {
 		fmt.Fprintf(b.Out, "  note: %d of %d requests reused a body (pool %d); raise -pool for unique ids\n",
 			used-uint64(p.Len()), used, p.Len())
 	}
 	return r
+}
+
+// commandStats returns Redis's command counts, nil without b.Redis.
+func (b *IngestBench) commandStats(ctx context.Context) map[string]int64 {
+	if b.Redis == nil {
+		return nil
+	}
+	m, err := CommandStats(ctx, b.Redis)
+	if err != nil {
+		fmt.Fprintf(b.Out, "  redis: %v\n", err)
+		return nil
+	}
+	return m
+}
+
+// printCommands prints the Redis commands served per request since before.
+func (b *IngestBench) printCommands(ctx context.Context, before map[string]int64, n int) {
+	if before == nil {
+		return
+	}
+	if after := b.commandStats(ctx); after != nil {
+		fmt.Fprintf(b.Out, "  redis commands/request: %s\n", CommandsPer(before, after, n))
+	}
 }
 
 func (b *IngestBench) procs() []Proc {
@@ -109,6 +141,17 @@ func cpuMedians(runs []*Result) string {
 // Run executes the benchmark and prints per-run lines and RESULT lines.
 func (b *IngestBench) Run(ctx context.Context) error {
 	var ingestRPS []float64
+	if b.Rounds > 0 && b.Bare.Addr == "" {
+		// No baseline: closed-loop rounds of ingest alone (for profiles).
+		var runs []*Result
+		for round := range b.Rounds {
+			r := b.measure(ctx, fmt.Sprintf("ingest round %d", round+1), b.Ingest, 0)
+			runs = append(runs, r)
+			ingestRPS = append(ingestRPS, r.Throughput())
+		}
+		fmt.Fprintf(b.Out, "RESULT ingest_alone generator=go conns=%d ingest_rps=%.0f\n", b.Conns, Median(ingestRPS))
+		fmt.Fprintf(b.Out, "RESULT cpu_per_request target=ingest%s\n", cpuMedians(runs))
+	}
 	if b.Bare.Addr != "" && b.Rounds > 0 {
 		var bareRPS, ratios []float64
 		runs := map[string][]*Result{}
@@ -187,22 +230,26 @@ func (b *IngestBench) runWrk(ctx context.Context) error {
 				return err
 			}
 			procs := b.Procs
-			before, wrkBefore := SampleCPU(procs), childrenCPU()
+			before, wrkBefore, cmds, start := SampleCPU(procs), childrenCPU(), b.commandStats(ctx), time.Now()
 			w, err := RunWrk(ctx, b.Wrk, "http://"+e.Host+e.Path, script, bodies, b.WrkThreads, b.Conns, d)
 			if err != nil {
 				return err
 			}
-			cpu := PerRequest(before, SampleCPU(procs), w.Requests)
+			wall, after := time.Since(start), SampleCPU(procs)
+			cpu := PerRequest(before, after, w.Requests)
+			wrkCPU := childrenCPU() - wrkBefore
+			busy := Busy(append(before, 0), append(after, wrkCPU), wall)
 			fmt.Fprintf(b.Out, "%-22s wrk  conns %d  rps %9.0f  p50 %s  p90 %s  p99 %s  max %s  non2xx %d  sockerr %d\n",
 				fmt.Sprintf("%s round %d", name, round+1), b.Conns, w.Throughput(), ms(w.P50), ms(w.P90), ms(w.P99),
 				ms(w.Max), w.Non2xx, w.SocketErrs)
-			fmt.Fprintf(b.Out, "  cpu/request: wrk %.1fµs", us((childrenCPU()-wrkBefore)/time.Duration(max(w.Requests, 1))))
+			fmt.Fprintf(b.Out, "  cpu/request: wrk %.1fµs", us(wrkCPU/time.Duration(max(w.Requests, 1))))
 			for i, p := range procs {
 				if cpu[i] >= 0 {
 					fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
 				}
 			}
-			fmt.Fprintln(b.Out)
+			fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs)\n", 100*busy, runtime.NumCPU())
+			b.printCommands(ctx, cmds, int(w.Requests))
 			got[name] = w.Throughput()
 		}
 		bareRPS = append(bareRPS, got["bare"])
@@ -230,7 +277,7 @@ func PrintResult(w io.Writer, r *Result) {
 				fmt.Fprintf(w, " %s %.1fµs", p.Name, float64(r.CPU[i])/float64(time.Microsecond))
 			}
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  (busy %.0f%% of %d CPUs)\n", 100*r.Busy, runtime.NumCPU())
 	}
 }
 

@@ -1,8 +1,10 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,4 +118,69 @@ func MeasureMemory(ctx context.Context, rdb redis.UniversalClient, g *BodyGen, m
 		return res, fmt.Errorf("dbsize: %w", err)
 	}
 	return res, nil
+}
+
+// CommandStats returns the calls of each command Redis has served (INFO
+// commandstats), keyed by command name.
+func CommandStats(ctx context.Context, rdb redis.UniversalClient) (map[string]int64, error) {
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return nil, fmt.Errorf("info commandstats: %w", err)
+	}
+	return parseCommandStats(info), nil
+}
+
+// parseCommandStats reads "cmdstat_get:calls=3,usec=9,..." lines.
+func parseCommandStats(info string) map[string]int64 {
+	out := map[string]int64{}
+	for line := range strings.SplitSeq(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		cmd, isCmd := strings.CutPrefix(name, "cmdstat_")
+		if !ok || !isCmd {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				out[cmd] = n
+			}
+		}
+	}
+	return out
+}
+
+// CommandsPer formats the growth of each command between before and after
+// per unit of n, largest first, leaving out commands the harness itself
+// sends (info) and those under 0.005 per unit.
+func CommandsPer(before, after map[string]int64, n int) string {
+	type kv struct {
+		cmd string
+		per float64
+	}
+	var all []kv
+	var total float64
+	for cmd, a := range after {
+		if cmd == "info" || n == 0 {
+			continue
+		}
+		per := float64(a-before[cmd]) / float64(n)
+		total += per
+		if per >= 0.005 {
+			all = append(all, kv{cmd, per})
+		}
+	}
+	slices.SortFunc(all, func(x, y kv) int { return cmp.Compare(y.per, x.per) })
+	s := fmt.Sprintf("%.2f", total)
+	for i, e := range all {
+		if i == 0 {
+			s += " ("
+		} else {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s %.2f", e.cmd, e.per)
+	}
+	if len(all) > 0 {
+		s += ")"
+	}
+	return s
 }

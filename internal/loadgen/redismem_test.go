@@ -51,3 +51,16 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestCommandStats(t *testing.T) {
+	info := "# Commandstats\r\ncmdstat_evalsha:calls=300,usec=900,usec_per_call=3.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_info:calls=7,usec=70\r\ncmdstat_set:calls=4,usec=8\r\n"
+	got := parseCommandStats(info)
+	if got["evalsha"] != 300 || got["set"] != 4 || got["info"] != 7 {
+		t.Fatalf("parseCommandStats = %v", got)
+	}
+	s := CommandsPer(map[string]int64{"evalsha": 100, "info": 1}, got, 200)
+	if want := "1.02 (evalsha 1.00, set 0.02)"; s != want {
+		t.Errorf("CommandsPer = %q; want %q", s, want)
+	}
+}

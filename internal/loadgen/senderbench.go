@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 )
@@ -40,6 +42,9 @@ type SenderBench struct {
 	// harness itself is always included: it runs the raw loop and the
 	// Graph).
 	Procs []Proc
+	// Redis, when set, is the sender's Redis: each sender round reports the
+	// commands it served per conversion.
+	Redis redis.UniversalClient
 }
 
 // SenderResult is one max-rate round of the sender.
@@ -73,15 +78,22 @@ func (b *SenderBench) Run(ctx context.Context) error {
 			msgs := b.messages(prefix, b.N)
 			procs := b.procs()
 			var before CPUSample
+			var cmds map[string]int64
+			var start time.Time
 			if name == "raw" {
-				d, err := RawFetchAck(ctx, b.JS, RawMessages(msgs), b.Batch, func() { before = SampleCPU(procs) })
+				d, err := RawFetchAck(ctx, b.JS, RawMessages(msgs), b.Batch, func() { before, start = SampleCPU(procs), time.Now() })
 				if err != nil {
 					return err
 				}
 				got[name] = float64(b.N) / d.Seconds()
 				fmt.Fprintf(b.Out, "raw round %d      n %d  fetch+ack %9.0f msg/s  (%s)\n", round+1, b.N, got[name], d.Round(time.Millisecond))
 			} else {
-				r, err := b.maxRound(ctx, cons, prefix, msgs, func() { before = SampleCPU(procs) })
+				r, err := b.maxRound(ctx, cons, prefix, msgs, func() {
+					before, start = SampleCPU(procs), time.Now()
+					if b.Redis != nil {
+						cmds, _ = CommandStats(ctx, b.Redis)
+					}
+				})
 				if err != nil {
 					return err
 				}
@@ -90,14 +102,21 @@ func (b *SenderBench) Run(ctx context.Context) error {
 					round+1, r.N, got[name], r.ToGraph.Round(time.Millisecond), r.ToAcked.Round(time.Millisecond),
 					r.Published.Round(time.Millisecond), r.Dups, r.Missing)
 			}
-			cpu := PerRequest(before, SampleCPU(procs), uint64(b.N))
+			after := SampleCPU(procs)
+			cpu := PerRequest(before, after, uint64(b.N))
+			busy := Busy(before, after, time.Since(start))
 			fmt.Fprint(b.Out, "  cpu/conversion:")
 			for i, p := range procs {
 				if cpu[i] >= 0 {
 					fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
 				}
 			}
-			fmt.Fprintln(b.Out)
+			fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs)\n", 100*busy, runtime.NumCPU())
+			if cmds != nil {
+				if after, err := CommandStats(ctx, b.Redis); err == nil {
+					fmt.Fprintf(b.Out, "  redis commands/conversion: %s\n", CommandsPer(cmds, after, b.N))
+				}
+			}
 		}
 		rawRates = append(rawRates, got["raw"])
 		senderRates = append(senderRates, got["sender"])
