@@ -1,0 +1,288 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// faultWant is one published conversion and the fate it must meet.
+type faultWant struct {
+	EventID string   // "" when the message has no readable event_id
+	MsgIDs  []string // the Nats-Msg-Ids it was published with
+	Reason  string   // "" = accepted by Meta exactly once; else the dead-letter reason
+}
+
+// key names the conversion in reports.
+func (w faultWant) key() string {
+	if w.EventID != "" {
+		return w.EventID
+	}
+	return "msg:" + w.MsgIDs[0]
+}
+
+// faultIndex is every conversion a rig published, in order.
+type faultIndex struct {
+	list    []faultWant
+	byEvent map[string]int
+	byMsg   map[string]int
+}
+
+func newFaultIndex() faultIndex {
+	return faultIndex{byEvent: map[string]int{}, byMsg: map[string]int{}}
+}
+
+// expect registers a published conversion (again for another copy of the
+// same event_id: its message ids add up).
+func (r *faultRig) expect(w faultWant) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if i, ok := r.wants.byEvent[w.EventID]; ok && w.EventID != "" {
+		r.wants.list[i].MsgIDs = append(r.wants.list[i].MsgIDs, w.MsgIDs...)
+		for _, id := range w.MsgIDs {
+			r.wants.byMsg[id] = i
+		}
+		return
+	}
+	i := len(r.wants.list)
+	r.wants.list = append(r.wants.list, w)
+	if w.EventID != "" {
+		r.wants.byEvent[w.EventID] = i
+	}
+	for _, id := range w.MsgIDs {
+		r.wants.byMsg[id] = i
+	}
+}
+
+// mark and since delimit the conversions one part of a test published.
+func (r *faultRig) mark() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.wants.list)
+}
+
+func (r *faultRig) since(mark int) []faultWant {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.wants.list[mark:])
+}
+
+// faultDead is one message of the DLQ stream.
+type faultDead struct {
+	Reason, EventID, MsgID, Error, Subject string
+}
+
+// deadLetters returns every dead letter so far (read incrementally).
+func (r *faultRig) deadLetters(ctx context.Context) ([]faultDead, error) {
+	s, err := r.js.Stream(ctx, "DLQ")
+	if err != nil {
+		return nil, fmt.Errorf("dlq stream: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next = max(r.next, info.State.FirstSeq, 1)
+	for ; r.next <= info.State.LastSeq; r.next++ {
+		m, err := s.GetMsg(ctx, r.next)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		h := m.Header
+		r.dead = append(r.dead, faultDead{Reason: h.Get("Ctm-Dlq-Reason"), EventID: h.Get("Ctm-Event-Id"),
+			MsgID: h.Get("Ctm-Dlq-Msg-Id"), Error: h.Get("Ctm-Dlq-Error"), Subject: m.Subject})
+	}
+	return slices.Clone(r.dead), nil
+}
+
+// idle reports whether the sender's consumer has nothing left to deliver or
+// to settle (then every effect, Graph accept or dead letter, is visible).
+func (r *faultRig) idle(ctx context.Context) (bool, string) {
+	c, err := r.js.Consumer(ctx, "CONVERSIONS", "sender")
+	if err != nil {
+		return false, "consumer: " + err.Error()
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, "consumer info: " + err.Error()
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0,
+		fmt.Sprintf("consumer: %d pending, %d unacked, %d redelivered", info.NumPending, info.NumAckPending, info.NumRedelivered)
+}
+
+// faultAccountOpts are a scenario's allowances.
+type faultAccountOpts struct {
+	// InDoubtOK accepts a dead letter in_doubt (with the Graph count 0 or 1)
+	// for a conversion that should be sent: the scenario kills something
+	// between a claim and its outcome, where the sender cannot know.
+	InDoubtOK bool
+	Within    time.Duration // how long to wait for the pipeline to settle (default 90s)
+}
+
+// faultTally counts fates, for logs and scenario-specific checks.
+type faultTally struct {
+	Sent      int
+	InDoubt   int // in_doubt dead letters accepted (InDoubtOK)
+	InDoubtAt int // of those, how many Meta had (Graph count 1)
+	Dead      map[string]int
+}
+
+// account waits until the pipeline settles and every conversion in wants
+// has met its fate, then fails t with a table of those that did not: lost
+// (neither at Meta nor a dead letter), duplicated (Meta has it twice),
+// wrong reason, or both sent and dead-lettered. It also reports Graph
+// events and dead letters that belong to no conversion the rig published.
+func account(t *testing.T, r *faultRig, wants []faultWant, o faultAccountOpts) faultTally {
+	t.Helper()
+	if o.Within == 0 {
+		o.Within = 90 * time.Second
+	}
+	deadline := time.Now().Add(o.Within)
+	var (
+		problems []string
+		tally    faultTally
+		state    string
+	)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var idle bool
+		idle, state = r.idle(ctx)
+		dead, err := r.deadLetters(ctx)
+		cancel()
+		if err == nil {
+			problems, tally = r.check(wants, dead, o.InDoubtOK)
+		} else {
+			state += "; " + err.Error()
+		}
+		if err == nil && idle && len(problems) == 0 {
+			t.Logf("accounted for %d conversions: %d sent once, %d in doubt (%d of them at Meta), dead letters %v",
+				len(wants), tally.Sent, tally.InDoubt, tally.InDoubtAt, tally.Dead)
+			return tally
+		}
+		if (err == nil && idle) || time.Now().After(deadline) {
+			break // settled with problems, or never settled
+		}
+		time.Sleep(200 * time.Millisecond) // poll
+	}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONVERSION\tWANT\tGRAPH\tDEAD LETTERS\tPROBLEM")
+	shown := problems
+	if len(shown) > 40 {
+		shown = shown[:40]
+	}
+	for _, p := range shown {
+		fmt.Fprintln(tw, p)
+	}
+	tw.Flush()
+	kinds := map[string]int{}
+	for _, p := range problems {
+		f := strings.Split(p, "\t")
+		kinds[f[len(f)-1]]++
+	}
+	t.Fatalf("%d of %d conversions not accounted for exactly once (%s; %s):\n%s%s", len(problems), len(wants),
+		state, faultKinds(kinds), b.String(), faultMore(len(problems)-len(shown)))
+	return tally
+}
+
+func faultKinds(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func faultMore(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("... and %d more\n", n)
+}
+
+// check classifies the fate of each of wants from the Graph counts and the
+// dead letters: one tab-separated table row per problem.
+func (r *faultRig) check(wants []faultWant, dead []faultDead, inDoubtOK bool) ([]string, faultTally) {
+	counts := r.graph.CountByEventID()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var problems []string
+	row := func(key, want string, graph int, dls []string, problem string) {
+		problems = append(problems, fmt.Sprintf("%s\t%s\t%d\t%s\t%s", key, want, graph, faultList(dls), problem))
+	}
+	deadOf := map[int][]string{}
+	for _, d := range dead {
+		i, ok := r.wants.byEvent[d.EventID]
+		if !ok || d.EventID == "" {
+			i, ok = r.wants.byMsg[d.MsgID]
+		}
+		if !ok {
+			row(d.EventID+" msg:"+d.MsgID, "-", 0, []string{d.Reason}, "unexpected dead letter")
+			continue
+		}
+		deadOf[i] = append(deadOf[i], d.Reason)
+	}
+	for id, n := range counts {
+		if _, ok := r.wants.byEvent[id]; !ok || id == "" {
+			row(id, "-", n, nil, "unexpected at Graph")
+		}
+	}
+	tally := faultTally{Dead: map[string]int{}}
+	for _, w := range wants {
+		i, ok := r.wants.byEvent[w.EventID]
+		if !ok || w.EventID == "" {
+			i = r.wants.byMsg[w.MsgIDs[0]]
+		}
+		dls := deadOf[i]
+		g := 0
+		if w.EventID != "" {
+			g = counts[w.EventID]
+		}
+		want := "sent once"
+		if w.Reason != "" {
+			want = "dlq." + w.Reason
+		}
+		inDoubt := len(dls) > 0 && !slices.ContainsFunc(dls, func(s string) bool { return s != "in_doubt" })
+		switch {
+		case g > 1:
+			row(w.key(), want, g, dls, "duplicated")
+		case w.Reason == "" && g == 1 && len(dls) == 0:
+			tally.Sent++
+		case w.Reason == "" && inDoubt && inDoubtOK:
+			tally.InDoubt++
+			tally.InDoubtAt += g
+		case g == 0 && len(dls) == 0:
+			row(w.key(), want, g, dls, "lost")
+		case w.Reason != "" && g == 0 && !slices.ContainsFunc(dls, func(s string) bool { return s != w.Reason }):
+			tally.Dead[w.Reason]++
+		case g == 1 && len(dls) > 0:
+			row(w.key(), want, g, dls, "sent and dead-lettered")
+		case w.Reason != "" && g == 1:
+			row(w.key(), want, g, dls, "sent, want a dead letter")
+		default:
+			row(w.key(), want, g, dls, "wrong reason")
+		}
+	}
+	slices.Sort(problems)
+	return problems, tally
+}
+
+func faultList(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,229 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
+	"github.com/ctmpipe/ctmpipe/internal/natstest"
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+)
+
+// The fault suite (test/fault_*_test.go) runs the whole pipeline as separate
+// processes (ingest and sender binaries, redis-server, in-process JetStream,
+// the fake Graph API), injects one kind of fault per scenario, and ends each
+// with account: every published conversion must be accepted by the fake
+// Graph exactly once, or be a dead letter with the expected reason.
+
+var faultSoakFlag = flag.Bool("soak", false, "run the long fault soak (also CTM_SOAK=1)")
+
+// faultSoak reports whether the long soak variant was asked for.
+func faultSoak() bool { return *faultSoakFlag || os.Getenv("CTM_SOAK") == "1" }
+
+// Secrets of the ingest under fault.
+const (
+	faultAppSecret   = "fault-app-secret-2b7e"
+	faultVerifyToken = "fault-verify-token-91c0"
+	faultAdminToken  = "fault-admin-token-d35a"
+)
+
+// faultSenderReady is the sender's log line once it consumes.
+var faultSenderReady = regexp.MustCompile(`"msg":"sender started"`)
+
+// faultOptions shape one rig.
+type faultOptions struct {
+	RedisArgs []string // extra redis-server arguments (persistence)
+	SenderEnv []string // added to (and overriding) the sender defaults
+	IngestEnv []string // added to (and overriding) the ingest defaults
+	Datasets  string   // CAPI_DATASETS_FILE contents; "" for none
+	Tokens    []string // valid Graph tokens; default fakegraph.DefaultToken
+}
+
+// faultRig is the pipeline under fault.
+type faultRig struct {
+	t      *testing.T
+	redis  *redistest.Server
+	nats   *natstest.Server
+	graph  *fakegraph.Server
+	js     jetstream.JetStream
+	ingest string // base URL
+	httpc  *http.Client
+	env    []string // the sender's
+	run    string   // random tag: ids differ between runs
+	seq    atomic.Int64
+
+	mu     sync.Mutex
+	sender *proc
+	wants  faultIndex // every conversion ever published, and its expected fate
+	dead   []faultDead
+	next   uint64 // next DLQ sequence to read
+}
+
+// newFaultRig starts redis-server, JetStream, the fake Graph API, ingest and
+// one sender.
+func newFaultRig(t *testing.T, o faultOptions) *faultRig {
+	t.Helper()
+	binary(t, "ingest") // build first (and skip under -short)
+	binary(t, "sender")
+	tag := make([]byte, 3)
+	_, _ = rand.Read(tag)
+	r := &faultRig{
+		t: t, redis: redistest.Start(t, o.RedisArgs...), nats: natstest.RunJetStream(t),
+		graph: fakegraph.New(t, fakegraph.Options{Tokens: o.Tokens}),
+		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
+		run:   hex.EncodeToString(tag), wants: newFaultIndex(),
+	}
+	t.Cleanup(r.httpc.CloseIdleConnections)
+	js, err := jetstream.New(r.nats.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.js = js
+
+	addr := freeAddr(t)
+	r.ingest = "http://" + addr
+	start(t, "ingest", "", append([]string{
+		"INGEST_ADDR=" + addr, "REDIS_URL=" + r.redis.URL(),
+		"META_APP_SECRET=" + faultAppSecret, "META_VERIFY_TOKEN=" + faultVerifyToken,
+		"ADMIN_TOKEN=" + faultAdminToken, "STORE_TIMEOUT=1s", "LOG_LEVEL=info",
+	}, o.IngestEnv...))
+	waitHTTP(t, r.ingest+"/readyz", 30*time.Second)
+
+	r.env = []string{
+		"NATS_URL=" + r.nats.ClientURL(), "REDIS_URL=" + r.redis.URL(),
+		"CAPI_ACCESS_TOKEN=" + fakegraph.DefaultToken, "GRAPH_API_BASE=" + r.graph.URL(),
+		"METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "WORKERS=2", "BATCH_SIZE=100",
+		// Generous against a slow (race-instrumented, shared) machine: a
+		// timed-out post is in doubt, which most scenarios do not expect.
+		"ACK_WAIT=3s", "SEND_LEASE=6s", "HTTP_TIMEOUT=5s", "SHUTDOWN_TIMEOUT=5s",
+		"RETRY_MIN=100ms", "RETRY_MAX=1s", "PAUSE_INTERVAL=1s",
+		"CONTEXT_WAIT=60s", "CONTEXT_RETRY_MIN=200ms", "CONTEXT_RETRY_MAX=1s",
+	}
+	if o.Datasets != "" {
+		path := filepath.Join(t.TempDir(), "datasets.json")
+		if err := os.WriteFile(path, []byte(o.Datasets), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.env = append(r.env, "CAPI_DATASETS_FILE="+path)
+	}
+	r.env = append(r.env, o.SenderEnv...)
+	r.startSender()
+	return r
+}
+
+// startSender starts a sender (the previous one must be gone) and waits
+// until it consumes.
+func (r *faultRig) startSender() *proc {
+	r.t.Helper()
+	p := start(r.t, "sender", "", r.env)
+	p.waitOutput(faultSenderReady, 60*time.Second)
+	r.mu.Lock()
+	r.sender = p
+	r.mu.Unlock()
+	return p
+}
+
+// currentSender is the sender started last.
+func (r *faultRig) currentSender() *proc {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sender
+}
+
+// post signs body and posts it to /webhook; 0 means no answer.
+func (r *faultRig) post(body []byte) int {
+	return r.postWith(body, webhook.Sign(body, []byte(faultAppSecret)))
+}
+
+// postWith posts body with the given X-Hub-Signature-256 ("" for none).
+func (r *faultRig) postWith(body []byte, signature string) int {
+	req, err := http.NewRequest(http.MethodPost, r.ingest+"/webhook", bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if signature != "" {
+		req.Header.Set(webhook.SignatureHeader, signature)
+	}
+	resp, err := r.httpc.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// get answers GET path on ingest (0: no answer).
+func (r *faultRig) get(path string) int {
+	req, err := http.NewRequest(http.MethodGet, r.ingest+path, nil)
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Authorization", "Bearer "+faultAdminToken)
+	resp, err := r.httpc.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// redeliver posts body until ingest answers 200, as Meta retries a webhook
+// (faster than Meta does), for at most d.
+func (r *faultRig) redeliver(body []byte, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	wait := 50 * time.Millisecond
+	for {
+		code := r.post(body)
+		if code == http.StatusOK {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("webhook still not stored after " + d.String() + ": last status " + http.StatusText(code))
+		}
+		time.Sleep(wait) // Meta's retry interval, not synchronisation
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// publish stores one message in CONVERSIONS with Nats-Msg-Id msgID, retrying
+// (same id: JetStream drops the copies) while NATS is away, for up to 60s.
+func (r *faultRig) publish(subject, msgID string, data []byte) error {
+	m := nats.NewMsg(subject)
+	m.Data = data
+	if msgID != "" {
+		m.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := r.js.PublishMsg(ctx, m)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond) // a publisher's retry pacing
+	}
+}

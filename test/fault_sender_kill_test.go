@@ -1,0 +1,71 @@
+package test
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
+)
+
+// Scenario 1: the sender is SIGKILLed again and again during a steady
+// stream and restarted each time. The kills land at random points (fetch,
+// join, claim, post, mark, ack); one of them lands inside Meta's accept
+// (events recorded, 200 not yet written), the window that can only end as
+// in_doubt. Short leases (SEND_LEASE 2s, ACK_WAIT 3s) bring the work of a
+// killed sender back fast.
+func TestFaultSenderKilled(t *testing.T) {
+	faultSenderKills(t, 2000, 5, 170)
+}
+
+// faultSenderKills streams n conversations at rate a second while killing
+// and restarting the sender kills times, and accounts for all of them.
+func faultSenderKills(t *testing.T, n, kills, rate int) {
+	r := newFaultRig(t, faultOptions{SenderEnv: []string{
+		"SEND_LEASE=2s", "HTTP_TIMEOUT=1s", "ACK_WAIT=3s", "BATCH_SIZE=50"}})
+	mark := r.mark()
+	s := &faultStream{N: n, Batch: 10, PerSecond: rate}
+	done := make(chan error, 1)
+	go func() { done <- s.run(r) }()
+
+	insideAccept := 1 + rand.IntN(max(1, kills-1)) // which kill hits Meta's accept
+	for i := range kills {
+		time.Sleep(time.Duration(200+rand.IntN(2000)) * time.Millisecond) // a random kill point
+		p := r.currentSender()
+		if i == insideAccept {
+			var armed atomic.Bool
+			armed.Store(true)
+			r.graph.OnAccept(func([]fakegraph.Event) {
+				if armed.CompareAndSwap(true, false) {
+					p.Kill()
+				}
+			})
+			waitFor(t, 60*time.Second, "the sender to be killed inside Meta's accept", func() bool { return faultGone(p) })
+			r.graph.OnAccept(nil)
+		} else {
+			p.Kill()
+		}
+		t.Logf("kill %d (inside accept: %v) after %d of %d published", i+1, i == insideAccept, s.published.Load(), n)
+		r.startSender()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+	tally := account(t, r, r.since(mark), faultAccountOpts{InDoubtOK: true, Within: 3 * time.Minute})
+	// The request killed inside Meta's accept reached Meta: its events can
+	// only be in doubt, and at Meta once.
+	if tally.InDoubtAt == 0 {
+		t.Errorf("no in_doubt dead letter of an event Meta has; the kill inside Meta's accept should leave some")
+	}
+}
+
+// faultGone reports whether p has exited.
+func faultGone(p *proc) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
