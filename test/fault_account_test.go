@@ -230,7 +230,7 @@ func (r *faultRig) check(wants []faultWant, dead []faultDead, inDoubtOK bool) ([
 			i, ok = r.wants.byMsg[d.MsgID]
 		}
 		if !ok {
-			row(d.EventID+" msg:"+d.MsgID, "-", 0, []string{d.Reason}, "unexpected dead letter")
+			row(faultWant{EventID: d.EventID, MsgIDs: []string{d.MsgID}}.key(), "-", 0, []string{d.Reason}, "unexpected dead letter")
 			continue
 		}
 		deadOf[i] = append(deadOf[i], d.Reason)
