@@ -227,3 +227,29 @@ func (r *faultRig) publish(subject, msgID string, data []byte) error {
 		time.Sleep(100 * time.Millisecond) // a publisher's retry pacing
 	}
 }
+
+// faultStep is a fault injected once traffic has published At conversions.
+type faultStep struct {
+	At int64
+	Do func()
+}
+
+// during runs s and performs steps in order as it passes their marks, on
+// the test's goroutine (steps may fail t); it returns when s is done.
+func (r *faultRig) during(t *testing.T, s *faultStream, steps ...faultStep) {
+	t.Helper()
+	done := make(chan error, 1)
+	var over atomic.Bool
+	go func() {
+		err := s.run(r)
+		over.Store(true)
+		done <- err
+	}()
+	for _, st := range steps {
+		waitFor(t, 2*time.Minute, "traffic to flow", func() bool { return s.published.Load() >= st.At || over.Load() })
+		st.Do()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("traffic: %v", err)
+	}
+}

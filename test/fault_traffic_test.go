@@ -155,6 +155,9 @@ func (c faultConv) subject() string { return "conversions." + c.Channel }
 // PerSecond conversions a second. Its counters are safe to read meanwhile.
 type faultStream struct {
 	N, Batch, PerSecond int
+	// Fate, when set, is called before each conversion is published and
+	// returns the dead-letter reason it must end with ("" = sent once).
+	Fate func(faultConv) string
 
 	published   atomic.Int64 // conversions published so far
 	mu          sync.Mutex
@@ -213,7 +216,11 @@ func (s *faultStream) run(r *faultRig) error {
 			})
 		}
 		for _, c := range convs {
-			r.expect(faultWant{EventID: c.EventID, MsgIDs: []string{c.EventID}})
+			w := faultWant{EventID: c.EventID, MsgIDs: []string{c.EventID}}
+			if s.Fate != nil {
+				w.Reason = s.Fate(c)
+			}
+			r.expect(w)
 			if err := r.publish(c.subject(), c.EventID, c.conversion(time.Now())); err != nil {
 				fail(fmt.Errorf("publish %s: %w", c.EventID, err))
 				wg.Wait()
