@@ -48,7 +48,7 @@ func newCrashRig(t *testing.T) *crashRig {
 	}
 	store := attribution.NewStore(r.redis.Client(t), 0)
 	if err := store.Record(context.Background(), []attribution.Touch{{
-		Key: attribution.Key{Channel: attribution.WhatsApp, BusinessID: "104222339999001", UserID: "16315551234"},
+		Key:     attribution.Key{Channel: attribution.WhatsApp, BusinessID: "104222339999001", UserID: "16315551234"},
 		ClickID: "clid-crash", AdID: "1", Time: time.Now(),
 	}}); err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ import (
 // env is a sender running in-process against a real redis-server, an
 // in-process JetStream and the fake Graph API.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	nats  *natstest.Server
 	redis *redistest.Server
 	rdb   *redis.Client
@@ -62,13 +62,13 @@ func testConfig(fake *fakegraph.Server) sender.Config {
 	return cfg
 }
 
-func newEnv(t *testing.T, configure func(*sender.Config), redisArgs ...string) *env {
+func newEnv(t testing.TB, configure func(*sender.Config), redisArgs ...string) *env {
 	t.Helper()
 	return newEnvDeps(t, configure, nil, redisArgs...)
 }
 
 // newEnvDeps is newEnv with a hook that changes the sender's Deps.
-func newEnvDeps(t *testing.T, configure func(*sender.Config), deps func(*sender.Deps), redisArgs ...string) *env {
+func newEnvDeps(t testing.TB, configure func(*sender.Config), deps func(*sender.Deps), redisArgs ...string) *env {
 	t.Helper()
 	e := &env{t: t, deps: deps}
 	e.redis = redistest.Start(t, redisArgs...)
@@ -338,7 +338,7 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 }
 
 // readLines returns the non-empty lines of a file.
-func readLines(t *testing.T, path string) [][]byte {
+func readLines(t testing.TB, path string) [][]byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
