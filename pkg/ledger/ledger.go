@@ -24,8 +24,9 @@
 // the reading sender's clock, so senders must keep their clocks in sync (NTP);
 // a skew shifts the moment a dead sender's claim turns in doubt by that much,
 // which matters only for a send that takes its whole lease. Plain SET NX was
-// chosen over a Lua script that reads Redis's TIME because it costs Redis
-// about a tenth as much per event, which decides the sender's throughput.
+// chosen over a Lua script that reads Redis's TIME because a batch of 1000
+// claims takes half the time (BenchmarkClaim1000: ~4.6 µs an id against
+// ~9 µs for the script), on the sender's critical path.
 package ledger
 
 import (
