@@ -129,3 +129,49 @@ func Busy(before, after CPUSample, wall time.Duration) float64 {
 	}
 	return float64(used) / float64(wall) / float64(runtime.NumCPU())
 }
+
+// MachineSample is the machine's CPU time from /proc/stat, in ticks.
+type MachineSample struct{ busy, total uint64 }
+
+// SampleMachine reads the first line of /proc/stat; zero when unreadable.
+func SampleMachine() MachineSample {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return MachineSample{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseProcStat(line)
+}
+
+// parseProcStat reads "cpu  user nice system idle iowait irq softirq steal
+// ...": idle and iowait are not busy; guest time is already in user.
+func parseProcStat(line string) MachineSample {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return MachineSample{}
+	}
+	var m MachineSample
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return MachineSample{}
+		}
+		m.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			m.busy += n
+		}
+	}
+	return m
+}
+
+// Others returns the share of the machine's CPUs used by processes other
+// than the watched ones between two samples, given the watched processes'
+// busy share: a run with others well above zero shared the machine with
+// someone else's work, and its throughput is low by about that much.
+func Others(before, after MachineSample, watched float64) float64 {
+	if after.total <= before.total {
+		return 0
+	}
+	all := float64(after.busy-before.busy) / float64(after.total-before.total)
+	return max(all-watched, 0)
+}

@@ -37,9 +37,10 @@ type Result struct {
 	Total    uint64         // responses and errors including the warm-up: what the process CPU time was spent on
 	// Procs and CPU are the processes watched during the run and their CPU
 	// time per request (of Total); -1 where unknown. Filled by IngestBench.
-	Procs []Proc
-	CPU   []time.Duration
-	Busy  float64 // share of the machine's CPUs the watched processes used
+	Procs  []Proc
+	CPU    []time.Duration
+	Busy   float64 // share of the machine's CPUs the watched processes used
+	Others float64 // share used by everything else (other tenants)
 }
 
 // OK returns how many responses were 200.

@@ -144,3 +144,21 @@ func TestBusy(t *testing.T) {
 		t.Errorf("Busy = %v; want 0.5 (unknown processes left out)", got)
 	}
 }
+
+func TestMachineCPU(t *testing.T) {
+	a := parseProcStat("cpu  100 0 50 800 50 0 0 0 0 0")
+	b := parseProcStat("cpu  200 0 150 800 50 0 0 0 0 0")
+	if a.total != 1000 || a.busy != 150 {
+		t.Fatalf("parseProcStat = %+v; want busy 150 of 1000", a)
+	}
+	// 200 ticks of 200 were busy (100%); the watched processes used 60%.
+	if got := Others(a, b, 0.6); got < 0.39 || got > 0.41 {
+		t.Errorf("Others = %v; want 0.4", got)
+	}
+	if got := Others(a, b, 1.2); got != 0 {
+		t.Errorf("Others with watched above the machine = %v; want 0", got)
+	}
+	if parseProcStat("intr 1 2 3") != (MachineSample{}) || SampleMachine().total == 0 {
+		t.Error("parseProcStat accepted a non-cpu line, or /proc/stat unreadable")
+	}
+}

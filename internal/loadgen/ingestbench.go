@@ -75,11 +75,12 @@ func (b *IngestBench) measure(ctx context.Context, name string, e Endpoint, rate
 	l := &Load{Name: name, Endpoint: e, Pool: p, Conns: b.Conns, Warmup: b.Warmup, Duration: b.Duration,
 		Rate: rate, Timeout: b.Timeout}
 	procs := b.procs()
-	before, cmds, start := SampleCPU(procs), b.commandStats(ctx), time.Now()
+	before, cmds, start, mach := SampleCPU(procs), b.commandStats(ctx), time.Now(), SampleMachine()
 	r := l.Run(ctx, reqs)
 	after := SampleCPU(procs)
 	r.CPU = PerRequest(before, after, r.Total)
 	r.Busy = Busy(before, after, time.Since(start))
+	r.Others = Others(mach, SampleMachine(), r.Busy)
 	r.Procs = procs
 	PrintResult(b.Out, r)
 	b.printCommands(ctx, cmds, int(r.Total))
@@ -115,6 +116,14 @@ func (b *IngestBench) printCommands(ctx context.Context, before map[string]int64
 
 func (b *IngestBench) procs() []Proc {
 	return append([]Proc{{Name: "loadgen", PID: os.Getpid()}}, b.Procs...)
+}
+
+func maxOthers(runs []*Result) float64 {
+	m := 0.0
+	for _, r := range runs {
+		m = max(m, r.Others)
+	}
+	return m
 }
 
 // cpuMedians prints the median CPU time per request of each process over
@@ -181,6 +190,8 @@ func (b *IngestBench) Run(ctx context.Context) error {
 		}
 		fmt.Fprintf(b.Out, "RESULT ingest generator=go conns=%d bare_rps=%.0f ingest_rps=%.0f ratio=%.3f ratios=%s target>=0.55\n",
 			b.Conns, Median(bareRPS), Median(ingestRPS), Median(ratios), formatFloats(ratios))
+		fmt.Fprintf(b.Out, "RESULT others_cpu_max=%.0f%% (CPU used by other tenants during the rounds; well above 0: rerun)\n",
+			100*maxOthers(append(runs["bare"], runs["ingest"]...)))
 		fmt.Fprintf(b.Out, "RESULT cpu_per_request target=bare%s\n", cpuMedians(runs["bare"]))
 		fmt.Fprintf(b.Out, "RESULT cpu_per_request target=ingest%s\n", cpuMedians(runs["ingest"]))
 		if b.Wrk != "" {
@@ -230,7 +241,7 @@ func (b *IngestBench) runWrk(ctx context.Context) error {
 				return err
 			}
 			procs := b.Procs
-			before, wrkBefore, cmds, start := SampleCPU(procs), childrenCPU(), b.commandStats(ctx), time.Now()
+			before, wrkBefore, cmds, start, mach := SampleCPU(procs), childrenCPU(), b.commandStats(ctx), time.Now(), SampleMachine()
 			w, err := RunWrk(ctx, b.Wrk, "http://"+e.Host+e.Path, script, bodies, b.WrkThreads, b.Conns, d)
 			if err != nil {
 				return err
@@ -239,6 +250,7 @@ func (b *IngestBench) runWrk(ctx context.Context) error {
 			cpu := PerRequest(before, after, w.Requests)
 			wrkCPU := childrenCPU() - wrkBefore
 			busy := Busy(append(before, 0), append(after, wrkCPU), wall)
+			others := Others(mach, SampleMachine(), busy)
 			fmt.Fprintf(b.Out, "%-22s wrk  conns %d  rps %9.0f  p50 %s  p90 %s  p99 %s  max %s  non2xx %d  sockerr %d\n",
 				fmt.Sprintf("%s round %d", name, round+1), b.Conns, w.Throughput(), ms(w.P50), ms(w.P90), ms(w.P99),
 				ms(w.Max), w.Non2xx, w.SocketErrs)
@@ -248,7 +260,7 @@ func (b *IngestBench) runWrk(ctx context.Context) error {
 					fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
 				}
 			}
-			fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs)\n", 100*busy, runtime.NumCPU())
+			fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs; others %.0f%%)\n", 100*busy, runtime.NumCPU(), 100*others)
 			b.printCommands(ctx, cmds, int(w.Requests))
 			got[name] = w.Throughput()
 		}
@@ -277,7 +289,7 @@ func PrintResult(w io.Writer, r *Result) {
 				fmt.Fprintf(w, " %s %.1fµs", p.Name, float64(r.CPU[i])/float64(time.Microsecond))
 			}
 		}
-		fmt.Fprintf(w, "  (busy %.0f%% of %d CPUs)\n", 100*r.Busy, runtime.NumCPU())
+		fmt.Fprintf(w, "  (busy %.0f%% of %d CPUs; others %.0f%%)\n", 100*r.Busy, runtime.NumCPU(), 100*r.Others)
 	}
 }
 

@@ -80,8 +80,9 @@ func (b *SenderBench) Run(ctx context.Context) error {
 			var before CPUSample
 			var cmds map[string]int64
 			var start time.Time
+			var mach MachineSample
 			if name == "raw" {
-				d, err := RawFetchAck(ctx, b.JS, RawMessages(msgs), b.Batch, func() { before, start = SampleCPU(procs), time.Now() })
+				d, err := RawFetchAck(ctx, b.JS, RawMessages(msgs), b.Batch, func() { before, start, mach = SampleCPU(procs), time.Now(), SampleMachine() })
 				if err != nil {
 					return err
 				}
@@ -89,7 +90,7 @@ func (b *SenderBench) Run(ctx context.Context) error {
 				fmt.Fprintf(b.Out, "raw round %d      n %d  fetch+ack %9.0f msg/s  (%s)\n", round+1, b.N, got[name], d.Round(time.Millisecond))
 			} else {
 				r, err := b.maxRound(ctx, cons, prefix, msgs, func() {
-					before, start = SampleCPU(procs), time.Now()
+					before, start, mach = SampleCPU(procs), time.Now(), SampleMachine()
 					if b.Redis != nil {
 						cmds, _ = CommandStats(ctx, b.Redis)
 					}
@@ -105,13 +106,14 @@ func (b *SenderBench) Run(ctx context.Context) error {
 			after := SampleCPU(procs)
 			cpu := PerRequest(before, after, uint64(b.N))
 			busy := Busy(before, after, time.Since(start))
+			others := Others(mach, SampleMachine(), busy)
 			fmt.Fprint(b.Out, "  cpu/conversion:")
 			for i, p := range procs {
 				if cpu[i] >= 0 {
 					fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
 				}
 			}
-			fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs)\n", 100*busy, runtime.NumCPU())
+			fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs; others %.0f%%)\n", 100*busy, runtime.NumCPU(), 100*others)
 			if cmds != nil {
 				if after, err := CommandStats(ctx, b.Redis); err == nil {
 					fmt.Fprintf(b.Out, "  redis commands/conversion: %s\n", CommandsPer(cmds, after, b.N))
