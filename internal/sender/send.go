@@ -34,6 +34,12 @@ func (b *batch) sendAll(ctx context.Context, groups []*group) {
 // sendGroup claims the group's events in the ledger and posts those it got.
 func (b *batch) sendGroup(ctx context.Context, g *group) {
 	s := b.s
+	if ctx.Err() != nil { // shutting down: hand back, untried
+		for _, it := range g.items {
+			b.nak(it, 0, outcomeRetried)
+		}
+		return
+	}
 	st := s.biz.get(g.business)
 	if wait, outcome := st.blocked(time.Now()); wait > 0 {
 		for _, it := range g.items {
@@ -150,6 +156,12 @@ func (b *batch) post(ctx context.Context, g *group, st *business, owner string, 
 		return false
 	}
 	b.release(owner, items) // Meta answered with an error or never got the request
+	if ctx.Err() != nil {   // cut off by shutdown before the request left
+		for _, it := range items {
+			b.nak(it, 0, outcomeRetried)
+		}
+		return false
+	}
 	var ae *capi.APIError
 	if errors.As(err, &ae) && ae.Class() == capi.Rejected {
 		s.m.graphErrors.WithLabelValues(graphErrorCode(ae.Code, ae.Status)).Inc()

@@ -23,9 +23,8 @@ func states(rs []ledger.Result) []ledger.State {
 	return out
 }
 
-// testLifecycle runs the state machine against rdb; expire makes every live
-// lease run out (miniredis moves its clock, a real server is waited for).
-func testLifecycle(t *testing.T, rdb redis.UniversalClient, lease time.Duration, expire func()) {
+// testLifecycle runs the state machine against rdb with a short lease.
+func testLifecycle(t *testing.T, rdb redis.UniversalClient, lease time.Duration) {
 	ctx := t.Context()
 	l := ledger.New(rdb, time.Hour)
 	ids := []string{"b1/e1", "b1/e2", "b2/e1"}
@@ -70,7 +69,7 @@ func testLifecycle(t *testing.T, rdb redis.UniversalClient, lease time.Duration,
 	if err := l.Release(ctx, "o1", ids[:2]); err != nil { // sent stays sent
 		t.Fatal(err)
 	}
-	expire()
+	waitInDoubt(t, l, lease, ids[2])
 
 	got, err = l.Claim(ctx, "o4", lease, ids)
 	if err != nil {
@@ -93,27 +92,25 @@ func testLifecycle(t *testing.T, rdb redis.UniversalClient, lease time.Duration,
 	}
 }
 
-// waitExpiry returns a function that waits until a lease taken now has run
-// out, by polling a probe id until it reads in doubt.
-func waitExpiry(t *testing.T, l *ledger.Ledger, lease time.Duration) func() {
-	if _, err := l.Claim(context.Background(), "probe", lease, []string{"probe"}); err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			got, err := l.Claim(context.Background(), "probe2", lease, []string{"probe"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got[0].State == ledger.InDoubt {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("lease never expired")
-			}
-			time.Sleep(20 * time.Millisecond)
+// waitInDoubt polls id until its claim's lease ran out. Claim leaves a
+// claimed or in-doubt key as it is, so polling with it changes nothing.
+func waitInDoubt(t *testing.T, l *ledger.Ledger, lease time.Duration, id string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := l.Claim(context.Background(), "poller", lease, []string{id})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if got[0].State == ledger.InDoubt {
+			return
+		}
+		if got[0].State != ledger.Busy {
+			t.Fatalf("polled %s: %v; want busy until in doubt", id, got[0].State)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("lease never expired")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -121,15 +118,13 @@ func TestLifecycleMiniredis(t *testing.T) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	lease := time.Second
-	testLifecycle(t, rdb, lease, waitExpiry(t, ledger.New(rdb, time.Hour), lease))
+	testLifecycle(t, rdb, time.Second)
 }
 
 func TestLifecycleRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
-	lease := 2 * time.Second
-	testLifecycle(t, rdb, lease, waitExpiry(t, ledger.New(rdb, time.Hour), lease))
+	testLifecycle(t, rdb, 2*time.Second)
 }
 
 func TestSentTTL(t *testing.T) {
