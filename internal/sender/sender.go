@@ -34,9 +34,13 @@
 // redriven. Errors where Meta answered (a Graph error) or the request never
 // left (connection refused) release the claim, so the retry is safe.
 //
-// If Redis loses the ledger (a restart without persistence), events acked
-// before are not redelivered, so nothing is doubled; only a new duplicate
-// publish of an event sent before the loss could be posted again.
+// If Redis is unreachable right after Meta's 200, MarkSent is retried for up
+// to SEND_LEASE; the message is acked either way (its event is at Meta), and
+// the claim left unmarked turns a later duplicate publish into an in_doubt
+// dead letter rather than a second send. If Redis loses the ledger (a restart
+// without persistence), events acked before are not redelivered, so nothing
+// is doubled; only a new duplicate publish of an event sent before the loss
+// could be posted again. Run Redis with persistence (AOF) in production.
 package sender
 
 import (
