@@ -137,7 +137,7 @@ func settings() []setting {
 		{"RETRY_MIN", "retry-min", dur(d.RetryMin), "first backoff after a transient or throttling Graph error"},
 		{"RETRY_MAX", "retry-max", dur(d.RetryMax), "longest backoff"},
 		{"PAUSE_INTERVAL", "pause-interval", dur(d.PauseInterval), "how long a business is paused after a token error before it is tried again"},
-		{"METRICS_ADDR", "metrics-addr", d.MetricsAddr, "address for /metrics, /healthz and /readyz (empty: off)"},
+		{"METRICS_ADDR", "metrics-addr", d.MetricsAddr, "address for /metrics, /healthz and /readyz (-metrics-addr= turns them off)"},
 		{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", dur(d.ShutdownTimeout), "how long the in-flight batch may take to finish after SIGTERM"},
 	}
