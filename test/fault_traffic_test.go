@@ -158,6 +158,9 @@ type faultStream struct {
 	// Fate, when set, is called before each conversion is published and
 	// returns the dead-letter reason it must end with ("" = sent once).
 	Fate func(faultConv) string
+	// DupEvery > 0 publishes every DupEvery-th conversion a second time
+	// with another Nats-Msg-Id (an order system's duplicate).
+	DupEvery int
 
 	published   atomic.Int64 // conversions published so far
 	mu          sync.Mutex
@@ -225,6 +228,12 @@ func (s *faultStream) run(r *faultRig) error {
 				fail(fmt.Errorf("publish %s: %w", c.EventID, err))
 				wg.Wait()
 				return first
+			}
+			if s.DupEvery > 0 && c.n%int64(s.DupEvery) == 0 {
+				r.expect(faultWant{EventID: c.EventID, MsgIDs: []string{c.EventID + "#dup"}})
+				if err := r.publish(c.subject(), c.EventID+"#dup", c.conversion(time.Now())); err != nil {
+					fail(fmt.Errorf("publish %s#dup: %w", c.EventID, err))
+				}
 			}
 			done++
 			s.published.Add(1)
