@@ -33,7 +33,7 @@ BARE_ADDR=$(wait_for_line "$WORK/bare.log" '^bare listening on (.*)$')
 log "ingest on $INGEST_ADDR, bare on $BARE_ADDR, redis at $REDIS_URL"
 
 log "load: bare vs ingest (closed loop), then ingest at half its maximum (open loop)"
-META_APP_SECRET=$SECRET "$BIN/loadgen" ingest -url "http://$INGEST_ADDR/webhook" \
+META_APP_SECRET=$SECRET run "$BIN/loadgen" ingest -url "http://$INGEST_ADDR/webhook" \
 	-bare-url "http://$BARE_ADDR/webhook" -procs "ingest=$INGEST_PID,bare=$BARE_PID,redis=$REDIS_PID" \
 	-redis "$REDIS_URL" -half "$@"
 
@@ -46,6 +46,6 @@ echo "redis contexts stored: $(redis-cli -u "$REDIS_URL" dbsize)"
 if [[ "$REDIS_MEM_N" != 0 ]]; then
 	log "Redis memory per context: $REDIS_MEM_N contexts into a fresh redis-server"
 	start_redis redis-mem MEM_URL
-	"$BIN/loadgen" redis-mem -redis "$MEM_URL" -n "$REDIS_MEM_N"
-	"$BIN/loadgen" redis-mem -redis "$MEM_URL" -n "$REDIS_MEM_N" -mix whatsapp=1 -flush
+	run "$BIN/loadgen" redis-mem -redis "$MEM_URL" -n "$REDIS_MEM_N"
+	run "$BIN/loadgen" redis-mem -redis "$MEM_URL" -n "$REDIS_MEM_N" -mix whatsapp=1 -flush
 fi

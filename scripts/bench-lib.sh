@@ -35,6 +35,17 @@ trap 'exit 130' INT TERM
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# run CMD... runs a command to completion like a foreground one, but as a
+# recorded background process: a TERM or Ctrl-C to the script then runs
+# cleanup at once (bash delays traps until a foreground child exits) and
+# cleanup stops the command too.
+run() {
+	"$@" &
+	local pid=$!
+	PIDS+=($pid)
+	wait "$pid"
+}
+
 # machine prints what the numbers were measured on.
 machine() {
 	echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\" go=$(go env GOVERSION) redis=$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"

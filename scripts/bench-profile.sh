@@ -79,9 +79,9 @@ profile_ingest() {
 	pid=$!
 	PIDS+=($pid)
 	addr=$(wait_for_line "$WORK/ingest-$name.log" '.*"msg":"listening".*"addr":"([^"]+)".*')
-	META_APP_SECRET=$SECRET "$BIN/loadgen" ingest -url "http://$addr/webhook" -procs "ingest=$pid,redis=$REDIS_PID" \
-		-redis "$REDIS_URL" -wrk "" "$@" |
-		tee "$WORK/load-$name.txt"
+	META_APP_SECRET=$SECRET run "$BIN/loadgen" ingest -url "http://$addr/webhook" -procs "ingest=$pid,redis=$REDIS_PID" \
+		-redis "$REDIS_URL" -wrk "" "$@" >"$WORK/load-$name.txt"
+	cat "$WORK/load-$name.txt"
 	kill -TERM "$pid"
 	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 	log "ingest profile ($name): $OUT/ingest-$name.prof; share of samples by area:"
@@ -95,7 +95,8 @@ log "ingest at half of $MAX/s (open loop)"
 profile_ingest half -rounds 0 -rate $((MAX / 2)) "$@"
 
 log "sender, in process, draining 50,000 conversions"
-(cd "$ROOT" && go test -run x -bench 'Sender$' -benchtime 50000x -cpuprofile "$OUT/sender.prof" \
-	-o "$OUT/loadgen.test" ./internal/loadgen | grep -E '^Benchmark|ok')
+run go -C "$ROOT" test -run x -bench 'Sender$' -benchtime 50000x -cpuprofile "$OUT/sender.prof" \
+	-o "$OUT/loadgen.test" ./internal/loadgen >"$WORK/sender-bench.txt"
+grep -E '^Benchmark|^ok' "$WORK/sender-bench.txt"
 log "sender profile: $OUT/sender.prof; share of samples by area (the process also runs NATS, the sink and the setup):"
 breakdown sender "$OUT/sender.prof"

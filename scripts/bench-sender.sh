@@ -33,6 +33,6 @@ log "nats at $NATS_URL, redis at $REDIS_URL"
 
 for graph in $GRAPHS; do
 	log "sender vs raw fetch+ack, Graph API: $graph"
-	"$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
+	run "$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
 		-sender-log "$WORK/sender-$graph.log" -procs "nats=$NATS_PID,redis=$REDIS_PID" -graph "$graph" "$@"
 done

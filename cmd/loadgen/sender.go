@@ -172,6 +172,8 @@ func startSender(bin, logPath string, env []string) (*exec.Cmd, error) {
 	}
 	cmd := exec.Command(bin, "-metrics-addr=")
 	cmd.Env = append(os.Environ(), env...)
+	// If the harness dies without stopping it, the sender goes too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
