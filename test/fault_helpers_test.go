@@ -64,6 +64,8 @@ type faultRig struct {
 	graph  *fakegraph.Server
 	js     jetstream.JetStream
 	ingest string // base URL
+	ingEnv []string
+	ingP   *proc
 	httpc  *http.Client
 	env    []string // the sender's
 	run    string   // random tag: ids differ between runs
@@ -99,12 +101,12 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 
 	addr := freeAddr(t)
 	r.ingest = "http://" + addr
-	start(t, "ingest", "", append([]string{
+	r.ingEnv = append([]string{
 		"INGEST_ADDR=" + addr, "REDIS_URL=" + r.redis.URL(),
 		"META_APP_SECRET=" + faultAppSecret, "META_VERIFY_TOKEN=" + faultVerifyToken,
 		"ADMIN_TOKEN=" + faultAdminToken, "STORE_TIMEOUT=1s", "LOG_LEVEL=info",
-	}, o.IngestEnv...))
-	waitHTTP(t, r.ingest+"/readyz", 30*time.Second)
+	}, o.IngestEnv...)
+	r.startIngest()
 
 	r.env = []string{
 		"NATS_URL=" + r.nats.ClientURL(), "REDIS_URL=" + r.redis.URL(),
@@ -137,6 +139,16 @@ func (r *faultRig) startSender() *proc {
 	r.mu.Lock()
 	r.sender = p
 	r.mu.Unlock()
+	return p
+}
+
+// startIngest starts ingest on the rig's address and waits until it is
+// ready (the previous one must be gone).
+func (r *faultRig) startIngest() *proc {
+	r.t.Helper()
+	p := start(r.t, "ingest", "", r.ingEnv)
+	waitHTTP(r.t, r.ingest+"/readyz", 30*time.Second)
+	r.ingP = p
 	return p
 }
 

@@ -49,6 +49,13 @@ func faultSenderKills(t *testing.T, n, kills, rate int) {
 		t.Logf("kill %d (inside accept: %v) after %d of %d published", i+1, i == insideAccept, s.published.Load(), n)
 		r.startSender()
 	}
+	// And one graceful restart under load: the batch in flight finishes or
+	// is handed back, and the process exits 0.
+	if err := r.currentSender().Stop(30 * time.Second); err != nil {
+		t.Errorf("SIGTERM under load: %v", err)
+	}
+	t.Logf("graceful stop after %d of %d published", s.published.Load(), n)
+	r.startSender()
 	if err := <-done; err != nil {
 		t.Fatalf("traffic: %v", err)
 	}
