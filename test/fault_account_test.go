@@ -224,7 +224,11 @@ func (r *faultRig) check(wants []faultWant, dead []faultDead, inDoubtOK bool) ([
 		problems = append(problems, fmt.Sprintf("%s\t%s\t%d\t%s\t%s", key, want, graph, faultList(dls), problem))
 	}
 	deadOf := map[int][]string{}
+	perMsg := map[string]int{} // dead letters per original message
 	for _, d := range dead {
+		if d.MsgID != "" {
+			perMsg[d.MsgID]++
+		}
 		i, ok := r.wants.byEvent[d.EventID]
 		if !ok || d.EventID == "" {
 			i, ok = r.wants.byMsg[d.MsgID]
@@ -256,9 +260,12 @@ func (r *faultRig) check(wants []faultWant, dead []faultDead, inDoubtOK bool) ([
 			want = "dlq." + w.Reason
 		}
 		inDoubt := len(dls) > 0 && !slices.ContainsFunc(dls, func(s string) bool { return s != "in_doubt" })
+		twice := slices.ContainsFunc(w.MsgIDs, func(id string) bool { return perMsg[id] > 1 })
 		switch {
 		case g > 1:
 			row(w.key(), want, g, dls, "duplicated")
+		case twice: // the DLQ's duplicate window should have dropped the copy
+			row(w.key(), want, g, dls, "dead-lettered twice")
 		case w.Reason == "" && g == 1 && len(dls) == 0:
 			tally.Sent++
 		case w.Reason == "" && inDoubt && inDoubtOK:

@@ -20,7 +20,7 @@ func TestFaultAccountReports(t *testing.T) {
 	for _, w := range []faultWant{
 		{EventID: "ok"}, {EventID: "lost"}, {EventID: "dup"}, {EventID: "both"}, {EventID: "doubt"}, {EventID: "doubt-unsent"},
 		{EventID: "rej", Reason: "rejected"}, {EventID: "wrong", Reason: "rejected"}, {EventID: "sent-not-dead", Reason: "invalid"},
-		{MsgIDs: []string{"m-bad"}, Reason: "invalid"},
+		{MsgIDs: []string{"m-bad"}, Reason: "invalid"}, {EventID: "rej2", Reason: "rejected"},
 	} {
 		if len(w.MsgIDs) == 0 {
 			w.MsgIDs = []string{w.EventID}
@@ -33,10 +33,11 @@ func TestFaultAccountReports(t *testing.T) {
 		{Reason: "rejected", EventID: "rej"}, {Reason: "invalid", EventID: "wrong"}, {Reason: "expired", EventID: "both"},
 		{Reason: "in_doubt", EventID: "doubt"}, {Reason: "in_doubt", MsgID: "doubt-unsent"},
 		{Reason: "invalid", MsgID: "m-bad"}, {Reason: "invalid", MsgID: "nobody"},
+		{Reason: "rejected", EventID: "rej2", MsgID: "rej2"}, {Reason: "rejected", EventID: "rej2", MsgID: "rej2"},
 	}
 	wants := r.since(0)
-	if len(wants) != 10 {
-		t.Fatalf("%d conversions registered; want 10 (copies of one event_id are one conversion)", len(wants))
+	if len(wants) != 11 {
+		t.Fatalf("%d conversions registered; want 11 (copies of one event_id are one conversion)", len(wants))
 	}
 	for _, inDoubtOK := range []bool{false, true} {
 		problems, tally := r.check(wants, dead, inDoubtOK)
@@ -48,6 +49,7 @@ func TestFaultAccountReports(t *testing.T) {
 		want := map[string]string{
 			"lost": "lost", "dup": "duplicated", "both": "sent and dead-lettered", "wrong": "wrong reason",
 			"sent-not-dead": "sent, want a dead letter", "stranger": "unexpected at Graph", "msg:nobody": "unexpected dead letter",
+			"rej2": "dead-lettered twice",
 		}
 		wantTally := faultTally{Sent: 1, Dead: map[string]int{"rejected": 1, "invalid": 1}}
 		if inDoubtOK {

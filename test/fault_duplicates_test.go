@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -12,7 +13,8 @@ import (
 // three times at once (Meta redelivers); every conversion is published five
 // times with different Nats-Msg-Ids (so JetStream keeps every copy and only
 // the sender can deduplicate), with different event_times, shuffled and
-// concurrently, plus a same-id repeat that JetStream drops. Many workers and
+// concurrently (WhatsApp ones naming the business by WABA id or by
+// phone_number_id), plus a same-id repeat that JetStream drops. Many workers and
 // small batches put copies in the same batch and in concurrent ones. Later,
 // after everything was sent, one more copy of each arrives. Meta must see
 // each event_id exactly once and nothing may be dead-lettered.
@@ -33,6 +35,19 @@ func TestFaultDuplicates(t *testing.T) {
 	for _, d := range deliveries {
 		posts = append(posts, d, d, d)
 	}
+	// An older click of each WhatsApp conversation, redelivered late and
+	// in any order: the latest click must stay the one reported.
+	for i := 0; i < len(convs); i += 8 {
+		if convs[i].Channel != "whatsapp" {
+			continue
+		}
+		stale := append([]faultConv(nil), convs[i:i+8]...)
+		for j := range stale {
+			stale[j].Clid = "ARAstale-" + stale[j].Clid
+		}
+		posts = append(posts, faultWebhook(stale, time.Now().Add(-time.Hour)))
+	}
+	rand.Shuffle(len(posts), func(i, j int) { posts[i], posts[j] = posts[j], posts[i] })
 	faultParallel(t, 12, len(posts), func(i int) error {
 		if code := r.post(posts[i]); code != 200 {
 			return fmt.Errorf("duplicate delivery %d = %d; want 200", i, code)
@@ -61,7 +76,9 @@ func TestFaultDuplicates(t *testing.T) {
 	rand.Shuffle(len(pubs), func(i, j int) { pubs[i], pubs[j] = pubs[j], pubs[i] })
 	faultParallel(t, 8, len(pubs), func(i int) error {
 		p := pubs[i]
-		return r.publish(p.c.subject(), p.msgID, p.c.conversion(p.at))
+		// WhatsApp copies name the business by WABA id or phone_number_id
+		// at random: still one event.
+		return r.publish(p.c.subject(), p.msgID, p.c.conversionNaming(p.at, rand.IntN(2) == 0))
 	})
 	stream, err := r.js.Stream(t.Context(), "CONVERSIONS")
 	if err != nil {
@@ -75,6 +92,7 @@ func TestFaultDuplicates(t *testing.T) {
 		t.Errorf("CONVERSIONS holds %d messages; want %d (every copy with its own Nats-Msg-Id, none of the same-id repeats)", got, n*copies)
 	}
 	account(t, r, r.since(mark), faultAccountOpts{})
+	faultLatestClicks(t, r, convs)
 
 	// Late copies, long after Meta accepted the originals.
 	faultParallel(t, 8, len(convs), func(i int) error {
@@ -120,5 +138,36 @@ func faultParallel(t *testing.T, workers, n int, do func(i int) error) {
 	}
 	if len(errs) > 0 {
 		t.FailNow()
+	}
+}
+
+// faultLatestClicks checks that each WhatsApp event at Meta carries the
+// ctwa_clid of its conversation's latest click.
+func faultLatestClicks(t *testing.T, r *faultRig, convs []faultConv) {
+	t.Helper()
+	want := map[string]string{}
+	for _, c := range convs {
+		if c.Channel == "whatsapp" {
+			want[c.EventID] = c.Clid
+		}
+	}
+	checked := 0
+	for _, ev := range r.graph.Events() {
+		clid, ok := want[ev.EventID]
+		if !ok {
+			continue
+		}
+		var e struct {
+			UserData struct {
+				Clid string `json:"ctwa_clid"`
+			} `json:"user_data"`
+		}
+		if err := json.Unmarshal(ev.Raw, &e); err != nil || e.UserData.Clid != clid {
+			t.Errorf("%s reached Meta with ctwa_clid %q (%v); want the latest click's %q", ev.EventID, e.UserData.Clid, err, clid)
+		}
+		checked++
+	}
+	if checked != len(want) {
+		t.Errorf("checked %d WhatsApp events; want %d", checked, len(want))
 	}
 }

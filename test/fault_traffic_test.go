@@ -130,8 +130,14 @@ func faultWebhook(convs []faultConv, t time.Time) []byte {
 // conversion is the order system's message for c at t. WhatsApp
 // conversions name the WABA or, every other one, the phone_number_id.
 func (c faultConv) conversion(t time.Time) []byte {
+	return c.conversionNaming(t, c.n%2 == 0)
+}
+
+// conversionNaming is conversion with the WhatsApp business named by its
+// phone_number_id (byPhone) or its WABA id.
+func (c faultConv) conversionNaming(t time.Time, byPhone bool) []byte {
 	business := c.Biz.ID
-	if c.Channel == "whatsapp" && c.n%2 == 0 {
+	if c.Channel == "whatsapp" && byPhone {
 		business = c.Biz.Phone
 	}
 	m := map[string]any{"event_id": c.EventID, "event_name": c.Name, "event_time": t.Unix(),
