@@ -126,8 +126,9 @@ func (r *faultRig) idle(ctx context.Context) (bool, string) {
 // faultAccountOpts are a scenario's allowances.
 type faultAccountOpts struct {
 	// InDoubtOK accepts a dead letter in_doubt (with the Graph count 0 or 1)
-	// for a conversion that should be sent: the scenario kills something
-	// between a claim and its outcome, where the sender cannot know.
+	// for a conversion that should be sent or rejected by Meta: the
+	// scenario kills something between a claim and Meta's answer, where the
+	// sender cannot know what Meta did.
 	InDoubtOK bool
 	Within    time.Duration // how long to wait for the pipeline to settle (default 90s)
 }
@@ -268,7 +269,7 @@ func (r *faultRig) check(wants []faultWant, dead []faultDead, inDoubtOK bool) ([
 			row(w.key(), want, g, dls, "dead-lettered twice")
 		case w.Reason == "" && g == 1 && len(dls) == 0:
 			tally.Sent++
-		case w.Reason == "" && inDoubt && inDoubtOK:
+		case (w.Reason == "" || w.Reason == "rejected") && inDoubt && inDoubtOK:
 			tally.InDoubt++
 			tally.InDoubtAt += g
 		case g == 0 && len(dls) == 0:

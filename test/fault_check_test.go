@@ -21,6 +21,7 @@ func TestFaultAccountReports(t *testing.T) {
 		{EventID: "ok"}, {EventID: "lost"}, {EventID: "dup"}, {EventID: "both"}, {EventID: "doubt"}, {EventID: "doubt-unsent"},
 		{EventID: "rej", Reason: "rejected"}, {EventID: "wrong", Reason: "rejected"}, {EventID: "sent-not-dead", Reason: "invalid"},
 		{MsgIDs: []string{"m-bad"}, Reason: "invalid"}, {EventID: "rej2", Reason: "rejected"},
+		{EventID: "rej-doubt", Reason: "rejected"},
 	} {
 		if len(w.MsgIDs) == 0 {
 			w.MsgIDs = []string{w.EventID}
@@ -34,10 +35,11 @@ func TestFaultAccountReports(t *testing.T) {
 		{Reason: "in_doubt", EventID: "doubt"}, {Reason: "in_doubt", MsgID: "doubt-unsent"},
 		{Reason: "invalid", MsgID: "m-bad"}, {Reason: "invalid", MsgID: "nobody"},
 		{Reason: "rejected", EventID: "rej2", MsgID: "rej2"}, {Reason: "rejected", EventID: "rej2", MsgID: "rej2"},
+		{Reason: "in_doubt", EventID: "rej-doubt"},
 	}
 	wants := r.since(0)
-	if len(wants) != 11 {
-		t.Fatalf("%d conversions registered; want 11 (copies of one event_id are one conversion)", len(wants))
+	if len(wants) != 12 {
+		t.Fatalf("%d conversions registered; want 12 (copies of one event_id are one conversion)", len(wants))
 	}
 	for _, inDoubtOK := range []bool{false, true} {
 		problems, tally := r.check(wants, dead, inDoubtOK)
@@ -53,9 +55,10 @@ func TestFaultAccountReports(t *testing.T) {
 		}
 		wantTally := faultTally{Sent: 1, Dead: map[string]int{"rejected": 1, "invalid": 1}}
 		if inDoubtOK {
-			wantTally.InDoubt, wantTally.InDoubtAt = 2, 1
+			wantTally.InDoubt, wantTally.InDoubtAt = 3, 1
 		} else {
 			want["doubt"], want["doubt-unsent"] = "sent and dead-lettered", "wrong reason"
+			want["rej-doubt"] = "wrong reason"
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("inDoubtOK=%v: problems (-want +got):\n%s", inDoubtOK, diff)

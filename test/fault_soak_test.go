@@ -7,11 +7,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
 )
 
 // TestFaultSoak is the long variant: every fault of the suite, mixed at
 // random for several minutes of steady traffic with duplicate publishes,
-// then the same accounting. It runs only when asked:
+// conversions that race their webhook and events Meta rejects, then the
+// same accounting. It runs only when asked:
 //
 //	go test -race -run TestFaultSoak -timeout 30m ./test/ -args -soak
 //	CTM_SOAK=1 CTM_SOAK_MINUTES=10 go test -run TestFaultSoak -timeout 40m ./test/
@@ -26,10 +29,20 @@ func TestFaultSoak(t *testing.T) {
 	const rate = 150
 	r := newFaultRig(t, faultOptions{
 		RedisArgs: []string{"--appendonly", "yes", "--appendfsync", "always"},
-		SenderEnv: []string{"SEND_LEASE=2s", "HTTP_TIMEOUT=1s", "ACK_WAIT=3s", "BATCH_SIZE=50"},
+		SenderEnv: []string{"SEND_LEASE=2s", "HTTP_TIMEOUT=1s", "ACK_WAIT=3s", "BATCH_SIZE=50",
+			"FAULT_PAGE2_TOKEN=" + faultOwnToken},
+		Datasets: faultDatasetsFile,
+		Tokens:   []string{fakegraph.DefaultToken, faultOwnToken},
 	})
 	mark := r.mark()
-	s := &faultStream{N: minutes * 60 * rate, Batch: 10, PerSecond: rate, DupEvery: 7}
+	reject := func(c faultConv) string {
+		if c.n%113 == 0 {
+			r.graph.RejectEventID(c.EventID)
+			return "rejected"
+		}
+		return ""
+	}
+	s := &faultStream{N: minutes * 60 * rate, Batch: 10, PerSecond: rate, DupEvery: 7, LateWebhookEvery: 9, Fate: reject}
 	done := make(chan error, 1)
 	var over atomic.Bool
 	go func() {
@@ -50,6 +63,12 @@ func TestFaultSoak(t *testing.T) {
 			r.redis.Restart()
 		}},
 		{"restart NATS", 1, func() { r.nats.Restart() }},
+		{"kill ingest", 1, func() { r.ingP.Kill(); r.startIngest() }},
+		{"revoke a business's token", 1, func() {
+			r.graph.RevokeToken(faultOwnToken)
+			time.Sleep(time.Duration(500+rand.IntN(3000)) * time.Millisecond) // until the operator fixes it
+			r.graph.SetTokens(fakegraph.DefaultToken, faultOwnToken)
+		}},
 		{"Graph 5xx burst", 2, func() { r.graph.FailNext(1+rand.IntN(6), 500, 1+rand.IntN(2)) }},
 		{"Graph throttling", 2, func() { r.graph.FailNext(1+rand.IntN(4), 400, []int{4, 17, 32, 613, 80004}[rand.IntN(5)]) }},
 		{"lost Graph response", 1, func() { r.graph.DropNext(1) }},

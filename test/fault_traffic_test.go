@@ -167,6 +167,9 @@ type faultStream struct {
 	// DupEvery > 0 publishes every DupEvery-th conversion a second time
 	// with another Nats-Msg-Id (an order system's duplicate).
 	DupEvery int
+	// LateWebhookEvery > 0 posts every LateWebhookEvery-th delivery only
+	// after its conversions were published (the conversions race it).
+	LateWebhookEvery int
 
 	published   atomic.Int64 // conversions published so far
 	mu          sync.Mutex
@@ -185,8 +188,9 @@ func (s *faultStream) statuses() map[int]int {
 	return out
 }
 
-// run sends the traffic and expects every conversion sent once. It returns
-// after the last publish and the last redelivery, with the first error.
+// run sends the traffic and expects every conversion sent once (or what
+// Fate says). It returns after the last publish and the last redelivery,
+// with the first error.
 func (s *faultStream) run(r *faultRig) error {
 	if s.Batch <= 0 {
 		s.Batch = 10
@@ -206,10 +210,7 @@ func (s *faultStream) run(r *faultRig) error {
 			first = err
 		}
 	}
-	begin := time.Now()
-	for done, i := 0, 0; done < s.N; i++ {
-		convs := r.convs(min(s.Batch, s.N-done), faultChannels[i%len(faultChannels)], nil)
-		body := faultWebhook(convs, time.Now())
+	deliver := func(body []byte) {
 		code := r.post(body)
 		s.mu.Lock()
 		s.firstStatus[code]++
@@ -224,25 +225,26 @@ func (s *faultStream) run(r *faultRig) error {
 				}
 			})
 		}
+	}
+	begin := time.Now()
+	for done, i := 0, 0; done < s.N; i++ {
+		convs := r.convs(min(s.Batch, s.N-done), faultChannels[i%len(faultChannels)], nil)
+		body := faultWebhook(convs, time.Now())
+		late := s.LateWebhookEvery > 0 && i%s.LateWebhookEvery == s.LateWebhookEvery-1
+		if !late {
+			deliver(body)
+		}
 		for _, c := range convs {
-			w := faultWant{EventID: c.EventID, MsgIDs: []string{c.EventID}}
-			if s.Fate != nil {
-				w.Reason = s.Fate(c)
-			}
-			r.expect(w)
-			if err := r.publish(c.subject(), c.EventID, c.conversion(time.Now())); err != nil {
-				fail(fmt.Errorf("publish %s: %w", c.EventID, err))
+			if err := s.publish(r, c); err != nil {
+				fail(err)
 				wg.Wait()
 				return first
 			}
-			if s.DupEvery > 0 && c.n%int64(s.DupEvery) == 0 {
-				r.expect(faultWant{EventID: c.EventID, MsgIDs: []string{c.EventID + "#dup"}})
-				if err := r.publish(c.subject(), c.EventID+"#dup", c.conversion(time.Now())); err != nil {
-					fail(fmt.Errorf("publish %s#dup: %w", c.EventID, err))
-				}
-			}
 			done++
 			s.published.Add(1)
+		}
+		if late {
+			deliver(body)
 		}
 		if s.PerSecond > 0 { // pace: the traffic is steady, not synchronised
 			if ahead := time.Duration(done)*time.Second/time.Duration(s.PerSecond) - time.Since(begin); ahead > 0 {
@@ -252,4 +254,23 @@ func (s *faultStream) run(r *faultRig) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// publish publishes c's conversion (and its duplicate, see DupEvery).
+func (s *faultStream) publish(r *faultRig, c faultConv) error {
+	w := faultWant{EventID: c.EventID, MsgIDs: []string{c.EventID}}
+	if s.Fate != nil {
+		w.Reason = s.Fate(c)
+	}
+	r.expect(w)
+	if err := r.publish(c.subject(), c.EventID, c.conversion(time.Now())); err != nil {
+		return fmt.Errorf("publish %s: %w", c.EventID, err)
+	}
+	if s.DupEvery > 0 && c.n%int64(s.DupEvery) == 0 {
+		r.expect(faultWant{EventID: c.EventID, MsgIDs: []string{c.EventID + "#dup"}})
+		if err := r.publish(c.subject(), c.EventID+"#dup", c.conversion(time.Now())); err != nil {
+			return fmt.Errorf("publish %s#dup: %w", c.EventID, err)
+		}
+	}
+	return nil
 }
