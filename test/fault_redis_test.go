@@ -62,3 +62,27 @@ func TestFaultRedisRestart(t *testing.T) {
 	// release retries: such events end in doubt, never doubled.
 	account(t, r, r.since(mark), faultAccountOpts{InDoubtOK: true})
 }
+
+// Redis stalls (DEBUG SLEEP: as a fork, a slow disk or a huge command
+// would) for longer than ingest's STORE_TIMEOUT and the clients' read
+// timeout, twice mid-stream. Ingest answers 503 (the write may still land:
+// the redelivery is harmless), the sender's ledger calls time out and are
+// handed back; the commands that did reach Redis run after the stall.
+func TestFaultRedisStall(t *testing.T) {
+	r := newFaultRig(t, faultOptions{RedisArgs: []string{"--enable-debug-command", "local"}})
+	mark := r.mark()
+	rdb := r.redis.Client(t)
+	stall := func() {
+		if err := rdb.Do(t.Context(), "DEBUG", "SLEEP", "4").Err(); err != nil {
+			t.Fatalf("DEBUG SLEEP: %v", err)
+		}
+	}
+	s := &faultStream{N: 1200, Batch: 10, PerSecond: 150}
+	r.during(t, s, faultStep{At: 300, Do: stall}, faultStep{At: 700, Do: stall})
+	st := s.statuses()
+	if st[503] == 0 {
+		t.Errorf("no delivery answered 503 during a 4s Redis stall (STORE_TIMEOUT 1s): %v", st)
+	}
+	t.Logf("first answers: %v", st)
+	account(t, r, r.since(mark), faultAccountOpts{})
+}
