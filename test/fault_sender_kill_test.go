@@ -76,3 +76,30 @@ func faultGone(p *proc) bool {
 		return false
 	}
 }
+
+// The sender is down while a backlog builds up, then starts with Meta's
+// largest batches (1,000 events a request) and a few invalid events in
+// them: each rejected batch is halved until the bad events stand alone.
+func TestFaultSenderBacklog(t *testing.T) {
+	r := newFaultRig(t, faultOptions{SenderEnv: []string{"BATCH_SIZE=1000", "WORKERS=2"}})
+	r.currentSender().Kill()
+	mark := r.mark()
+	fate := func(c faultConv) string {
+		if c.n%1500 == 700 {
+			r.graph.RejectEventID(c.EventID)
+			return "rejected"
+		}
+		return ""
+	}
+	s := &faultStream{N: 6000, Batch: 50, Fate: fate}
+	if err := s.run(r); err != nil {
+		t.Fatal(err)
+	}
+	requests := r.graph.Requests()
+	r.startSender()
+	tally := account(t, r, r.since(mark), faultAccountOpts{})
+	if tally.Dead["rejected"] != 4 {
+		t.Errorf("%d rejected; want 4", tally.Dead["rejected"])
+	}
+	t.Logf("%d requests to Meta for %d events", r.graph.Requests()-requests, s.N)
+}
