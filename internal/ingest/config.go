@@ -2,15 +2,16 @@ package ingest
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/ctmpipe/ctmpipe/internal/settings"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
 // Config is everything the ingest service is configured with. ParseConfig
@@ -45,44 +46,27 @@ const (
 	DefaultShutdownTimeout = 15 * time.Second
 )
 
-// setting describes one configuration knob: its environment variable, its
-// flag (none for secrets, which flags would show in ps), default and meaning.
-type setting struct {
-	env, flag, def, help string
-	boolean              bool
-}
-
-// settings lists every knob, in the order --help prints them.
-func settings() []setting {
-	return []setting{
-		{env: "INGEST_ADDR", flag: "addr", def: DefaultAddr, help: "address to listen on (host:port; port 0 picks a free one)"},
-		{env: "REDIS_URL", flag: "redis-url", help: "Redis URL, e.g. redis://host:6379/0 (required; prefer the env var when it holds a password)"},
-		{env: "META_APP_SECRET", help: "app secret(s) that sign webhooks, comma-separated for several apps or rotation (required, env only)"},
-		{env: "META_VERIFY_TOKEN", help: "token Meta echoes in the GET /webhook handshake (required, env only)"},
-		{env: "ADMIN_TOKEN", help: "bearer token for GET /v1/contexts/...; unset disables that API (env only)"},
-		{env: "CONTEXT_TTL", flag: "context-ttl", def: "7d", help: "how long a context lives after its last click (Go duration or days, e.g. 7d, 36h)"},
-		{env: "BODY_LIMIT", flag: "body-limit", def: "1MiB", help: "largest webhook body accepted; bigger ones get 413 (bytes, or with KiB/MiB)"},
-		{env: "STORE_TIMEOUT", flag: "store-timeout", def: DefaultStoreTimeout.String(), help: "bound on one Redis write; past it the webhook gets 503 and Meta retries"},
-		{env: "ONPREM_SECRET", help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password; env only)"},
-		{env: "ONPREM_WABA_ID", flag: "onprem-waba-id", help: "WABA id the WhatsApp On-Premises client serves; with ONPREM_SECRET enables /webhook/onprem"},
-		{env: "CAPTURE", flag: "capture", def: "off", boolean: true, help: "on: copy each verified body (message text and names redacted) to JetStream stream WEBHOOKS"},
-		{env: "CAPTURE_MAX_AGE", flag: "capture-max-age", def: "72h", help: "how long the WEBHOOKS stream keeps captured bodies (Go duration or days)"},
-		{env: "CAPTURE_QUEUE", flag: "capture-queue", def: strconv.Itoa(DefaultCaptureQueue), help: "captured bodies waiting to be published; when full, new ones are dropped"},
-		{env: "NATS_URL", flag: "nats-url", help: "NATS server URL (required when CAPTURE=on)"},
-		{env: "LOG_LEVEL", flag: "log-level", def: "info", help: "debug, info, warn or error"},
-		{env: "SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: DefaultShutdownTimeout.String(), help: "how long in-flight requests may take to finish after SIGTERM"},
+// ingestSettings lists every knob, in the order --help prints them.
+func ingestSettings() []settings.Setting {
+	return []settings.Setting{
+		{Env: "INGEST_ADDR", Flag: "addr", Default: DefaultAddr, Help: "address to listen on (host:port; port 0 picks a free one)"},
+		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL, e.g. redis://host:6379/0 (required; prefer the env var when it holds a password)"},
+		{Env: "META_APP_SECRET", Help: "app secret(s) that sign webhooks, comma-separated for several apps or rotation (required, env only)"},
+		{Env: "META_VERIFY_TOKEN", Help: "token Meta echoes in the GET /webhook handshake (required, env only)"},
+		{Env: "ADMIN_TOKEN", Help: "bearer token for GET /v1/contexts/...; unset disables that API (env only)"},
+		{Env: "CONTEXT_TTL", Flag: "context-ttl", Default: "7d", Help: "how long a context lives after its last click (Go duration or days, e.g. 7d, 36h)"},
+		{Env: "BODY_LIMIT", Flag: "body-limit", Default: "1MiB", Help: "largest webhook body accepted; bigger ones get 413 (bytes, or with KiB/MiB)"},
+		{Env: "STORE_TIMEOUT", Flag: "store-timeout", Default: DefaultStoreTimeout.String(), Help: "bound on one Redis write; past it the webhook gets 503 and Meta retries"},
+		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password; env only)"},
+		{Env: "ONPREM_WABA_ID", Flag: "onprem-waba-id", Help: "WABA id the WhatsApp On-Premises client serves; with ONPREM_SECRET enables /webhook/onprem"},
+		{Env: "CAPTURE", Flag: "capture", Default: "off", Bool: true, Help: "on: copy each verified body (message text and names redacted) to JetStream stream WEBHOOKS"},
+		{Env: "CAPTURE_MAX_AGE", Flag: "capture-max-age", Default: "72h", Help: "how long the WEBHOOKS stream keeps captured bodies (Go duration or days)"},
+		{Env: "CAPTURE_QUEUE", Flag: "capture-queue", Default: strconv.Itoa(DefaultCaptureQueue), Help: "captured bodies waiting to be published; when full, new ones are dropped"},
+		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required when CAPTURE=on)"},
+		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
+		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: DefaultShutdownTimeout.String(), Help: "how long in-flight requests may take to finish after SIGTERM"},
 	}
 }
-
-// textFlag is a string flag; boolean ones may be given bare (-capture).
-type textFlag struct {
-	v       string
-	boolean bool
-}
-
-func (f *textFlag) String() string     { return f.v }
-func (f *textFlag) Set(s string) error { f.v = s; return nil }
-func (f *textFlag) IsBoolFlag() bool   { return f.boolean }
 
 // ParseConfig reads the configuration from args (flags) and getenv. Each
 // flag's default is its environment variable, so flags win. Secrets are read
@@ -90,50 +74,30 @@ func (f *textFlag) IsBoolFlag() bool   { return f.boolean }
 // -h/--help (print PrintUsage then), and an error naming the setting for a
 // missing or malformed one, never its value.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	vals := map[string]*textFlag{}
-	for _, s := range settings() {
-		v := getenv(s.env)
-		if v == "" {
-			v = s.def
-		}
-		f := &textFlag{v: v, boolean: s.boolean}
-		vals[s.env] = f
-		if s.flag != "" {
-			fs.Var(f, s.flag, s.help)
-		}
+	v, err := settings.Parse("ingest", args, getenv, ingestSettings())
+	if err != nil {
+		return Config{}, err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return Config{}, flag.ErrHelp
-		}
-		return Config{}, fmt.Errorf("config: %w (see --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("config: unexpected argument %q (see --help)", fs.Arg(0))
-	}
-	p := &parser{vals: vals}
 	cfg := Config{
-		Addr:            p.str("INGEST_ADDR"),
-		RedisURL:        p.str("REDIS_URL"),
-		AppSecrets:      splitSecrets(p.str("META_APP_SECRET")),
-		VerifyToken:     p.str("META_VERIFY_TOKEN"),
-		AdminToken:      p.str("ADMIN_TOKEN"),
-		ContextTTL:      p.duration("CONTEXT_TTL"),
-		BodyLimit:       p.size("BODY_LIMIT"),
-		StoreTimeout:    p.duration("STORE_TIMEOUT"),
-		OnPremSecret:    p.str("ONPREM_SECRET"),
-		OnPremWABAID:    p.str("ONPREM_WABA_ID"),
-		Capture:         p.boolean("CAPTURE"),
-		CaptureMaxAge:   p.duration("CAPTURE_MAX_AGE"),
-		CaptureQueue:    int(p.size("CAPTURE_QUEUE")),
-		NATSURL:         p.str("NATS_URL"),
-		LogLevel:        p.level("LOG_LEVEL"),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT"),
+		Addr:            v.Text("INGEST_ADDR"),
+		RedisURL:        v.Text("REDIS_URL"),
+		AppSecrets:      splitSecrets(v.Text("META_APP_SECRET")),
+		VerifyToken:     v.Text("META_VERIFY_TOKEN"),
+		AdminToken:      v.Text("ADMIN_TOKEN"),
+		ContextTTL:      v.Duration("CONTEXT_TTL"),
+		BodyLimit:       v.Size("BODY_LIMIT"),
+		StoreTimeout:    v.Duration("STORE_TIMEOUT"),
+		OnPremSecret:    v.Text("ONPREM_SECRET"),
+		OnPremWABAID:    v.Text("ONPREM_WABA_ID"),
+		Capture:         v.Bool("CAPTURE"),
+		CaptureMaxAge:   v.Duration("CAPTURE_MAX_AGE"),
+		CaptureQueue:    int(v.Size("CAPTURE_QUEUE")),
+		NATSURL:         v.Text("NATS_URL"),
+		LogLevel:        v.Level("LOG_LEVEL"),
+		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT"),
 	}
-	if p.err != nil {
-		return Config{}, p.err
+	if err := v.Err(); err != nil {
+		return Config{}, err
 	}
 	return cfg, cfg.Validate()
 }
@@ -195,18 +159,7 @@ Every setting is an environment variable; most also have a flag, which wins.
 Secrets are read from the environment only, so that they never show in ps.
 
 `)
-	for _, s := range settings() {
-		name := "(env only)"
-		if s.flag != "" {
-			name = "-" + s.flag
-		}
-		def := ""
-		if s.def != "" {
-			def = fmt.Sprintf(" (default %s)", s.def)
-		}
-		line := strings.TrimRight(fmt.Sprintf("  %-18s %-20s%s", s.env, name, def), " ")
-		fmt.Fprintf(w, "%s\n      %s\n", line, s.help)
-	}
+	settings.PrintUsage(w, ingestSettings())
 }
 
 // splitSecrets splits a comma-separated list, dropping empty entries.
@@ -220,95 +173,6 @@ func splitSecrets(s string) []string {
 	return out
 }
 
-// parser converts setting values, keeping the first error.
-type parser struct {
-	vals map[string]*textFlag
-	err  error
-}
-
-func (p *parser) str(env string) string { return strings.TrimSpace(p.vals[env].v) }
-
-func (p *parser) fail(env, what string) {
-	if p.err == nil {
-		p.err = fmt.Errorf("config: %s: %s", env, what)
-	}
-}
-
-func (p *parser) duration(env string) time.Duration {
-	d, err := ParseDuration(p.str(env))
-	if err != nil || d <= 0 {
-		p.fail(env, "want a positive duration such as 7d, 36h or 90s")
-	}
-	return d
-}
-
-func (p *parser) size(env string) int64 {
-	n, err := parseSize(p.str(env))
-	if err != nil || n <= 0 {
-		p.fail(env, "want a positive size such as 1048576, 512KiB or 1MiB")
-	}
-	return n
-}
-
-func (p *parser) boolean(env string) bool {
-	switch strings.ToLower(p.str(env)) {
-	case "on", "true", "1", "yes":
-		return true
-	case "off", "false", "0", "no", "":
-		return false
-	}
-	p.fail(env, "want on or off")
-	return false
-}
-
-func (p *parser) level(env string) zapcore.Level {
-	l, err := zapcore.ParseLevel(p.str(env))
-	if err != nil {
-		p.fail(env, "want debug, info, warn or error")
-	}
-	return l
-}
-
 // ParseDuration parses a Go duration, also accepting a leading day count
-// ("7d", "1d12h"), since retention windows are naturally said in days.
-func ParseDuration(s string) (time.Duration, error) {
-	days, rest, ok := strings.Cut(s, "d")
-	if !ok {
-		return time.ParseDuration(s)
-	}
-	n, err := strconv.ParseUint(days, 10, 16)
-	if err != nil {
-		return 0, fmt.Errorf("bad day count in duration %q", s)
-	}
-	d := time.Duration(n) * 24 * time.Hour
-	if rest != "" {
-		r, err := time.ParseDuration(rest)
-		if err != nil {
-			return 0, err
-		}
-		d += r
-	}
-	return d, nil
-}
-
-// parseSize parses a byte count with an optional KiB/MiB (or K/M, KB/MB,
-// read as binary units) suffix.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	upper := strings.ToUpper(s)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"K", 1 << 10}, {"M", 1 << 20}, {"B", 1}} {
-		if strings.HasSuffix(upper, u.suffix) {
-			mult = u.mult
-			s = strings.TrimSpace(s[:len(s)-len(u.suffix)])
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return n * mult, nil
-}
+// ("7d", "1d12h"); see settings.ParseDuration.
+func ParseDuration(s string) (time.Duration, error) { return settings.ParseDuration(s) }

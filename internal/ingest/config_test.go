@@ -89,6 +89,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"negative ttl", map[string]string{"CONTEXT_TTL": "-1h"}, nil, "CONTEXT_TTL"},
 		{"bad body limit", map[string]string{"BODY_LIMIT": "big"}, nil, "BODY_LIMIT"},
 		{"bad capture", map[string]string{"CAPTURE": "maybe"}, nil, "CAPTURE"},
+		{"empty capture flag", nil, []string{"-capture="}, "CAPTURE"},
 		{"capture without nats", map[string]string{"CAPTURE": "on"}, nil, "NATS_URL"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{"onprem secret alone", map[string]string{"ONPREM_SECRET": "x"}, nil, "ONPREM_WABA_ID"},
@@ -131,12 +132,12 @@ func TestHelp(t *testing.T) {
 	}
 	var b bytes.Buffer
 	PrintUsage(&b)
-	for _, s := range settings() {
-		if !strings.Contains(b.String(), s.env) {
-			t.Errorf("usage lacks %s", s.env)
+	for _, s := range ingestSettings() {
+		if !strings.Contains(b.String(), s.Env) {
+			t.Errorf("usage lacks %s", s.Env)
 		}
-		if s.flag != "" && !strings.Contains(b.String(), "-"+s.flag) {
-			t.Errorf("usage lacks -%s", s.flag)
+		if s.Flag != "" && !strings.Contains(b.String(), "-"+s.Flag) {
+			t.Errorf("usage lacks -%s", s.Flag)
 		}
 	}
 }

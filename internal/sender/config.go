@@ -2,7 +2,6 @@ package sender
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
@@ -101,114 +101,81 @@ func DefaultConfig() Config {
 	}
 }
 
-// setting is one knob: environment variable, flag (none for secrets, which
-// flags would show in ps), default and meaning.
-type setting struct {
-	env, flag, def, help string
-}
-
-func dur(d time.Duration) string { return fmtDuration(d) }
-
-// settings lists every knob in the order --help prints them.
-func settings() []setting {
-	d := DefaultConfig()
-	return []setting{
-		{"NATS_URL", "nats-url", "", "NATS server URL (required)"},
-		{"REDIS_URL", "redis-url", "", "Redis URL: redis://, rediss://, unix://, redis+cluster://, redis+sentinel:// (required)"},
-		{"CAPI_ACCESS_TOKEN", "", "", "default Conversions API access token (env only; required unless CAPI_DATASETS_FILE gives tokens or CAPI_DRYRUN_FILE is set)"},
-		{"CAPI_DATASETS_FILE", "datasets-file", "", `JSON {"<business_id>": {"dataset_id": "...", "access_token_env": "ENV_VAR"}}; businesses not listed use the Dataset API`},
-		{"CAPI_PARTNER_AGENT", "partner-agent", "", "partner_agent sent with every request"},
-		{"CAPI_TEST_EVENT_CODE", "test-event-code", "", "test_event_code sent with every request (Events Manager test tab)"},
-		{"CAPI_DRYRUN_FILE", "dry-run-file", "", "append the requests to this JSONL file instead of posting them (no token needed)"},
-		{"GRAPH_API_BASE", "graph-api-base", d.GraphBase, "Graph API base URL"},
-		{"GRAPH_API_VERSION", "graph-api-version", d.GraphVersion, "Graph API version"},
-		{"META_APP_SECRET", "", "", "app secret for appsecret_proof (env only; optional)"},
-		{"CONTEXT_WAIT", "context-wait", dur(d.ContextWait), "how long a conversion waits for its ad-click context before dead letter unattributed"},
-		{"CONTEXT_RETRY_MIN", "context-retry-min", dur(d.ContextRetryMin), "first delay before looking for a missing context again (doubles each time)"},
-		{"CONTEXT_RETRY_MAX", "context-retry-max", dur(d.ContextRetryMax), "longest delay between context lookups"},
-		{"REQUIRE_REFERRAL", "require-referral", "true", "Messenger/Instagram: require a stored ad referral (false: send with page/IG ids alone)"},
-		{"BATCH_SIZE", "batch-size", strconv.Itoa(d.BatchSize), "messages fetched and processed together (1-10000)"},
-		{"WORKERS", "workers", strconv.Itoa(d.Workers), "concurrent fetch-process loops"},
-		{"MAX_ACK_PENDING", "max-ack-pending", strconv.Itoa(d.MaxAckPending), "MaxAckPending of the consumer when the sender creates it; waiting and paused messages count against it"},
-		{"ACK_WAIT", "ack-wait", dur(d.AckWait), "AckWait of the consumer when the sender creates it: an unacked message comes again after it"},
-		{"SEND_LEASE", "send-lease", dur(d.SendLease), "how long a claim on an event protects a send in flight; must exceed HTTP_TIMEOUT"},
-		{"SENT_TTL", "sent-ttl", dur(d.SentTTL), "how long sent event ids are remembered (at least 7d: Meta's window)"},
-		{"HTTP_TIMEOUT", "http-timeout", dur(d.HTTPTimeout), "timeout of one Graph API request"},
-		{"RETRY_MIN", "retry-min", dur(d.RetryMin), "first backoff after a transient or throttling Graph error"},
-		{"RETRY_MAX", "retry-max", dur(d.RetryMax), "longest backoff"},
-		{"PAUSE_INTERVAL", "pause-interval", dur(d.PauseInterval), "how long a business is paused after a token error before it is tried again"},
-		{"METRICS_ADDR", "metrics-addr", d.MetricsAddr, "address for /metrics, /healthz and /readyz (-metrics-addr= turns them off)"},
-		{"LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
-		{"SHUTDOWN_TIMEOUT", "shutdown-timeout", dur(d.ShutdownTimeout), "how long the in-flight batch may take to finish after SIGTERM"},
+// senderSettings lists every knob in the order --help prints them.
+func senderSettings() []settings.Setting {
+	d, dur := DefaultConfig(), settings.FormatDuration
+	return []settings.Setting{
+		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required)"},
+		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL: redis://, rediss://, unix://, redis+cluster://, redis+sentinel:// (required)"},
+		{Env: "CAPI_ACCESS_TOKEN", Help: "default Conversions API access token (env only; required unless CAPI_DATASETS_FILE gives tokens or CAPI_DRYRUN_FILE is set)"},
+		{Env: "CAPI_DATASETS_FILE", Flag: "datasets-file", Help: `JSON {"<business_id>": {"dataset_id": "...", "access_token_env": "ENV_VAR"}}; businesses not listed use the Dataset API`},
+		{Env: "CAPI_PARTNER_AGENT", Flag: "partner-agent", Help: "partner_agent sent with every request"},
+		{Env: "CAPI_TEST_EVENT_CODE", Flag: "test-event-code", Help: "test_event_code sent with every request (Events Manager test tab)"},
+		{Env: "CAPI_DRYRUN_FILE", Flag: "dry-run-file", Help: "append the requests to this JSONL file instead of posting them (no token needed)"},
+		{Env: "GRAPH_API_BASE", Flag: "graph-api-base", Default: d.GraphBase, Help: "Graph API base URL"},
+		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: d.GraphVersion, Help: "Graph API version"},
+		{Env: "META_APP_SECRET", Help: "app secret for appsecret_proof (env only; optional)"},
+		{Env: "CONTEXT_WAIT", Flag: "context-wait", Default: dur(d.ContextWait), Help: "how long a conversion waits for its ad-click context before dead letter unattributed"},
+		{Env: "CONTEXT_RETRY_MIN", Flag: "context-retry-min", Default: dur(d.ContextRetryMin), Help: "first delay before looking for a missing context again (doubles each time)"},
+		{Env: "CONTEXT_RETRY_MAX", Flag: "context-retry-max", Default: dur(d.ContextRetryMax), Help: "longest delay between context lookups"},
+		{Env: "REQUIRE_REFERRAL", Flag: "require-referral", Default: "true", Help: "Messenger/Instagram: require a stored ad referral (false: send with page/IG ids alone)"},
+		{Env: "BATCH_SIZE", Flag: "batch-size", Default: strconv.Itoa(d.BatchSize), Help: "messages fetched and processed together (1-10000)"},
+		{Env: "WORKERS", Flag: "workers", Default: strconv.Itoa(d.Workers), Help: "concurrent fetch-process loops"},
+		{Env: "MAX_ACK_PENDING", Flag: "max-ack-pending", Default: strconv.Itoa(d.MaxAckPending), Help: "MaxAckPending of the consumer when the sender creates it; waiting and paused messages count against it"},
+		{Env: "ACK_WAIT", Flag: "ack-wait", Default: dur(d.AckWait), Help: "AckWait of the consumer when the sender creates it: an unacked message comes again after it"},
+		{Env: "SEND_LEASE", Flag: "send-lease", Default: dur(d.SendLease), Help: "how long a claim on an event protects a send in flight; must exceed HTTP_TIMEOUT"},
+		{Env: "SENT_TTL", Flag: "sent-ttl", Default: dur(d.SentTTL), Help: "how long sent event ids are remembered (at least 7d: Meta's window)"},
+		{Env: "HTTP_TIMEOUT", Flag: "http-timeout", Default: dur(d.HTTPTimeout), Help: "timeout of one Graph API request"},
+		{Env: "RETRY_MIN", Flag: "retry-min", Default: dur(d.RetryMin), Help: "first backoff after a transient or throttling Graph error"},
+		{Env: "RETRY_MAX", Flag: "retry-max", Default: dur(d.RetryMax), Help: "longest backoff"},
+		{Env: "PAUSE_INTERVAL", Flag: "pause-interval", Default: dur(d.PauseInterval), Help: "how long a business is paused after a token error before it is tried again"},
+		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz (-metrics-addr= turns them off)"},
+		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
+		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long the in-flight batch may take to finish after SIGTERM"},
 	}
 }
-
-type textFlag struct{ v string }
-
-func (f *textFlag) String() string     { return f.v }
-func (f *textFlag) Set(s string) error { f.v = s; return nil }
 
 // ParseConfig reads the configuration from args (flags) and getenv; each
 // flag's default is its environment variable, so flags win. It returns
 // flag.ErrHelp for -h/--help (print PrintUsage then) and an error naming a
 // missing or malformed setting, never its value. It reads CAPI_DATASETS_FILE.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
-	fs := flag.NewFlagSet("sender", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	vals := map[string]*textFlag{}
-	for _, s := range settings() {
-		v := getenv(s.env)
-		if v == "" {
-			v = s.def
-		}
-		f := &textFlag{v: v}
-		vals[s.env] = f
-		if s.flag != "" {
-			fs.Var(f, s.flag, s.help)
-		}
+	v, err := settings.Parse("sender", args, getenv, senderSettings())
+	if err != nil {
+		return Config{}, err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return Config{}, flag.ErrHelp
-		}
-		return Config{}, fmt.Errorf("config: %w (see --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("config: unexpected argument %q (see --help)", fs.Arg(0))
-	}
-	p := &parser{vals: vals}
 	cfg := Config{
-		NATSURL:         p.str("NATS_URL"),
-		RedisURL:        p.str("REDIS_URL"),
-		AccessToken:     p.str("CAPI_ACCESS_TOKEN"),
-		DatasetsFile:    p.str("CAPI_DATASETS_FILE"),
-		PartnerAgent:    p.str("CAPI_PARTNER_AGENT"),
-		TestEventCode:   p.str("CAPI_TEST_EVENT_CODE"),
-		DryRunFile:      p.str("CAPI_DRYRUN_FILE"),
-		GraphBase:       strings.TrimRight(p.str("GRAPH_API_BASE"), "/"),
-		GraphVersion:    p.str("GRAPH_API_VERSION"),
-		AppSecret:       p.str("META_APP_SECRET"),
-		ContextWait:     p.duration("CONTEXT_WAIT"),
-		ContextRetryMin: p.duration("CONTEXT_RETRY_MIN"),
-		ContextRetryMax: p.duration("CONTEXT_RETRY_MAX"),
-		RequireReferral: p.boolean("REQUIRE_REFERRAL"),
-		BatchSize:       p.integer("BATCH_SIZE"),
-		Workers:         p.integer("WORKERS"),
-		MaxAckPending:   p.integer("MAX_ACK_PENDING"),
-		AckWait:         p.duration("ACK_WAIT"),
-		SendLease:       p.duration("SEND_LEASE"),
-		SentTTL:         p.duration("SENT_TTL"),
-		HTTPTimeout:     p.duration("HTTP_TIMEOUT"),
-		RetryMin:        p.duration("RETRY_MIN"),
-		RetryMax:        p.duration("RETRY_MAX"),
-		PauseInterval:   p.duration("PAUSE_INTERVAL"),
-		MetricsAddr:     p.str("METRICS_ADDR"),
-		LogLevel:        p.level("LOG_LEVEL"),
-		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT"),
+		NATSURL:         v.Text("NATS_URL"),
+		RedisURL:        v.Text("REDIS_URL"),
+		AccessToken:     v.Text("CAPI_ACCESS_TOKEN"),
+		DatasetsFile:    v.Text("CAPI_DATASETS_FILE"),
+		PartnerAgent:    v.Text("CAPI_PARTNER_AGENT"),
+		TestEventCode:   v.Text("CAPI_TEST_EVENT_CODE"),
+		DryRunFile:      v.Text("CAPI_DRYRUN_FILE"),
+		GraphBase:       strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
+		GraphVersion:    v.Text("GRAPH_API_VERSION"),
+		AppSecret:       v.Text("META_APP_SECRET"),
+		ContextWait:     v.Duration("CONTEXT_WAIT"),
+		ContextRetryMin: v.Duration("CONTEXT_RETRY_MIN"),
+		ContextRetryMax: v.Duration("CONTEXT_RETRY_MAX"),
+		RequireReferral: v.Bool("REQUIRE_REFERRAL"),
+		BatchSize:       v.Int("BATCH_SIZE"),
+		Workers:         v.Int("WORKERS"),
+		MaxAckPending:   v.Int("MAX_ACK_PENDING"),
+		AckWait:         v.Duration("ACK_WAIT"),
+		SendLease:       v.Duration("SEND_LEASE"),
+		SentTTL:         v.Duration("SENT_TTL"),
+		HTTPTimeout:     v.Duration("HTTP_TIMEOUT"),
+		RetryMin:        v.Duration("RETRY_MIN"),
+		RetryMax:        v.Duration("RETRY_MAX"),
+		PauseInterval:   v.Duration("PAUSE_INTERVAL"),
+		MetricsAddr:     v.Text("METRICS_ADDR"),
+		LogLevel:        v.Level("LOG_LEVEL"),
+		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT"),
 		Failpoint:       getenv("CTM_FAILPOINT"),
 	}
-	if p.err != nil {
-		return Config{}, p.err
+	if err := v.Err(); err != nil {
+		return Config{}, err
 	}
 	switch {
 	case cfg.NATSURL == "":
@@ -277,16 +244,9 @@ Secrets are read from the environment only, so that they never show in ps.
 Durations take Go syntax or days (10m, 36h, 8d).
 
 `)
-	for _, s := range settings() {
-		name := "(env only)"
-		if s.flag != "" {
-			name = "-" + s.flag
-		}
-		def := ""
-		if s.def != "" {
-			def = fmt.Sprintf(" (default %s)", s.def)
-		}
-		line := fmt.Sprintf("  %-21s %-20s%s", s.env, name, def)
-		fmt.Fprintf(w, "%s\n      %s\n", strings.TrimRight(line, " "), s.help)
-	}
+	settings.PrintUsage(w, senderSettings())
 }
+
+// ParseDuration is time.ParseDuration that also takes a leading day count
+// ("8d", "1d12h"), the natural unit of TTLs; see settings.ParseDuration.
+func ParseDuration(s string) (time.Duration, error) { return settings.ParseDuration(s) }
