@@ -110,10 +110,9 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	b := &loadgen.SenderBench{
 		JS: js, Gen: gen, RunID: strconv.FormatInt(time.Now().UnixNano(), 36), N: *n, Rounds: *rounds, Batch: *batch,
 		Rate: *rate, RateFor: *rateFor, Attach: attach, Timeout: *timeout, Out: stdout,
-		Hold:    func() error { return proc.Process.Signal(syscall.SIGSTOP) },
-		Release: func() error { return proc.Process.Signal(syscall.SIGCONT) },
-		Procs:   append([]loadgen.Proc{{Name: "sender", PID: proc.Process.Pid}}, procs...),
-		Redis:   rdb,
+		Hold:  true,
+		Procs: append([]loadgen.Proc{{Name: "sender", PID: proc.Process.Pid}}, procs...),
+		Redis: rdb,
 	}
 	return b.Run(ctx)
 }
@@ -183,10 +182,9 @@ func startSender(bin, logPath string, env []string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// stopSender resumes (in case it is held) and terminates the sender, then
+// stopSender terminates the sender, then
 // prints the tail of its log if it logged errors.
 func stopSender(cmd *exec.Cmd, logPath string, out io.Writer) {
-	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -29,10 +29,16 @@ type SenderBench struct {
 	// Rate and RateFor set the fixed-rate run (skipped when Rate is 0).
 	Rate    float64
 	RateFor time.Duration
-	// Hold and Release pause and resume the sender (SIGSTOP/SIGCONT) while a
-	// max-rate round is published, so that it then drains a full stream as
-	// the raw loop does. Nil: publish while it runs.
-	Hold, Release func() error
+	// Hold, when set, makes max-rate rounds publish while the sender's
+	// consumer is paused (JetStream consumer pause) and time the drain from
+	// its resumption, as the raw loop drains a full stream. Otherwise the
+	// round is timed from the first publish while the sender runs.
+	//
+	// Pausing on the server rather than stopping the process (SIGSTOP)
+	// matters: a stopped client lets its pull requests expire while the
+	// server is already delivering to them, and the messages so delivered
+	// wait out AckWait (30 s) before anyone sees them again.
+	Hold bool
 	// Attach routes the fake Graph's accepted event ids to t (nil detaches).
 	Attach  func(t *Tracker)
 	Timeout time.Duration // bound on waiting for one round
@@ -206,9 +212,9 @@ func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, pre
 	t := NewTracker(prefix, len(msgs))
 	b.Attach(t)
 	defer b.Attach(nil)
-	if b.Hold != nil {
-		if err := b.Hold(); err != nil {
-			return SenderResult{}, err
+	if b.Hold {
+		if _, err := b.JS.PauseConsumer(ctx, sender.StreamConversions, sender.ConsumerName, time.Now().Add(time.Hour)); err != nil {
+			return SenderResult{}, fmt.Errorf("pause consumer: %w", err)
 		}
 	}
 	pubStart := time.Now()
@@ -218,12 +224,12 @@ func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, pre
 		published()
 	}
 	start := time.Now()
-	if b.Release != nil {
-		if rerr := b.Release(); rerr != nil && err == nil {
-			err = rerr
+	if b.Hold {
+		// Resumed even after a failed publish: the sender must not stay paused.
+		if _, rerr := b.JS.ResumeConsumer(context.WithoutCancel(ctx), sender.StreamConversions, sender.ConsumerName); rerr != nil && err == nil {
+			err = fmt.Errorf("resume consumer: %w", rerr)
 		}
-	}
-	if b.Hold == nil {
+	} else {
 		start = pubStart
 	}
 	if err != nil {

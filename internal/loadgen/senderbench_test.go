@@ -94,7 +94,7 @@ func TestSenderBenchAgainstInProcessSender(t *testing.T) {
 	var out bytes.Buffer
 	b := &SenderBench{
 		JS: js, Gen: gen, RunID: "test", N: 600, Rounds: 2, Batch: 200, Rate: 400, RateFor: 500 * time.Millisecond,
-		Timeout: time.Minute, Out: &out,
+		Timeout: time.Minute, Out: &out, Hold: true,
 		Attach: func(tr *Tracker) {
 			if tr == nil {
 				fake.OnAccept(nil)
