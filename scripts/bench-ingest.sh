@@ -35,7 +35,7 @@ log "ingest on $INGEST_ADDR, bare on $BARE_ADDR, redis at $REDIS_URL"
 log "load: bare vs ingest (closed loop), then ingest at half its maximum (open loop)"
 META_APP_SECRET=$SECRET run "$BIN/loadgen" ingest -url "http://$INGEST_ADDR/webhook" \
 	-bare-url "http://$BARE_ADDR/webhook" -procs "ingest=$INGEST_PID,bare=$BARE_PID,redis=$REDIS_PID" \
-	-redis "$REDIS_URL" -half "$@"
+	-redis "$REDIS_URL" -metrics "http://$INGEST_ADDR/metrics" -half "$@"
 
 if grep -q '"level":"error"' "$WORK/ingest.log"; then
 	log "ingest logged errors:"

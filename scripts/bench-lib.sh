@@ -48,6 +48,12 @@ run() {
 
 # machine prints what the numbers were measured on.
 machine() {
+	local commit
+	commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if [[ -n "$(git -C "$ROOT" status --porcelain -- cmd internal pkg 2>/dev/null)" ]]; then
+		commit="$commit+uncommitted"
+	fi
+	echo "code: $commit"
 	echo "machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\" load=\"$(cut -d' ' -f1-3 /proc/loadavg)\" go=$(go env GOVERSION) redis=$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
 	local load
 	load=$(cut -d' ' -f1 /proc/loadavg)

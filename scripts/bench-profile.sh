@@ -80,7 +80,7 @@ profile_ingest() {
 	PIDS+=($pid)
 	addr=$(wait_for_line "$WORK/ingest-$name.log" '.*"msg":"listening".*"addr":"([^"]+)".*')
 	META_APP_SECRET=$SECRET run "$BIN/loadgen" ingest -url "http://$addr/webhook" -procs "ingest=$pid,redis=$REDIS_PID" \
-		-redis "$REDIS_URL" -wrk "" "$@" >"$WORK/load-$name.txt"
+		-redis "$REDIS_URL" -metrics "http://$addr/metrics" -wrk "" "$@" >"$WORK/load-$name.txt"
 	cat "$WORK/load-$name.txt"
 	kill -TERM "$pid"
 	while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done

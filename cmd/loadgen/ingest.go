@@ -31,6 +31,7 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	timeout := fs.Duration("timeout", 5*time.Second, "per-request timeout (and open-loop grace)")
 	wrk := fs.String("wrk", "auto", `wrk binary for a second closed-loop comparison ("auto": use wrk from PATH if present; "": off)`)
 	wrkThreads := fs.Int("wrk-threads", 1, "wrk threads")
+	metrics := fs.String("metrics", "", "ingest's /metrics URL: report webhooks per Redis write (optional)")
 	redisURL := fs.String("redis", "", "the ingest's Redis URL: report the commands it serves per request (optional)")
 	procs := fs.String("procs", "", "processes to report CPU time per request for, name=pid,... (e.g. ingest=123,bare=456,redis=789)")
 	if err := fs.Parse(args); err != nil {
@@ -46,7 +47,7 @@ func runIngest(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	b := &loadgen.IngestBench{Secret: []byte(firstSecret(secret)), Conns: *conns, Warmup: *warmup, Duration: *d,
 		Rounds: *rounds, Rate: *rate, HalfRate: *half, PoolSize: *pool, Mix: m, Gen: loadgen.NewBodyGen(*businesses),
-		Timeout: *timeout, WrkThreads: *wrkThreads, Out: stdout}
+		Timeout: *timeout, WrkThreads: *wrkThreads, Out: stdout, Metrics: *metrics}
 	if b.Procs, err = loadgen.ParseProcs(*procs); err != nil {
 		return err
 	}

@@ -40,6 +40,9 @@ type IngestBench struct {
 	// Redis, when set, is the ingest's Redis: each run reports the commands
 	// it served per request.
 	Redis redis.UniversalClient
+	// Metrics, when set, is ingest's /metrics URL: each run reports how many
+	// webhooks shared one Redis write (ingest_store_batch_requests).
+	Metrics string
 
 	seq      uint64
 	barePool *Pool // the baseline ignores bodies: one pool serves every run
@@ -76,6 +79,7 @@ func (b *IngestBench) measure(ctx context.Context, name string, e Endpoint, rate
 		Rate: rate, Timeout: b.Timeout}
 	procs := b.procs()
 	before, cmds, start, mach := SampleCPU(procs), b.commandStats(ctx), time.Now(), SampleMachine()
+	scrape := b.scrape(ctx, e)
 	r := l.Run(ctx, reqs)
 	after := SampleCPU(procs)
 	r.CPU = PerRequest(before, after, r.Total)
@@ -84,11 +88,30 @@ func (b *IngestBench) measure(ctx context.Context, name string, e Endpoint, rate
 	r.Procs = procs
 	PrintResult(b.Out, r)
 	b.printCommands(ctx, cmds, int(r.Total))
+	if scrape != nil {
+		if per := storeBatching(scrape, b.scrape(ctx, e)); per > 0 {
+			fmt.Fprintf(b.Out, "  webhooks per Redis write: %.1f\n", per)
+		}
+	}
 	if used := p.Used(); used > uint64(p.Len()) && e != b.Bare {
 		fmt.Fprintf(b.Out, "  note: %d of %d requests reused a body (pool %d); raise -pool for unique ids\n",
 			used-uint64(p.Len()), used, p.Len())
 	}
 	return r
+}
+
+// scrape reads ingest's store batching metrics; nil without b.Metrics or
+// when e is not ingest.
+func (b *IngestBench) scrape(ctx context.Context, e Endpoint) map[string]float64 {
+	if b.Metrics == "" || e != b.Ingest {
+		return nil
+	}
+	m, err := ScrapeSums(ctx, b.Metrics, batchSum, batchCount)
+	if err != nil {
+		fmt.Fprintf(b.Out, "  metrics: %v\n", err)
+		return nil
+	}
+	return m
 }
 
 // commandStats returns Redis's command counts, nil without b.Redis.

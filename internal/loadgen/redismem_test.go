@@ -1,6 +1,9 @@
 package loadgen
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
@@ -62,5 +65,24 @@ func TestCommandStats(t *testing.T) {
 	s := CommandsPer(map[string]int64{"evalsha": 100, "info": 1}, got, 200)
 	if want := "1.02 (evalsha 1.00, set 0.02)"; s != want {
 		t.Errorf("CommandsPer = %q; want %q", s, want)
+	}
+}
+
+func TestScrapeSumsAndStoreBatching(t *testing.T) {
+	body := "# HELP ingest_store_batch_requests x\n# TYPE ingest_store_batch_requests histogram\n" +
+		`ingest_store_batch_requests_bucket{le="1"} 3` + "\n" +
+		"ingest_store_batch_requests_sum 120\ningest_store_batch_requests_count 30\nother_total 5\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, body) }))
+	defer srv.Close()
+	got, err := ScrapeSums(t.Context(), srv.URL, batchSum, batchCount)
+	if err != nil || got[batchSum] != 120 || got[batchCount] != 30 || len(got) != 2 {
+		t.Fatalf("ScrapeSums = %v, %v", got, err)
+	}
+	before := map[string]float64{batchSum: 20, batchCount: 10}
+	if per := storeBatching(before, got); per != 5 {
+		t.Errorf("storeBatching = %v; want 5 webhooks per write", per)
+	}
+	if per := storeBatching(got, got); per != 0 {
+		t.Errorf("storeBatching without writes = %v; want 0", per)
 	}
 }
