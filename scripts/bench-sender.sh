@@ -2,7 +2,7 @@
 # Benchmarks the sender end to end against a raw JetStream fetch+ack loop on
 # the same server, in one run on this machine. See BENCHMARKS.md.
 #
-#   scripts/bench-sender.sh                 # 3 rounds of 50,000, then 10 s at 1,000/s; fake Graph, then sink
+#   scripts/bench-sender.sh                 # 3 rounds of 100,000, then 10 s at 1,000/s; fake Graph, then sink
 #   scripts/bench-sender.sh -n 20000        # extra flags go to `loadgen sender`
 #   GRAPHS=fake scripts/bench-sender.sh     # only the fake Graph that checks Meta's rules
 #

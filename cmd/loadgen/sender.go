@@ -29,7 +29,7 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	redisURL := fs.String("redis", "redis://127.0.0.1:6379/0", "Redis URL for contexts and the sender's ledger")
 	bin := fs.String("sender-bin", "./bin/sender", "sender binary to start (with GRAPH_API_BASE set to the fake Graph)")
 	senderLog := fs.String("sender-log", "", "file for the sender's logs (default: a temp file)")
-	n := fs.Int("n", 50000, "conversions per max-rate round")
+	n := fs.Int("n", 100000, "conversions per max-rate round")
 	rounds := fs.Int("rounds", 3, "max-rate rounds of sender and raw baseline (medians are reported)")
 	batch := fs.Int("batch", 1000, "fetch size of the raw loop, also given to the sender as BATCH_SIZE")
 	rate := fs.Float64("rate", 1000, "fixed-rate run: conversions/s (0: skip)")
