@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,7 +21,31 @@ type Store struct {
 	rdb    redis.UniversalClient
 	ttl    time.Duration
 	upsert *redis.Script
+	now    func() time.Time
+
+	// aliasMu guards aliasAt: when this Store last wrote each
+	// phone_number_id → WABA alias. A business number sends thousands of
+	// touches, and re-sending its alias with each was a third of ingest's
+	// Redis commands (BENCHMARKS.md), so an alias is written again only
+	// after aliasRefresh, or after any failed write (Redis may have come back
+	// empty). A restart without persistence that no write sees fail leaves an
+	// alias missing for at most aliasRefresh: conversions naming the
+	// phone_number_id then wait (sender CONTEXT_WAIT), they are not lost.
+	aliasMu sync.Mutex
+	aliasAt map[string]aliasWrite
 }
+
+type aliasWrite struct {
+	waba string
+	at   time.Time
+}
+
+// aliasRefresh is how often a known alias is written again; maxAliases bounds
+// the memory of the cache (business numbers are few; past the bound it restarts).
+const (
+	aliasRefresh = time.Minute
+	maxAliases   = 100_000
+)
 
 // NewStore returns a Store over rdb whose contexts expire ttl after their
 // latest click (DefaultTTL when ttl is 0).
@@ -28,7 +53,7 @@ func NewStore(rdb redis.UniversalClient, ttl time.Duration) *Store {
 	if ttl <= 0 {
 		ttl = DefaultTTL
 	}
-	return &Store{rdb: rdb, ttl: ttl, upsert: redis.NewScript(upsertLua)}
+	return &Store{rdb: rdb, ttl: ttl, upsert: redis.NewScript(upsertLua), now: time.Now, aliasAt: map[string]aliasWrite{}}
 }
 
 // TTL returns how long a context lives after its latest click is recorded.
@@ -59,6 +84,8 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 			aliases[t.PhoneNumberID] = t.BusinessID
 		}
 	}
+	now := s.now()
+	s.dropFreshAliases(aliases, now)
 	ttl := s.ttl.Milliseconds()
 	run := func(eval bool) ([]redis.Cmder, error) {
 		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -86,9 +113,50 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 		_, err = run(true)
 	}
 	if err != nil {
+		// Redis may be coming back empty (a restart without persistence):
+		// forget what was written so the next touches write aliases again.
+		s.forgetAliases()
 		return fmt.Errorf("attribution: record: %w", err)
 	}
+	s.rememberAliases(aliases, now)
 	return nil
+}
+
+// dropFreshAliases removes from aliases those this Store wrote, with the same
+// WABA id, less than aliasRefresh ago.
+func (s *Store) dropFreshAliases(aliases map[string]string, now time.Time) {
+	if len(aliases) == 0 {
+		return
+	}
+	s.aliasMu.Lock()
+	defer s.aliasMu.Unlock()
+	for pn, waba := range aliases {
+		if w, ok := s.aliasAt[pn]; ok && w.waba == waba && now.Sub(w.at) < aliasRefresh {
+			delete(aliases, pn)
+		}
+	}
+}
+
+// rememberAliases records that aliases were written at now (only after the
+// write succeeded, so a failed write is retried with the next touch).
+func (s *Store) rememberAliases(aliases map[string]string, now time.Time) {
+	if len(aliases) == 0 {
+		return
+	}
+	s.aliasMu.Lock()
+	defer s.aliasMu.Unlock()
+	if len(s.aliasAt)+len(aliases) > maxAliases {
+		s.aliasAt = map[string]aliasWrite{}
+	}
+	for pn, waba := range aliases {
+		s.aliasAt[pn] = aliasWrite{waba: waba, at: now}
+	}
+}
+
+func (s *Store) forgetAliases() {
+	s.aliasMu.Lock()
+	defer s.aliasMu.Unlock()
+	clear(s.aliasAt)
 }
 
 func noScript(cmds []redis.Cmder) bool {

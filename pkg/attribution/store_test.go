@@ -283,3 +283,54 @@ func TestStoreDown(t *testing.T) {
 		t.Error("Ping with Redis down succeeded")
 	}
 }
+
+// TestAliasWrittenOncePerRefresh: repeated touches on one business number
+// send its alias once per aliasRefresh, and again at once after a failed
+// write or when the number moves to another WABA.
+func TestAliasWrittenOncePerRefresh(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := NewStore(rdb, time.Hour)
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	touch := func(user, waba string) Touch {
+		return Touch{Key: Key{Channel: WhatsApp, BusinessID: waba, UserID: user}, PhoneNumberID: "106540352242922",
+			ClickID: "clid", Time: now}
+	}
+	record := func(tt Touch) {
+		t.Helper()
+		if err := s.Record(t.Context(), []Touch{tt}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alias := aliasKey("106540352242922")
+	record(touch("1", "102290129340398"))
+	if got, _ := mr.Get(alias); got != "102290129340398" {
+		t.Fatalf("alias after first touch = %q; want the WABA id", got)
+	}
+	mr.Del(alias)
+	record(touch("2", "102290129340398"))
+	if mr.Exists(alias) {
+		t.Errorf("alias rewritten within aliasRefresh; want it skipped")
+	}
+	now = now.Add(aliasRefresh)
+	record(touch("3", "102290129340398"))
+	if !mr.Exists(alias) {
+		t.Errorf("alias not rewritten after aliasRefresh")
+	}
+	record(touch("4", "999990000011111"))
+	if got, _ := mr.Get(alias); got != "999990000011111" {
+		t.Errorf("alias after the number moved = %q; want the new WABA id", got)
+	}
+	mr.Del(alias)
+	mr.SetError("LOADING")
+	if err := s.Record(t.Context(), []Touch{touch("5", "999990000011111")}); err == nil {
+		t.Fatal("Record with Redis failing = nil; want an error")
+	}
+	mr.SetError("")
+	record(touch("6", "999990000011111"))
+	if !mr.Exists(alias) {
+		t.Errorf("alias not rewritten after a failed write")
+	}
+}
