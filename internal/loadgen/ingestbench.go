@@ -183,32 +183,16 @@ func (b *IngestBench) Run(ctx context.Context) error {
 		fmt.Fprintf(b.Out, "RESULT cpu_per_request target=ingest%s\n", cpuMedians(runs))
 	}
 	if b.Bare.Addr != "" && b.Rounds > 0 {
-		var bareRPS, ratios []float64
 		runs := map[string][]*Result{}
-		for round := range b.Rounds {
-			// Alternate the order so that drift in the machine's load
-			// (other tenants, thermal) does not favour one target.
-			order := []string{"bare", "ingest"}
-			if round%2 == 1 {
-				order = []string{"ingest", "bare"}
-			}
-			got := map[string]float64{}
-			for _, name := range order {
-				e := b.Ingest
-				if name == "bare" {
-					e = b.Bare
-				}
-				r := b.measure(ctx, fmt.Sprintf("%s round %d", name, round+1), e, 0)
-				runs[name] = append(runs[name], r)
-				got[name] = r.Throughput()
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-			}
-			bareRPS = append(bareRPS, got["bare"])
-			ingestRPS = append(ingestRPS, got["ingest"])
-			ratios = append(ratios, safeDiv(got["ingest"], got["bare"]))
+		bareRPS, goIngestRPS, ratios, err := b.alternate(func(name string, round int, e Endpoint) (float64, error) {
+			r := b.measure(ctx, fmt.Sprintf("%s round %d", name, round+1), e, 0)
+			runs[name] = append(runs[name], r)
+			return r.Throughput(), ctx.Err()
+		})
+		if err != nil {
+			return err
 		}
+		ingestRPS = append(ingestRPS, goIngestRPS...)
 		fmt.Fprintf(b.Out, "RESULT ingest generator=go conns=%d bare_rps=%.0f ingest_rps=%.0f ratio=%.3f ratios=%s target>=0.55\n",
 			b.Conns, Median(bareRPS), Median(ingestRPS), Median(ratios), formatFloats(ratios))
 		fmt.Fprintf(b.Out, "RESULT others_cpu_max=%.0f%% (CPU used by other tenants during the rounds; well above 0: rerun)\n",
@@ -235,4 +219,31 @@ func (b *IngestBench) Run(ctx context.Context) error {
 			ms(r.Latency.Max()), r.Missed, r.Errors, 100*r.Others)
 	}
 	return nil
+}
+
+// alternate runs b.Rounds rounds of measure against the bare baseline and
+// ingest, alternating which goes first so that drift in the machine's load
+// (other tenants, thermal) does not favour one target, and returns the
+// throughputs and the per-round ratios ingest/bare.
+func (b *IngestBench) alternate(measure func(name string, round int, e Endpoint) (float64, error)) (bareRPS, ingestRPS, ratios []float64, err error) {
+	for round := range b.Rounds {
+		order := []string{"bare", "ingest"}
+		if round%2 == 1 {
+			order = []string{"ingest", "bare"}
+		}
+		got := map[string]float64{}
+		for _, name := range order {
+			e := b.Ingest
+			if name == "bare" {
+				e = b.Bare
+			}
+			if got[name], err = measure(name, round, e); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		bareRPS = append(bareRPS, got["bare"])
+		ingestRPS = append(ingestRPS, got["ingest"])
+		ratios = append(ratios, safeDiv(got["ingest"], got["bare"]))
+	}
+	return bareRPS, ingestRPS, ratios, nil
 }

@@ -170,50 +170,38 @@ func (b *IngestBench) runWrk(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var bareRPS, ingestRPS, ratios []float64
 	d := b.Warmup + b.Duration
-	for round := range b.Rounds {
-		order := []string{"bare", "ingest"}
-		if round%2 == 1 {
-			order = []string{"ingest", "bare"}
+	bareRPS, ingestRPS, ratios, err := b.alternate(func(name string, round int, e Endpoint) (float64, error) {
+		script, bodies, err := WriteWrkFiles(dir, b.poolFor(e))
+		if err != nil {
+			return 0, err
 		}
-		got := map[string]float64{}
-		for _, name := range order {
-			e := b.Ingest
-			if name == "bare" {
-				e = b.Bare
-			}
-			script, bodies, err := WriteWrkFiles(dir, b.poolFor(e))
-			if err != nil {
-				return err
-			}
-			procs := b.Procs
-			before, wrkBefore, cmds, start, mach := SampleCPU(procs), childrenCPU(), b.commandStats(ctx), time.Now(), SampleMachine()
-			w, err := RunWrk(ctx, b.Wrk, "http://"+e.Host+e.Path, script, bodies, b.WrkThreads, b.Conns, d)
-			if err != nil {
-				return err
-			}
-			wall, after := time.Since(start), SampleCPU(procs)
-			cpu := PerRequest(before, after, w.Requests)
-			wrkCPU := childrenCPU() - wrkBefore
-			busy := Busy(append(before, 0), append(after, wrkCPU), wall)
-			others := Others(mach, SampleMachine(), busy)
-			fmt.Fprintf(b.Out, "%-22s wrk  conns %d  rps %9.0f  p50 %s  p90 %s  p99 %s  max %s  non2xx %d  sockerr %d\n",
-				fmt.Sprintf("%s round %d", name, round+1), b.Conns, w.Throughput(), ms(w.P50), ms(w.P90), ms(w.P99),
-				ms(w.Max), w.Non2xx, w.SocketErrs)
-			fmt.Fprintf(b.Out, "  cpu/request: wrk %.1fµs", us(wrkCPU/time.Duration(max(w.Requests, 1))))
-			for i, p := range procs {
-				if cpu[i] >= 0 {
-					fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
-				}
-			}
-			fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs; others %.0f%%)\n", 100*busy, runtime.NumCPU(), 100*others)
-			b.printCommands(ctx, cmds, int(w.Requests))
-			got[name] = w.Throughput()
+		procs := b.Procs
+		before, wrkBefore, cmds, start, mach := SampleCPU(procs), childrenCPU(), b.commandStats(ctx), time.Now(), SampleMachine()
+		w, err := RunWrk(ctx, b.Wrk, "http://"+e.Host+e.Path, script, bodies, b.WrkThreads, b.Conns, d)
+		if err != nil {
+			return 0, err
 		}
-		bareRPS = append(bareRPS, got["bare"])
-		ingestRPS = append(ingestRPS, got["ingest"])
-		ratios = append(ratios, safeDiv(got["ingest"], got["bare"]))
+		wall, after := time.Since(start), SampleCPU(procs)
+		cpu := PerRequest(before, after, w.Requests)
+		wrkCPU := childrenCPU() - wrkBefore
+		busy := Busy(append(before, 0), append(after, wrkCPU), wall)
+		others := Others(mach, SampleMachine(), busy)
+		fmt.Fprintf(b.Out, "%-22s wrk  conns %d  rps %9.0f  p50 %s  p90 %s  p99 %s  max %s  non2xx %d  sockerr %d\n",
+			fmt.Sprintf("%s round %d", name, round+1), b.Conns, w.Throughput(), ms(w.P50), ms(w.P90), ms(w.P99),
+			ms(w.Max), w.Non2xx, w.SocketErrs)
+		fmt.Fprintf(b.Out, "  cpu/request: wrk %.1fµs", us(wrkCPU/time.Duration(max(w.Requests, 1))))
+		for i, p := range procs {
+			if cpu[i] >= 0 {
+				fmt.Fprintf(b.Out, " %s %.1fµs", p.Name, us(cpu[i]))
+			}
+		}
+		fmt.Fprintf(b.Out, "  (busy %.0f%% of %d CPUs; others %.0f%%)\n", 100*busy, runtime.NumCPU(), 100*others)
+		b.printCommands(ctx, cmds, int(w.Requests))
+		return w.Throughput(), nil
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(b.Out, "RESULT ingest generator=wrk conns=%d bare_rps=%.0f ingest_rps=%.0f ratio=%.3f ratios=%s target>=0.55\n",
 		b.Conns, Median(bareRPS), Median(ingestRPS), Median(ratios), formatFloats(ratios))
