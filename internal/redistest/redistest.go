@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,3 +141,33 @@ func FreePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// StartCluster runs a one-node Redis Cluster (cluster mode on, every hash
+// slot on this node) and stops it when the test ends. It is enough to check
+// what Cluster enforces that a single node does not: a script or a
+// multi-key command may only touch keys of one hash slot (CROSSSLOT).
+// Connect with ClusterURL.
+func StartCluster(t testing.TB) *Server {
+	t.Helper()
+	s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-port", strconv.Itoa(FreePort(t)))
+	c := s.Client(t)
+	ctx := t.Context()
+	if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+		t.Fatalf("redis cluster: assign slots: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis cluster not ok within 10s: %v %q", err, info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ClusterURL returns the redis+cluster:// URL of a server from StartCluster.
+func (s *Server) ClusterURL() string { return "redis+cluster://" + s.Addr }

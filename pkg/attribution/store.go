@@ -59,7 +59,8 @@ func NewStore(rdb redis.UniversalClient, ttl time.Duration) *Store {
 // TTL returns how long a context lives after its latest click is recorded.
 func (s *Store) TTL() time.Duration { return s.ttl }
 
-// Record stores touches in one round trip: the latest click wins, the first
+// Record stores touches in one round trip and, on a single node or
+// Sentinel, one script call: the latest click wins, the first
 // seen time is kept, and a duplicate delivery changes nothing. WhatsApp touches
 // with a PhoneNumberID also record phone_number_id → WABA id. If any touch is
 // invalid, nothing is stored and the error wraps ErrInvalidTouch. Every touch
@@ -70,7 +71,7 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 		return nil
 	}
 	keys := make([]string, len(touches))
-	vals := make([][]byte, len(touches))
+	args := make([]any, len(touches)+1)
 	aliases := make(map[string]string)
 	for i := range touches {
 		t := &touches[i]
@@ -79,23 +80,17 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 		}
 		keys[i], _ = contextKey(t.Key)
 		c := touchContext(t)
-		vals[i] = encodeContext(&c)
+		args[i] = encodeContext(&c)
 		if t.PhoneNumberID != "" && t.PhoneNumberID != t.BusinessID {
 			aliases[t.PhoneNumberID] = t.BusinessID
 		}
 	}
 	now := s.now()
 	s.dropFreshAliases(aliases, now)
-	ttl := s.ttl.Milliseconds()
+	args[len(touches)] = s.ttl.Milliseconds()
 	run := func(eval bool) ([]redis.Cmder, error) {
 		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, k := range keys {
-				if eval {
-					s.upsert.Eval(ctx, p, []string{k}, vals[i], ttl)
-				} else {
-					s.upsert.EvalSha(ctx, p, []string{k}, vals[i], ttl)
-				}
-			}
+			s.upsertCalls(ctx, p, eval, keys, args)
 			// The alias lives as long as a context recorded now can, and
 			// every touch on that number renews it.
 			for pn, waba := range aliases {
@@ -157,6 +152,26 @@ func (s *Store) forgetAliases() {
 	s.aliasMu.Lock()
 	defer s.aliasMu.Unlock()
 	clear(s.aliasAt)
+}
+
+// upsertCalls queues the upsert of keys (args: their values, then the ttl).
+// One call takes every key, which a single node or Sentinel allows; on
+// Redis Cluster, where a script may touch one hash slot only, each key goes
+// in a call of its own (contexts of different conversations rarely share a
+// slot, so grouping them would seldom save a call).
+func (s *Store) upsertCalls(ctx context.Context, p redis.Pipeliner, eval bool, keys []string, args []any) {
+	call := s.upsert.EvalSha
+	if eval {
+		call = s.upsert.Eval
+	}
+	if _, cluster := s.rdb.(*redis.ClusterClient); !cluster {
+		call(ctx, p, keys, args...)
+		return
+	}
+	ttl := args[len(keys)]
+	for i, k := range keys {
+		call(ctx, p, []string{k}, args[i], ttl)
+	}
 }
 
 func noScript(cmds []redis.Cmder) bool {

@@ -1,6 +1,9 @@
--- Upsert one ad click into a packed context (see codec.go for the layout).
--- KEYS[1] context key; ARGV[1] the click packed as a context whose first seen
--- equals its click time; ARGV[2] ttl in milliseconds.
+-- Upsert ad clicks into packed contexts (see codec.go for the layout), all
+-- the keys of one write in one call: the script's fixed cost in Redis (about
+-- as much as its GET and SET together) is paid once per write, not per click.
+-- KEYS[i] a context key; ARGV[i] its click packed as a context whose first
+-- seen equals its click time; ARGV[#KEYS + 1] ttl in milliseconds. On Redis
+-- Cluster the caller passes keys of one hash slot per call.
 --
 -- The merge is commutative, associative and idempotent, so duplicates and
 -- out-of-order deliveries (Meta retries, replays) converge to one state:
@@ -11,13 +14,8 @@
 --     latest click (SET PX on a click at least as new as the stored one, KEEPTTL
 --     otherwise). It is counted from when we record, not from the click time,
 --     because replays of old captures must still store.
-local key, new, ttl = KEYS[1], ARGV[1], ARGV[2]
-local old = redis.call('GET', key)
-if not old or #old < 13 or string.byte(old, 1) ~= string.byte(new, 1) then
-  -- absent, or a format this script does not know: the new click replaces it
-  redis.call('SET', key, new, 'PX', ttl)
-  return 1
-end
+-- Returns the number of keys changed.
+local ttl = ARGV[#KEYS + 1]
 
 local function u48(s, i)
   local a, b, c, d, e, f = string.byte(s, i, i + 5)
@@ -33,28 +31,42 @@ local function greater(a, b)
   return #a > #b
 end
 
-local nl, ol = u48(new, 2), u48(old, 2)
-local nb, ob = string.sub(new, 14), string.sub(old, 14)
-local wins = nl > ol or (nl == ol and nb ~= ob and greater(nb, ob))
-local first = string.sub(old, 8, 13)
-if u48(new, 8) < u48(old, 8) then first = string.sub(new, 8, 13) end
-
-local v
-if wins then
-  v = string.sub(new, 1, 7) .. first .. nb
-else
-  v = string.sub(old, 1, 7) .. first .. ob
-end
-if nl >= ol then
-  if v == old then
-    redis.call('PEXPIRE', key, ttl)
-  else
-    redis.call('SET', key, v, 'PX', ttl)
+local function upsert(key, new)
+  local old = redis.call('GET', key)
+  if not old or #old < 13 or string.byte(old, 1) ~= string.byte(new, 1) then
+    -- absent, or a format this script does not know: the new click replaces it
+    redis.call('SET', key, new, 'PX', ttl)
+    return 1
   end
-  return 1
+  local nl, ol = u48(new, 2), u48(old, 2)
+  local nb, ob = string.sub(new, 14), string.sub(old, 14)
+  local wins = nl > ol or (nl == ol and nb ~= ob and greater(nb, ob))
+  local first = string.sub(old, 8, 13)
+  if u48(new, 8) < u48(old, 8) then first = string.sub(new, 8, 13) end
+
+  local v
+  if wins then
+    v = string.sub(new, 1, 7) .. first .. nb
+  else
+    v = string.sub(old, 1, 7) .. first .. ob
+  end
+  if nl >= ol then
+    if v == old then
+      redis.call('PEXPIRE', key, ttl)
+    else
+      redis.call('SET', key, v, 'PX', ttl)
+    end
+    return 1
+  end
+  if v ~= old then
+    redis.call('SET', key, v, 'KEEPTTL')
+    return 1
+  end
+  return 0
 end
-if v ~= old then
-  redis.call('SET', key, v, 'KEEPTTL')
-  return 1
+
+local changed = 0
+for i, key in ipairs(KEYS) do
+  changed = changed + upsert(key, ARGV[i])
 end
-return 0
+return changed
