@@ -65,6 +65,7 @@ func parseRedisURL(rawURL string) (clientOptions, error) {
 			return none, urlError(err)
 		}
 		failFast(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
+		resp2(&o.Protocol)
 		return clientOptions{simple: o}, nil
 	case "redis+cluster", "rediss+cluster":
 		u, err := multiHostURL(rawURL, "", "")
@@ -80,6 +81,7 @@ func parseRedisURL(rawURL string) (clientOptions, error) {
 			return none, urlError(err)
 		}
 		failFast(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
+		resp2(&o.Protocol)
 		return clientOptions{cluster: o}, nil
 	case "redis+sentinel", "rediss+sentinel":
 		u, err := multiHostURL(rawURL, "master_name", "password")
@@ -94,6 +96,7 @@ func parseRedisURL(rawURL string) (clientOptions, error) {
 			return none, urlError(err)
 		}
 		failFast(&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.DialerRetries, &o.MaxRetries)
+		resp2(&o.Protocol)
 		return clientOptions{failover: o}, nil
 	}
 	if strings.Trim(scheme, "abcdefghijklmnopqrstuvwxyz+") != "" || len(scheme) > 20 {
@@ -158,6 +161,16 @@ func urlError(err error) error {
 // 3), which is enough to replace a connection that died with a restarted
 // server. An unreachable Redis then fails a call in about 2×DialTimeout at
 // worst, and at once when the connection is refused.
+// resp2 makes RESP2 the protocol unless the URL asks for another
+// (protocol=3). Nothing here uses RESP3's push messages, and with RESP3
+// go-redis checks each connection for pending pushes around every command:
+// about 2% of ingest's CPU at its maximum (scripts/bench-profile.sh).
+func resp2(protocol *int) {
+	if *protocol == 0 {
+		*protocol = 2
+	}
+}
+
 func failFast(dial, read, write *time.Duration, dialAttempts, retries *int) {
 	for _, d := range []struct {
 		p *time.Duration

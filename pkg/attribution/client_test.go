@@ -19,17 +19,19 @@ func TestParseRedisURL(t *testing.T) {
 		db         int
 		tls        bool
 		dial, read time.Duration
+		proto      int // RESP version: 2 unless the URL asks for 3
 	}
 	tests := []struct {
 		url  string
 		want want
 	}{
-		{"redis://localhost:6379/2", want{kind: "simple", addrs: []string{"localhost:6379"}, network: "tcp", db: 2, dial: 2 * time.Second, read: time.Second}},
-		{"rediss://u:p@r.example:6380", want{kind: "simple", addrs: []string{"r.example:6380"}, network: "tcp", user: "u", pass: "p", tls: true, dial: 2 * time.Second, read: time.Second}},
-		{"unix:///run/redis.sock?db=3&read_timeout=5s", want{kind: "simple", addrs: []string{"/run/redis.sock"}, network: "unix", db: 3, dial: 2 * time.Second, read: 5 * time.Second}},
-		{"redis+cluster://:pw@h1:6379,h2:6379,[::1]:7000?dial_timeout=3s", want{kind: "cluster", addrs: []string{"h1:6379", "h2:6379", "[::1]:7000"}, pass: "pw", dial: 3 * time.Second, read: time.Second}},
-		{"rediss+cluster://h1:6379/0", want{kind: "cluster", addrs: []string{"h1:6379"}, tls: true, dial: 2 * time.Second, read: time.Second}},
-		{"redis+sentinel://mymaster:secret@s1:26379,s2:26379/1", want{kind: "failover", addrs: []string{"s1:26379", "s2:26379"}, master: "mymaster", pass: "secret", db: 1, dial: 2 * time.Second, read: time.Second}},
+		{"redis://localhost:6379/2", want{kind: "simple", addrs: []string{"localhost:6379"}, network: "tcp", db: 2, dial: 2 * time.Second, read: time.Second, proto: 2}},
+		{"rediss://u:p@r.example:6380", want{kind: "simple", addrs: []string{"r.example:6380"}, network: "tcp", user: "u", pass: "p", tls: true, dial: 2 * time.Second, read: time.Second, proto: 2}},
+		{"unix:///run/redis.sock?db=3&read_timeout=5s", want{kind: "simple", addrs: []string{"/run/redis.sock"}, network: "unix", db: 3, dial: 2 * time.Second, read: 5 * time.Second, proto: 2}},
+		{"redis+cluster://:pw@h1:6379,h2:6379,[::1]:7000?dial_timeout=3s", want{kind: "cluster", addrs: []string{"h1:6379", "h2:6379", "[::1]:7000"}, pass: "pw", dial: 3 * time.Second, read: time.Second, proto: 2}},
+		{"rediss+cluster://h1:6379/0", want{kind: "cluster", addrs: []string{"h1:6379"}, tls: true, dial: 2 * time.Second, read: time.Second, proto: 2}},
+		{"redis://localhost:6379?protocol=3", want{kind: "simple", addrs: []string{"localhost:6379"}, network: "tcp", dial: 2 * time.Second, read: time.Second, proto: 3}},
+		{"redis+sentinel://mymaster:secret@s1:26379,s2:26379/1", want{kind: "failover", addrs: []string{"s1:26379", "s2:26379"}, master: "mymaster", pass: "secret", db: 1, dial: 2 * time.Second, read: time.Second, proto: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -42,15 +44,15 @@ func TestParseRedisURL(t *testing.T) {
 			case o.simple != nil:
 				s := o.simple
 				got = want{kind: "simple", addrs: []string{s.Addr}, network: s.Network, user: s.Username, pass: s.Password,
-					db: s.DB, tls: s.TLSConfig != nil, dial: s.DialTimeout, read: s.ReadTimeout}
+					db: s.DB, tls: s.TLSConfig != nil, dial: s.DialTimeout, read: s.ReadTimeout, proto: s.Protocol}
 			case o.cluster != nil:
 				c := o.cluster
 				got = want{kind: "cluster", addrs: c.Addrs, user: c.Username, pass: c.Password, tls: c.TLSConfig != nil,
-					dial: c.DialTimeout, read: c.ReadTimeout}
+					dial: c.DialTimeout, read: c.ReadTimeout, proto: c.Protocol}
 			case o.failover != nil:
 				f := o.failover
 				got = want{kind: "failover", addrs: f.SentinelAddrs, master: f.MasterName, user: f.Username, pass: f.Password,
-					db: f.DB, tls: f.TLSConfig != nil, dial: f.DialTimeout, read: f.ReadTimeout}
+					db: f.DB, tls: f.TLSConfig != nil, dial: f.DialTimeout, read: f.ReadTimeout, proto: f.Protocol}
 			}
 			if d := cmp.Diff(tt.want, got, cmp.AllowUnexported(want{})); d != "" {
 				t.Errorf("parseRedisURL(%q) mismatch (-want +got):\n%s", tt.url, d)
