@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
 
 // recorder writes touches; one call is one store round trip. The store is
@@ -52,7 +53,7 @@ type Server struct {
 	log      *zap.Logger
 	store    *attribution.Store
 	rec      recorder
-	secrets  [][]byte
+	verifier *webhook.Verifier
 	m        *metrics
 	capture  *Capture
 	gatherer prometheus.Gatherer
@@ -99,9 +100,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		capture:  deps.Capture,
 		gatherer: gat,
 	}
-	for _, sec := range cfg.AppSecrets {
-		s.secrets = append(s.secrets, []byte(sec))
+	secrets := make([][]byte, len(cfg.AppSecrets))
+	for i, sec := range cfg.AppSecrets {
+		secrets[i] = []byte(sec)
 	}
+	s.verifier = webhook.NewVerifier(secrets)
 	s.bufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
 	s.e = s.routes()
 	s.log.Info("ingest configured",

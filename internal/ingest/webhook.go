@@ -47,7 +47,7 @@ func (s *Server) postWebhook(c echo.Context) error {
 	}
 	defer s.putBuf(buf)
 	body := *buf
-	if webhook.Verify(body, req.Header.Get(webhook.SignatureHeader), s.secrets) != nil {
+	if s.verifier.Verify(body, req.Header.Get(webhook.SignatureHeader)) != nil {
 		s.m.sigFailures.Inc()
 		s.m.webhooks[chanUnknown][outBadSignature].Inc()
 		return errBadSignature

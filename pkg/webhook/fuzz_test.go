@@ -104,6 +104,7 @@ func FuzzVerify(f *testing.F) {
 		f.Add(b, Sign(b, secret))
 	}
 	f.Add([]byte{}, Sign(nil, secret))
+	v := NewVerifier(secrets) // shared: pooled states are reused across inputs
 	f.Fuzz(func(t *testing.T, body []byte, header string) {
 		want := refSign(body, secret)
 		if got := Sign(body, secret); got != want {
@@ -115,6 +116,9 @@ func FuzzVerify(f *testing.F) {
 		}
 		if err != nil && err != ErrSignature {
 			t.Fatalf("Verify error %v; want ErrSignature", err)
+		}
+		if verr := v.Verify(body, header); verr != err {
+			t.Fatalf("Verifier.Verify(%q, %q) = %v; Verify = %v", body, header, verr, err)
 		}
 	})
 }

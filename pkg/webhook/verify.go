@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
+	"sync"
 )
 
 // SignatureHeader is the header Meta signs deliveries with.
@@ -46,6 +48,54 @@ func Verify(body []byte, header string, secrets [][]byte) error {
 		m := hmac.New(sha256.New, secret)
 		m.Write(body)
 		if hmac.Equal(m.Sum(sum[:0]), want[:]) {
+			return nil
+		}
+	}
+	return ErrSignature
+}
+
+// Verifier verifies deliveries like Verify, for a fixed set of secrets,
+// reusing keyed HMAC states between calls: setting up HMAC-SHA256 for a key
+// (two SHA-256 blocks and six allocations) costs about as much as hashing a
+// typical 1 KB delivery. A Verifier is safe for concurrent use.
+type Verifier struct {
+	macs []sync.Pool // one per non-empty secret, of *keyedMAC
+}
+
+// keyedMAC is an HMAC keyed with one secret and room for its sum (a local
+// array would escape through the hash.Hash interface: one allocation a call).
+type keyedMAC struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// NewVerifier returns a Verifier for secrets; empty ones never match, as
+// with Verify. The secrets are copied.
+func NewVerifier(secrets [][]byte) *Verifier {
+	v := &Verifier{}
+	for _, s := range secrets {
+		if len(s) == 0 {
+			continue
+		}
+		key := append([]byte(nil), s...)
+		v.macs = append(v.macs, sync.Pool{New: func() any { return &keyedMAC{h: hmac.New(sha256.New, key)} }})
+	}
+	return v
+}
+
+// Verify is Verify(body, header, secrets) with the Verifier's secrets.
+func (v *Verifier) Verify(body []byte, header string) error {
+	var want [sha256.Size]byte
+	if !decodeSignature(header, &want) {
+		return ErrSignature
+	}
+	for i := range v.macs {
+		m := v.macs[i].Get().(*keyedMAC)
+		m.h.Reset() // back to the keyed state, whatever the last caller left
+		m.h.Write(body)
+		ok := hmac.Equal(m.h.Sum(m.sum[:0]), want[:])
+		v.macs[i].Put(m)
+		if ok {
 			return nil
 		}
 	}

@@ -68,6 +68,13 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := Verify(tt.body, tt.header, tt.secrets)
+			// The pooled Verifier answers the same, also on reuse.
+			v := NewVerifier(tt.secrets)
+			for i := range 3 {
+				if verr := v.Verify(tt.body, tt.header); verr != err {
+					t.Fatalf("Verifier.Verify call %d = %v; Verify = %v", i+1, verr, err)
+				}
+			}
 			if tt.wantErr {
 				if !errors.Is(err, ErrSignature) {
 					t.Errorf("Verify(%q, %q) = %v; want ErrSignature", tt.body, tt.header, err)
@@ -91,6 +98,10 @@ func TestVerifyAllocs(t *testing.T) {
 		t.Errorf("Verify with a malformed header allocates %v times; want 0", bad)
 	}
 	t.Logf("Verify allocations with one secret: %v", perSecret)
+	v := NewVerifier(secrets)
+	if pooled := testing.AllocsPerRun(100, func() { _ = v.Verify(body, header) }); pooled != 0 {
+		t.Errorf("Verifier.Verify with the second of two secrets allocates %v times; want 0", pooled)
+	}
 }
 
 func TestChallenge(t *testing.T) {
