@@ -36,3 +36,21 @@ func benchClaims(b *testing.B, takeover bool) {
 
 func BenchmarkClaim1000(b *testing.B)    { benchClaims(b, false) }
 func BenchmarkTakeOver1000(b *testing.B) { benchClaims(b, true) }
+
+// BenchmarkMarkSent1000 marks batches of 1000 claimed ids sent.
+func BenchmarkMarkSent1000(b *testing.B) {
+	srv := redistest.Start(b)
+	l := ledger.New(srv.Client(b), time.Hour)
+	ids := make([]string, 1000)
+	n := 0
+	for b.Loop() {
+		for i := range ids {
+			ids[i] = "b/e" + strconv.Itoa(n)
+			n++
+		}
+		if err := l.MarkSent(b.Context(), ids); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/id")
+}
