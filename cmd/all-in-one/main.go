@@ -57,6 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	log.Info("starting", zap.String("data_dir", cfg.DataDir),
 		zap.Bool("embedded_nats", cfg.NATSURL == ""), zap.Bool("embedded_store", cfg.RedisURL == ""),
 		zap.Bool("app_secret_set", len(cfg.Ingest.AppSecrets) > 0), zap.Bool("capi_token_set", cfg.Sender.AccessToken != ""),

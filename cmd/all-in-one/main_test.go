@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -313,4 +314,24 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDataDirLock: a second all-in-one on the same data directory refuses
+// to start, says who holds it and what to do; the lock goes with its holder.
+func TestDataDirLock(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatalf("first lock: %v", err)
+	}
+	err = run(t.Context(), nil, func(k string) string { return testVars(dir)[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "in use by process "+strconv.Itoa(os.Getpid())) || !strings.Contains(err.Error(), "-data") {
+		t.Fatalf("run on a locked data dir = %v; want an error naming the holder's pid and -data", err)
+	}
+	unlock()
+	unlock2, err := lockDataDir(dir)
+	if err != nil {
+		t.Fatalf("lock after the holder released it: %v", err)
+	}
+	unlock2()
 }
