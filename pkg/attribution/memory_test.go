@@ -139,3 +139,41 @@ func BenchmarkLookup500(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRecordWrite is ingest's coalesced write at its maximum: batches of
+// 7 touches, each a new conversation, with the Redis CPU each touch costs
+// (from INFO commandstats: the script calls' time inside Redis) reported as
+// redis_µs/touch, the number that bounds ingest's throughput on a shared host.
+func BenchmarkRecordWrite(b *testing.B) {
+	s, _ := newRealStore(b, 0)
+	ctx := b.Context()
+	touches := realisticTouches(7*b.N+7, 5)
+	if err := s.Record(ctx, touches[:7]); err != nil { // loads the script
+		b.Fatal(err)
+	}
+	if err := s.rdb.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	b.ResetTimer()
+	for i := range b.N { // b.N, not b.Loop: the touches are made beforehand
+		batch := touches[7+7*i : 14+7*i]
+		if err := s.Record(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		n += len(batch)
+	}
+	info := s.rdb.Info(ctx, "commandstats").Val()
+	var usec float64
+	for _, line := range strings.Split(info, "\n") {
+		if strings.HasPrefix(line, "cmdstat_evalsha:") || strings.HasPrefix(line, "cmdstat_eval:") {
+			for _, f := range strings.Split(strings.TrimSpace(strings.SplitN(line, ":", 2)[1]), ",") {
+				if v, ok := strings.CutPrefix(f, "usec="); ok {
+					x, _ := strconv.ParseFloat(v, 64)
+					usec += x
+				}
+			}
+		}
+	}
+	b.ReportMetric(usec/float64(n), "redis_µs/touch")
+}
