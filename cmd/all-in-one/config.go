@@ -2,15 +2,16 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/settings"
 )
 
 // config is all-in-one's own settings; ingest's and sender's come from the
@@ -40,80 +41,109 @@ const (
 // dryRunFile is where, without an access token, CAPI requests are written.
 const dryRunFile = "capi-dryrun.jsonl"
 
-const usageText = `Usage: all-in-one [-data DIR] [-nats-addr HOST:PORT]
+const usageText = `Usage: all-in-one [flags]
 
 Runs ingest and sender in one process, with an embedded NATS server
-(JetStream on disk under DIR/nats) and, unless REDIS_URL is set, an embedded
-Redis-compatible store journaled to DIR/redis.journal, so that contexts and
-the record of sent events survive a restart or a crash. Webhook capture is on
-(CAPTURE=off to stop it), so replay -from-capture works against it.
+(JetStream on disk under DATA_DIR/nats) and, unless REDIS_URL is set, an
+embedded Redis-compatible store journaled to DATA_DIR/redis.journal, so that
+contexts and the record of sent events survive a restart or a crash. Webhook
+capture is on (CAPTURE=off to stop it), so replay -from-capture works
+against it.
 
 Without CAPI_ACCESS_TOKEN (or CAPI_DATASETS_FILE) it runs dry: the requests the
-sender would post are appended to DIR/capi-dryrun.jsonl and logged.
+sender would post are appended to DATA_DIR/capi-dryrun.jsonl and logged.
 
-Flags:
+Every setting of ingest and sender applies, as an environment variable or as
+its flag (flags win). META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN default
+here to development values (printed at start) when unset. NATS_URL and
+REDIS_URL, when set, replace the embedded servers. The sender's metrics join
+ingest's on INGEST_ADDR/metrics.
+
+Settings:
 `
 
 const usageTail = `
-Every setting of ingest and sender applies, from the environment (their
-flags are not accepted here): META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are
-defaulted here to development values (printed at start) when unset; INGEST_ADDR (:8080), ADMIN_TOKEN, ONPREM_SECRET, ONPREM_WABA_ID,
-CONTEXT_TTL, CAPI_ACCESS_TOKEN, CAPI_DATASETS_FILE, CONTEXT_WAIT, LOG_LEVEL…
-See go run ./cmd/ingest -help and go run ./cmd/sender -help.
-NATS_URL and REDIS_URL, when set, replace the embedded servers. The sender's
-metrics join ingest's on INGEST_ADDR/metrics (METRICS_ADDR is not used).
-
 Example:
   go run ./cmd/all-in-one
+  go run ./cmd/all-in-one -data /tmp/ctm -addr 127.0.0.1:8081 -nats-addr 127.0.0.1:4223
   META_APP_SECRET=... META_VERIFY_TOKEN=... ADMIN_TOKEN=... go run ./cmd/all-in-one
 `
 
-func newFlagSet(c *config, getenv func(string) string) *flag.FlagSet {
-	fs := flag.NewFlagSet("all-in-one", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	fs.StringVar(&c.DataDir, "data", envOr(getenv, "DATA_DIR", "data"), "`DIR` for the NATS store, the store journal and the CAPI dry-run file (env DATA_DIR)")
-	fs.StringVar(&c.NATSAddr, "nats-addr", envOr(getenv, "NATS_ADDR", "127.0.0.1:4222"), "`HOST:PORT` of the embedded NATS, for order systems and replay (env NATS_ADDR; port 0: any free one)")
-	return fs
+// ownSettings are all-in-one's own knobs; allSettings adds ingest's and the
+// sender's.
+var ownSettings = []settings.Setting{
+	{Env: "DATA_DIR", Flag: "data", Default: "data", Help: "directory for the NATS store, the store journal and the CAPI dry-run file (locked while in use)"},
+	{Env: "NATS_ADDR", Flag: "nats-addr", Default: "127.0.0.1:4222", Help: "HOST:PORT of the embedded NATS, for order systems and replay (port 0: any free one)"},
+}
+
+// allSettings is every setting all-in-one takes, with its own defaults where
+// they differ from the services' (CAPTURE). The sender's METRICS_ADDR is left
+// out: its metrics are served with ingest's.
+func allSettings() []settings.Setting {
+	var snd []settings.Setting
+	for _, d := range sender.Settings() {
+		if d.Env != "METRICS_ADDR" {
+			snd = append(snd, d)
+		}
+	}
+	all, err := settings.Merge(ownSettings, ingest.Settings(), snd)
+	if err != nil {
+		panic(err) // a programming error, caught by TestAllSettingsMerge
+	}
+	for i := range all {
+		d := &all[i]
+		switch d.Env {
+		case "CAPTURE":
+			d.Default = "on"
+		case "REDIS_URL":
+			d.Help = "an external Redis instead of the embedded store (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://)"
+		case "NATS_URL":
+			d.Help = "an external NATS (with JetStream) instead of the embedded one"
+		case "META_APP_SECRET", "META_VERIFY_TOKEN", "ADMIN_TOKEN":
+			d.Help = strings.Replace(d.Help, "required, env only", "env only; unset: a development value", 1)
+		case "CAPI_DRYRUN_FILE":
+			d.Help = "append the requests to this JSONL file instead of posting them (unset and no token: DATA_DIR/" + dryRunFile + ")"
+		case "SHUTDOWN_TIMEOUT":
+			d.Default = ""
+			d.Help = "how long in-flight webhooks and the sender's batch may take after SIGTERM (unset: 15s and 20s)"
+		}
+	}
+	return all
 }
 
 func printUsage(w io.Writer) {
-	var c config
-	fs := newFlagSet(&c, func(string) string { return "" })
-	fs.SetOutput(w)
 	io.WriteString(w, usageText)
-	fs.PrintDefaults()
+	settings.PrintUsage(w, allSettings())
 	io.WriteString(w, usageTail)
 }
 
-func envOr(getenv func(string) string, k, def string) string {
-	if v := getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// parseConfig reads the flags and the environment. natsURL is the URL the
-// services use when NATS_URL is unset (the embedded server's), which is only
-// known once it runs; the sender's and ingest's parsers check everything
-// else now, before anything starts.
+// parseConfig reads the flags and the environment: the flags given are laid
+// over the environment, and ingest's and the sender's own parsers read the
+// result, so that each keeps its defaults and its checks. natsURL is the URL
+// the services use when NATS_URL is unset (the embedded server's), which is
+// only known once it runs.
 func parseConfig(args []string, getenv func(string) string) (config, error) {
 	var c config
-	fs := newFlagSet(&c, getenv)
-	if err := fs.Parse(args); err != nil {
+	given, err := settings.Flags("all-in-one", args, allSettings())
+	if err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	env := func(k string) string {
+		if v, ok := given[k]; ok {
+			return v
+		}
+		return getenv(k)
 	}
+	c.DataDir = envOr(env, "DATA_DIR", "data")
+	c.NATSAddr = envOr(env, "NATS_ADDR", "127.0.0.1:4222")
 	if _, port, err := net.SplitHostPort(c.NATSAddr); err != nil {
-		return c, errors.New("-nats-addr must be HOST:PORT")
+		return c, errors.New("config: -nats-addr (NATS_ADDR) must be HOST:PORT")
 	} else if _, err := strconv.Atoi(port); err != nil {
-		return c, errors.New("-nats-addr must be HOST:PORT")
+		return c, errors.New("config: -nats-addr (NATS_ADDR) must be HOST:PORT")
 	}
-	c.NATSURL, c.RedisURL = getenv("NATS_URL"), getenv("REDIS_URL")
+	c.NATSURL, c.RedisURL = env("NATS_URL"), env("REDIS_URL")
 	overlay := func(k string) string {
-		if v := getenv(k); v != "" {
+		if v := env(k); v != "" {
 			return v
 		}
 		switch k {
@@ -131,13 +161,12 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		case "CAPTURE":
 			return "on"
 		case "CAPI_DRYRUN_FILE":
-			if getenv("CAPI_ACCESS_TOKEN") == "" && getenv("CAPI_DATASETS_FILE") == "" {
+			if env("CAPI_ACCESS_TOKEN") == "" && env("CAPI_DATASETS_FILE") == "" {
 				return filepath.Join(c.DataDir, dryRunFile)
 			}
 		}
 		return ""
 	}
-	var err error
 	if c.Ingest, err = ingest.ParseConfig(nil, overlay); err != nil {
 		return c, fmt.Errorf("ingest %w", err)
 	}
@@ -145,4 +174,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("sender %w", err)
 	}
 	return c, nil
+}
+
+func envOr(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/replay"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 )
@@ -334,4 +335,60 @@ func TestDataDirLock(t *testing.T) {
 		t.Fatalf("lock after the holder released it: %v", err)
 	}
 	unlock2()
+}
+
+// TestFlags: every ingest and sender setting has its flag here too (design.md:
+// each setting has a flag of the same meaning); flags win over the
+// environment, and each service keeps its own defaults for what is unset.
+func TestFlags(t *testing.T) {
+	env := map[string]string{"CONTEXT_WAIT": "5m", "BATCH_SIZE": "50"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := parseConfig([]string{"-data", "/tmp/x", "-addr", "127.0.0.1:0", "-context-wait", "1m",
+		"-capture=off", "-context-ttl", "2d", "-dry-run-file", "/tmp/dry.jsonl"}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/tmp/x" || cfg.Ingest.Addr != "127.0.0.1:0" || cfg.Sender.ContextWait != time.Minute ||
+		cfg.Ingest.Capture || cfg.Ingest.ContextTTL != 48*time.Hour || cfg.Sender.DryRunFile != "/tmp/dry.jsonl" {
+		t.Errorf("flags not applied: data %q addr %q context-wait %v capture %v ttl %v dry-run %q",
+			cfg.DataDir, cfg.Ingest.Addr, cfg.Sender.ContextWait, cfg.Ingest.Capture, cfg.Ingest.ContextTTL, cfg.Sender.DryRunFile)
+	}
+	if cfg.Sender.BatchSize != 50 {
+		t.Errorf("BATCH_SIZE from the environment = %d; want 50", cfg.Sender.BatchSize)
+	}
+	if cfg.Ingest.ShutdownTimeout != ingest.DefaultShutdownTimeout || cfg.Sender.ShutdownTimeout != sender.DefaultShutdownTimeout {
+		t.Errorf("shutdown timeouts %v, %v; want each service's default", cfg.Ingest.ShutdownTimeout, cfg.Sender.ShutdownTimeout)
+	}
+	// Without flags: the environment, then all-in-one's own defaults.
+	cfg, err = parseConfig(nil, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "data" || !cfg.Ingest.Capture || cfg.Sender.ContextWait != 5*time.Minute ||
+		cfg.Sender.DryRunFile != filepath.Join("data", dryRunFile) {
+		t.Errorf("defaults: data %q capture %v context-wait %v dry-run %q", cfg.DataDir, cfg.Ingest.Capture, cfg.Sender.ContextWait, cfg.Sender.DryRunFile)
+	}
+	// -data moves the dry-run file with it.
+	if cfg, _ = parseConfig([]string{"-data", "/tmp/y"}, getenv); cfg.Sender.DryRunFile != filepath.Join("/tmp/y", dryRunFile) {
+		t.Errorf("dry-run file with -data /tmp/y = %q", cfg.Sender.DryRunFile)
+	}
+	for _, args := range [][]string{{"-metrics-addr", ":9"}, {"-app-secret", "x"}} {
+		if _, err := parseConfig(args, getenv); err == nil || !strings.Contains(err.Error(), "see --help") {
+			t.Errorf("parseConfig(%q) = %v; want an unknown-flag error", args, err)
+		}
+	}
+}
+
+// TestAllSettingsMerge: ingest's and the sender's settings merge without a
+// conflict, and none is lost but METRICS_ADDR.
+func TestAllSettingsMerge(t *testing.T) {
+	have := map[string]bool{}
+	for _, d := range allSettings() {
+		have[d.Env] = true
+	}
+	for _, d := range append(ingest.Settings(), sender.Settings()...) {
+		if !have[d.Env] && d.Env != "METRICS_ADDR" {
+			t.Errorf("setting %s missing from all-in-one", d.Env)
+		}
+	}
 }

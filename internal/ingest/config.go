@@ -46,8 +46,9 @@ const (
 	DefaultShutdownTimeout = 15 * time.Second
 )
 
-// ingestSettings lists every knob, in the order --help prints them.
-func ingestSettings() []settings.Setting {
+// Settings lists every knob, in the order --help prints them (all-in-one
+// merges it with the sender's).
+func Settings() []settings.Setting {
 	return []settings.Setting{
 		{Env: "INGEST_ADDR", Flag: "addr", Default: DefaultAddr, Help: "address to listen on (host:port; port 0 picks a free one)"},
 		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL, e.g. redis://host:6379/0 (required; prefer the env var when it holds a password)"},
@@ -74,7 +75,7 @@ func ingestSettings() []settings.Setting {
 // -h/--help (print PrintUsage then), and an error naming the setting for a
 // missing or malformed one, never its value.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
-	v, err := settings.Parse("ingest", args, getenv, ingestSettings())
+	v, err := settings.Parse("ingest", args, getenv, Settings())
 	if err != nil {
 		return Config{}, err
 	}
@@ -159,7 +160,7 @@ Every setting is an environment variable; most also have a flag, which wins.
 Secrets are read from the environment only, so that they never show in ps.
 
 `)
-	settings.PrintUsage(w, ingestSettings())
+	settings.PrintUsage(w, Settings())
 }
 
 // splitSecrets splits a comma-separated list, dropping empty entries.

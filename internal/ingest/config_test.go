@@ -132,7 +132,7 @@ func TestHelp(t *testing.T) {
 	}
 	var b bytes.Buffer
 	PrintUsage(&b)
-	for _, s := range ingestSettings() {
+	for _, s := range Settings() {
 		if !strings.Contains(b.String(), s.Env) {
 			t.Errorf("usage lacks %s", s.Env)
 		}

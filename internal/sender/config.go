@@ -101,8 +101,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// senderSettings lists every knob in the order --help prints them.
-func senderSettings() []settings.Setting {
+// Settings lists every knob in the order --help prints them (all-in-one
+// merges it with ingest's).
+func Settings() []settings.Setting {
 	d, dur := DefaultConfig(), settings.FormatDuration
 	return []settings.Setting{
 		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required)"},
@@ -140,7 +141,7 @@ func senderSettings() []settings.Setting {
 // flag.ErrHelp for -h/--help (print PrintUsage then) and an error naming a
 // missing or malformed setting, never its value. It reads CAPI_DATASETS_FILE.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
-	v, err := settings.Parse("sender", args, getenv, senderSettings())
+	v, err := settings.Parse("sender", args, getenv, Settings())
 	if err != nil {
 		return Config{}, err
 	}
@@ -244,7 +245,7 @@ Secrets are read from the environment only, so that they never show in ps.
 Durations take Go syntax or days (10m, 36h, 8d).
 
 `)
-	settings.PrintUsage(w, senderSettings())
+	settings.PrintUsage(w, Settings())
 }
 
 // ParseDuration is time.ParseDuration that also takes a leading day count

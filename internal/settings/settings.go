@@ -75,6 +75,60 @@ func Parse(name string, args []string, getenv func(string) string, defs []Settin
 	return vs, nil
 }
 
+// Flags parses args against the flags of defs, as Parse does, and returns
+// the value of each flag given on the command line, by environment variable.
+// A program that hands its settings on to other parsers (all-in-one) lays
+// these over the environment.
+func Flags(name string, args []string, defs []Setting) (map[string]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	envOf := make(map[string]string, len(defs))
+	for _, d := range defs {
+		if d.Flag != "" {
+			fs.Var(&value{bool: d.Bool}, d.Flag, d.Help)
+			envOf[d.Flag] = d.Env
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, flag.ErrHelp
+		}
+		return nil, fmt.Errorf("config: %w (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("config: unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	given := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { given[envOf[f.Name]] = f.Value.String() })
+	return given, nil
+}
+
+// Merge joins setting lists, in order, each variable once (its first entry
+// wins). It fails when two lists give one variable different flags, or two
+// variables one flag: a command line could then mean different things to the
+// services that share it.
+func Merge(lists ...[]Setting) ([]Setting, error) {
+	var out []Setting
+	flagOf := map[string]string{} // env → flag
+	envOf := map[string]string{}  // flag → env
+	for _, l := range lists {
+		for _, d := range l {
+			if f, seen := flagOf[d.Env]; seen {
+				if f != d.Flag {
+					return nil, fmt.Errorf("settings: %s has flag -%s and -%s", d.Env, f, d.Flag)
+				}
+				continue
+			}
+			if e, taken := envOf[d.Flag]; taken && d.Flag != "" {
+				return nil, fmt.Errorf("settings: flag -%s is both %s and %s", d.Flag, e, d.Env)
+			}
+			flagOf[d.Env], envOf[d.Flag] = d.Flag, d.Env
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
 // Err returns the first error a getter met, naming its variable, or nil.
 func (vs *Values) Err() error { return vs.err }
 

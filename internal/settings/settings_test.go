@@ -294,3 +294,50 @@ func TestPrintUsage(t *testing.T) {
 		t.Errorf("PrintUsage =\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestFlags(t *testing.T) {
+	given, err := Flags("test", []string{"-addr", ":2", "-capture", "-ttl="}, testDefs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"ADDR": ":2", "CAPTURE": "true", "TTL": ""}
+	if len(given) != len(want) {
+		t.Errorf("Flags = %v; want %v (only the flags given)", given, want)
+	}
+	for k, v := range want {
+		if got, ok := given[k]; !ok || got != v {
+			t.Errorf("Flags[%s] = %q, %v; want %q", k, got, ok, v)
+		}
+	}
+	if _, err := Flags("test", []string{"-help"}, testDefs); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("Flags(-help) = %v; want flag.ErrHelp", err)
+	}
+	for _, args := range [][]string{{"-nope"}, {"stray"}, {"-secret", "s"}} {
+		if _, err := Flags("test", args, testDefs); err == nil || !strings.Contains(err.Error(), "see --help") {
+			t.Errorf("Flags(%q) = %v; want an error pointing to --help", args, err)
+		}
+	}
+}
+
+func TestMerge(t *testing.T) {
+	other := []Setting{
+		{Env: "ADDR", Flag: "addr", Default: ":9090", Help: "the other's default"},
+		{Env: "WORKERS", Flag: "workers", Default: "1"},
+	}
+	got, err := Merge(testDefs, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(testDefs)+1 || got[0].Default != ":8080" || got[len(got)-1].Env != "WORKERS" {
+		t.Errorf("Merge = %+v; want testDefs (first entry wins) then WORKERS", got)
+	}
+	for _, bad := range [][]Setting{
+		{{Env: "ADDR", Flag: "listen"}},   // one variable, two flags
+		{{Env: "PORT", Flag: "addr"}},     // one flag, two variables
+		{{Env: "SECRET", Flag: "secret"}}, // env only in one list, a flag in the other
+	} {
+		if _, err := Merge(testDefs, bad); err == nil {
+			t.Errorf("Merge with %+v succeeded; want a conflict", bad[0])
+		}
+	}
+}
