@@ -153,6 +153,31 @@ func TestSenderCrashAfterMarkSent(t *testing.T) {
 	}
 }
 
+// (a2) The sender dies after claiming a batch, before posting it
+// (CTM_FAILPOINT=before-post): Meta never got the events, and the restarted
+// sender sends each of them once, when the dead sender's lease has run out,
+// rather than leave them in doubt.
+func TestSenderCrashBeforePost(t *testing.T) {
+	r := newCrashRig(t)
+	p := r.startSender("CTM_FAILPOINT=before-post")
+	ids := r.publish(12)
+	waitFor(t, 30*time.Second, "the sender to kill itself at the failpoint", func() bool { return exited(p) })
+	if n := len(r.fake.Events()); n != 0 {
+		t.Fatalf("%d events at the fake before the post; want 0", n)
+	}
+	r.startSender()
+	r.settled(60 * time.Second)
+	counts := r.fake.CountByEventID()
+	for _, id := range ids {
+		if counts[id] != 1 {
+			t.Errorf("%s reached the fake %d times; want 1", id, counts[id])
+		}
+	}
+	if dl := r.deadLetters(); len(dl) != 0 {
+		t.Errorf("dead letters %v; want none: unposted claims are not in doubt", dl)
+	}
+}
+
 // (b) The sender is killed while Meta accepts its request, before the 200
 // is written: Meta has the events, the sender never learnt it. The restarted
 // sender must not resend them: they end as dead letters in_doubt.

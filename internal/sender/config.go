@@ -223,8 +223,8 @@ func (c Config) Validate() error {
 		return errors.New("config: CONTEXT_WAIT, PAUSE_INTERVAL and SHUTDOWN_TIMEOUT must be positive")
 	case c.AckWait < time.Second:
 		return errors.New("config: ACK_WAIT must be at least 1s")
-	case c.Failpoint != "" && c.Failpoint != FailpointAfterMarkSent:
-		return fmt.Errorf("config: CTM_FAILPOINT: unknown failpoint (known: %s)", FailpointAfterMarkSent)
+	case c.Failpoint != "" && c.Failpoint != FailpointAfterMarkSent && c.Failpoint != FailpointBeforePost:
+		return fmt.Errorf("config: CTM_FAILPOINT: unknown failpoint (known: %s, %s)", FailpointAfterMarkSent, FailpointBeforePost)
 	}
 	return nil
 }

@@ -127,6 +127,21 @@ func (b *batch) post(ctx context.Context, g *group, st *business, owner string, 
 	for i, it := range items {
 		events[i], ids[i] = it.event, it.ledgerID
 	}
+	s.failpoint(FailpointBeforePost)
+	// Mark the post first, so that a crash from here on leaves the events in
+	// doubt, and before it, free again when the lease ends (pkg/ledger).
+	if err := s.ledger.Posting(ctx, owner); err != nil {
+		if errors.Is(err, ledger.ErrFenced) {
+			s.log.Warn("send lease ran out before posting; another sender took the events over", zap.Int("count", len(items)))
+		} else {
+			s.log.Warn("post marker not stored; events handed back", zap.Error(err), zap.Int("count", len(items)))
+			b.release(owner, items)
+		}
+		for _, it := range items {
+			b.nak(it, s.cfg.RetryMin, outcomeRetried)
+		}
+		return false
+	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.HTTPTimeout)
 	start := time.Now()
 	resp, err := s.poster.Send(sctx, g.ds.id, g.ds.token, events)

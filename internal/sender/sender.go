@@ -67,9 +67,13 @@ import (
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
-// FailpointAfterMarkSent is the CTM_FAILPOINT (tests only) at which the
-// sender stops right after marking a batch sent and before acking it.
-const FailpointAfterMarkSent = "after-mark-sent"
+// Failpoints: CTM_FAILPOINT values (tests only) at which the sender stops:
+// right after marking a batch sent and before acking it; or after claiming
+// a batch, before marking its post and posting it.
+const (
+	FailpointAfterMarkSent = "after-mark-sent"
+	FailpointBeforePost    = "before-post"
+)
 
 // poster posts events to a dataset: *capi.Client, or DryRun.
 type poster interface {

@@ -8,12 +8,25 @@
 //
 //	(absent) --Claim--> claimed(owner, lease) --MarkSent--> sent
 //	                         |  \--Release (definite failure)--> (absent)
-//	                         \--lease expires, never marked--> in doubt
+//	                         \--lease expires, never marked--> in doubt, or
+//	                             free again if its owner never began to post
 //
-// A claim whose lease expired without MarkSent means its owner died or lost
-// its connection while posting: Meta may or may not have the events. Claim
-// reports those ids as InDoubt and never hands them out again; only TakeOver,
-// which an operator asks for explicitly, does.
+// A claim whose lease expired without MarkSent means its owner died, stalled
+// or lost its connection. If the owner had begun to post, Meta may or may not
+// have the events: Claim reports those ids as InDoubt and never hands them out
+// again; only TakeOver, which an operator asks for explicitly, does.
+//
+// To tell the two apart, an owner calls Posting just before its request
+// leaves, which writes a marker for the owner (one key per claiming call, not
+// per event). A Claim that finds an expired claim races for that same key:
+// it writes a fence there, with SET NX, as Posting does. Exactly one of them
+// wins. If the fence wins, the owner has not posted and never will (its
+// Posting now fails), so the ids are claimed afresh; if the owner's marker
+// won, the ids are in doubt. So a sender killed between claiming and posting
+// no longer leaves its events in doubt, and a stalled one that wakes up after
+// its lease cannot post what another sender took over. Claims written before
+// owners marked their posts ("c:" values, from older senders) still turn
+// into in doubt when they expire.
 //
 // Every key is one event, wrapped in a hash tag, so the ledger works on Redis
 // Cluster. A batch is one pipelined round trip (per node): claims are plain
@@ -99,12 +112,32 @@ func New(rdb redis.UniversalClient, sentTTL time.Duration) *Ledger {
 // spread over a cluster while each one stays in a single slot.
 func (l *Ledger) Key(id string) string { return l.prefix + "{" + id + "}" }
 
+// Values of an id's key: "q:<deadline ms>:<owner>", a claim whose owner
+// marks its posts (Posting); "c:<deadline ms>:<owner>", a claim whose owner
+// may not (older senders, TakeOver); "s:<ms>", sent.
+
+// Values of an owner's post marker key.
+const (
+	markPosting = "p" // the owner began to post
+	markFenced  = "f" // another sender took over the owner's expired claims
+)
+
 // releaseScript deletes a claim held by ARGV[1]; sent markers and other
 // owners' claims stay.
 var releaseScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 1) == 'c' and string.match(v, '^c:%d+:(.*)$') == ARGV[1] then
+if v and string.match(v, '^[cq]:%d+:(.*)$') == ARGV[1] then
   return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// swapScript replaces KEYS[1] with ARGV[2] (for ARGV[3] ms) if it still
+// holds ARGV[1]: a fenced claim changes hands only once.
+var swapScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
 end
 return 0
 `)
@@ -120,7 +153,7 @@ func (l *Ledger) Claim(ctx context.Context, owner string, lease time.Duration, i
 		return nil, nil
 	}
 	now := time.Now()
-	val := "c:" + strconv.FormatInt(now.Add(lease).UnixMilli(), 10) + ":" + owner
+	val := "q:" + strconv.FormatInt(now.Add(lease).UnixMilli(), 10) + ":" + owner
 	set := make([]*redis.BoolCmd, len(ids))
 	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
@@ -151,31 +184,132 @@ func (l *Ledger) Claim(ctx context.Context, owner string, lease time.Duration, i
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("ledger: claim: %w", err)
 	}
+	var stale []staleClaim
 	for j, i := range taken {
-		out[i] = classify(get[j].Val(), owner, now)
+		v := get[j].Val()
+		var by string
+		out[i], by = classify(v, owner, now)
+		if by != "" {
+			stale = append(stale, staleClaim{i: i, id: ids[i], value: v, owner: by})
+		}
+	}
+	if len(stale) > 0 {
+		if err := l.takeStale(ctx, val, stale, out); err != nil {
+			return nil, fmt.Errorf("ledger: claim: %w", err)
+		}
 	}
 	return out, nil
 }
 
-// classify reads the value SET NX found. An empty value means the key went
-// away between SET NX and GET (released): busy for a moment.
-func classify(v, owner string, now time.Time) Result {
-	if strings.HasPrefix(v, "s:") {
-		return Result{State: Sent}
+// staleClaim is an expired claim whose owner marks its posts.
+type staleClaim struct {
+	i         int    // index in Claim's ids
+	id, value string // the id and the claim found on it
+	owner     string // the claim's owner
+}
+
+// takeStale settles expired claims (see the package comment): it fences
+// each owner's post marker, then takes the ids of owners that never posted
+// with val, and reports the others as in doubt. Results go to out. It is
+// rare work (a sender died or stalled), so it spends round trips freely.
+func (l *Ledger) takeStale(ctx context.Context, val string, stale []staleClaim, out []Result) error {
+	marks := map[string]*redis.StringCmd{}
+	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, c := range stale {
+			if _, ok := marks[c.owner]; !ok {
+				p.SetNX(ctx, l.postKey(c.owner), markFenced, l.sentTTL)
+				marks[c.owner] = p.Get(ctx, l.postKey(c.owner))
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
-	rest, ok := strings.CutPrefix(v, "c:")
+	var take []staleClaim
+	for _, c := range stale {
+		if marks[c.owner].Val() == markFenced {
+			take = append(take, c)
+		} else {
+			out[c.i] = Result{State: InDoubt}
+		}
+	}
+	if len(take) == 0 {
+		return nil
+	}
+	ttl := strconv.FormatInt(l.sentTTL.Milliseconds(), 10)
+	swaps := make([]*redis.Cmd, len(take))
+	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for j, c := range take {
+			swaps[j] = swapScript.Eval(ctx, p, []string{l.Key(c.id)}, c.value, val, ttl)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for j, c := range take {
+		if n, _ := swaps[j].Int(); n == 1 {
+			out[c.i] = Result{State: Claimed}
+		} else {
+			out[c.i] = Result{State: Busy, Wait: 100 * time.Millisecond} // another sender was faster
+		}
+	}
+	return nil
+}
+
+// postKey is owner's post marker. The owner is its hash tag: an owner's
+// claims span slots anyway.
+func (l *Ledger) postKey(owner string) string { return l.prefix + "post:{" + owner + "}" }
+
+// ErrFenced is Posting's answer when another sender has taken over owner's
+// claims because their lease ran out: the owner must not post them.
+var ErrFenced = errors.New("ledger: claims taken over after their lease ran out; not posting")
+
+// Posting records that owner is about to post the ids it claimed. Call it
+// just before every request; after it returns nil, an expired claim of
+// owner's is in doubt, never claimed again by Claim. It returns ErrFenced
+// when owner's lease ran out and another sender took the claims over (the
+// caller must not post them), or another error when Redis could not record
+// it (the caller must not post either: a crash would then look unposted).
+func (l *Ledger) Posting(ctx context.Context, owner string) error {
+	var set *redis.BoolCmd
+	var get *redis.StringCmd
+	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		set = p.SetNX(ctx, l.postKey(owner), markPosting, l.sentTTL)
+		get = p.Get(ctx, l.postKey(owner))
+		return nil
+	}); err != nil {
+		return fmt.Errorf("ledger: posting: %w", err)
+	}
+	if set.Val() || get.Val() == markPosting { // set now, or by an earlier request of owner's
+		return nil
+	}
+	return ErrFenced
+}
+
+// classify reads the value SET NX found. An empty value means the key went
+// away between SET NX and GET (released): busy for a moment. For an expired
+// claim whose owner marks its posts, it also returns that owner: Claim then
+// decides between in doubt and claimed (takeStale).
+func classify(v, owner string, now time.Time) (_ Result, staleOwner string) {
+	if strings.HasPrefix(v, "s:") {
+		return Result{State: Sent}, ""
+	}
+	kind, rest, _ := strings.Cut(v, ":")
 	dlText, by, _ := strings.Cut(rest, ":")
 	dl, err := strconv.ParseInt(dlText, 10, 64)
 	switch {
-	case !ok || err != nil:
-		return Result{State: Busy, Wait: 100 * time.Millisecond}
+	case kind != "c" && kind != "q" || err != nil:
+		return Result{State: Busy, Wait: 100 * time.Millisecond}, ""
 	case by == owner:
-		return Result{State: Claimed}
+		return Result{State: Claimed}, ""
 	}
 	if left := time.UnixMilli(dl).Sub(now); left > 0 {
-		return Result{State: Busy, Wait: left}
+		return Result{State: Busy, Wait: left}, ""
 	}
-	return Result{State: InDoubt}
+	if kind == "q" {
+		return Result{State: InDoubt}, by
+	}
+	return Result{State: InDoubt}, ""
 }
 
 // MarkSent records that Meta accepted ids, in one round trip. It overwrites

@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -56,7 +57,10 @@ func testLifecycle(t *testing.T, rdb redis.UniversalClient, lease time.Duration)
 		t.Fatalf("repeated Claim by its owner (-want +got):\n%s", diff)
 	}
 
-	// e1 accepted by Meta, e2 definitely failed, b2/e1 lost in flight.
+	// o1 posts; e1 accepted by Meta, e2 definitely failed, b2/e1 lost in flight.
+	if err := l.Posting(ctx, "o1"); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.MarkSent(ctx, ids[:1]); err != nil {
 		t.Fatal(err)
 	}
@@ -243,4 +247,96 @@ func TestTakeOverWhileAnotherClientLoadsScripts(t *testing.T) {
 			t.Errorf("Claim[%d] = %v; want claimed", i, r.State)
 		}
 	}
+}
+
+// testUnposted: a claim whose owner never began to post (killed or stalled
+// between claiming and posting) is free again once its lease ends, and the
+// owner, should it wake up, cannot post it any more.
+// Its owners are its own: owners are unique per claiming call.
+func testUnposted(t *testing.T, rdb redis.UniversalClient) {
+	ctx := t.Context()
+	l := ledger.New(rdb, time.Hour)
+	lease := 300 * time.Millisecond
+	if got, err := l.Claim(ctx, "u-o1", lease, []string{"u1", "u2"}); err != nil || got[0].State != ledger.Claimed {
+		t.Fatalf("Claim(u-o1) = %v, %v", got, err)
+	}
+	var got []ledger.Result
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if got, err = l.Claim(ctx, "u-o2", time.Minute, []string{"u1", "u2"}); err != nil {
+			t.Fatal(err)
+		}
+		if got[0].State != ledger.Busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if diff := cmp.Diff([]ledger.State{ledger.Claimed, ledger.Claimed}, states(got)); diff != "" {
+		t.Fatalf("Claim(u-o2) after o1's lease ended without a post (-want +got):\n%s", diff)
+	}
+	if err := l.Posting(ctx, "u-o1"); !errors.Is(err, ledger.ErrFenced) {
+		t.Fatalf("Posting(u-o1) after the take-over = %v; want ErrFenced", err)
+	}
+	if err := l.Posting(ctx, "u-o2"); err != nil {
+		t.Fatalf("Posting(u-o2) = %v", err)
+	}
+	if err := l.Posting(ctx, "u-o2"); err != nil { // a second request of the same claim
+		t.Fatalf("Posting(u-o2) again = %v", err)
+	}
+	if got, _ := l.Claim(ctx, "u-o3", time.Minute, []string{"u1"}); got[0].State != ledger.Busy {
+		t.Fatalf("Claim(u-o3) of o2's live claim = %v; want busy", got[0].State)
+	}
+
+	// An expired claim of an older sender ("c:", which never marks its
+	// posts) stays in doubt.
+	past := strconv.FormatInt(time.Now().Add(-time.Minute).UnixMilli(), 10)
+	if err := rdb.Set(ctx, l.Key("legacy"), "c:"+past+":old", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Claim(ctx, "u-o4", time.Minute, []string{"legacy"}); got[0].State != ledger.InDoubt {
+		t.Fatalf("expired legacy claim = %v; want in doubt", got[0].State)
+	}
+
+	// Two senders finding the same stale claim: exactly one gets it.
+	if err := rdb.Set(ctx, l.Key("race"), "q:"+past+":dead", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan ledger.State, 2)
+	for _, o := range []string{"r1", "r2"} {
+		go func() {
+			got, err := l.Claim(ctx, o, time.Minute, []string{"race"})
+			if err != nil {
+				t.Error(err)
+				results <- 0
+				return
+			}
+			results <- got[0].State
+		}()
+	}
+	a, b := <-results, <-results
+	if (a == ledger.Claimed) == (b == ledger.Claimed) {
+		t.Fatalf("two claims of one stale claim: %v and %v; want exactly one claimed", a, b)
+	}
+}
+
+func TestUnpostedMiniredis(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	testUnposted(t, rdb)
+}
+
+func TestUnpostedRedis(t *testing.T) {
+	testUnposted(t, redistest.Start(t).Client(t))
+}
+
+// The whole lifecycle on a one-node Redis Cluster: every key a slot of its
+// own, the scripts per key.
+func TestLifecycleCluster(t *testing.T) {
+	srv := redistest.StartCluster(t)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}})
+	t.Cleanup(func() { rdb.Close() })
+	testLifecycle(t, rdb, 2*time.Second)
+	testUnposted(t, rdb)
 }

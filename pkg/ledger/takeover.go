@@ -10,7 +10,9 @@ import (
 )
 
 // takeOverScript: KEYS[1] the id's key; ARGV owner, now ms, lease ms, ttl ms.
-// Values are "c:<deadline ms>:<owner>" (claimed) or "s:<ms>" (sent).
+// Values are "c:" or "q:<deadline ms>:<owner>" (claimed) or "s:<ms>" (sent).
+// Its claims are "c:": they never become free again on expiry (the operator
+// forced this send; if it dies, it is in doubt again).
 // Returns {1} claimed, {2} sent, {3, ms left} busy. A claim by the same
 // owner is this call's own, run again by a retried pipeline.
 var takeOverScript = redis.NewScript(`
@@ -18,7 +20,7 @@ local now = tonumber(ARGV[2])
 local v = redis.call('GET', KEYS[1])
 if v then
   if string.sub(v, 1, 1) == 's' then return {2} end
-  local dl, by = string.match(v, '^c:(%d+):(.*)$')
+  local dl, by = string.match(v, '^[cq]:(%d+):(.*)$')
   if by == ARGV[1] then return {1} end
   dl = tonumber(dl)
   if dl and now < dl then return {3, dl - now} end
