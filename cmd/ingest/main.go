@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -82,6 +83,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv, err := ingest.New(cfg, deps)
 	if err != nil {
 		return err
+	}
+	if cfg.PprofAddr != "" {
+		_, stopPprof, err := pprofserver.Start(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
@@ -101,6 +102,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	svc, err := sender.New(cfg, deps)
 	if err != nil {
 		return err
+	}
+	if cfg.PprofAddr != "" {
+		_, stopPprof, err := pprofserver.Start(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 	if cfg.MetricsAddr != "" {
 		stopHTTP, err := serveHTTP(cfg.MetricsAddr, reg, svc, log)

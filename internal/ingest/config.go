@@ -34,6 +34,7 @@ type Config struct {
 	NATSURL         string        // NATS_URL
 	LogLevel        zapcore.Level // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
+	PprofAddr       string        // PPROF_ADDR: /debug/pprof listener; empty: off
 }
 
 // Defaults for settings the operator leaves unset.
@@ -66,6 +67,7 @@ func Settings() []settings.Setting {
 		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required when CAPTURE=on)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: DefaultShutdownTimeout.String(), Help: "how long in-flight requests may take to finish after SIGTERM"},
+		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 	}
 }
 
@@ -96,6 +98,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		NATSURL:         v.Text("NATS_URL"),
 		LogLevel:        v.Level("LOG_LEVEL"),
 		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT"),
+		PprofAddr:       v.Text("PPROF_ADDR"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err

@@ -45,6 +45,7 @@ type Config struct {
 	RetryMax        time.Duration            // RETRY_MAX: longest backoff
 	PauseInterval   time.Duration            // PAUSE_INTERVAL after a token error
 	MetricsAddr     string                   // METRICS_ADDR
+	PprofAddr       string                   // PPROF_ADDR: /debug/pprof listener; empty: off
 	LogLevel        zapcore.Level            // LOG_LEVEL
 	ShutdownTimeout time.Duration            // SHUTDOWN_TIMEOUT for the in-flight batch
 	Failpoint       string                   // CTM_FAILPOINT (env only, tests only)
@@ -133,6 +134,7 @@ func Settings() []settings.Setting {
 		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz (-metrics-addr= turns them off)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long the in-flight batch may take to finish after SIGTERM"},
+		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 	}
 }
 
@@ -173,6 +175,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		MetricsAddr:     v.Text("METRICS_ADDR"),
 		LogLevel:        v.Level("LOG_LEVEL"),
 		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT"),
+		PprofAddr:       v.Text("PPROF_ADDR"),
 		Failpoint:       getenv("CTM_FAILPOINT"),
 	}
 	if err := v.Err(); err != nil {
