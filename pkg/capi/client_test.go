@@ -6,12 +6,14 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -296,5 +298,39 @@ func TestSendDoesNotFollowRedirects(t *testing.T) {
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusTemporaryRedirect {
 		t.Fatalf("Send() error = %v; want *APIError status 307", err)
+	}
+}
+
+// TestSendReusesConnections: concurrent requests (the sender posts for up to
+// 8 businesses at once per worker) keep their connections between bursts
+// instead of dialling again (with TLS to Meta, a handshake each).
+func TestSendReusesConnections(t *testing.T) {
+	var dials atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, `{"events_received":1,"fbtrace_id":"x"}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := NewClient(Config{BaseURL: srv.URL, HTTPClient: &http.Client{Timeout: 5 * time.Second}})
+	const concurrent, bursts = 8, 4
+	for range bursts {
+		var wg sync.WaitGroup
+		for range concurrent {
+			wg.Go(func() {
+				if _, err := c.Send(t.Context(), "123", "token", []Event{channelEvents["whatsapp"]}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := dials.Load(); n > concurrent {
+		t.Errorf("%d connections for %d bursts of %d concurrent requests; want at most %d (kept idle between bursts)", n, bursts, concurrent, concurrent)
 	}
 }
