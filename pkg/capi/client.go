@@ -120,7 +120,9 @@ func (c *Client) Send(ctx context.Context, datasetID, token string, events []Eve
 	case datasetID == "":
 		return Response{}, ErrNoID
 	}
-	body, err := json.Marshal(eventsBody{Data: events, PartnerAgent: c.cfg.PartnerAgent, TestEventCode: c.cfg.TestEventCode})
+	// A fresh buffer each time, not a pooled one: net/http may still be
+	// writing a request body after Do returned (a timeout, an early answer).
+	body, err := appendEventsBody(make([]byte, 0, 64+256*len(events)), events, c.cfg.PartnerAgent, c.cfg.TestEventCode)
 	if err != nil {
 		return Response{}, fmt.Errorf("capi: encode events: %w", err)
 	}
