@@ -24,6 +24,8 @@ type metrics struct {
 	graphDuration prometheus.Histogram
 	graphErrors   *prometheus.CounterVec
 	pending       prometheus.Gauge
+	ackPending    prometheus.Gauge
+	maxAckPending prometheus.Gauge
 	paused        *prometheus.GaugeVec
 }
 
@@ -54,12 +56,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sender_consumer_pending",
 			Help: "Messages of the CONVERSIONS consumer not yet delivered or not yet acked.",
 		}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_consumer_ack_pending",
+			Help: "Messages delivered and not yet acked: in flight, waiting for their context, backing off or paused. JetStream stops delivering at sender_consumer_max_ack_pending.",
+		}),
+		maxAckPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_consumer_max_ack_pending",
+			Help: "MaxAckPending of the CONVERSIONS consumer.",
+		}),
 		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sender_business_paused",
 			Help: "1 while a business is paused after a token error (only paused businesses are present).",
 		}, []string{"business_id"}),
 	}
-	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.paused} {
+	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.paused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

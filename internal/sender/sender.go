@@ -249,14 +249,16 @@ func (s *Service) processWithShutdown(ctx context.Context, msgs []jetstream.Msg,
 	s.process(pctx, msgs, keepAlive)
 }
 
-// pollPending updates sender_consumer_pending every few seconds.
+// pollPending updates the consumer gauges every few seconds.
 func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	var near bool
 	for {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if info, err := cons.Info(ictx); err == nil {
 			s.m.pending.Set(float64(info.NumPending) + float64(info.NumAckPending))
+			near = s.noteAckPending(info.NumAckPending, info.Config.MaxAckPending, near)
 		}
 		cancel()
 		select {
@@ -271,6 +273,35 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 // and a counter.
 func (s *Service) owner() string {
 	return s.instance + "-" + strconv.FormatUint(s.seq.Add(1), 10)
+}
+
+// nearMaxAckPending is the share of MaxAckPending past which the sender
+// warns: at MaxAckPending JetStream stops delivering to the consumer, and
+// every business waits, not only those whose messages fill it.
+const nearMaxAckPending = 0.8
+
+// noteAckPending sets the ack-pending gauges and logs when the consumer
+// comes near MaxAckPending (once, until it is well below again). Messages
+// of paused businesses wait there: a business paused long enough with enough
+// traffic fills it (README, "Operating").
+func (s *Service) noteAckPending(ackPending, maxAckPending int, near bool) bool {
+	s.m.ackPending.Set(float64(ackPending))
+	s.m.maxAckPending.Set(float64(maxAckPending))
+	if maxAckPending <= 0 {
+		return false
+	}
+	share := float64(ackPending) / float64(maxAckPending)
+	switch {
+	case !near && share >= nearMaxAckPending:
+		s.log.Warn("consumer near MaxAckPending: when it is reached, JetStream stops delivering and every business waits; check for paused businesses (sender_business_paused)",
+			zap.Int("ack_pending", ackPending), zap.Int("max_ack_pending", maxAckPending))
+		return true
+	case near && share < nearMaxAckPending/2:
+		s.log.Info("consumer well below MaxAckPending again",
+			zap.Int("ack_pending", ackPending), zap.Int("max_ack_pending", maxAckPending))
+		return false
+	}
+	return near
 }
 
 func (s *Service) failpoint(name string) {
