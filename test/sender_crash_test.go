@@ -120,6 +120,24 @@ func (r *crashRig) deadLetters() map[string]string {
 	return out
 }
 
+// restartAndCheckSentOnce starts a sender, waits until the stream is
+// settled, and checks that each of ids reached the fake exactly once and
+// that nothing was dead-lettered.
+func (r *crashRig) restartAndCheckSentOnce(ids []string) {
+	r.t.Helper()
+	r.startSender()
+	r.settled(60 * time.Second)
+	counts := r.fake.CountByEventID()
+	for _, id := range ids {
+		if counts[id] != 1 {
+			r.t.Errorf("%s reached the fake %d times; want 1", id, counts[id])
+		}
+	}
+	if dl := r.deadLetters(); len(dl) != 0 {
+		r.t.Errorf("dead letters %v; want none", dl)
+	}
+}
+
 func exited(p *proc) bool {
 	select {
 	case <-p.done:
@@ -140,17 +158,7 @@ func TestSenderCrashAfterMarkSent(t *testing.T) {
 	if n := len(r.fake.Events()); n == 0 {
 		t.Fatalf("no events at the fake before the failpoint")
 	}
-	r.startSender()
-	r.settled(60 * time.Second)
-	counts := r.fake.CountByEventID()
-	for _, id := range ids {
-		if counts[id] != 1 {
-			t.Errorf("%s reached the fake %d times; want 1", id, counts[id])
-		}
-	}
-	if dl := r.deadLetters(); len(dl) != 0 {
-		t.Errorf("dead letters %v; want none", dl)
-	}
+	r.restartAndCheckSentOnce(ids)
 }
 
 // (a2) The sender dies after claiming a batch, before posting it
@@ -165,17 +173,7 @@ func TestSenderCrashBeforePost(t *testing.T) {
 	if n := len(r.fake.Events()); n != 0 {
 		t.Fatalf("%d events at the fake before the post; want 0", n)
 	}
-	r.startSender()
-	r.settled(60 * time.Second)
-	counts := r.fake.CountByEventID()
-	for _, id := range ids {
-		if counts[id] != 1 {
-			t.Errorf("%s reached the fake %d times; want 1", id, counts[id])
-		}
-	}
-	if dl := r.deadLetters(); len(dl) != 0 {
-		t.Errorf("dead letters %v; want none: unposted claims are not in doubt", dl)
-	}
+	r.restartAndCheckSentOnce(ids) // unposted claims are not in doubt
 }
 
 // (b) The sender is killed while Meta accepts its request, before the 200

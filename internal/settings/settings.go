@@ -63,14 +63,8 @@ func Parse(name string, args []string, getenv func(string) string, defs []Settin
 			fs.Var(v, d.Flag, d.Help)
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, flag.ErrHelp
-		}
-		return nil, fmt.Errorf("config: %w (see --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("config: unexpected argument %q (see --help)", fs.Arg(0))
+	if err := parseArgs(fs, args); err != nil {
+		return nil, err
 	}
 	return vs, nil
 }
@@ -89,14 +83,8 @@ func Flags(name string, args []string, defs []Setting) (map[string]string, error
 			envOf[d.Flag] = d.Env
 		}
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, flag.ErrHelp
-		}
-		return nil, fmt.Errorf("config: %w (see --help)", err)
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("config: unexpected argument %q (see --help)", fs.Arg(0))
+	if err := parseArgs(fs, args); err != nil {
+		return nil, err
 	}
 	given := map[string]string{}
 	fs.Visit(func(f *flag.Flag) { given[envOf[f.Name]] = f.Value.String() })
@@ -127,6 +115,21 @@ func Merge(lists ...[]Setting) ([]Setting, error) {
 		}
 	}
 	return out, nil
+}
+
+// parseArgs parses args with fs: flag.ErrHelp itself for -h/--help, and an
+// error pointing to --help for an unknown flag or a stray argument.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("config: %w (see --help)", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("config: unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	return nil
 }
 
 // Err returns the first error a getter met, naming its variable, or nil.

@@ -17,10 +17,7 @@ func benchClaims(b *testing.B, takeover bool) {
 	ids := make([]string, 1000)
 	n := 0
 	for b.Loop() {
-		for i := range ids {
-			ids[i] = "b/e" + strconv.Itoa(n)
-			n++
-		}
+		nextIDs(ids, &n)
 		var err error
 		if takeover {
 			_, err = l.TakeOver(b.Context(), "o", time.Minute, ids)
@@ -44,13 +41,18 @@ func BenchmarkMarkSent1000(b *testing.B) {
 	ids := make([]string, 1000)
 	n := 0
 	for b.Loop() {
-		for i := range ids {
-			ids[i] = "b/e" + strconv.Itoa(n)
-			n++
-		}
+		nextIDs(ids, &n)
 		if err := l.MarkSent(b.Context(), ids); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/id")
+}
+
+// nextIDs fills ids with ids never used before (*n counts them).
+func nextIDs(ids []string, n *int) {
+	for i := range ids {
+		ids[i] = "b/e" + strconv.Itoa(*n)
+		*n++
+	}
 }
