@@ -318,7 +318,7 @@ func TestSendReusesConnections(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	c := NewClient(Config{BaseURL: srv.URL, HTTPClient: &http.Client{Timeout: 5 * time.Second}})
-	const concurrent, bursts = 8, 4
+	const concurrent, bursts = 8, 6
 	for range bursts {
 		var wg sync.WaitGroup
 		for range concurrent {
@@ -330,7 +330,10 @@ func TestSendReusesConnections(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	if n := dials.Load(); n > concurrent {
-		t.Errorf("%d connections for %d bursts of %d concurrent requests; want at most %d (kept idle between bursts)", n, bursts, concurrent, concurrent)
+	// Ideally concurrent connections in all; a burst may start before the
+	// last one's connections are back in the pool and dial one more. Keeping
+	// only 2 idle (net/http's default) dials about 6 a burst: 30+ in all.
+	if n := dials.Load(); n > 2*concurrent {
+		t.Errorf("%d connections for %d bursts of %d concurrent requests; want at most %d (kept idle between bursts)", n, bursts, concurrent, 2*concurrent)
 	}
 }
