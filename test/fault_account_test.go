@@ -111,6 +111,13 @@ func (r *faultRig) deadLetters(ctx context.Context) ([]faultDead, error) {
 // idle reports whether the sender's consumer has nothing left to deliver or
 // to settle (then every effect, Graph accept or dead letter, is visible).
 func (r *faultRig) idle(ctx context.Context) (bool, string) {
+	// Messages of paused businesses wait in PARKED until they come back. A
+	// message moving either way is published before it is acked or deleted,
+	// so PARKED, the consumer and PARKED again all empty means quiet.
+	before, err := r.parked(ctx)
+	if err != nil {
+		return false, "parked: " + err.Error()
+	}
 	c, err := r.js.Consumer(ctx, "CONVERSIONS", "sender")
 	if err != nil {
 		return false, "consumer: " + err.Error()
@@ -119,8 +126,28 @@ func (r *faultRig) idle(ctx context.Context) (bool, string) {
 	if err != nil {
 		return false, "consumer info: " + err.Error()
 	}
-	return info.NumPending == 0 && info.NumAckPending == 0,
-		fmt.Sprintf("consumer: %d pending, %d unacked, %d redelivered", info.NumPending, info.NumAckPending, info.NumRedelivered)
+	after, err := r.parked(ctx)
+	if err != nil {
+		return false, "parked: " + err.Error()
+	}
+	return before == 0 && info.NumPending == 0 && info.NumAckPending == 0 && after == 0,
+		fmt.Sprintf("consumer: %d pending, %d unacked, %d redelivered; parked: %d", info.NumPending, info.NumAckPending, info.NumRedelivered, after)
+}
+
+// parked is the number of messages in stream PARKED (0 before it exists).
+func (r *faultRig) parked(ctx context.Context) (uint64, error) {
+	st, err := r.js.Stream(ctx, "PARKED")
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	si, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return si.State.Msgs, nil
 }
 
 // faultAccountOpts are a scenario's allowances.

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -161,9 +162,16 @@ func (b *batch) nak(it *item, delay time.Duration, outcome string) {
 // deadLetter publishes it to dlq.<reason>; finish acks it once JetStream has
 // stored the letter. Followers come again and settle on their own.
 func (b *batch) deadLetter(it *item, reason, text string) {
-	fut, err := b.s.js.PublishMsgAsync(deadLetterMsg(it, reason, text, time.Now()))
+	b.divert(it, deadLetterMsg(it, reason, text, time.Now()), reason)
+}
+
+// divert publishes m, a copy of it for another stream (DLQ, PARKED); finish
+// acks it, counted as outcome, once JetStream has stored the copy, or hands
+// it back if that failed. Followers come again and settle on their own.
+func (b *batch) divert(it *item, m *nats.Msg, outcome string) {
+	fut, err := b.s.js.PublishMsgAsync(m)
 	b.mu.Lock()
-	b.dead = append(b.dead, deadLetter{it: it, reason: reason, fut: fut, err: err})
+	b.dead = append(b.dead, deadLetter{it: it, reason: outcome, fut: fut, err: err})
 	b.mu.Unlock()
 	for _, f := range it.followers {
 		b.nak(f, time.Second, outcomeRetried)
@@ -194,7 +202,7 @@ func (b *batch) finish(ctx context.Context) {
 		b.ack(d.it, d.reason)
 	}
 	if failed > 0 {
-		b.s.log.Warn("dead letters not stored; messages handed back", zap.Int("count", failed))
+		b.s.log.Warn("dead letters or parked copies not stored; messages handed back", zap.Int("count", failed))
 	}
 	var left int
 	for _, it := range b.items {

@@ -211,14 +211,45 @@ func (e *env) publishRetry(channel string, data []byte, msgID string) {
 // message reached its outcome, so nothing more can be sent.
 func (e *env) settled(d time.Duration) {
 	e.t.Helper()
-	e.waitFor(d, "all messages acked", func() bool {
-		c, err := e.js.Consumer(context.Background(), sender.StreamConversions, sender.ConsumerName)
-		if err != nil {
-			return false
+	// A message moves between CONVERSIONS and PARKED (paused businesses)
+	// by a publish first and an ack or delete after, so it is always in one
+	// of them; quiet twice in a row means nothing is on its way.
+	quiet := 0
+	e.waitFor(d, "all messages acked, none parked", func() bool {
+		if e.parked() == 0 && e.conversionsPending() == 0 && e.parked() == 0 {
+			quiet++
+		} else {
+			quiet = 0
 		}
-		info, err := c.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+		return quiet >= 2
 	})
+}
+
+// conversionsPending is what the CONVERSIONS consumer has not delivered or
+// not acked (-1 when unknown).
+func (e *env) conversionsPending() int {
+	c, err := e.js.Consumer(context.Background(), sender.StreamConversions, sender.ConsumerName)
+	if err != nil {
+		return -1
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		return -1
+	}
+	return int(info.NumPending) + info.NumAckPending
+}
+
+// parked is how many messages wait in PARKED (-1 when unknown).
+func (e *env) parked() int {
+	st, err := e.js.Stream(context.Background(), sender.StreamParked)
+	if err != nil {
+		return -1
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		return -1
+	}
+	return int(info.State.Msgs)
 }
 
 // sentOnce checks that each id reached the fake exactly once and nothing

@@ -138,3 +138,56 @@ func TestUsageHeadersHonoured(t *testing.T) {
 	e.settled(30 * time.Second)
 	e.sentOnce(ids...)
 }
+
+// A business paused for long, with more messages than MaxAckPending, must
+// not stall the others: its messages are parked in PARKED and acked, and
+// they come back once its token works again, each sent once.
+func TestPausedBusinessParkedNotStallingOthers(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) {
+		c.Datasets = map[string]sender.DatasetConfig{
+			"pa": {DatasetID: "ds-a", Token: "token-a", TokenEnv: "TOKEN_A"},
+			"pb": {DatasetID: "ds-b", Token: "token-b", TokenEnv: "TOKEN_B"},
+		}
+		c.MaxAckPending = 20
+		c.BatchSize = 10
+		c.PauseInterval = time.Hour // handed back instead of parked, pa would hold every slot for an hour
+	})
+	e.fake.SetTokens("token-b") // token-a is revoked
+	e.touch(attribution.Messenger, "pa", "psid-a")
+	e.touch(attribution.Messenger, "pb", "psid-b")
+	var as, bs []string
+	for i := range 60 {
+		a := "a-" + strconv.Itoa(i)
+		e.publish("messenger", conv(a, "messenger", "pa", "psid-a"), a)
+		as = append(as, a)
+	}
+	for i := range 10 {
+		b := "b-" + strconv.Itoa(i)
+		e.publish("messenger", conv(b, "messenger", "pb", "psid-b"), b)
+		bs = append(bs, b)
+	}
+	e.waitSent(30*time.Second, bs...)
+	e.waitFor(10*time.Second, "pa's 60 messages parked", func() bool { return e.parked() == 60 })
+	if n := len(e.dlq()); n != 0 {
+		t.Fatalf("%d dead letters while paused; want none", n)
+	}
+
+	// The token is fixed and the pause ends (a restart forgets this
+	// sender's own hour; the shared pause key expires): a probe goes out,
+	// succeeds, and the rest follows.
+	e.fake.SetTokens("token-a", "token-b")
+	e.stop()
+	e.cfg.PauseInterval = 300 * time.Millisecond
+	if err := e.rdb.Del(t.Context(), "ctm:biz:{pa}:paused").Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	e.settled(30 * time.Second)
+	e.sentOnce(append(as, bs...)...)
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+	if e.logs.FilterMessage("parked messages sent back").Len() < 2 {
+		t.Errorf("want a probe and then the rest sent back (2+ 'parked messages sent back' logs)")
+	}
+}

@@ -26,6 +26,7 @@ type metrics struct {
 	pending       prometheus.Gauge
 	ackPending    prometheus.Gauge
 	maxAckPending prometheus.Gauge
+	parked        prometheus.Gauge
 	paused        *prometheus.GaugeVec
 }
 
@@ -64,12 +65,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sender_consumer_max_ack_pending",
 			Help: "MaxAckPending of the CONVERSIONS consumer.",
 		}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_parked_messages",
+			Help: "Messages of paused businesses waiting in stream PARKED.",
+		}),
 		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sender_business_paused",
 			Help: "1 while a business is paused after a token error (only paused businesses are present).",
 		}, []string{"business_id"}),
 	}
-	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.paused} {
+	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.parked, m.paused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

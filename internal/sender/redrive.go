@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -124,31 +123,14 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 
 func redriveOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, res *RedriveResult) error {
 	h := m.Headers()
-	subj := h.Get(HeaderSubject)
-	if !strings.HasPrefix(subj, "conversions.") {
+	if !strings.HasPrefix(h.Get(HeaderSubject), "conversions.") {
 		res.Skipped++
 		return nil
 	}
-	out := nats.NewMsg(subj)
-	out.Data = m.Data()
-	base := h.Get(HeaderMsgID)
-	if base == "" {
-		base = h.Get(HeaderEventID)
-	}
-	out.Header.Set(jetstream.MsgIDHeader, base+"-redrive-"+strconv.FormatUint(seq, 10))
-	if v := h.Get(HeaderPublished); v != "" {
-		out.Header.Set(HeaderPublished, v)
-	}
-	if h.Get(HeaderReason) == ReasonInDoubt {
-		out.Header.Set(HeaderForce, ReasonInDoubt)
-	}
-	if _, err := js.PublishMsg(ctx, out); err != nil {
-		return fmt.Errorf("redrive: publish dead letter %d: %w", seq, err)
+	if err := republish(ctx, js, stream, m, seq, "redrive", h.Get(HeaderReason) == ReasonInDoubt); err != nil {
+		return fmt.Errorf("redrive: %w", err)
 	}
 	res.Republished++
-	if err := stream.DeleteMsg(ctx, seq); err != nil {
-		return fmt.Errorf("redrive: delete dead letter %d: %w", seq, err)
-	}
 	res.Deleted++
 	return nil
 }

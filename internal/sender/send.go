@@ -43,7 +43,11 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 	st := s.biz.get(g.business)
 	if wait, outcome := st.blocked(time.Now()); wait > 0 {
 		for _, it := range g.items {
-			b.nak(it, wait, outcome)
+			if outcome == outcomePaused {
+				b.park(it, g.business) // see park.go
+			} else {
+				b.nak(it, wait, outcome)
+			}
 		}
 		return
 	}
@@ -79,7 +83,11 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 			b.release(owner, claimed[n:])
 			for _, it := range claimed[n:] {
 				wait, outcome := st.blocked(time.Now())
-				b.nak(it, max(wait, s.cfg.RetryMin), cmp.Or(outcome, outcomeRetried))
+				if outcome == outcomePaused {
+					b.park(it, g.business)
+				} else {
+					b.nak(it, max(wait, s.cfg.RetryMin), cmp.Or(outcome, outcomeRetried))
+				}
 			}
 			return
 		}
@@ -153,6 +161,7 @@ func (b *batch) post(ctx context.Context, g *group, st *business, owner string, 
 		for _, it := range items {
 			b.ack(it, outcomeSent)
 		}
+		s.sharedOK(g.business, time.Now())
 		if s.biz.succeeded(st, resp.Usage, time.Now()) {
 			s.m.paused.DeleteLabelValues(g.business)
 			s.log.Info("business resumed", zap.String("business_id", g.business))
@@ -224,6 +233,7 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 	case capi.TokenInvalid:
 		first, pause := s.biz.pause(st, now)
 		d, outcome = pause, outcomePaused
+		s.sharedPause(business)
 		fields := []zap.Field{zap.String("business_id", business), zap.String("during", what),
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
 		if first {
@@ -241,7 +251,11 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 			zap.String("during", what), zap.Error(err), zap.Duration("wait", d))
 	}
 	for _, it := range items {
-		b.nak(it, d, outcome)
+		if outcome == outcomePaused {
+			b.park(it, business)
+		} else {
+			b.nak(it, d, outcome)
+		}
 	}
 }
 

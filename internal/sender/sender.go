@@ -120,6 +120,7 @@ type Service struct {
 	instance string
 	seq      atomic.Uint64
 	parsers  fastjson.ParserPool
+	okAt     sync.Map // business → when this sender last stored its ok key (park.go)
 }
 
 // New checks cfg and builds a Service over deps.
@@ -184,6 +185,7 @@ func (s *Service) Run(ctx context.Context) error {
 		wg.Go(func() { s.work(ctx, cons, keepAlive) })
 	}
 	wg.Go(func() { s.pollPending(ctx, cons) })
+	wg.Go(func() { s.unparkLoop(ctx) })
 	wg.Wait()
 	s.log.Info("sender stopped")
 	return nil

@@ -31,7 +31,7 @@ const (
 	dlqDupWindow = time.Hour
 )
 
-// ensureStreams creates CONVERSIONS, DLQ and the durable consumer when they
+// ensureStreams creates CONVERSIONS, DLQ, PARKED and the durable consumer when they
 // are absent. Existing ones are used as they are: an operator may have made
 // them replicated (R3) or changed limits.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending int, ackWait time.Duration) (jetstream.Consumer, error) {
@@ -48,6 +48,16 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending in
 	if err := ensureStream(ctx, js, jetstream.StreamConfig{
 		Name:       StreamDLQ,
 		Subjects:   []string{SubjectDLQ},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		MaxAge:     streamMaxAge,
+		Duplicates: dlqDupWindow,
+	}); err != nil {
+		return nil, err
+	}
+	if err := ensureStream(ctx, js, jetstream.StreamConfig{
+		Name:       StreamParked,
+		Subjects:   []string{SubjectParked},
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     streamMaxAge,

@@ -1,0 +1,326 @@
+package sender
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+)
+
+// Parking. A business paused after a token error can stay paused for hours.
+// Handed back with a delay, its messages would count against the consumer's
+// MaxAckPending all that time, and once that is full JetStream delivers
+// nothing more, to any business. So the messages of a paused business are
+// parked: copied to stream PARKED (subject parked.<business>) and acked.
+//
+// The pause is shared through Redis, since any sender may fetch a
+// business's messages: a token error sets the business's pause key (for
+// PAUSE_INTERVAL) and drops its ok key; an accepted request sets its ok
+// key. Each sender's unpark loop looks at the businesses with parked
+// messages: while one is paused, its messages stay; when it is known to
+// work (ok), they go back to their original subject; otherwise (the pause
+// ran out, nothing was sent since) a probe of a few goes back, one sender
+// at a time, and the rest waits for its outcome. So a still-broken token
+// costs a few messages a PAUSE_INTERVAL, not a flood. Unparked copies carry
+// a Nats-Msg-Id of their own, and the ledger keeps any event from being
+// sent twice whatever is published again.
+const (
+	StreamParked  = "PARKED"
+	SubjectParked = "parked.>"
+
+	unparkProbe = 10     // messages a probe sends back
+	unparkMax   = 10_000 // messages one sender moves back for one business a round
+)
+
+// timeNow is time.Now, replaced by tests of what happens after days.
+var timeNow = time.Now
+
+// parkSubject is the PARKED subject of business. Ids that are not plain
+// subject tokens (NATS forbids '.', '*', '>' and spaces in one) are hex.
+func parkSubject(business string) string {
+	for i := 0; i < len(business); i++ {
+		c := business[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') {
+			return "parked._" + hex.EncodeToString([]byte(business))
+		}
+	}
+	return "parked." + business
+}
+
+// parkedBusiness is the business of a PARKED subject ("" if none).
+func parkedBusiness(subject string) string {
+	tok, ok := strings.CutPrefix(subject, "parked.")
+	if !ok || tok == "" {
+		return ""
+	}
+	if h, ok := strings.CutPrefix(tok, "_"); ok {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+	return tok
+}
+
+// parkMsg is the parked copy of it: its data, and in the headers what
+// unparking needs to publish it back as it was (the dead-letter headers).
+func parkMsg(it *item, business string) *nats.Msg {
+	m := nats.NewMsg(parkSubject(business))
+	m.Data = it.msg.Data()
+	h := m.Header
+	// Parked again after a lost ack, the same message is dropped as a duplicate.
+	h.Set(jetstream.MsgIDHeader, "park-"+strconv.FormatUint(it.seq, 10))
+	h.Set(HeaderSubject, it.msg.Subject())
+	h.Set(HeaderPublished, it.published.UTC().Format(time.RFC3339Nano))
+	if it.conv.EventID != "" {
+		h.Set(HeaderEventID, headerValue(it.conv.EventID))
+	}
+	if id := it.msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		h.Set(HeaderMsgID, id)
+	}
+	if it.force {
+		h.Set(HeaderForce, ReasonInDoubt)
+	}
+	return m
+}
+
+// park moves it to PARKED; finish acks it once JetStream stored the copy
+// (or hands it back if that failed).
+func (b *batch) park(it *item, business string) {
+	b.divert(it, parkMsg(it, business), outcomePaused)
+}
+
+// pauseKeys are a business's shared pause state in Redis.
+func pauseKey(business string) string  { return "ctm:biz:{" + business + "}:paused" }
+func okKey(business string) string     { return "ctm:biz:{" + business + "}:ok" }
+func probeKey(business string) string  { return "ctm:biz:{" + business + "}:probe" }
+func unparkKey(business string) string { return "ctm:biz:{" + business + "}:unpark" }
+
+// sharedPause records for every sender that business is paused.
+func (s *Service) sharedPause(business string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, pauseKey(business), "1", s.cfg.PauseInterval)
+		p.Del(ctx, okKey(business))
+		return nil
+	})
+	if err != nil {
+		// Only parking is less informed: other senders find out on their own.
+		s.log.Warn("shared pause not stored", zap.String("business_id", business), zap.Error(err))
+	}
+	s.okAt.Delete(business)
+}
+
+// sharedOK records that business's requests are accepted, at most every
+// okRefresh per sender.
+func (s *Service) sharedOK(business string, now time.Time) {
+	if at, ok := s.okAt.Load(business); ok && now.Sub(at.(time.Time)) < s.okRefresh() {
+		return
+	}
+	s.okAt.Store(business, now)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.rdb.Set(ctx, okKey(business), "1", 4*s.okRefresh()).Err(); err != nil {
+		s.okAt.Delete(business)
+	}
+}
+
+func (s *Service) okRefresh() time.Duration { return max(s.cfg.PauseInterval, time.Second) }
+
+// unparkEvery is how often the unpark loop looks at PARKED.
+func (s *Service) unparkEvery() time.Duration {
+	return min(max(s.cfg.PauseInterval/2, 100*time.Millisecond), 10*time.Second)
+}
+
+// unparkLoop moves parked messages back when their business works again.
+func (s *Service) unparkLoop(ctx context.Context) {
+	t := time.NewTicker(s.unparkEvery())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.unparkRound(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("unpark round failed; trying again", zap.Error(err))
+		}
+	}
+}
+
+// unparkRound looks once at every business with parked messages.
+func (s *Service) unparkRound(ctx context.Context) error {
+	stream, err := s.js.Stream(ctx, StreamParked)
+	if err != nil {
+		return err
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(SubjectParked))
+	if err != nil {
+		return err
+	}
+	s.m.parked.Set(float64(info.State.Msgs))
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	var businesses []string
+	for subj := range info.State.Subjects {
+		if b := parkedBusiness(subj); b != "" {
+			businesses = append(businesses, b)
+		}
+	}
+	paused := make([]*redis.IntCmd, len(businesses))
+	ok := make([]*redis.IntCmd, len(businesses))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, b := range businesses {
+			paused[i] = p.Exists(ctx, pauseKey(b))
+			ok[i] = p.Exists(ctx, okKey(b))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i, b := range businesses {
+		if paused[i].Val() == 1 {
+			// Parked longer than Meta's window, its events are too old to
+			// send however long the pause lasts: back they go, to become
+			// dead letters expired rather than age out of PARKED unseen.
+			if err := s.unparkExpired(ctx, stream, b); err != nil {
+				return err
+			}
+			continue
+		}
+		limit, probe := unparkMax, ok[i].Val() == 0
+		if probe {
+			// One probe a PAUSE_INTERVAL, among all senders.
+			if got, err := s.rdb.SetNX(ctx, probeKey(b), "1", s.cfg.PauseInterval).Result(); err != nil || !got {
+				continue
+			}
+			limit = unparkProbe
+		}
+		// One sender moves a business's messages at a time.
+		if got, err := s.rdb.SetNX(ctx, unparkKey(b), s.instance, time.Minute).Result(); err != nil || !got {
+			continue
+		}
+		n, err := s.unpark(ctx, stream, b, limit)
+		s.rdb.Del(context.WithoutCancel(ctx), unparkKey(b))
+		if n > 0 {
+			s.log.Info("parked messages sent back", zap.String("business_id", b), zap.Int("count", n), zap.Bool("probe", probe))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unparkExpired sends back the messages business parked before Meta's
+// 7 days (whatever their event_time, they are older than that by now).
+func (s *Service) unparkExpired(ctx context.Context, stream jetstream.Stream, business string) error {
+	first, err := stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(parkSubject(business)))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	cutoff := timeNow().Add(-capi.MaxEventAge)
+	if !first.Time.Before(cutoff) {
+		return nil
+	}
+	n, err := s.unparkBefore(ctx, stream, business, unparkMax, cutoff)
+	if n > 0 {
+		s.log.Info("expired parked messages sent back", zap.String("business_id", business), zap.Int("count", n))
+	}
+	return err
+}
+
+// unpark publishes up to limit of business's parked messages back to their
+// subjects, deleting each from PARKED once JetStream stored it again.
+func (s *Service) unpark(ctx context.Context, stream jetstream.Stream, business string, limit int) (int, error) {
+	return s.unparkBefore(ctx, stream, business, limit, time.Time{})
+}
+
+// unparkBefore is unpark of the messages parked before before (any, when zero).
+func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, business string, limit int, before time.Time) (int, error) {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{parkSubject(business)}})
+	if err != nil {
+		return 0, err
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	left := min(int(info.NumPending), limit)
+	n := 0
+	for left > 0 {
+		mb, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return n, err
+		}
+		got := 0
+		for m := range mb.Messages() {
+			got++
+			left--
+			md, err := m.Metadata()
+			if err != nil {
+				return n, err
+			}
+			if !before.IsZero() && !md.Timestamp.Before(before) {
+				return n, nil // the rest is newer
+			}
+			if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark", m.Headers().Get(HeaderForce) != ""); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return n, err
+		}
+		if got == 0 {
+			break
+		}
+	}
+	return n, nil
+}
+
+// republish publishes a dead letter or a parked message (m, at seq in
+// stream) back to its original subject and then deletes it from stream. Its
+// Nats-Msg-Id is the original's with "-<kind>-<seq>", so doing it again
+// after a crash between publish and delete is dropped by the CONVERSIONS
+// duplicate window (and past it, the ledger still never sends an event
+// twice). force marks it to take over an in-doubt claim.
+func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind string, force bool) error {
+	h := m.Headers()
+	out := nats.NewMsg(h.Get(HeaderSubject))
+	out.Data = m.Data()
+	base := h.Get(HeaderMsgID)
+	if base == "" {
+		base = h.Get(HeaderEventID)
+	}
+	out.Header.Set(jetstream.MsgIDHeader, base+"-"+kind+"-"+strconv.FormatUint(seq, 10))
+	if v := h.Get(HeaderPublished); v != "" {
+		out.Header.Set(HeaderPublished, v)
+	}
+	if force {
+		out.Header.Set(HeaderForce, ReasonInDoubt)
+	}
+	if _, err := js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("%s: publish message %d back: %w", kind, seq, err)
+	}
+	if err := stream.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("%s: delete message %d: %w", kind, seq, err)
+	}
+	return nil
+}
