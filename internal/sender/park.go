@@ -258,41 +258,63 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 	if err != nil {
 		return 0, err
 	}
+	n := 0
+	err = readPending(ctx, cons, limit, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		if !before.IsZero() && !md.Timestamp.Before(before) {
+			return true, nil // the rest is newer
+		}
+		if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark", m.Headers().Get(HeaderForce) != ""); err != nil {
+			return false, err
+		}
+		n++
+		return false, nil
+	})
+	return n, err
+}
+
+// readPending calls fn on each message cons had pending when it was called,
+// in order, up to limit (0: all), until fn says stop or fails.
+func readPending(ctx context.Context, cons jetstream.Consumer, limit int, fn func(jetstream.Msg, *jetstream.MsgMetadata) (stop bool, err error)) error {
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	left := min(int(info.NumPending), limit)
-	n := 0
+	left := int(info.NumPending)
+	if limit > 0 {
+		left = min(left, limit)
+	}
 	for left > 0 {
 		mb, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
-			return n, err
+			return fmt.Errorf("fetch: %w", err)
 		}
 		got := 0
 		for m := range mb.Messages() {
 			got++
+			if left <= 0 {
+				continue // stopped: drain the batch
+			}
 			left--
 			md, err := m.Metadata()
 			if err != nil {
-				return n, err
+				return err
 			}
-			if !before.IsZero() && !md.Timestamp.Before(before) {
-				return n, nil // the rest is newer
+			stop, err := fn(m, md)
+			if err != nil {
+				return err
 			}
-			if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark", m.Headers().Get(HeaderForce) != ""); err != nil {
-				return n, err
+			if stop {
+				left = 0
 			}
-			n++
 		}
 		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return n, err
+			return fmt.Errorf("fetch: %w", err)
 		}
 		if got == 0 {
 			break
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // republish publishes a dead letter or a parked message (m, at seq in

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -74,49 +73,24 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 	if err != nil {
 		return res, fmt.Errorf("redrive: read %s: %w", StreamDLQ, err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return res, fmt.Errorf("redrive: read %s: %w", StreamDLQ, err)
-	}
 	// Read what was there when the redrive began; letters added meanwhile
 	// wait for the next run.
-	left := info.NumPending
-	for left > 0 {
-		mb, err := cons.Fetch(int(min(left, 256)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return res, fmt.Errorf("redrive: fetch: %w", err)
+	err = readPending(ctx, cons, 0, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		if !opts.Until.IsZero() && md.Timestamp.After(opts.Until) {
+			return true, nil // later letters are newer still
 		}
-		got := 0
-		for m := range mb.Messages() {
-			got++
-			left--
-			md, err := m.Metadata()
-			if err != nil {
-				return res, fmt.Errorf("redrive: %w", err)
-			}
-			if !opts.Until.IsZero() && md.Timestamp.After(opts.Until) {
-				left = 0
-				continue // drain the batch; later letters are newer still
-			}
-			if opts.Limit > 0 && res.Matched >= opts.Limit {
-				left = 0
-				continue
-			}
-			res.Matched++
-			res.ByReason[m.Headers().Get(HeaderReason)]++
-			if opts.DryRun {
-				continue
-			}
-			if err := redriveOne(ctx, js, stream, m, md.Sequence.Stream, &res); err != nil {
-				return res, err
-			}
+		if opts.Limit > 0 && res.Matched >= opts.Limit {
+			return true, nil
 		}
-		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return res, fmt.Errorf("redrive: fetch: %w", err)
+		res.Matched++
+		res.ByReason[m.Headers().Get(HeaderReason)]++
+		if opts.DryRun {
+			return false, nil
 		}
-		if got == 0 {
-			break
-		}
+		return false, redriveOne(ctx, js, stream, m, md.Sequence.Stream, &res)
+	})
+	if err != nil {
+		return res, fmt.Errorf("redrive: read %s: %w", StreamDLQ, err)
 	}
 	return res, nil
 }

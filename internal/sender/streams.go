@@ -35,35 +35,14 @@ const (
 // are absent. Existing ones are used as they are: an operator may have made
 // them replicated (R3) or changed limits.
 func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending int, ackWait time.Duration) (jetstream.Consumer, error) {
-	if err := ensureStream(ctx, js, jetstream.StreamConfig{
-		Name:       StreamConversions,
-		Subjects:   []string{SubjectConversions},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     streamMaxAge,
-		Duplicates: conversionsDupWindow,
-	}); err != nil {
-		return nil, err
-	}
-	if err := ensureStream(ctx, js, jetstream.StreamConfig{
-		Name:       StreamDLQ,
-		Subjects:   []string{SubjectDLQ},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     streamMaxAge,
-		Duplicates: dlqDupWindow,
-	}); err != nil {
-		return nil, err
-	}
-	if err := ensureStream(ctx, js, jetstream.StreamConfig{
-		Name:       StreamParked,
-		Subjects:   []string{SubjectParked},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     streamMaxAge,
-		Duplicates: dlqDupWindow,
-	}); err != nil {
-		return nil, err
+	for _, cfg := range []jetstream.StreamConfig{
+		fileStream(StreamConversions, SubjectConversions, conversionsDupWindow),
+		fileStream(StreamDLQ, SubjectDLQ, dlqDupWindow),
+		fileStream(StreamParked, SubjectParked, dlqDupWindow),
+	} {
+		if err := ensureStream(ctx, js, cfg); err != nil {
+			return nil, err
+		}
 	}
 	cons, err := js.Consumer(ctx, StreamConversions, ConsumerName)
 	if err == nil {
@@ -89,6 +68,19 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending in
 		return nil, fmt.Errorf("create consumer %s: %w", ConsumerName, err)
 	}
 	return cons, nil
+}
+
+// fileStream is the configuration of the sender's streams: on disk, kept
+// streamMaxAge, deduplicating Nats-Msg-Id over dup.
+func fileStream(name, subject string, dup time.Duration) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{subject},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		MaxAge:     streamMaxAge,
+		Duplicates: dup,
+	}
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
