@@ -101,7 +101,9 @@ func (b *batch) park(it *item, business string) {
 	b.divert(it, parkMsg(it, business), outcomePaused)
 }
 
-// pauseKeys are a business's shared pause state in Redis.
+// pauseKey, okKey, probeKey and unparkKey hold a business's shared state in
+// Redis: paused (after a token error), known to work (after an accepted
+// request), a probe under way, and which sender is moving its messages.
 func pauseKey(business string) string  { return "ctm:biz:{" + business + "}:paused" }
 func okKey(business string) string     { return "ctm:biz:{" + business + "}:ok" }
 func probeKey(business string) string  { return "ctm:biz:{" + business + "}:probe" }
