@@ -25,7 +25,7 @@ func printBanner(w io.Writer, cfg config, ingestAddr, natsURL string) {
 	fmt.Fprintf(&b, "  webhooks   POST %s/webhook  (GET handshake, verify token %s)\n", base, ifDev(cfg, devVerifyToken, "$META_VERIFY_TOKEN"))
 	fmt.Fprintf(&b, "  contexts   GET  %s/v1/contexts/{channel}/{business_id}/{user_id}  (Bearer %s)\n", base, admin)
 	fmt.Fprintf(&b, "  metrics    %s/metrics   health %s/healthz %s/readyz\n", base, base, base)
-	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, WEBHOOKS)\n", natsURL)
+	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, PARKED, WEBHOOKS)\n", natsURL)
 	if cfg.RedisURL == "" {
 		fmt.Fprintf(&b, "  store      embedded, journal %s\n", filepath.Join(cfg.DataDir, "redis.journal"))
 	} else {
