@@ -107,3 +107,14 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// TestSharedKeyNames pins the key names README's "Operating" section tells
+// operators to set after fixing a token.
+func TestSharedKeyNames(t *testing.T) {
+	if got := pauseKey("123"); got != "ctm:biz:{123}:paused" {
+		t.Errorf("pauseKey = %q; README documents ctm:biz:{<business id>}:paused", got)
+	}
+	if got := okKey("123"); got != "ctm:biz:{123}:ok" {
+		t.Errorf("okKey = %q; README documents ctm:biz:{<business id>}:ok", got)
+	}
+}
