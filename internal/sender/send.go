@@ -42,13 +42,7 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 	}
 	st := s.biz.get(g.business)
 	if wait, outcome := st.blocked(time.Now()); wait > 0 {
-		for _, it := range g.items {
-			if outcome == outcomePaused {
-				b.park(it, g.business) // see park.go
-			} else {
-				b.nak(it, wait, outcome)
-			}
-		}
+		b.holdBack(g.items, g.business, wait, outcome)
 		return
 	}
 	owner := s.owner()
@@ -81,14 +75,8 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 		if !b.post(ctx, g, st, owner, claimed[:n]) {
 			// The business is blocked now: hand back the rest untried.
 			b.release(owner, claimed[n:])
-			for _, it := range claimed[n:] {
-				wait, outcome := st.blocked(time.Now())
-				if outcome == outcomePaused {
-					b.park(it, g.business)
-				} else {
-					b.nak(it, max(wait, s.cfg.RetryMin), cmp.Or(outcome, outcomeRetried))
-				}
-			}
+			wait, outcome := st.blocked(time.Now())
+			b.holdBack(claimed[n:], g.business, max(wait, s.cfg.RetryMin), cmp.Or(outcome, outcomeRetried))
 			return
 		}
 		claimed = claimed[n:]
@@ -250,11 +238,17 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 		s.log.Warn("transient failure; events handed back", zap.String("business_id", business),
 			zap.String("during", what), zap.Error(err), zap.Duration("wait", d))
 	}
+	b.holdBack(items, business, d, outcome)
+}
+
+// holdBack settles items of a business that cannot be sent now: parked
+// while the business is paused (see park.go), else handed back after wait.
+func (b *batch) holdBack(items []*item, business string, wait time.Duration, outcome string) {
 	for _, it := range items {
 		if outcome == outcomePaused {
 			b.park(it, business)
 		} else {
-			b.nak(it, d, outcome)
+			b.nak(it, wait, outcome)
 		}
 	}
 }
