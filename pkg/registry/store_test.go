@@ -403,3 +403,8 @@ func TestStoreOnCluster(t *testing.T) {
 		t.Fatalf("Delete on cluster: %v", err)
 	}
 }
+
+func newTestServer(t *testing.T) *redistest.Server {
+	t.Helper()
+	return redistest.Start(t)
+}
