@@ -1,0 +1,190 @@
+package registryapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
+)
+
+func (a *api) ctx(c echo.Context) (context.Context, context.CancelFunc) {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return context.WithTimeout(c.Request().Context(), a.Timeout)
+}
+
+// pathID is the business id of the path, checked.
+func pathID(c echo.Context) (string, error) {
+	id := c.Param("business_id")
+	if err := registry.ValidID("business_id", id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// put answers PUT /v1/businesses/{business_id}. Without dataset_id the
+// dataset is resolved (or created) with the Dataset API before anything is
+// stored, with the business's token or the default one.
+func (a *api) put(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	req, err := decodePut(c.Request())
+	if err != nil {
+		return a.fail(c, err)
+	}
+	b := req.business(id)
+	if err := b.Validate(); err != nil {
+		return a.fail(c, err)
+	}
+	ctx, cancel := a.ctx(c)
+	defer cancel()
+	resolved := false
+	if b.DatasetID == "" {
+		token := b.AccessToken.Reveal()
+		if token == "" {
+			token = a.DefaultToken
+		}
+		switch {
+		case a.Datasets == nil:
+			return a.fail(c, badRequest("dataset_id", "dataset_id: required, as this server has no Dataset API to resolve it with"))
+		case token == "":
+			return a.fail(c, badRequest("dataset_id", "dataset_id: required when the business has no access_token and CAPI_ACCESS_TOKEN is not set"))
+		}
+		ds, err := a.Datasets.Dataset(ctx, id, token)
+		if err == nil {
+			err = registry.ValidID("dataset_id", ds)
+		}
+		if err != nil {
+			return a.fail(c, datasetError(id, err, token, b.AppSecret.Reveal(), a.DefaultToken))
+		}
+		b.DatasetID, resolved = ds, true
+	}
+	created, err := a.Store.Put(ctx, b)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	a.Log.Info("business stored", zap.String("business_id", id), zap.String("channel", string(b.Channel)),
+		zap.Bool("created", created), zap.Bool("dataset_resolved", resolved),
+		zap.Bool("access_token_set", b.AccessToken.IsSet()), zap.Bool("app_secret_set", b.AppSecret.IsSet()),
+		zap.Bool("enabled", b.Enabled))
+	stored, err := a.Store.Get(ctx, id)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, toJSON(stored))
+}
+
+// get answers GET /v1/businesses/{business_id} with the record and its
+// health; a failing health source leaves health unavailable, not the record.
+func (a *api) get(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	ctx, cancel := a.ctx(c)
+	defer cancel()
+	b, err := a.Store.Get(ctx, id)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	out := toJSON(b)
+	h, err := a.Health.Health(ctx, id)
+	if err != nil {
+		if !errors.Is(err, ErrNoHealth) {
+			a.Log.Warn("business health unavailable", zap.String("business_id", id), zap.Error(err))
+		}
+		out.Health = &healthJSON{Reason: err.Error()}
+	} else {
+		if h.DeadLettered24h == nil {
+			h.DeadLettered24h = map[string]int64{}
+		}
+		out.Health = &healthJSON{Available: true, Health: &h}
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// list answers GET /v1/businesses?cursor=&limit=.
+func (a *api) list(c echo.Context) error {
+	limit := 0
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return a.fail(c, badRequest("limit", "limit: must be a number from 1 to "+strconv.Itoa(registry.MaxPageSize)))
+		}
+		limit = n
+	}
+	ctx, cancel := a.ctx(c)
+	defer cancel()
+	p, err := a.Store.List(ctx, c.QueryParam("cursor"), limit)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	out := listJSON{Businesses: make([]businessJSON, 0, len(p.Businesses)), NextCursor: p.Next}
+	for _, b := range p.Businesses {
+		out.Businesses = append(out.Businesses, toJSON(b))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// delete answers DELETE /v1/businesses/{business_id}.
+func (a *api) delete(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	ctx, cancel := a.ctx(c)
+	defer cancel()
+	if err := a.Store.Delete(ctx, id); err != nil {
+		return a.fail(c, err)
+	}
+	a.Log.Info("business deleted", zap.String("business_id", id))
+	return c.NoContent(http.StatusNoContent)
+}
+
+// resumeJSON is the answer of a resume that ended a pause.
+type resumeJSON struct {
+	BusinessID string `json:"business_id"`
+	WasPaused  bool   `json:"was_paused"`
+	Parked     int    `json:"parked"`
+	Note       string `json:"note"`
+}
+
+// resume answers POST /v1/businesses/{business_id}/resume: 202 when a pause
+// ended or parked messages are going back (they are sent asynchronously),
+// 204 when there was nothing to resume.
+func (a *api) resume(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return a.fail(c, err)
+	}
+	ctx, cancel := a.ctx(c)
+	defer cancel()
+	if _, err := a.Store.Get(ctx, id); err != nil {
+		return a.fail(c, err)
+	}
+	if a.Resumer == nil {
+		return a.fail(c, &httpError{status: http.StatusServiceUnavailable, body: errorBody{
+			Error: "resume is not available: no sender is connected to this admin API (run the sender with the same REDIS_URL and NATS_URL)"}})
+	}
+	res, err := a.Resumer.Resume(ctx, id)
+	if err != nil {
+		return a.fail(c, &httpError{status: http.StatusServiceUnavailable, cause: err, body: errorBody{
+			Error: "resume failed: " + err.Error() + "; try again"}})
+	}
+	a.Log.Info("business resumed", zap.String("business_id", id), zap.Bool("was_paused", res.WasPaused), zap.Int("parked", res.Parked))
+	if !res.WasPaused && res.Parked == 0 {
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.JSON(http.StatusAccepted, resumeJSON{BusinessID: id, WasPaused: res.WasPaused, Parked: res.Parked,
+		Note: "the pause is over on every sender; parked messages are being sent back"})
+}
