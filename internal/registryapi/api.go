@@ -100,6 +100,9 @@ type api struct{ Deps }
 //	DELETE /v1/businesses/:business_id         204
 //	POST   /v1/businesses/:business_id/resume  202 (resumed) or 204 (was not paused)
 func Register(g *echo.Group, d Deps) {
+	if d.Store == nil {
+		panic("registryapi: Register without a Store")
+	}
 	if d.Health == nil {
 		d.Health = NoHealth{}
 	}

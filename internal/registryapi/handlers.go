@@ -57,11 +57,12 @@ func (a *api) put(c echo.Context) error {
 			return a.fail(c, badRequest("dataset_id", "dataset_id: required when the business has no access_token and CAPI_ACCESS_TOKEN is not set"))
 		}
 		ds, err := a.Datasets.Dataset(ctx, id, token)
-		if err == nil {
-			err = registry.ValidID("dataset_id", ds)
-		}
 		if err != nil {
 			return a.fail(c, datasetError(id, err, token, b.AppSecret.Reveal(), a.DefaultToken))
+		}
+		if registry.ValidID("dataset_id", ds) != nil {
+			return a.fail(c, &httpError{status: http.StatusBadGateway, body: errorBody{Field: "dataset_id",
+				Error: "the Dataset API answered a dataset id that is not a Meta id: give dataset_id"}})
 		}
 		b.DatasetID, resolved = ds, true
 	}

@@ -44,7 +44,8 @@ func (c *CacheConfig) setDefaults() {
 // Cache serves registry lookups from memory. Records are fetched on demand
 // and kept (found or not found) until Run sees them change, their TTL runs
 // out, or they are evicted: memory follows the businesses a sender actually
-// serves, not the size of the registry. Run polls the registry's version
+// serves, not the size of the registry. When Redis fails, an expired entry
+// is served rather than an error. Run polls the registry's version
 // every Refresh and drops the entries of the businesses that changed, so
 // the next lookup reads the new record; the phone_number_id map is dropped
 // whole on any change (changes are rare, lookups refill it).
@@ -130,10 +131,15 @@ func (c *Cache) Business(ctx context.Context, id string) (Business, error) {
 	e, ok := c.byID[id]
 	c.mu.Unlock()
 	if !ok || now.Sub(e.at) >= c.cfg.TTL {
-		var err error
-		if e, err = c.fetch(ctx, id); err != nil {
+		fresh, err := c.fetch(ctx, id)
+		switch {
+		case err == nil:
+			e = fresh
+		case !ok:
 			return Business{}, err
 		}
+		// Redis failed on an expired entry: serve it; nothing can change
+		// the registry while Redis is down.
 	}
 	if !e.found {
 		return Business{}, ErrNotFound
@@ -206,10 +212,12 @@ func (c *Cache) BusinessForPhone(ctx context.Context, phoneNumberID string) (Bus
 			c.mu.Unlock()
 			return p, nil
 		})
-		if err != nil {
+		switch {
+		case err == nil:
+			p = v.(phoneEntry)
+		case !ok:
 			return Business{}, err
 		}
-		p = v.(phoneEntry)
 	}
 	if p.id == "" {
 		return Business{}, ErrNotFound

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // waitFor polls f until it returns nil or a generous deadline passes, then
@@ -98,15 +100,18 @@ func TestCacheSeesChanges(t *testing.T) {
 // with Redis gone, a known business still resolves.
 func TestCacheServesFromMemory(t *testing.T) {
 	srv := newTestServer(t)
-	rdb := srv.Client(t)
+	// No retries: the lookups with Redis down fail at once.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	if _, err := s.Put(ctx, testBusiness("111")); err != nil {
 		t.Fatal(err)
 	}
-	var polls []error
 	var mu sync.Mutex
-	c := NewCache(s, CacheConfig{Refresh: time.Hour, OnError: func(err error) { mu.Lock(); polls = append(polls, err); mu.Unlock() }})
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c := NewCache(s, CacheConfig{Refresh: time.Hour, TTL: time.Minute, Now: clock})
 	if err := c.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +121,15 @@ func TestCacheServesFromMemory(t *testing.T) {
 	srv.Kill()
 	if b, err := c.Business(ctx, "111"); err != nil || b.AccessToken.Reveal() != testToken {
 		t.Fatalf("Business(111) with Redis down = %v; want it from memory", err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if b, err := c.Business(ctx, "111"); err != nil || b.AccessToken.Reveal() != testToken {
+		t.Fatalf("Business(111) past its TTL with Redis down = %v; want the expired entry", err)
+	}
+	if _, err := c.Business(ctx, "222"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Business(222), never seen, with Redis down = %v; want the Redis error", err)
 	}
 	if err := c.Poll(ctx); err == nil {
 		t.Fatal("Poll with Redis down succeeded")

@@ -31,7 +31,10 @@ func (c Channel) Valid() bool { return c == WhatsApp || c == Messenger || c == I
 
 // Limits of a record, checked by Validate. Meta's ids are decimal numbers
 // (WABA, page, Instagram account, phone number and dataset ids alike);
-// MaxIDLen leaves room for their growth.
+// MaxIDLen leaves room for their growth. The length limits are our own
+// bounds, to keep records small and catch a pasted file; they are well above
+// any real token, app secret (32 hex digits), test event code or partner
+// agent.
 const (
 	MaxIDLen            = 32
 	MaxPhoneNumberIDs   = 100
@@ -48,7 +51,9 @@ type Business struct {
 	DatasetID string  // where conversions go; "" = resolve with the Dataset API
 	// AccessToken posts this business's events; unset = CAPI_ACCESS_TOKEN.
 	AccessToken Secret
-	// AppSecret makes appsecret_proof for AccessToken; unset = CAPI_APP_SECRET.
+	// AppSecret makes appsecret_proof for AccessToken ("Securing Graph API
+	// Requests": HMAC-SHA256 of the token keyed with the app secret); unset =
+	// CAPI_APP_SECRET.
 	AppSecret      Secret
 	TestEventCode  string   // "" = CAPI_TEST_EVENT_CODE
 	PhoneNumberIDs []string // WhatsApp phone_number_ids of the WABA
