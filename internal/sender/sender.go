@@ -59,7 +59,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/valyala/fastjson"
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -119,7 +118,6 @@ type Service struct {
 	failAt   func(string)
 	instance string
 	seq      atomic.Uint64
-	parsers  fastjson.ParserPool
 	okAt     sync.Map // business → when this sender last stored its ok key (park.go)
 }
 

@@ -318,3 +318,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseFixtures(t *testing.T) {
+	data, err := os.ReadFile("testdata/conversions.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+	wantErr := []string{"", "", "", "", "",
+		"event_id: empty",
+		"event_name: not one of",
+		"channel: must be whatsapp, messenger or instagram",
+		"custom_data.currency: Purchase needs a three-letter currency code",
+		"not JSON",
+	}
+	if len(lines) != len(wantErr) {
+		t.Fatalf("fixture has %d lines; want %d", len(lines), len(wantErr))
+	}
+	for i, l := range lines {
+		_, err := conversion.Parse(l)
+		switch {
+		case wantErr[i] == "" && err != nil:
+			t.Errorf("line %d: Parse = %v; want valid", i+1, err)
+		case wantErr[i] != "" && (err == nil || !strings.HasPrefix(err.Error(), wantErr[i])):
+			t.Errorf("line %d: Parse error = %v; want prefix %q", i+1, err, wantErr[i])
+		}
+	}
+}

@@ -23,11 +23,11 @@ var parsers fastjson.ParserPool
 // (for a dead letter's headers and the channel label), and the error is an
 // *Error.
 func Parse(data []byte) (Conversion, error) {
-	if err := checkJSON("", data); err != nil {
-		return Conversion{}, err
-	}
 	p := parsers.Get()
 	defer parsers.Put(p)
+	if err := checkJSON("", data); err != nil {
+		return bestEffort(p, data), err
+	}
 	v, err := p.ParseBytes(data)
 	if err != nil { // valid JSON that fastjson refuses: nested too deeply
 		return Conversion{}, invalid("", "not JSON: nested too deeply")
@@ -86,6 +86,24 @@ func Parse(data []byte) (Conversion, error) {
 		return c, r.err
 	}
 	return c, c.check(cd)
+}
+
+// bestEffort reads event_id and channel of a message that is not JSON but
+// that fastjson's leniency may still read, so that its dead letter names
+// the event.
+func bestEffort(p *fastjson.Parser, data []byte) Conversion {
+	v, err := p.ParseBytes(data)
+	if err != nil {
+		return Conversion{}
+	}
+	var c Conversion
+	if id := v.GetStringBytes("event_id"); len(id) <= MaxEventIDLen {
+		c.EventID = string(id)
+	}
+	if ch := string(v.GetStringBytes("channel")); IsChannel(ch) {
+		c.Channel = ch
+	}
+	return c
 }
 
 // reader reads typed fields of a JSON object and keeps the first error.
