@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
 // group is the claimed-or-to-claim events of one business going to one
@@ -91,7 +92,7 @@ func (b *batch) group(ctx context.Context, live []*item) []*group {
 	failed := map[string][]*item{}
 	failures := map[string]error{}
 	for _, it := range live {
-		it.ledgerID = it.business + "/" + it.conv.EventID
+		it.ledgerID = ledger.ID(it.business, it.conv.EventID)
 		if p := primaries[it.ledgerID]; p != nil {
 			p.followers = append(p.followers, it)
 			continue
