@@ -47,8 +47,8 @@ func (b *batch) join(ctx context.Context, live []*item, now time.Time) []*item {
 			missing = "no ad-click context for the conversation"
 		case it.conv.Channel == attribution.WhatsApp && cx.ClickID == "":
 			missing = "the conversation's context has no ctwa_clid, which WhatsApp conversions need"
-		case cx == nil && b.s.cfg.RequireReferral:
-			missing = "no ad referral for the conversation (REQUIRE_REFERRAL is on)"
+		case cx == nil && b.s.cfg.referralRequired(it.conv.Channel):
+			missing = "no ad referral for the conversation (REQUIRE_REFERRAL lists " + it.conv.Channel + ")"
 		}
 		if missing == "" {
 			it.business = businessOf(&it.conv, cx)

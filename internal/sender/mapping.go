@@ -17,7 +17,7 @@ func businessOf(c *conversion.Conversion, cx *attribution.Context) string {
 }
 
 // toEvent maps a conversion and its context (nil only for Messenger and
-// Instagram with REQUIRE_REFERRAL=false) to a Conversions API event with the
+// Instagram when REQUIRE_REFERRAL does not list the channel) to a Conversions API event with the
 // channel's user_data: WhatsApp the WABA id and ctwa_clid, Messenger the page
 // id and PSID, Instagram the account id and IGSID.
 func toEvent(c *conversion.Conversion, cx *attribution.Context, eventTime int64) capi.Event {
