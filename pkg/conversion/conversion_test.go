@@ -345,3 +345,15 @@ func TestParseFixtures(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	in := []byte(`{"event_id":"order-8812-purchase","event_name":"Purchase","event_time":1764000000,"channel":"whatsapp",` +
+		`"business_id":"104222339999001","user_id":"16315551234","custom_data":{"currency":"USD","value":123.45,"order_id":"8812"}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := conversion.Parse(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
