@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
@@ -83,5 +84,19 @@ func TestToEventGolden(t *testing.T) {
 				t.Errorf("toEvent(%s) =\n%s\nwant\n%s", tt.name, got, want)
 			}
 		})
+	}
+}
+
+// The contract's event names are the ones pkg/capi (Meta's side) accepts:
+// the two packages keep their lists apart (pkg never imports pkg), so this
+// test is what keeps them equal.
+func TestEventNamesAgreeWithCAPI(t *testing.T) {
+	for _, n := range conversion.EventNames() {
+		if !capi.IsMessagingEventName(n) {
+			t.Errorf("event_name %s is in the contract but not in pkg/capi", n)
+		}
+	}
+	if n := len(conversion.EventNames()); n != 14 {
+		t.Errorf("contract has %d event names; want Meta's 14", n)
 	}
 }

@@ -32,7 +32,8 @@ var messagingEventNames = map[string]bool{
 }
 
 // IsMessagingEventName reports whether Meta accepts name as the event_name of
-// a business_messaging event. The pipeline's own contract may allow fewer.
+// a business_messaging event. The contract with order systems
+// (pkg/conversion) allows the same fourteen.
 func IsMessagingEventName(name string) bool { return messagingEventNames[name] }
 
 // ValidationError names the rule an event breaks. It carries field names
