@@ -9,6 +9,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
 // Conversions that fastjson reads but JSON forbids (NaN, Infinity, 1-2, a
@@ -78,5 +79,27 @@ func TestEscapedCustomDataSent(t *testing.T) {
 	}
 	if n := len(e.dlq()); n != 0 {
 		t.Errorf("%d dead letters; want none", n)
+	}
+}
+
+// All 14 event names of Meta's guide reach (the fake) Meta; any other name
+// is dead letter invalid, with the allowed names in the error.
+func TestEveryEventNameSentUnknownInvalid(t *testing.T) {
+	e := newEnv(t, nil)
+	e.touch(attribution.Messenger, "p1", "psid-1")
+	var ids []string
+	for _, n := range conversion.EventNames() {
+		id := "name-" + n
+		ids = append(ids, id)
+		e.publish("messenger", []byte(`{"event_id":"`+id+`","event_name":"`+n+`","channel":"messenger","business_id":"p1",`+
+			`"user_id":"psid-1","custom_data":{"currency":"USD","value":1}}`), id)
+	}
+	e.publish("messenger", []byte(`{"event_id":"name-Refund","event_name":"Refund","channel":"messenger","business_id":"p1","user_id":"psid-1"}`), "")
+	letters := e.waitDLQ(20*time.Second, 1)
+	e.settled(20 * time.Second)
+	e.sentOnce(ids...)
+	if len(letters) != 1 || letters[0].Reason != sender.ReasonInvalid ||
+		!strings.Contains(letters[0].Error, strings.Join(conversion.EventNames(), ", ")) {
+		t.Errorf("dead letters %+v; want name-Refund invalid listing the 14 names", letters)
 	}
 }
