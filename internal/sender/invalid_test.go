@@ -103,3 +103,37 @@ func TestEveryEventNameSentUnknownInvalid(t *testing.T) {
 		t.Errorf("dead letters %+v; want name-Refund invalid listing the 14 names", letters)
 	}
 }
+
+// Limited Data Use goes to Meta with its event, and only with it.
+func TestLimitedDataUseSentPerEvent(t *testing.T) {
+	e := newEnv(t, nil)
+	e.touch(attribution.Messenger, "p1", "psid-1")
+	e.publish("messenger", []byte(`{"event_id":"ldu","event_name":"LeadSubmitted","channel":"messenger","business_id":"p1","user_id":"psid-1",`+
+		`"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}`), "ldu")
+	e.publish("messenger", []byte(`{"event_id":"plain","event_name":"LeadSubmitted","channel":"messenger","business_id":"p1","user_id":"psid-1"}`), "plain")
+	e.publish("messenger", []byte(`{"event_id":"bad-ldu","event_name":"LeadSubmitted","channel":"messenger","business_id":"p1","user_id":"psid-1",`+
+		`"data_processing_options":["LDU"],"data_processing_options_country":2,"data_processing_options_state":0}`), "bad-ldu")
+	letters := e.waitDLQ(20*time.Second, 1)
+	e.settled(20 * time.Second)
+	e.sentOnce("ldu", "plain")
+	for _, ev := range e.fake.Events() {
+		var got struct {
+			Options []string `json:"data_processing_options"`
+			Country *int     `json:"data_processing_options_country"`
+			State   *int     `json:"data_processing_options_state"`
+		}
+		if err := json.Unmarshal(ev.Raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		ldu := len(got.Options) == 1 && got.Options[0] == "LDU" && got.Country != nil && *got.Country == 1 &&
+			got.State != nil && *got.State == 1000
+		plain := got.Options == nil && got.Country == nil && got.State == nil
+		if (ev.EventID == "ldu" && !ldu) || (ev.EventID == "plain" && !plain) {
+			t.Errorf("%s at Meta: %s", ev.EventID, ev.Raw)
+		}
+	}
+	if len(letters) != 1 || letters[0].EventID != "bad-ldu" || letters[0].Reason != sender.ReasonInvalid ||
+		!strings.HasPrefix(letters[0].Error, "data_processing_options_country: must be 0") {
+		t.Errorf("dead letters %+v; want bad-ldu invalid", letters)
+	}
+}
