@@ -117,6 +117,9 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 		"ACK_WAIT=3s", "SEND_LEASE=6s", "HTTP_TIMEOUT=5s", "SHUTDOWN_TIMEOUT=5s",
 		"RETRY_MIN=100ms", "RETRY_MAX=1s", "PAUSE_INTERVAL=1s",
 		"CONTEXT_WAIT=60s", "CONTEXT_RETRY_MIN=200ms", "CONTEXT_RETRY_MAX=1s",
+		// The scenarios hold every channel to its webhook, Instagram too
+		// (not the default; docs/contract.md#referral-requirement).
+		"REQUIRE_REFERRAL=messenger,instagram",
 	}
 	if o.Datasets != "" {
 		path := filepath.Join(t.TempDir(), "datasets.json")

@@ -337,8 +337,8 @@ func TestDataDirLock(t *testing.T) {
 	unlock2()
 }
 
-// TestFlags: every ingest and sender setting has its flag here too (design.md:
-// each setting has a flag of the same meaning); flags win over the
+// TestFlags: every ingest and sender setting has its flag here too (every
+// setting has a flag of the same meaning); flags win over the
 // environment, and each service keeps its own defaults for what is unset.
 func TestFlags(t *testing.T) {
 	env := map[string]string{"CONTEXT_WAIT": "5m", "BATCH_SIZE": "50"}

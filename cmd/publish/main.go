@@ -9,7 +9,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
 func main() {
@@ -41,15 +42,17 @@ var errUsage = errors.New("usage")
 
 const usage = `Usage: publish [-nats URL] [-timeout D] FILE.jsonl|- ...
 
-Publishes conversions (one JSON object a line, as in design.md "Conversions in")
+Publishes conversions (one JSON object a line, the message of docs/contract.md)
 to NATS JetStream: subject conversions.<channel>, header Nats-Msg-Id = event_id,
 so that publishing the same file twice stores each conversion once (within the
 stream's duplicate window; the sender's ledger catches later repeats).
-Lines that are not JSON objects or lack channel/event_id are reported with
-file:line and skipped; the exit status is 1 if any line failed.
+Each line is checked against the contract first (pkg/conversion, the same
+check the sender makes); a line that breaks it is reported with file:line and
+the rule, and skipped. The exit status is 1 if any line failed.
 
 Example (against go run ./cmd/all-in-one):
   go run ./cmd/publish examples/conversions.jsonl
+  go run ./cmd/publish -check=false broken.jsonl   # see the sender dead-letter them
 
 Flags:
 `
@@ -63,6 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	url := fs.String("nats", def, "NATS server `URL` (env NATS_URL)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each JetStream ack")
+	check := fs.Bool("check", true, "check each line against the contract; -check=false publishes any line with an event_id and a channel (to see the sender's dead letters)")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			defer f.Close()
 			r = f
 		}
-		o, f := publishAll(ctx, js, name, r, *timeout, stdout)
+		o, f := publishAll(ctx, js, name, r, *timeout, *check, stdout)
 		ok, failed = ok+o, failed+f
 	}
 	fmt.Fprintf(stdout, "published %d, failed %d\n", ok, failed)
@@ -107,7 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 // publishAll publishes every line of r and reports each failure as name:line.
-func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.Reader, timeout time.Duration, out io.Writer) (ok, failed int) {
+func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.Reader, timeout time.Duration, check bool, out io.Writer) (ok, failed int) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -115,12 +119,10 @@ func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.R
 		if len(data) == 0 {
 			continue
 		}
-		var m struct {
-			EventID string `json:"event_id"`
-			Channel string `json:"channel"`
-		}
-		if err := json.Unmarshal(data, &m); err != nil || m.EventID == "" || m.Channel == "" {
-			fmt.Fprintf(out, "%s:%d: not a conversion (need a JSON object with event_id and channel)\n", name, line)
+		m, err := conversion.Parse(data) // with an error, m holds what could be read
+		if err != nil && (check || !conversion.IsChannel(m.Channel) || m.EventID == "") {
+			// The error names the field and the rule, never a value.
+			fmt.Fprintf(out, "%s:%d: not a valid conversion: %v\n", name, line, err)
 			failed++
 			continue
 		}

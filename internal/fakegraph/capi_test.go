@@ -36,6 +36,7 @@ func whatsapp(id string) capi.Event {
 func TestValidateAgreesWithFake(t *testing.T) {
 	s, c := setup(t, fakegraph.Options{}, "")
 	mut := func(f func(*capi.Event)) capi.Event { e := whatsapp("a"); f(&e); return e }
+	one, ca, seven := 1, 1000, 7
 	cases := map[string]capi.Event{
 		"valid": whatsapp("a"),
 		"messenger": mut(func(e *capi.Event) {
@@ -57,6 +58,12 @@ func TestValidateAgreesWithFake(t *testing.T) {
 		"value string":   mut(func(e *capi.Event) { e.CustomData = json.RawMessage(`{"currency":"USD","value":"12"}`) }),
 		"no currency":    mut(func(e *capi.Event) { e.CustomData = json.RawMessage(`{"value":12}`) }),
 		"no custom data": mut(func(e *capi.Event) { e.CustomData = nil }),
+		"ldu":            mut(func(e *capi.Event) { e.DataProcessingOptions = []string{"LDU"} }),
+		"ldu california": mut(func(e *capi.Event) {
+			e.DataProcessingOptions, e.DataProcessingOptionsCountry, e.DataProcessingOptionsState = []string{"LDU"}, &one, &ca
+		}),
+		"ldu lower case": mut(func(e *capi.Event) { e.DataProcessingOptions = []string{"ldu"} }),
+		"ldu state 7":    mut(func(e *capi.Event) { e.DataProcessingOptions, e.DataProcessingOptionsState = []string{"LDU"}, &seven }),
 	}
 	for name, ev := range cases {
 		t.Run(name, func(t *testing.T) {

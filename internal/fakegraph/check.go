@@ -83,7 +83,29 @@ func checkEvent(raw json.RawMessage, now time.Time) (c checked, problem string) 
 			return c, "user_data." + f + " is required for " + c.Channel
 		}
 	}
+	if p := checkDataProcessing(ev); p != "" {
+		return c, p
+	}
 	return c, checkCustomData(c.EventName, ev["custom_data"])
+}
+
+// checkDataProcessing checks Limited Data Use ("Data Processing Options for
+// US Users"): options [] or ["LDU"], country 0 or 1, state 0 or 1000.
+func checkDataProcessing(ev map[string]json.RawMessage) string {
+	if raw, ok := ev["data_processing_options"]; ok {
+		var opts []string
+		if json.Unmarshal(raw, &opts) != nil || len(opts) > 1 || (len(opts) == 1 && opts[0] != "LDU") {
+			return `data_processing_options must be [] or ["LDU"]`
+		}
+	}
+	for f, code := range map[string]string{"data_processing_options_country": "1", "data_processing_options_state": "1000"} {
+		if raw, ok := ev[f]; ok {
+			if v := string(bytes.TrimSpace(raw)); v != "0" && v != code {
+				return f + " is not a supported value"
+			}
+		}
+	}
+	return ""
 }
 
 func checkCustomData(name string, raw json.RawMessage) string {

@@ -235,7 +235,7 @@ func (c *Capture) publish(p *fastjson.Parser, m captured) {
 // redact returns body with personal free text replaced by "[redacted]":
 // message text bodies (WhatsApp text.body, Messenger/Instagram message.text,
 // button texts), media captions, comment messages, contact profile names
-// and user names. design.md says message text and names are never stored,
+// and user names. docs/contract.md says message text and names are never stored,
 // and the capture stream is storage. This is safe for replay: replay
 // re-signs each body, and no field webhook.Parse reads is touched (ids,
 // timestamps and referrals stay as received).

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,9 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
-// ConvGen makes conversion messages (design.md "Conversions in") for the
+// ConvGen makes conversion messages (docs/contract.md) for the
 // contexts a BodyGen's webhooks would have stored: conversion i of a batch
 // belongs to the user of sequence number i mod Contexts.
 type ConvGen struct {
@@ -31,32 +33,36 @@ func EventID(prefix string, i int) string { return prefix + strconv.Itoa(i) }
 
 // Message returns conversion i of the batch prefix names, published at now,
 // as a NATS message on conversions.<channel> (or subjectBase.<channel>)
-// with Nats-Msg-Id set to its event_id, as publishers should.
+// with Nats-Msg-Id set to its event_id, as publishers should. It is a
+// conversion.Conversion marshalled as publishers would, so the load is held
+// to the same contract as real messages.
 func (c *ConvGen) Message(subjectBase, prefix string, i int, now time.Time) *nats.Msg {
 	seq := uint64(i % c.Contexts)
 	ch := c.Mix.Channel(seq)
 	business, _ := c.Bodies.Business(ch, seq)
-	id := EventID(prefix, i)
-	b := make([]byte, 0, 320)
-	b = append(b, `{"event_id":"`...)
-	b = append(b, id...)
-	b = append(b, `","event_name":"Purchase","event_time":`...)
-	b = strconv.AppendInt(b, now.Unix(), 10)
-	b = append(b, `,"channel":"`...)
-	b = append(b, ch...)
-	b = append(b, `","business_id":"`...)
-	b = append(b, business...)
-	b = append(b, `","user_id":"`...)
-	b = append(b, c.Bodies.User(ch, seq)...)
-	b = append(b, `","custom_data":{"currency":"USD","value":`...)
-	b = strconv.AppendFloat(b, 10+float64(i%9000)/100, 'f', 2, 64)
-	b = append(b, `,"order_id":"`...)
-	b = strconv.AppendInt(b, int64(i), 10)
-	b = append(b, `"}}`...)
+	cd, err := json.Marshal(purchaseData{Currency: "USD", Value: 10 + float64(i%9000)/100, OrderID: strconv.Itoa(i)})
+	if err != nil {
+		panic(err) // a fixed struct of strings and a finite number always marshals
+	}
+	conv := conversion.Conversion{
+		EventID: EventID(prefix, i), EventName: conversion.Purchase, EventTime: now.Unix(), Channel: ch,
+		BusinessID: business, UserID: c.Bodies.User(ch, seq), CustomData: cd,
+	}
+	data, err := json.Marshal(conv)
+	if err != nil {
+		panic(err)
+	}
 	m := nats.NewMsg(subjectBase + "." + ch)
-	m.Data = b
-	m.Header.Set(jetstream.MsgIDHeader, id)
+	m.Data = data
+	m.Header.Set(jetstream.MsgIDHeader, conv.EventID)
 	return m
+}
+
+// purchaseData is the custom_data of a generated Purchase.
+type purchaseData struct {
+	Currency string  `json:"currency"`
+	Value    float64 `json:"value"`
+	OrderID  string  `json:"order_id"`
 }
 
 // Seed records the contexts conversions refer to, through the store as

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
 func TestConversionMessagesFollowTheContract(t *testing.T) {
@@ -24,16 +25,8 @@ func TestConversionMessagesFollowTheContract(t *testing.T) {
 	ids := map[string]bool{}
 	for i := range 120 { // more conversions than contexts: users repeat, event ids do not
 		m := c.Message("conversions", "lg-x-r1-", i, now)
-		var conv struct {
-			EventID    string          `json:"event_id"`
-			EventName  string          `json:"event_name"`
-			EventTime  int64           `json:"event_time"`
-			Channel    string          `json:"channel"`
-			BusinessID string          `json:"business_id"`
-			UserID     string          `json:"user_id"`
-			CustomData json.RawMessage `json:"custom_data"`
-		}
-		if err := json.Unmarshal(m.Data, &conv); err != nil {
+		conv, err := conversion.Parse(m.Data) // the sender's own check
+		if err != nil {
 			t.Fatalf("conversion %d: %v: %s", i, err, m.Data)
 		}
 		if conv.EventID != EventID("lg-x-r1-", i) || m.Header.Get("Nats-Msg-Id") != conv.EventID || ids[conv.EventID] {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
 // expiryMargin keeps events a little younger than Meta's 7 days, so that one
@@ -24,7 +25,7 @@ type item struct {
 	stored    time.Time // when this copy entered the stream: CONTEXT_WAIT runs from here
 	published time.Time // first publish (kept through redrives): the default event_time
 	delivered uint64
-	conv      conversion
+	conv      conversion.Conversion
 	business  string
 	ledgerID  string
 	event     capi.Event
@@ -66,11 +67,10 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg, keepAlive t
 	b.finish(ctx)
 }
 
-// parse decodes and validates every message; invalid and expired ones become
-// dead letters.
+// parse decodes and validates every message (pkg/conversion); invalid and
+// expired ones become dead letters at once, on their first delivery, before
+// anything is written to the ledger.
 func (b *batch) parse(now time.Time) []*item {
-	p := b.s.parsers.Get()
-	defer b.s.parsers.Put(p)
 	live := b.items[:0:0]
 	for _, it := range b.items {
 		if md, err := it.msg.Metadata(); err == nil {
@@ -86,7 +86,7 @@ func (b *batch) parse(now time.Time) []*item {
 			}
 		}
 		it.force = h.Get(HeaderForce) == ReasonInDoubt
-		c, err := parseConversion(p, it.msg.Data())
+		c, err := conversion.Parse(it.msg.Data())
 		it.conv = c
 		if err != nil {
 			b.deadLetter(it, ReasonInvalid, err.Error())

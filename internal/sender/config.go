@@ -33,7 +33,7 @@ type Config struct {
 	ContextWait     time.Duration            // CONTEXT_WAIT
 	ContextRetryMin time.Duration            // CONTEXT_RETRY_MIN: first wait for a missing context
 	ContextRetryMax time.Duration            // CONTEXT_RETRY_MAX
-	RequireReferral bool                     // REQUIRE_REFERRAL (Messenger, Instagram)
+	RequireReferral []string                 // REQUIRE_REFERRAL: channels whose conversions need an ad referral (referral.go)
 	BatchSize       int                      // BATCH_SIZE: messages per fetch
 	Workers         int                      // WORKERS: concurrent fetch loops
 	MaxAckPending   int                      // MAX_ACK_PENDING of the consumer it creates
@@ -85,7 +85,7 @@ func DefaultConfig() Config {
 		ContextWait:     DefaultContextWait,
 		ContextRetryMin: DefaultContextRetryMin,
 		ContextRetryMax: DefaultContextRetryMax,
-		RequireReferral: true,
+		RequireReferral: []string{DefaultRequireReferral},
 		BatchSize:       DefaultBatchSize,
 		Workers:         DefaultWorkers,
 		MaxAckPending:   DefaultMaxAckPending,
@@ -120,7 +120,7 @@ func Settings() []settings.Setting {
 		{Env: "CONTEXT_WAIT", Flag: "context-wait", Default: dur(d.ContextWait), Help: "how long a conversion waits for its ad-click context before dead letter unattributed"},
 		{Env: "CONTEXT_RETRY_MIN", Flag: "context-retry-min", Default: dur(d.ContextRetryMin), Help: "first delay before looking for a missing context again (doubles each time)"},
 		{Env: "CONTEXT_RETRY_MAX", Flag: "context-retry-max", Default: dur(d.ContextRetryMax), Help: "longest delay between context lookups"},
-		{Env: "REQUIRE_REFERRAL", Flag: "require-referral", Default: "true", Help: "Messenger/Instagram: require a stored ad referral (false: send with page/IG ids alone)"},
+		{Env: "REQUIRE_REFERRAL", Flag: "require-referral", Default: strings.Join(d.RequireReferral, ","), Help: "channels (messenger, instagram) whose conversions wait for a stored ad referral; none: send with page/IG ids alone; true: both (Meta documents no referral on Instagram message webhooks)"},
 		{Env: "BATCH_SIZE", Flag: "batch-size", Default: strconv.Itoa(d.BatchSize), Help: "messages fetched and processed together (1-10000)"},
 		{Env: "WORKERS", Flag: "workers", Default: strconv.Itoa(d.Workers), Help: "concurrent fetch-process loops"},
 		{Env: "MAX_ACK_PENDING", Flag: "max-ack-pending", Default: strconv.Itoa(d.MaxAckPending), Help: "MaxAckPending of the consumer when the sender creates it; waiting and paused messages count against it"},
@@ -161,7 +161,6 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		ContextWait:     v.Duration("CONTEXT_WAIT"),
 		ContextRetryMin: v.Duration("CONTEXT_RETRY_MIN"),
 		ContextRetryMax: v.Duration("CONTEXT_RETRY_MAX"),
-		RequireReferral: v.Bool("REQUIRE_REFERRAL"),
 		BatchSize:       v.Int("BATCH_SIZE"),
 		Workers:         v.Int("WORKERS"),
 		MaxAckPending:   v.Int("MAX_ACK_PENDING"),
@@ -179,6 +178,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		Failpoint:       getenv("CTM_FAILPOINT"),
 	}
 	if err := v.Err(); err != nil {
+		return Config{}, err
+	}
+	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
 		return Config{}, err
 	}
 	switch {

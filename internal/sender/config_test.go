@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	want := DefaultConfig()
 	if cfg.ContextWait != want.ContextWait || cfg.BatchSize != 1000 || cfg.SendLease != 2*time.Minute ||
-		cfg.SentTTL != 8*24*time.Hour || !cfg.RequireReferral || cfg.GraphVersion != "v24.0" ||
+		cfg.SentTTL != 8*24*time.Hour || !slices.Equal(cfg.RequireReferral, []string{"messenger"}) || cfg.GraphVersion != "v24.0" ||
 		cfg.GraphBase != "https://graph.facebook.com" || cfg.MetricsAddr != ":9090" || cfg.AccessToken != "tok" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
@@ -33,8 +34,39 @@ func TestParseConfigFlagsWin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.BatchSize != 50 || cfg.ContextWait != 2*time.Minute || cfg.RequireReferral || cfg.SentTTL != 9*24*time.Hour {
+	if cfg.BatchSize != 50 || cfg.ContextWait != 2*time.Minute || cfg.RequireReferral != nil || cfg.SentTTL != 9*24*time.Hour {
 		t.Errorf("flags did not win: %+v", cfg)
+	}
+}
+
+func TestParseRequireReferral(t *testing.T) {
+	both := []string{"messenger", "instagram"}
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", []string{"messenger"}}, // unset: the default
+		{"messenger", []string{"messenger"}},
+		{"instagram", []string{"instagram"}},
+		{" Instagram , messenger ", []string{"instagram", "messenger"}},
+		{"messenger,messenger", []string{"messenger"}},
+		{"none", nil},
+		{"true", both}, // the old boolean: both channels, as before
+		{"on", both},
+		{"false", nil},
+		{"off", nil},
+	}
+	for _, tt := range tests {
+		cfg, err := ParseConfig(nil, envOf(map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_ACCESS_TOKEN": "t",
+			"REQUIRE_REFERRAL": tt.in}))
+		if err != nil || !slices.Equal(cfg.RequireReferral, tt.want) {
+			t.Errorf("REQUIRE_REFERRAL=%q: %v, %v; want %v", tt.in, cfg.RequireReferral, err, tt.want)
+		}
+		for _, ch := range []string{"whatsapp", "messenger", "instagram"} {
+			if got := cfg.referralRequired(ch); got != slices.Contains(tt.want, ch) {
+				t.Errorf("REQUIRE_REFERRAL=%q: referralRequired(%s) = %v", tt.in, ch, got)
+			}
+		}
 	}
 }
 
@@ -58,7 +90,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no redis", with("REDIS_URL", ""), nil, "REDIS_URL is required"},
 		{"no token", with("CAPI_ACCESS_TOKEN", ""), nil, "CAPI_ACCESS_TOKEN is required"},
 		{"bad duration", with("CONTEXT_WAIT", "soon"), nil, "CONTEXT_WAIT"},
-		{"bad bool", with("REQUIRE_REFERRAL", "maybe"), nil, "REQUIRE_REFERRAL"},
+		{"bad referral list", with("REQUIRE_REFERRAL", "maybe"), nil, "REQUIRE_REFERRAL: want a comma list of channels (messenger, instagram) or none"},
+		{"referral for whatsapp", with("REQUIRE_REFERRAL", "messenger,whatsapp"), nil, "whatsapp always needs its ad click"},
 		{"lease below timeout", with("SEND_LEASE", "10s"), nil, "SEND_LEASE must exceed HTTP_TIMEOUT"},
 		{"short sent ttl", with("SENT_TTL", "2d"), nil, "SENT_TTL"},
 		{"batch too big", with("BATCH_SIZE", "20000"), nil, "BATCH_SIZE"},

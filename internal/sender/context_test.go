@@ -2,6 +2,7 @@ package sender_test
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,11 +91,33 @@ func TestUnattributedThenRedrive(t *testing.T) {
 	}
 }
 
-// With REQUIRE_REFERRAL off, Messenger and Instagram conversions go out with
+// By default (REQUIRE_REFERRAL=messenger) a Messenger conversion waits for
+// its ad referral and ends unattributed without one, while an Instagram one,
+// for which Meta documents no referral, goes out with the IGSID alone;
+// WhatsApp always needs its click.
+func TestReferralRequiredPerChannel(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) { c.ContextWait = 300 * time.Millisecond })
+	e.publish("messenger", conv("pc-m", "messenger", "p1", "psid-1"), "")
+	e.publish("instagram", conv("pc-i", "instagram", "ig1", "igsid-1"), "")
+	e.publish("whatsapp", conv("pc-w", "whatsapp", "w1", "wa-1"), "")
+	letters := e.waitDLQ(20*time.Second, 2)
+	e.settled(20 * time.Second)
+	e.sentOnce("pc-i")
+	got := map[string]string{}
+	for _, l := range letters {
+		got[l.EventID] = l.Reason + ": " + l.Error
+	}
+	if len(letters) != 2 || !strings.HasPrefix(got["pc-m"], "unattributed: no ad referral") ||
+		!strings.HasPrefix(got["pc-w"], "unattributed: no ad-click context") {
+		t.Errorf("dead letters = %v; want pc-m and pc-w unattributed", got)
+	}
+}
+
+// With REQUIRE_REFERRAL=none, Messenger and Instagram conversions go out with
 // the scoped ids alone; WhatsApp still needs its click.
 func TestReferralNotRequired(t *testing.T) {
 	e := newEnv(t, func(c *sender.Config) {
-		c.RequireReferral = false
+		c.RequireReferral = nil
 		c.ContextWait = 300 * time.Millisecond
 	})
 	e.publish("messenger", conv("nr-m", "messenger", "p1", "psid-1"), "")

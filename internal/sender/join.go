@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
 // group is the claimed-or-to-claim events of one business going to one
@@ -46,8 +47,8 @@ func (b *batch) join(ctx context.Context, live []*item, now time.Time) []*item {
 			missing = "no ad-click context for the conversation"
 		case it.conv.Channel == attribution.WhatsApp && cx.ClickID == "":
 			missing = "the conversation's context has no ctwa_clid, which WhatsApp conversions need"
-		case cx == nil && b.s.cfg.RequireReferral:
-			missing = "no ad referral for the conversation (REQUIRE_REFERRAL is on)"
+		case cx == nil && b.s.cfg.referralRequired(it.conv.Channel):
+			missing = "no ad referral for the conversation (REQUIRE_REFERRAL lists " + it.conv.Channel + ")"
 		}
 		if missing == "" {
 			it.business = businessOf(&it.conv, cx)
@@ -91,7 +92,7 @@ func (b *batch) group(ctx context.Context, live []*item) []*group {
 	failed := map[string][]*item{}
 	failures := map[string]error{}
 	for _, it := range live {
-		it.ledgerID = it.business + "/" + it.conv.EventID
+		it.ledgerID = ledger.ID(it.business, it.conv.EventID)
 		if p := primaries[it.ledgerID]; p != nil {
 			p.followers = append(p.followers, it)
 			continue

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fastjson"
-
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
@@ -47,11 +47,17 @@ func TestToEventGolden(t *testing.T) {
 			name: "messenger_no_referral",
 			msg:  `{"event_id":"ord-2001-lead","event_name":"LeadSubmitted","event_time":1764000000,"channel":"messenger","business_id":"109876543210987","user_id":"6789012345678901"}`,
 		},
+		{
+			// Limited Data Use goes to Meta with the event.
+			name: "whatsapp_ldu",
+			msg:  `{"event_id":"ord-3001-review","event_name":"ReviewProvided","event_time":1764000000,"channel":"whatsapp","business_id":"102290129340398","user_id":"US.13491208655302741918","custom_data":{"rating":5},"data_processing_options":["LDU"],"data_processing_options_country":1,"data_processing_options_state":1000}`,
+			cx: &attribution.Context{Key: attribution.Key{Channel: "whatsapp", BusinessID: "102290129340398", UserID: "US.13491208655302741918"},
+				ClickID: "ARAkLkA8rmlFeiCktEJQ", FirstSeen: at, LastSeen: at},
+		},
 	}
-	var p fastjson.Parser
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseConversion(&p, []byte(tt.msg))
+			c, err := conversion.Parse([]byte(tt.msg))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -78,5 +84,19 @@ func TestToEventGolden(t *testing.T) {
 				t.Errorf("toEvent(%s) =\n%s\nwant\n%s", tt.name, got, want)
 			}
 		})
+	}
+}
+
+// The contract's event names are the ones pkg/capi (Meta's side) accepts:
+// the two packages keep their lists apart (pkg never imports pkg), so this
+// test is what keeps them equal.
+func TestEventNamesAgreeWithCAPI(t *testing.T) {
+	for _, n := range conversion.EventNames() {
+		if !capi.IsMessagingEventName(n) {
+			t.Errorf("event_name %s is in the contract but not in pkg/capi", n)
+		}
+	}
+	if n := len(conversion.EventNames()); n != 14 {
+		t.Errorf("contract has %d event names; want Meta's 14", n)
 	}
 }

@@ -174,6 +174,17 @@ func (b *batch) post(ctx context.Context, g *group, st *business, owner string, 
 		}
 		return false
 	}
+	var ee *capi.EncodeError
+	if errors.As(err, &ee) && ee.Index >= 0 && ee.Index < len(items) {
+		// Nothing left the process, and sending it again cannot succeed:
+		// that event is invalid, the others go on. (conversion.Parse makes
+		// this unreachable; it is here so that no bug retries for 7 days.)
+		b.deadLetter(items[ee.Index], ReasonInvalid, "cannot be encoded for Meta: "+ee.Err.Error())
+		if rest := append(items[:ee.Index:ee.Index], items[ee.Index+1:]...); len(rest) > 0 {
+			b.sendGroup(ctx, &group{business: g.business, ds: g.ds, items: rest})
+		}
+		return true
+	}
 	var ae *capi.APIError
 	if errors.As(err, &ae) && ae.Class() == capi.Rejected {
 		s.m.graphErrors.WithLabelValues(graphErrorCode(ae.Code, ae.Status)).Inc()

@@ -59,7 +59,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/valyala/fastjson"
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -119,7 +118,6 @@ type Service struct {
 	failAt   func(string)
 	instance string
 	seq      atomic.Uint64
-	parsers  fastjson.ParserPool
 	okAt     sync.Map // business → when this sender last stored its ok key (park.go)
 }
 
@@ -176,7 +174,7 @@ func (s *Service) Run(ctx context.Context) error {
 		keepAlive = info.Config.AckWait / 3
 	}
 	s.log.Info("sender started", zap.Int("batch_size", s.cfg.BatchSize), zap.Int("workers", s.cfg.Workers),
-		zap.Duration("context_wait", s.cfg.ContextWait), zap.Bool("require_referral", s.cfg.RequireReferral),
+		zap.Duration("context_wait", s.cfg.ContextWait), zap.Strings("require_referral", s.cfg.RequireReferral),
 		zap.Duration("send_lease", s.cfg.SendLease), zap.Bool("access_token_set", s.cfg.AccessToken != ""),
 		zap.Int("datasets_mapped", len(s.cfg.Datasets)), zap.Bool("app_secret_set", s.cfg.AppSecret != ""),
 		zap.Bool("dry_run", s.cfg.DryRunFile != ""))

@@ -22,7 +22,7 @@ func appendEventsBody(b []byte, events []Event, partnerAgent, testEventCode stri
 		}
 		var err error
 		if b, err = appendEvent(b, &events[i]); err != nil {
-			return nil, err
+			return nil, &EncodeError{Index: i, Err: err}
 		}
 	}
 	b = append(b, ']')
@@ -34,6 +34,20 @@ func appendEventsBody(b []byte, events []Event, partnerAgent, testEventCode stri
 	}
 	return append(b, '}'), nil
 }
+
+// EncodeError is an event that cannot be encoded: its custom_data is not
+// JSON. Sending it again can never succeed, so a caller gives it up (the
+// sender dead-letters it as invalid) instead of retrying.
+type EncodeError struct {
+	Index int // the event's index in the batch
+	Err   error
+}
+
+func (e *EncodeError) Error() string {
+	return "event " + strconv.Itoa(e.Index) + ": " + e.Err.Error()
+}
+
+func (e *EncodeError) Unwrap() error { return e.Err }
 
 var errCustomData = errors.New("custom_data is not valid JSON")
 
@@ -72,6 +86,24 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 		if b, err = appendRawJSON(b, e.CustomData); err != nil {
 			return nil, err
 		}
+	}
+	if len(e.DataProcessingOptions) > 0 {
+		b = append(b, `,"data_processing_options":[`...)
+		for i, o := range e.DataProcessingOptions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, o)
+		}
+		b = append(b, ']')
+	}
+	if e.DataProcessingOptionsCountry != nil {
+		b = append(b, `,"data_processing_options_country":`...)
+		b = strconv.AppendInt(b, int64(*e.DataProcessingOptionsCountry), 10)
+	}
+	if e.DataProcessingOptionsState != nil {
+		b = append(b, `,"data_processing_options_state":`...)
+		b = strconv.AppendInt(b, int64(*e.DataProcessingOptionsState), 10)
 	}
 	return append(b, '}'), nil
 }

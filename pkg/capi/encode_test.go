@@ -17,12 +17,15 @@ func FuzzAppendEventsBody(f *testing.F) {
 	f.Add("Pur<chase>&", "id\u2028\u2029", "\x00\x1f\"\\\n\r\t", "\xff\xfe", "", int64(-1), []byte(` { "a" : "<b>&\u2028" , "c":[1, 2.5e3, null] } `))
 	f.Add("", "", "", "", "", int64(0), []byte(`[1`))
 	f.Fuzz(func(t *testing.T, name, id, clid, psid, agent string, at int64, custom []byte) {
+		country, state := int(at%3), int(at)
 		evs := []Event{
 			{EventName: name, EventTime: at, EventID: id, ActionSource: ActionSource, MessagingChannel: ChannelWhatsApp,
 				UserData: UserData{WhatsAppBusinessAccountID: psid, CtwaClid: clid}, CustomData: custom},
 			{EventName: id, EventTime: -at, ActionSource: name, MessagingChannel: clid,
 				UserData: UserData{PageID: agent, PageScopedUserID: psid, InstagramBusinessAccountID: clid, IGSID: name}},
 			{EventName: agent},
+			{EventName: name, DataProcessingOptions: []string{id, clid}, DataProcessingOptionsCountry: &country,
+				DataProcessingOptionsState: &state},
 		}
 		want, werr := json.Marshal(eventsBody{Data: evs, PartnerAgent: agent, TestEventCode: name})
 		got, gerr := appendEventsBody(nil, evs, agent, name)

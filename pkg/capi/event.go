@@ -43,6 +43,14 @@ type Event struct {
 	MessagingChannel string          `json:"messaging_channel"`
 	UserData         UserData        `json:"user_data"`
 	CustomData       json.RawMessage `json:"custom_data,omitempty"`
+	// DataProcessingOptions, with its country and state, asks Meta for
+	// Limited Data Use of this event ("Data Processing Options for US
+	// Users", https://developers.facebook.com/docs/marketing-apis/data-processing-options):
+	// ["LDU"] with 1 and 1000 (US, California) or 0 and 0 (Meta geolocates).
+	// Empty and nil both mean no LDU, as Meta reads an absent field.
+	DataProcessingOptions        []string `json:"data_processing_options,omitempty"`
+	DataProcessingOptionsCountry *int     `json:"data_processing_options_country,omitempty"`
+	DataProcessingOptionsState   *int     `json:"data_processing_options_state,omitempty"`
 }
 
 // UserData identifies the conversation per channel: WhatsApp sends the WABA id

@@ -32,7 +32,8 @@ var messagingEventNames = map[string]bool{
 }
 
 // IsMessagingEventName reports whether Meta accepts name as the event_name of
-// a business_messaging event. The pipeline's own contract may allow fewer.
+// a business_messaging event. The contract with order systems
+// (pkg/conversion) allows the same fourteen.
 func IsMessagingEventName(name string) bool { return messagingEventNames[name] }
 
 // ValidationError names the rule an event breaks. It carries field names
@@ -73,7 +74,26 @@ func (e Event) ValidateAt(now time.Time) error {
 	if err := e.UserData.validate(e.MessagingChannel); err != nil {
 		return err
 	}
+	if err := e.validateDataProcessing(); err != nil {
+		return err
+	}
 	return validateCustomData(e.EventName, e.CustomData)
+}
+
+// validateDataProcessing checks Limited Data Use as "Data Processing Options
+// for US Users" gives it: options [] or ["LDU"], country 0 (Meta
+// geolocates) or 1 (US), state 0 or 1000 (California).
+func (e Event) validateDataProcessing() error {
+	if o := e.DataProcessingOptions; len(o) > 1 || (len(o) == 1 && o[0] != "LDU") {
+		return &ValidationError{"data_processing_options", `must be [] or ["LDU"]`}
+	}
+	if c := e.DataProcessingOptionsCountry; c != nil && *c != 0 && *c != 1 {
+		return &ValidationError{"data_processing_options_country", "must be 0 or 1"}
+	}
+	if s := e.DataProcessingOptionsState; s != nil && *s != 0 && *s != 1000 {
+		return &ValidationError{"data_processing_options_state", "must be 0 or 1000"}
+	}
+	return nil
 }
 
 func (u UserData) validate(channel string) error {

@@ -108,6 +108,36 @@ func New(rdb redis.UniversalClient, sentTTL time.Duration) *Ledger {
 	return &Ledger{rdb: rdb, prefix: "ctm:ledger:", sentTTL: sentTTL}
 }
 
+// ID returns the ledger id of the event eventID of business: the two
+// joined by "/", with "%" and "/" in business escaped as %25 and %2F. The
+// first "/" of an id then always ends the business, so two different
+// (business, event_id) pairs never share an id: ("a/b", "c") used to meet
+// ("a", "b/c") at "a/b/c". A business id without "%" or "/" (every id Meta
+// issues is digits) keeps the id it had before, so markers written by
+// older senders stay readable; only a business id holding "%" changed its
+// ids, and with it the sent markers of its last SENT_TTL (see
+// docs/contract.md).
+func ID(business, eventID string) string {
+	if strings.IndexByte(business, '/') < 0 && strings.IndexByte(business, '%') < 0 {
+		return business + "/" + eventID
+	}
+	var b strings.Builder
+	b.Grow(len(business) + len(eventID) + 8)
+	for i := 0; i < len(business); i++ {
+		switch c := business[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case '/':
+			b.WriteString("%2F")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('/')
+	b.WriteString(eventID)
+	return b.String()
+}
+
 // Key returns the Redis key of id. The whole id is the hash tag, so keys
 // spread over a cluster while each one stays in a single slot.
 func (l *Ledger) Key(id string) string { return l.prefix + "{" + id + "}" }

@@ -340,3 +340,39 @@ func TestLifecycleCluster(t *testing.T) {
 	testLifecycle(t, rdb, 2*time.Second)
 	testUnposted(t, rdb)
 }
+
+// Ids of different (business, event_id) pairs never meet, even when a
+// business id holds "/" or "%"; plain business ids keep the ids they had.
+func TestIDDistinct(t *testing.T) {
+	pairs := [][2]string{
+		{"a/b", "c"}, {"a", "b/c"}, {"a%2Fb", "c"}, {"a%b", "c"}, {"a%25b", "c"}, {"a", "b%2Fc"},
+		{"a/", "b"}, {"a", "/b"}, {"/", ""}, {"", "/"}, {"102290129340398", "ord-1/x"},
+	}
+	seen := map[string][2]string{}
+	for _, p := range pairs {
+		id := ledger.ID(p[0], p[1])
+		if q, ok := seen[id]; ok {
+			t.Errorf("ID(%q, %q) = ID(%q, %q) = %q", p[0], p[1], q[0], q[1], id)
+		}
+		seen[id] = p
+	}
+	if got := ledger.ID("102290129340398", "ord-1/x"); got != "102290129340398/ord-1/x" {
+		t.Errorf("ID of a plain business = %q; want the old form business/event_id", got)
+	}
+	// Through Redis: the pair that used to share a key is claimed twice.
+	l := ledger.New(redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()}), time.Hour)
+	got, err := l.Claim(t.Context(), "o1", time.Minute, []string{ledger.ID("a/b", "c"), ledger.ID("a", "b/c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]ledger.State{ledger.Claimed, ledger.Claimed}, states(got)); diff != "" {
+		t.Errorf("Claim of two pairs (-want +got):\n%s", diff)
+	}
+	if err := l.MarkSent(t.Context(), []string{ledger.ID("a/b", "c")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = l.Claim(t.Context(), "o2", time.Minute, []string{ledger.ID("a", "b/c")})
+	if err != nil || got[0].State != ledger.Busy {
+		t.Errorf("Claim(a, b/c) after a/b,c was sent = %v, %v; want still busy with o1, not sent", got, err)
+	}
+}
