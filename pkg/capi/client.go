@@ -34,9 +34,14 @@ var (
 
 // Config configures a Client. Zero values take the defaults.
 type Config struct {
-	BaseURL       string // default https://graph.facebook.com
-	Version       string // Graph API version, e.g. "v24.0"
-	AppSecret     string // when set, requests carry appsecret_proof
+	BaseURL string // default https://graph.facebook.com
+	Version string // Graph API version, e.g. "v24.0"
+	// AppSecret is the secret of the app that issued the tokens (one
+	// secret, never a list): when set, requests carry appsecret_proof.
+	AppSecret string
+	// AppSecrets overrides AppSecret per access token, for tokens issued by
+	// other apps (a partner serving businesses through apps of their own).
+	AppSecrets    map[string]string
 	PartnerAgent  string
 	TestEventCode string
 	HTTPClient    *http.Client // default: DefaultTimeout; redirects are never followed
@@ -201,10 +206,21 @@ func (c *Client) datasetCall(ctx context.Context, op, method, u, token string) (
 // ("/events?access_token={TOKEN}"); transport errors drop the URL (scrub).
 func (c *Client) url(id, edge, token string) string {
 	q := url.Values{"access_token": {token}}
-	if c.cfg.AppSecret != "" {
-		q.Set("appsecret_proof", AppSecretProof(token, c.cfg.AppSecret))
+	if secret := c.appSecret(token); secret != "" {
+		q.Set("appsecret_proof", AppSecretProof(token, secret))
 	}
 	return c.cfg.BaseURL + "/" + url.PathEscape(c.cfg.Version) + "/" + url.PathEscape(id) + "/" + edge + "?" + q.Encode()
+}
+
+// appSecret is the secret that proves token: Meta keys the proof with the
+// secret of the app that issued the token, so a proof keyed with any other
+// secret is refused (code 100 "Invalid appsecret_proof provided in the API
+// argument"). "" means no proof.
+func (c *Client) appSecret(token string) string {
+	if s, ok := c.cfg.AppSecrets[token]; ok {
+		return s
+	}
+	return c.cfg.AppSecret
 }
 
 // AppSecretProof is "a sha256 hash of your access token, using the app secret
