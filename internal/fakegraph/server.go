@@ -48,6 +48,10 @@ type Options struct {
 	// StrictDatasets refuses /events for dataset ids not in Datasets and not
 	// created through the Dataset API (Meta's "object does not exist").
 	StrictDatasets bool
+	// RefuseDatasetRead answers GET /{business_id}/dataset as Meta does for
+	// a WhatsApp Business Account ("Reading: You can't perform this
+	// operation on this endpoint"): code 100, subcode 33. POST still works.
+	RefuseDatasetRead bool
 }
 
 // Server is a running fake Graph API. All methods are safe for concurrent use,
@@ -152,6 +156,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case edge == "events" && r.Method == http.MethodPost:
 		s.handleEvents(w, r, id)
+	case edge == "dataset" && r.Method == http.MethodGet && s.opts.RefuseDatasetRead:
+		s.writeError(w, http.StatusBadRequest, unsupported(r.Method, id))
 	case edge == "dataset" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
 		s.handleDataset(w, r, id)
 	default:

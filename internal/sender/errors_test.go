@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
@@ -189,5 +190,60 @@ func TestPausedBusinessParkedNotStallingOthers(t *testing.T) {
 	}
 	if e.logs.FilterMessage("parked messages sent back").Len() < 2 {
 		t.Errorf("want a probe and then the rest sent back (2+ 'parked messages sent back' logs)")
+	}
+}
+
+// Meta refuses to read a WABA's dataset edge; the sender resolves it with the
+// POST, which returns the existing dataset, and sends.
+func TestDatasetResolvedWhenReadRefused(t *testing.T) {
+	e := newEnvGraph(t, fakegraph.Options{RefuseDatasetRead: true, StrictDatasets: true}, nil, nil)
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	e.publish("whatsapp", conv("ds-1", "whatsapp", "w1", "wa-1"), "ds-1")
+	e.settled(20 * time.Second)
+	e.sentOnce("ds-1")
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+	for _, c := range e.fake.DatasetCalls() {
+		if c.Method != "POST" {
+			t.Errorf("Dataset API %s; want POST only", c.Method)
+		}
+	}
+}
+
+// Setup faults of a business (code 3 capability, 10/200-299 permission,
+// 100 with subcode 33 object missing) pause it and park its messages: no
+// batch is halved, nothing is dead-lettered, and once Meta accepts again
+// every event goes out once.
+func TestSetupFaultsPauseAndPark(t *testing.T) {
+	for _, tt := range []struct {
+		name                  string
+		status, code, subcode int
+	}{
+		{"capability 3", 400, 3, 0},
+		{"permission 10", 403, 10, 0},
+		{"permission 200", 403, 200, 0},
+		{"object missing 100/33", 400, 100, 33},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *sender.Config) { c.PauseInterval = time.Second })
+			e.fake.FailNextSubcode(3, tt.status, tt.code, tt.subcode) // the first request and two probes
+			e.touch(attribution.WhatsApp, "w1", "wa-1")
+			var ids []string
+			for i := range 8 {
+				id := "s-" + strconv.Itoa(i)
+				ids = append(ids, id)
+				e.publish("whatsapp", conv(id, "whatsapp", "w1", "wa-1"), id)
+			}
+			e.waitFor(10*time.Second, "the business paused", func() bool {
+				return e.metric("sender_business_paused", map[string]string{"business_id": "w1"}) == 1
+			})
+			e.waitFor(10*time.Second, "its messages parked", func() bool { return e.parked() > 0 })
+			e.settled(30 * time.Second)
+			e.sentOnce(ids...)
+			if n := len(e.dlq()); n != 0 {
+				t.Errorf("%d dead letters; want none", n)
+			}
+		})
 	}
 }

@@ -209,16 +209,16 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 	class := capi.Retryable
 	if isAPI {
 		class = ae.Class()
-		if class == capi.Rejected { // only a dataset lookup gets here: a setup problem
-			class = capi.TokenInvalid
+		if class == capi.Rejected { // only a dataset lookup gets here: a setup fault
+			class = capi.SetupFault
 		}
 	} else if errors.Is(err, capi.ErrNoToken) {
-		class = capi.TokenInvalid
+		class = capi.SetupFault
 	}
 	var d time.Duration
 	outcome := outcomeRetried
 	switch class {
-	case capi.TokenInvalid:
+	case capi.SetupFault:
 		first, pause := s.biz.pause(st, now)
 		d, outcome = pause, outcomePaused
 		s.sharedPause(business)
@@ -226,13 +226,18 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
 		if first {
 			s.m.paused.WithLabelValues(business).Set(1)
-			s.log.Error("business paused: fix its access token or dataset; its events wait", fields...)
+			s.log.Error("business paused: fix its access token, app secret, permissions or dataset; its events wait", fields...)
 		} else {
 			s.log.Warn("business still paused", fields...)
 		}
 	case capi.Throttled:
 		d = s.biz.failed(st, true, ae.Usage.RetryAfter, now)
 		s.log.Warn("business throttled", zap.String("business_id", business), zap.Error(err), zap.Duration("wait", d))
+	case capi.Blocked:
+		// 368: Meta blocks for hours, not seconds; the business waits the
+		// longest of RETRY_MAX and PAUSE_INTERVAL between tries.
+		d = s.biz.failed(st, true, max(s.cfg.RetryMax, s.cfg.PauseInterval, ae.Usage.RetryAfter), now)
+		s.log.Warn("business temporarily blocked by meta", zap.String("business_id", business), zap.Error(err), zap.Duration("wait", d))
 	default:
 		d = s.biz.failed(st, false, 0, now)
 		s.log.Warn("transient failure; events handed back", zap.String("business_id", business),

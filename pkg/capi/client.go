@@ -154,11 +154,16 @@ func (c *Client) Send(ctx context.Context, datasetID, token string, events []Eve
 }
 
 // Dataset returns the dataset id of businessID (a page id, WABA id or
-// Instagram account id): the existing one (GET /{business_id}/dataset), else a
-// new one (POST /{business_id}/dataset). The onboarding guide says the POST
-// returns the existing id when there is one, so a race between two senders
-// creating it is harmless. A GET answer may be {"id": ...} or a list
-// {"data": [{"id": ...}]}; both are read.
+// Instagram account id) with POST /{business_id}/dataset alone. Meta's
+// "WhatsApp Business Account Dataset" reference
+// (https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account/dataset/)
+// says of reading "You can't perform this operation on this endpoint" and of
+// creating "When posting to this edge, no Graph object will be created": the
+// POST returns the existing dataset, and the onboarding guide says the same
+// for pages ("If there is already an existing dataset_id associated with the
+// page, it will return that id"). So the POST is idempotent, a race between
+// two senders is harmless, and a GET (refused for a WABA) is never needed.
+// An answer {"id": ...} or a list {"data": [{"id": ...}]} is read.
 func (c *Client) Dataset(ctx context.Context, businessID, token string) (string, error) {
 	switch {
 	case token == "":
@@ -166,14 +171,10 @@ func (c *Client) Dataset(ctx context.Context, businessID, token string) (string,
 	case businessID == "":
 		return "", ErrNoID
 	}
-	u := c.url(businessID, "dataset", token)
-	id, err := c.datasetCall(ctx, "get dataset", http.MethodGet, u, token)
-	if err != nil || id != "" {
-		return id, err
-	}
-	id, err = c.datasetCall(ctx, "create dataset", http.MethodPost, u, token)
+	const op = "create dataset"
+	id, err := c.datasetCall(ctx, op, http.MethodPost, c.url(businessID, "dataset", token), token)
 	if err == nil && id == "" {
-		return "", &TransportError{Op: "create dataset", Err: errors.New("response has no dataset id")}
+		return "", &TransportError{Op: op, Err: errors.New("response has no dataset id")}
 	}
 	return id, err
 }

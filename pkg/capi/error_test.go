@@ -2,6 +2,7 @@ package capi
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestClass(t *testing.T) {
 		{"user too many calls", APIError{Status: 400, Code: 17, Subcode: 2446079}, Throttled},
 		{"page limit", APIError{Status: 400, Code: 32}, Throttled},
 		{"application limit", APIError{Status: 400, Code: 341}, Throttled},
-		{"policy block", APIError{Status: 400, Code: 368}, Throttled},
+		{"policy block", APIError{Status: 400, Code: 368}, Blocked},
 		{"custom rate limit", APIError{Status: 400, Code: 613, Subcode: 1996}, Throttled},
 		{"buc ads insights", APIError{Status: 400, Code: 80000}, Throttled},
 		{"buc pages", APIError{Status: 400, Code: 80001}, Throttled},
@@ -32,16 +33,20 @@ func TestClass(t *testing.T) {
 		{"buc catalog batch", APIError{Status: 400, Code: 80014}, Throttled},
 		{"throttled and transient", APIError{Status: 400, Code: 4, Transient: true}, Throttled},
 		{"http 429", APIError{Status: 429}, Throttled},
-		{"expired token", APIError{Status: 400, Code: 190, Type: "OAuthException"}, TokenInvalid},
-		{"expired token 401", APIError{Status: 401, Code: 190, Subcode: 463}, TokenInvalid},
-		{"invalid token subcode", APIError{Status: 400, Code: 190, Subcode: 467}, TokenInvalid},
-		{"api session", APIError{Status: 400, Code: 102}, TokenInvalid},
-		{"no token", APIError{Status: 400, Code: 104}, TokenInvalid},
-		{"permission denied", APIError{Status: 403, Code: 10}, TokenInvalid},
-		{"permission 200", APIError{Status: 403, Code: 200}, TokenInvalid},
-		{"bad appsecret_proof", APIError{Status: 400, Code: 100, Message: "Invalid appsecret_proof provided in the API argument"}, TokenInvalid},
+		{"expired token", APIError{Status: 400, Code: 190, Type: "OAuthException"}, SetupFault},
+		{"expired token 401", APIError{Status: 401, Code: 190, Subcode: 463}, SetupFault},
+		{"invalid token subcode", APIError{Status: 400, Code: 190, Subcode: 467}, SetupFault},
+		{"api session", APIError{Status: 400, Code: 102}, SetupFault},
+		{"no token", APIError{Status: 400, Code: 104}, SetupFault},
+		{"permission denied", APIError{Status: 403, Code: 10}, SetupFault},
+		{"permission 200", APIError{Status: 403, Code: 200}, SetupFault},
+		{"bad appsecret_proof", APIError{Status: 400, Code: 100, Message: "Invalid appsecret_proof provided in the API argument"}, SetupFault},
 		{"invalid parameter", APIError{Status: 400, Code: 100, Subcode: 2804066}, Rejected},
-		{"object missing", APIError{Status: 400, Code: 100, Subcode: 33}, Rejected},
+		{"object missing", APIError{Status: 400, Code: 100, Subcode: 33}, SetupFault},
+		{"capability", APIError{Status: 400, Code: 3}, SetupFault},
+		{"permission 299", APIError{Status: 403, Code: 299}, SetupFault},
+		{"permission 300 outside range", APIError{Status: 400, Code: 300}, Rejected},
+		{"transient capability error still a setup fault", APIError{Status: 500, Code: 3, Transient: true}, SetupFault},
 		{"duplicate post", APIError{Status: 400, Code: 506}, Rejected},
 		{"code 80015 outside buc range", APIError{Status: 400, Code: 80015}, Rejected},
 	}
@@ -51,6 +56,19 @@ func TestClass(t *testing.T) {
 				t.Errorf("Class(%+v) = %v; want %v", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// docs/graph-errors.md lists every rule of the table.
+func TestErrorTableDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/graph-errors.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ErrorTable {
+		if !strings.Contains(string(doc), "| "+r.Codes+" | "+r.Class.String()+" |") {
+			t.Errorf("docs/graph-errors.md has no row | %s | %s |", r.Codes, r.Class)
+		}
 	}
 }
 
