@@ -15,6 +15,7 @@ type faults struct {
 	dropNext     int
 	usagePercent int
 	regainMins   int
+	echo         bool
 }
 
 type failure struct{ status, code, subcode int }
@@ -102,6 +103,21 @@ func (s *Server) SetRegainAccess(minutes int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.regainMins = minutes
+}
+
+// EchoRequest makes rejections of invalid events quote the request (its URL
+// with access_token and appsecret_proof, and the token), as an error that
+// echoes the request would: the client must never store or log them.
+func (s *Server) EchoRequest(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.echo = on
+}
+
+func (s *Server) echoes() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.echo
 }
 
 // ClearFaults removes every injected fault.

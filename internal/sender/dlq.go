@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
 // Dead-letter reasons: the subject is dlq.<reason>.
@@ -48,7 +50,7 @@ func deadLetterMsg(it *item, reason, text string, now time.Time) *nats.Msg {
 	h := m.Header
 	h.Set(jetstream.MsgIDHeader, strconv.FormatUint(it.seq, 10)+"-"+reason)
 	h.Set(HeaderReason, reason)
-	h.Set(HeaderError, headerValue(text))
+	h.Set(HeaderError, headerValue(capi.Scrub(text))) // capi scrubs Meta's texts; this guards the rest
 	h.Set(HeaderSubject, it.msg.Subject())
 	h.Set(HeaderTime, now.UTC().Format(time.RFC3339))
 	h.Set(HeaderPublished, it.published.UTC().Format(time.RFC3339Nano))

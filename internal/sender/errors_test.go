@@ -1,13 +1,16 @@
 package sender_test
 
 import (
+	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
 // Server errors and throttling are retried with backoff until Meta takes the
@@ -245,5 +248,29 @@ func TestSetupFaultsPauseAndPark(t *testing.T) {
 				t.Errorf("%d dead letters; want none", n)
 			}
 		})
+	}
+}
+
+// A Graph error that echoes the request (its URL with access_token and
+// appsecret_proof, the token itself) is stored in Ctm-Dlq-Error and logged
+// without them; Meta's explanation stays.
+func TestGraphErrorTextScrubbed(t *testing.T) {
+	const token, secret = "EAAGm0PX4ZCpsBAKZAZBsendertoken0123456789", "scrub-app-secret"
+	e := newEnvGraph(t, fakegraph.Options{Tokens: []string{token}, AppSecrets: map[string]string{token: secret}},
+		func(c *sender.Config) { c.AccessToken, c.AppSecret = token, secret }, nil)
+	e.fake.EchoRequest(true)
+	e.fake.RejectEventID("bad-1")
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	e.publish("whatsapp", conv("bad-1", "whatsapp", "w1", "wa-1"), "bad-1")
+	dead := e.waitDLQ(20*time.Second, 1)
+	proof := capi.AppSecretProof(token, secret)
+	if got := dead[0].Error; strings.Contains(got, token) || strings.Contains(got, proof) || !strings.Contains(got, "marked invalid") {
+		t.Errorf("Ctm-Dlq-Error = %q; want Meta's message without the token or the proof", got)
+	}
+	for _, entry := range e.logs.All() {
+		b, _ := json.Marshal(entry.ContextMap())
+		if text := entry.Message + " " + string(b); strings.Contains(text, token) || strings.Contains(text, proof) {
+			t.Errorf("log entry holds the token or the proof: %s", text)
+		}
 	}
 }

@@ -136,7 +136,7 @@ func (c *Client) Send(ctx context.Context, datasetID, token string, events []Eve
 		return Response{}, err
 	}
 	if r.status/100 != 2 {
-		return Response{}, newAPIError(op, r.status, r.header, r.body)
+		return Response{}, newAPIError(op, r.status, r.header, r.body, token)
 	}
 	var resp Response
 	if err := json.Unmarshal(r.body, &resp); err != nil {
@@ -185,7 +185,7 @@ func (c *Client) datasetCall(ctx context.Context, op, method, u, token string) (
 		return "", err
 	}
 	if r.status/100 != 2 {
-		return "", newAPIError(op, r.status, r.header, r.body)
+		return "", newAPIError(op, r.status, r.header, r.body, token)
 	}
 	var out struct {
 		ID   string `json:"id"`

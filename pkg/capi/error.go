@@ -159,7 +159,12 @@ var ErrorTable = []Rule{
 	{"100 + subcode 33", SetupFault, "object does not exist, cannot be loaded for missing permissions, or does not support the operation",
 		func(e *APIError) bool { return e.Code == 100 && e.Subcode == 33 }},
 	{"100 naming appsecret_proof", SetupFault, "Invalid appsecret_proof: the proof is keyed with a secret other than the token's app's",
-		func(e *APIError) bool { return e.Code == 100 && strings.Contains(e.Message, "appsecret_proof") }},
+		func(e *APIError) bool {
+			// Meta's two texts, matched whole: a rejection that merely quotes
+			// the request URL also names appsecret_proof.
+			return e.Code == 100 && (strings.Contains(e.Message, "Invalid appsecret_proof") ||
+				strings.Contains(e.Message, "require an appsecret_proof"))
+		}},
 	{"368", Blocked, "Temporarily blocked for policies violations: wait and retry", codeIs(368)},
 	{"4, 17, 32, 341, 613, 80000-80014; HTTP 429", Throttled, "rate limited: retry later, slower",
 		func(e *APIError) bool {
@@ -208,7 +213,9 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func newAPIError(op string, status int, h http.Header, body []byte) *APIError {
+// newAPIError reads a Graph error answer to a request made with token; its
+// texts are scrubbed of token and of anything else that looks like a secret.
+func newAPIError(op string, status int, h http.Header, body []byte, token string) *APIError {
 	e := &APIError{Op: op, Status: status, Usage: parseUsage(h)}
 	var env struct {
 		Error *graphError `json:"error"`
@@ -216,7 +223,8 @@ func newAPIError(op string, status int, h http.Header, body []byte) *APIError {
 	if json.Unmarshal(body, &env) == nil && env.Error != nil {
 		g := env.Error
 		e.Code, e.Subcode, e.Type = int(g.Code), int(g.Subcode), g.Type
-		e.Message, e.UserTitle, e.UserMessage = g.Message, g.UserTitle, g.UserMsg
+		e.Message, e.UserTitle, e.UserMessage = Scrub(g.Message, token), Scrub(g.UserTitle, token), Scrub(g.UserMsg, token)
+		e.Type = Scrub(e.Type, token)
 		e.FBTraceID, e.Transient = g.FBTraceID, g.IsTransient
 	}
 	if e.FBTraceID == "" {

@@ -42,6 +42,8 @@ func TestClass(t *testing.T) {
 		{"permission 200", APIError{Status: 403, Code: 200}, SetupFault},
 		{"bad appsecret_proof", APIError{Status: 400, Code: 100, Message: "Invalid appsecret_proof provided in the API argument"}, SetupFault},
 		{"invalid parameter", APIError{Status: 400, Code: 100, Subcode: 2804066}, Rejected},
+		{"missing appsecret_proof", APIError{Status: 400, Code: 100, Message: "API calls from the server require an appsecret_proof argument"}, SetupFault},
+		{"invalid event quoting the request URL", APIError{Status: 400, Code: 100, Message: "Invalid parameter (request /v24.0/1/events?access_token=[redacted]&appsecret_proof=[redacted])"}, Rejected},
 		{"object missing", APIError{Status: 400, Code: 100, Subcode: 33}, SetupFault},
 		{"capability", APIError{Status: 400, Code: 3}, SetupFault},
 		{"permission 299", APIError{Status: 403, Code: 299}, SetupFault},
@@ -92,15 +94,49 @@ func TestNewAPIErrorFallbacks(t *testing.T) {
 	h := http.Header{}
 	h.Set("X-Fb-Trace-Id", "hdrTrace")
 	h.Set("Retry-After", "30")
-	e := newAPIError("get dataset", 503, h, []byte("Service Unavailable"))
+	e := newAPIError("get dataset", 503, h, []byte("Service Unavailable"), "")
 	if e.FBTraceID != "hdrTrace" || e.Code != 0 || e.Usage.RetryAfter != 30*time.Second {
 		t.Errorf("newAPIError(non-JSON) = %+v; want trace id from header, code 0, retry 30s", e)
 	}
-	e = newAPIError("post events", 400, http.Header{}, []byte(`{"error":{"code":"190","error_subcode":"460","message":"x"}}`))
+	e = newAPIError("post events", 400, http.Header{}, []byte(`{"error":{"code":"190","error_subcode":"460","message":"x"}}`), "")
 	if e.Code != 190 || e.Subcode != 460 {
 		t.Errorf("newAPIError(quoted codes) = %+v; want code 190 subcode 460", e)
 	}
 	if e.Detail() != "x" {
 		t.Errorf("Detail() = %q; want %q", e.Detail(), "x")
+	}
+}
+
+// A Graph error that echoes the request never hands out the token or the
+// proof: not in Error(), not in Detail() (stored in dead letters).
+func TestAPIErrorScrubsEchoedSecrets(t *testing.T) {
+	const token = "EAAGm0PX4ZCpsBAKZAZBtoken1234567890abcdefXYZ"
+	proof := AppSecretProof(token, "s3cret")
+	body := `{"error":{"code":100,"type":"OAuthException",` +
+		`"message":"Invalid parameter in https://graph.facebook.com/v24.0/1/events?access_token=` + token + `&appsecret_proof=` + proof + `",` +
+		`"error_user_title":"token ` + token + `",` +
+		`"error_user_msg":"other EAAB0therT0kenFromAnotherApp99 and {\"access_token\": \"abc-def\"}, Bearer zzz.yyy, proof ` + proof + `"}}`
+	e := newAPIError("post events", 400, http.Header{}, []byte(body), token)
+	for _, text := range []string{e.Error(), e.Detail()} {
+		for _, secret := range []string{token, proof, "EAAB0therT0kenFromAnotherApp99", "abc-def", "zzz.yyy", "s3cret"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("error text %q holds %q", text, secret)
+			}
+		}
+	}
+	if !strings.Contains(e.Detail(), "Invalid parameter") || !strings.Contains(e.Detail(), "access_token="+Redacted) {
+		t.Errorf("Detail() = %q; want Meta's message with the secrets masked", e.Detail())
+	}
+}
+
+func TestScrubKeepsOrdinaryText(t *testing.T) {
+	for _, s := range []string{
+		"(#100) Invalid parameter: event_time is too far in the past",
+		"(#3) Application does not have the capability to make this API call.",
+		"EAA is a prefix", "tok",
+	} {
+		if got := Scrub(s, "tok"); got != s {
+			t.Errorf("Scrub(%q) = %q; want it unchanged", s, got)
+		}
 	}
 }
