@@ -28,7 +28,6 @@ type item struct {
 	business  string
 	ledgerID  string
 	event     capi.Event
-	force     bool    // redriven with -force: may take over an in-doubt claim
 	followers []*item // same ledger id later in the batch: settled with this one
 	done      atomic.Bool
 }
@@ -85,7 +84,6 @@ func (b *batch) parse(now time.Time) []*item {
 				it.published = t
 			}
 		}
-		it.force = h.Get(HeaderForce) == ReasonInDoubt
 		c, err := parseConversion(p, it.msg.Data())
 		it.conv = c
 		if err != nil {

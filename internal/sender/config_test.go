@@ -128,8 +128,12 @@ func TestParseRedriveArgs(t *testing.T) {
 			t.Errorf("ParseRedriveArgs(%q) = nil error", args)
 		}
 	}
-	if _, err := ParseRedriveArgs([]string{"-reason", "in_doubt", "-force"}, env, now); err != nil {
-		t.Errorf("in_doubt with -force: %v", err)
+	if _, err := ParseRedriveArgs([]string{"-reason", "in_doubt", "-force"}, env, now); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Errorf("in_doubt with -force and no Redis: %v; want REDIS_URL asked for", err)
+	}
+	withRedis := envOf(map[string]string{"NATS_URL": "nats://n", "REDIS_URL": "redis://r"})
+	if c, err := ParseRedriveArgs([]string{"-reason", "in_doubt", "-force"}, withRedis, now); err != nil || c.RedisURL != "redis://r" {
+		t.Errorf("in_doubt with -force: %+v, %v", c, err)
 	}
 }
 

@@ -2,6 +2,9 @@ package sender_test
 
 import (
 	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
 // Server errors and throttling are retried with backoff until Meta takes the
@@ -114,10 +118,32 @@ func TestLostResponseEndsInDoubt(t *testing.T) {
 	if _, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}}); err != sender.ErrNeedForce {
 		t.Fatalf("Redrive(in_doubt) without Force = %v; want ErrNeedForce", err)
 	}
-	// With -force the operator decided Meta lacks it: it is sent again.
-	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}, Force: true})
-	if err != nil || res.Republished != 1 || res.Deleted != 1 {
-		t.Fatalf("Redrive(in_doubt, force) = %+v, %v; want 1 republished and deleted", res, err)
+	// A publisher cannot ask for a resend: a copy with the header the
+	// sender once trusted is in doubt again, and not sent.
+	m := nats.NewMsg("conversions.instagram")
+	m.Data = conv("lost-1", "instagram", "ig1", "igsid-1")
+	m.Header.Set(jetstream.MsgIDHeader, "lost-1-forged")
+	m.Header.Set("Ctm-Redrive-Force", sender.ReasonInDoubt)
+	if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	letters = e.waitDLQ(30*time.Second, 2)
+	if letters[1].Reason != sender.ReasonInDoubt || e.fake.CountByEventID()["lost-1"] != 1 {
+		t.Fatalf("forged force header: dead letter %+v, at the fake %d times; want in_doubt and 1",
+			letters[1], e.fake.CountByEventID()["lost-1"])
+	}
+	if got := letters[1].Header.Get(sender.HeaderLedgerID); got != "ig1/lost-1" {
+		t.Errorf("Ctm-Ledger-Id = %q; want ig1/lost-1", got)
+	}
+	if _, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}, Force: true}); err == nil {
+		t.Fatalf("Redrive(in_doubt, force) without the ledger = nil error; want the ledger asked for")
+	}
+	// With -force the operator decided Meta lacks it: it is sent again, once
+	// (the two letters are copies of one event).
+	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}, Force: true,
+		TakeOvers: ledger.New(e.rdb, ledger.DefaultSentTTL)})
+	if err != nil || res.Republished != 2 || res.Deleted != 2 {
+		t.Fatalf("Redrive(in_doubt, force) = %+v, %v; want 2 republished and deleted", res, err)
 	}
 	e.settled(20 * time.Second)
 	if got := e.fake.CountByEventID()["lost-1"]; got != 2 {

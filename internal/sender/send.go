@@ -83,32 +83,36 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 	}
 }
 
-// claim claims items for owner: plain claims, and take-overs for events an
-// operator redrove with -force.
+// claim claims items for owner. An event in doubt is taken over only when an
+// operator asked for it with sender redrive -force, which records the request
+// in the ledger (ledger.AllowTakeOver); nothing in the message can ask for it,
+// since anyone who may publish conversions could set a header. The second
+// round trip happens only for events in doubt, which are rare.
 func (b *batch) claim(ctx context.Context, owner string, items []*item) ([]ledger.Result, error) {
-	var plain, forced []string
-	for _, it := range items {
-		if it.force {
-			forced = append(forced, it.ledgerID)
-		} else {
-			plain = append(plain, it.ledgerID)
-		}
-	}
-	rp, err := b.s.ledger.Claim(ctx, owner, b.s.cfg.SendLease, plain)
-	if err != nil {
-		return nil, err
-	}
-	rf, err := b.s.ledger.TakeOver(ctx, owner, b.s.cfg.SendLease, forced)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ledger.Result, len(items))
+	ids := make([]string, len(items))
 	for i, it := range items {
-		if it.force {
-			out[i], rf = rf[0], rf[1:]
-		} else {
-			out[i], rp = rp[0], rp[1:]
+		ids[i] = it.ledgerID
+	}
+	out, err := b.s.ledger.Claim(ctx, owner, b.s.cfg.SendLease, ids)
+	if err != nil {
+		return nil, err
+	}
+	var doubt []int
+	var doubtIDs []string
+	for i, r := range out {
+		if r.State == ledger.InDoubt {
+			doubt, doubtIDs = append(doubt, i), append(doubtIDs, ids[i])
 		}
+	}
+	if len(doubt) == 0 {
+		return out, nil
+	}
+	rf, err := b.s.ledger.TakeOver(ctx, owner, b.s.cfg.SendLease, doubtIDs)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range doubt {
+		out[i] = rf[j]
 	}
 	return out, nil
 }
