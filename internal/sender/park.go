@@ -325,7 +325,11 @@ func readPending(ctx context.Context, cons jetstream.Consumer, limit int, fn fun
 func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind string) error {
 	h := m.Headers()
 	out := nats.NewMsg(h.Get(HeaderSubject))
-	out.Data = m.Data()
+	data, err := originalData(ctx, js, m)
+	if err != nil {
+		return fmt.Errorf("%s: message %d: %w", kind, seq, err)
+	}
+	out.Data = data
 	base := h.Get(HeaderMsgID)
 	if base == "" {
 		base = h.Get(HeaderEventID)
@@ -340,5 +344,6 @@ func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Str
 	if err := stream.DeleteMsg(ctx, seq); err != nil {
 		return fmt.Errorf("%s: delete message %d: %w", kind, seq, err)
 	}
+	dropBody(ctx, js, h)
 	return nil
 }
