@@ -300,3 +300,25 @@ func TestGraphErrorTextScrubbed(t *testing.T) {
 		}
 	}
 }
+
+// 368 (temporarily blocked for policy violations) is a long retry: the
+// business waits at least RETRY_MAX and PAUSE_INTERVAL, nothing is
+// dead-lettered or parked, and the event goes out once afterwards.
+func TestBlockedIsALongRetry(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) { c.RetryMax, c.PauseInterval = 400*time.Millisecond, 600*time.Millisecond })
+	e.fake.FailNext(1, 400, 368)
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	e.publish("whatsapp", conv("blk-1", "whatsapp", "w1", "wa-1"), "blk-1")
+	e.settled(20 * time.Second)
+	e.sentOnce("blk-1")
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+	logs := e.logs.FilterMessage("business temporarily blocked by meta").All()
+	if len(logs) != 1 {
+		t.Fatalf("%d 'temporarily blocked' logs; want 1", len(logs))
+	}
+	if d, _ := logs[0].ContextMap()["wait"].(time.Duration); d < 600*time.Millisecond {
+		t.Errorf("blocked business waits %v; want at least PAUSE_INTERVAL (600ms)", d)
+	}
+}
