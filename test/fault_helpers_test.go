@@ -54,6 +54,9 @@ type faultOptions struct {
 	IngestEnv []string // added to (and overriding) the ingest defaults
 	Datasets  string   // CAPI_DATASETS_FILE contents; "" for none
 	Tokens    []string // valid Graph tokens; default fakegraph.DefaultToken
+	// AppSecrets registers at the fake Graph the app secret of a token
+	// (token → secret): its calls then need a proof keyed with it.
+	AppSecrets map[string]string
 }
 
 // faultRig is the pipeline under fault.
@@ -88,7 +91,7 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	_, _ = rand.Read(tag)
 	r := &faultRig{
 		t: t, redis: redistest.Start(t, o.RedisArgs...), nats: natstest.RunJetStream(t),
-		graph: fakegraph.New(t, fakegraph.Options{Tokens: o.Tokens}),
+		graph: fakegraph.New(t, fakegraph.Options{Tokens: o.Tokens, AppSecrets: o.AppSecrets}),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
 		run:   hex.EncodeToString(tag), wants: newFaultIndex(),
 	}

@@ -392,3 +392,24 @@ func TestAllSettingsMerge(t *testing.T) {
 		}
 	}
 }
+
+// The Graph proof is keyed with CAPI_APP_SECRET only: never with the
+// development webhook secret, nor with META_APP_SECRET's list.
+func TestSenderProofSecret(t *testing.T) {
+	env := map[string]string{"CAPI_ACCESS_TOKEN": "tok"}
+	cfg, err := parseConfig(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sender.AppSecret != "" {
+		t.Errorf("with CAPI_APP_SECRET unset the sender proves with %q; want no proof", cfg.Sender.AppSecret)
+	}
+	env["META_APP_SECRET"], env["META_VERIFY_TOKEN"], env["ADMIN_TOKEN"] = "a,b", "v", "adm"
+	env["CAPI_APP_SECRET"] = "capi-secret"
+	if cfg, err = parseConfig(nil, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sender.AppSecret != "capi-secret" {
+		t.Errorf("sender app secret = %q; want CAPI_APP_SECRET's", cfg.Sender.AppSecret)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
 func main() {
@@ -190,6 +191,14 @@ func redrive(ctx context.Context, args []string, getenv func(string) string, std
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
+	}
+	if rc.RedisURL != "" {
+		rdb, err := attribution.NewClient(rc.RedisURL)
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		defer rdb.Close()
+		rc.Options.TakeOvers = ledger.New(rdb, ledger.DefaultSentTTL)
 	}
 	res, err := sender.Redrive(ctx, js, rc.Options)
 	res.Print(stdout, rc.Options.DryRun)

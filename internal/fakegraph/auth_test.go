@@ -95,6 +95,47 @@ func TestAppSecretProof(t *testing.T) {
 	}
 }
 
+// A token with its own app's secret registered needs a proof keyed with that
+// secret, not the server-wide one; a token without needs none.
+func TestAppSecretProofPerToken(t *testing.T) {
+	s := newTestServer(t, Options{Tokens: []string{"tok", "plain"}, AppSecrets: map[string]string{"tok": "app-a"}})
+	post := func(token, proof string) answer {
+		t.Helper()
+		q := url.Values{"access_token": {token}}
+		if proof != "" {
+			q.Set("appsecret_proof", proof)
+		}
+		return do(t, http.MethodPost, s.URL()+"/v24.0/1/events", q, "application/json",
+			[]byte(`{"data":[{"event_name":"ViewContent","event_time":1763900600,"action_source":"business_messaging",
+			"messaging_channel":"instagram","user_data":{"instagram_business_account_id":"1","ig_sid":"2"}}]}`))
+	}
+	for _, tt := range []struct {
+		name, token, proof string
+		wantStatus         int
+	}{
+		{"own secret", "tok", proof("tok", "app-a"), http.StatusOK},
+		{"other secret", "tok", proof("tok", "app-b"), http.StatusBadRequest},
+		{"two secrets joined", "tok", proof("tok", "app-a,app-b"), http.StatusBadRequest},
+		{"missing", "tok", "", http.StatusBadRequest},
+		{"unregistered token", "plain", "", http.StatusOK},
+	} {
+		a := post(tt.token, tt.proof)
+		if a.Status != tt.wantStatus {
+			t.Errorf("%s: answer = %d %s; want %d", tt.name, a.Status, a.Body, tt.wantStatus)
+		}
+		if tt.wantStatus != http.StatusOK && (a.Error.Code != 100 || a.Error.Type != "OAuthException") {
+			t.Errorf("%s: error = %+v; want OAuthException code 100", tt.name, a.Error)
+		}
+	}
+	s.SetAppSecret("plain", "app-c")
+	if a := post("plain", ""); a.Status != http.StatusBadRequest {
+		t.Errorf("after SetAppSecret, no proof: %d; want 400", a.Status)
+	}
+	if a := post("plain", proof("plain", "app-c")); a.Status != http.StatusOK {
+		t.Errorf("after SetAppSecret, right proof: %d %s; want 200", a.Status, a.Body)
+	}
+}
+
 func TestRouting(t *testing.T) {
 	s := newTestServer(t, Options{Version: "v24.0"})
 	q := url.Values{"access_token": {DefaultToken}}

@@ -87,3 +87,16 @@ func TestDatasetNeedsToken(t *testing.T) {
 		t.Errorf("DatasetCalls() = %d; want only the authenticated call", len(s.DatasetCalls()))
 	}
 }
+
+// RefuseDatasetRead answers GET as Meta does for a WABA; POST still returns
+// the dataset, the same one each time.
+func TestDatasetReadRefused(t *testing.T) {
+	s := newTestServer(t, Options{Tokens: []string{"tok"}, RefuseDatasetRead: true})
+	q := url.Values{"access_token": {"tok"}}
+	wantGraphError(t, do(t, http.MethodGet, s.URL()+"/v24.0/104200000000001/dataset", q, "", nil), http.StatusBadRequest, 100)
+	a := do(t, http.MethodPost, s.URL()+"/v24.0/104200000000001/dataset", q, "", nil)
+	b := do(t, http.MethodPost, s.URL()+"/v24.0/104200000000001/dataset", q, "", nil)
+	if a.Status != http.StatusOK || string(a.Body) != string(b.Body) {
+		t.Errorf("POST twice: %d %s, then %s; want the same dataset", a.Status, a.Body, b.Body)
+	}
+}

@@ -80,6 +80,12 @@ func (s *Server) answerEvents(w http.ResponseWriter, r *http.Request, datasetID 
 		}
 		if problem != "" {
 			e := invalidParam(fmt.Sprintf("event %d: %s", i, problem))
+			if s.echoes() {
+				// As an error that quotes the request would: the URL with its
+				// access_token and appsecret_proof, and the token again.
+				e.Message += " (request " + r.URL.String() + ")"
+				e.UserMsg += " for access token " + token
+			}
 			if ev.badName {
 				// Reported by integrators as Meta's subcode for a name not
 				// allowed with business_messaging ("Messaging Event Invalid Event Type").

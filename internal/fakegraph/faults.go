@@ -15,9 +15,10 @@ type faults struct {
 	dropNext     int
 	usagePercent int
 	regainMins   int
+	echo         bool
 }
 
-type failure struct{ status, code int }
+type failure struct{ status, code, subcode int }
 
 // FailNext makes the next n /events requests fail with HTTP status and Graph
 // error code, before any other check, in Meta's shapes:
@@ -26,14 +27,22 @@ type failure struct{ status, code int }
 //   - 4, 17, 32, 341, 613, 80000-80014: throttling, with X-App-Usage (code 4)
 //     or X-Business-Use-Case-Usage at call_count 100 and
 //     estimated_time_to_regain_access from SetRegainAccess;
-//   - 190: an expired token; 100: an invalid parameter; others: a generic message.
+//   - 190: an expired token; 100: an invalid parameter;
+//   - 3: the app lacks the capability; 10 and 200-299: a permission missing;
+//   - 368: temporarily blocked for a policy violation;
+//   - others: a generic message.
 //
 // Calls add up: FailNext(1, 500, 2) then FailNext(1, 400, 4) fails twice.
-func (s *Server) FailNext(n, status, code int) {
+func (s *Server) FailNext(n, status, code int) { s.FailNextSubcode(n, status, code, 0) }
+
+// FailNextSubcode is FailNext with an error_subcode; code 100 with subcode 33
+// is Graph's "object does not exist, cannot be loaded due to missing
+// permissions, or does not support this operation".
+func (s *Server) FailNextSubcode(n, status, code, subcode int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range n {
-		s.faults.failNext = append(s.faults.failNext, failure{status, code})
+		s.faults.failNext = append(s.faults.failNext, failure{status, code, subcode})
 	}
 }
 
@@ -94,6 +103,21 @@ func (s *Server) SetRegainAccess(minutes int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.regainMins = minutes
+}
+
+// EchoRequest makes rejections of invalid events quote the request (its URL
+// with access_token and appsecret_proof, and the token), as an error that
+// echoes the request would: the client must never store or log them.
+func (s *Server) EchoRequest(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.echo = on
+}
+
+func (s *Server) echoes() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.echo
 }
 
 // ClearFaults removes every injected fault.
@@ -163,8 +187,18 @@ func (s *Server) writeFailure(w http.ResponseWriter, f failure, datasetID string
 		e.Message, e.IsTransient = "An unexpected error has occurred. Please retry your request later.", true
 	case f.code == 190:
 		e.Message, e.Subcode = "Error validating access token: Session has expired.", 463
+	case f.code == 100 && f.subcode == 33:
+		e = unsupported(http.MethodPost, datasetID)
 	case f.code == 100:
 		e = invalidParam("injected failure")
+	case f.code == 3:
+		e.Message = "(#3) Application does not have the capability to make this API call."
+	case f.code == 10:
+		e.Message = "(#10) Application does not have permission for this action"
+	case f.code >= 200 && f.code <= 299:
+		e.Message = fmt.Sprintf("(#%d) Requires business_management permission to manage the object", f.code)
+	case f.code == 368:
+		e.Message = "The action attempted has been deemed abusive or is otherwise disallowed"
 	case f.code == 4:
 		e.Message = "(#4) Application request limit reached"
 		w.Header().Set("X-App-Usage", `{"call_count":100,"total_cputime":20,"total_time":20}`)
@@ -176,6 +210,9 @@ func (s *Server) writeFailure(w http.ResponseWriter, f failure, datasetID string
 		w.Header().Set("X-Business-Use-Case-Usage", bucUsage(datasetID, 100, regain))
 	default:
 		e.Message = fmt.Sprintf("(#%d) Injected failure", f.code)
+	}
+	if f.subcode != 0 {
+		e.Subcode = f.subcode
 	}
 	s.writeError(w, f.status, e)
 	return f.status

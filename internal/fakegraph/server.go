@@ -37,13 +37,21 @@ const DefaultToken = "fake-graph-token"
 type Options struct {
 	Tokens    []string // valid access tokens; default {DefaultToken}
 	AppSecret string   // when set, every call needs appsecret_proof = hex(HMAC-SHA256(AppSecret, token))
-	Version   string   // when set, the only accepted version ("v24.0"); else any vN.N
-	Now       func() time.Time
+	// AppSecrets registers the secret of the app that issued a token
+	// (token → secret); such a token needs a proof keyed with its secret,
+	// whatever AppSecret says. More with SetAppSecret.
+	AppSecrets map[string]string
+	Version    string // when set, the only accepted version ("v24.0"); else any vN.N
+	Now        func() time.Time
 	// Datasets maps business ids to dataset ids that exist from the start.
 	Datasets map[string]string
 	// StrictDatasets refuses /events for dataset ids not in Datasets and not
 	// created through the Dataset API (Meta's "object does not exist").
 	StrictDatasets bool
+	// RefuseDatasetRead answers GET /{business_id}/dataset as Meta does for
+	// a WhatsApp Business Account ("Reading: You can't perform this
+	// operation on this endpoint"): code 100, subcode 33. POST still works.
+	RefuseDatasetRead bool
 }
 
 // Server is a running fake Graph API. All methods are safe for concurrent use,
@@ -56,6 +64,7 @@ type Server struct {
 
 	mu           sync.Mutex
 	tokens       map[string]bool
+	appSecrets   map[string]string // token → its app's secret
 	events       []Event
 	requests     int
 	rejected     int
@@ -78,8 +87,12 @@ func NewServer(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, closed: make(chan struct{}), tokens: map[string]bool{}, datasets: map[string]string{}}
+	s := &Server{opts: opts, closed: make(chan struct{}), tokens: map[string]bool{}, datasets: map[string]string{},
+		appSecrets: map[string]string{}}
 	s.SetTokens(opts.Tokens...)
+	for tok, secret := range opts.AppSecrets {
+		s.appSecrets[tok] = secret
+	}
 	for b, d := range opts.Datasets {
 		s.datasets[b] = d
 	}
@@ -109,6 +122,19 @@ func (s *Server) SetTokens(tokens ...string) {
 	}
 }
 
+// SetAppSecret registers secret as the secret of the app that issued token:
+// from now on token's calls need appsecret_proof = hex(HMAC-SHA256(secret,
+// token)). An empty secret removes the registration.
+func (s *Server) SetAppSecret(token, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if secret == "" {
+		delete(s.appSecrets, token)
+		return
+	}
+	s.appSecrets[token] = secret
+}
+
 // RevokeToken makes token invalid from now on (Meta answers code 190).
 func (s *Server) RevokeToken(token string) {
 	s.mu.Lock()
@@ -130,6 +156,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case edge == "events" && r.Method == http.MethodPost:
 		s.handleEvents(w, r, id)
+	case edge == "dataset" && r.Method == http.MethodGet && s.opts.RefuseDatasetRead:
+		s.writeError(w, http.StatusBadRequest, unsupported(r.Method, id))
 	case edge == "dataset" && (r.Method == http.MethodGet || r.Method == http.MethodPost):
 		s.handleDataset(w, r, id)
 	default:
@@ -158,23 +186,30 @@ func (s *Server) authenticate(r *http.Request, form map[string]string) (string, 
 	}
 	s.mu.Lock()
 	valid := s.tokens[token]
+	secret, own := s.appSecrets[token]
 	s.mu.Unlock()
+	if !own {
+		secret = s.opts.AppSecret
+	}
 	switch {
 	case token == "":
 		return "", &graphError{Message: "An access token is required to request this resource.", Type: "OAuthException", Code: 104}
 	case !valid:
 		return "", &graphError{Message: "Invalid OAuth access token - Cannot parse access token", Type: "OAuthException", Code: 190}
-	case s.opts.AppSecret == "":
+	case secret == "":
 		return token, nil
 	}
+	// Meta keys the proof with the secret of the app that issued the token
+	// ("Securing Graph API Requests"); a wrong or missing one is HTTP 400,
+	// OAuthException code 100.
 	proof := param("appsecret_proof")
 	if proof == "" {
-		return "", &graphError{Message: "API calls from the server require an appsecret_proof argument", Type: "GraphMethodException", Code: 100}
+		return "", &graphError{Message: "API calls from the server require an appsecret_proof argument", Type: "OAuthException", Code: 100}
 	}
-	m := hmac.New(sha256.New, []byte(s.opts.AppSecret))
+	m := hmac.New(sha256.New, []byte(secret))
 	m.Write([]byte(token))
 	if !hmac.Equal([]byte(proof), []byte(hex.EncodeToString(m.Sum(nil)))) {
-		return "", &graphError{Message: "Invalid appsecret_proof provided in the API argument", Type: "GraphMethodException", Code: 100}
+		return "", &graphError{Message: "Invalid appsecret_proof provided in the API argument", Type: "OAuthException", Code: 100}
 	}
 	return token, nil
 }

@@ -103,11 +103,11 @@ func datasetError(id string, err error, secrets ...string) *httpError {
 			Error: fmt.Sprintf("the Dataset API could not be reached to resolve the dataset of business %s: try again, or give dataset_id", id)}}
 	}
 	m := &metaError{Status: ae.Status, Code: ae.Code, Subcode: ae.Subcode, Type: ae.Type, Class: ae.Class().String(),
-		Message: scrub(ae.Message, secrets...), FBTraceID: ae.FBTraceID}
+		Message: scrub(capi.Scrub(ae.Message), secrets...), FBTraceID: ae.FBTraceID}
 	what := "fix the request, or give dataset_id"
 	switch ae.Class() {
-	case capi.TokenInvalid:
-		what = "the access token is invalid, expired or lacks a permission (or app_secret does not match it): fix access_token, or give dataset_id"
+	case capi.SetupFault:
+		what = "the access token is invalid, expired or lacks a permission or capability (or app_secret does not match it): fix access_token, or give dataset_id"
 	case capi.Throttled, capi.Retryable:
 		what = "try again later, or give dataset_id"
 	}

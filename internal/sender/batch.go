@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,6 @@ type item struct {
 	business  string
 	ledgerID  string
 	event     capi.Event
-	force     bool    // redriven with -force: may take over an in-doubt claim
 	followers []*item // same ledger id later in the batch: settled with this one
 	done      atomic.Bool
 }
@@ -85,7 +85,6 @@ func (b *batch) parse(now time.Time) []*item {
 				it.published = t
 			}
 		}
-		it.force = h.Get(HeaderForce) == ReasonInDoubt
 		c, err := conversion.Parse(it.msg.Data())
 		it.conv = c
 		if err != nil {
@@ -169,7 +168,13 @@ func (b *batch) deadLetter(it *item, reason, text string) {
 // acks it, counted as outcome, once JetStream has stored the copy, or hands
 // it back if that failed. Followers come again and settle on their own.
 func (b *batch) divert(it *item, m *nats.Msg, outcome string) {
-	fut, err := b.s.js.PublishMsgAsync(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := fit(ctx, b.s.js, m, m.Header.Get(jetstream.MsgIDHeader))
+	cancel()
+	var fut jetstream.PubAckFuture
+	if err == nil {
+		fut, err = b.s.js.PublishMsgAsync(m)
+	}
 	b.mu.Lock()
 	b.dead = append(b.dead, deadLetter{it: it, reason: outcome, fut: fut, err: err})
 	b.mu.Unlock()
@@ -182,6 +187,7 @@ func (b *batch) divert(it *item, m *nats.Msg, outcome string) {
 // then hands back whatever is still unsettled (a shutdown cut it short).
 func (b *batch) finish(ctx context.Context) {
 	var failed int
+	var firstErr error
 	for _, d := range b.dead {
 		err := d.err
 		if err == nil {
@@ -196,13 +202,14 @@ func (b *batch) finish(ctx context.Context) {
 		}
 		if err != nil {
 			failed++
+			firstErr = cmp.Or(firstErr, err)
 			b.nak(d.it, time.Second, outcomeRetried)
 			continue
 		}
 		b.ack(d.it, d.reason)
 	}
 	if failed > 0 {
-		b.s.log.Warn("dead letters or parked copies not stored; messages handed back", zap.Int("count", failed))
+		b.s.log.Warn("dead letters or parked copies not stored; messages handed back", zap.Int("count", failed), zap.Error(firstErr))
 	}
 	var left int
 	for _, it := range b.items {

@@ -28,7 +28,7 @@ type Config struct {
 	TestEventCode   string                   // CAPI_TEST_EVENT_CODE
 	GraphBase       string                   // GRAPH_API_BASE
 	GraphVersion    string                   // GRAPH_API_VERSION
-	AppSecret       string                   // META_APP_SECRET (env only): appsecret_proof
+	AppSecret       string                   // CAPI_APP_SECRET (env only): keys appsecret_proof of the default token
 	DryRunFile      string                   // CAPI_DRYRUN_FILE: append requests there instead of posting
 	ContextWait     time.Duration            // CONTEXT_WAIT
 	ContextRetryMin time.Duration            // CONTEXT_RETRY_MIN: first wait for a missing context
@@ -57,6 +57,10 @@ type DatasetConfig struct {
 	DatasetID string // empty: resolve with the Dataset API using Token
 	TokenEnv  string // the environment variable Token came from
 	Token     string
+	// AppSecretEnv names the environment variable holding the secret of the
+	// app that issued Token ("": CAPI_APP_SECRET); AppSecret is its value.
+	AppSecretEnv string
+	AppSecret    string
 }
 
 // Defaults of the settings the operator leaves unset.
@@ -110,13 +114,13 @@ func Settings() []settings.Setting {
 		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required)"},
 		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL: redis://, rediss://, unix://, redis+cluster://, redis+sentinel:// (required)"},
 		{Env: "CAPI_ACCESS_TOKEN", Help: "default Conversions API access token (env only; required unless CAPI_DATASETS_FILE gives tokens or CAPI_DRYRUN_FILE is set)"},
-		{Env: "CAPI_DATASETS_FILE", Flag: "datasets-file", Help: `JSON {"<business_id>": {"dataset_id": "...", "access_token_env": "ENV_VAR"}}; businesses not listed use the Dataset API`},
+		{Env: "CAPI_APP_SECRET", Help: "secret of the app that issued CAPI_ACCESS_TOKEN: keys appsecret_proof (env only; one secret; unset: no proof)"},
+		{Env: "CAPI_DATASETS_FILE", Flag: "datasets-file", Help: `JSON {"<business_id>": {"dataset_id": "...", "access_token_env": "ENV_VAR", "app_secret_env": "ENV_VAR"}}; businesses not listed use the Dataset API`},
 		{Env: "CAPI_PARTNER_AGENT", Flag: "partner-agent", Help: "partner_agent sent with every request"},
 		{Env: "CAPI_TEST_EVENT_CODE", Flag: "test-event-code", Help: "test_event_code sent with every request (Events Manager test tab)"},
 		{Env: "CAPI_DRYRUN_FILE", Flag: "dry-run-file", Help: "append the requests to this JSONL file instead of posting them (no token needed)"},
 		{Env: "GRAPH_API_BASE", Flag: "graph-api-base", Default: d.GraphBase, Help: "Graph API base URL"},
 		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: d.GraphVersion, Help: "Graph API version"},
-		{Env: "META_APP_SECRET", Help: "app secret for appsecret_proof (env only; optional)"},
 		{Env: "CONTEXT_WAIT", Flag: "context-wait", Default: dur(d.ContextWait), Help: "how long a conversion waits for its ad-click context before dead letter unattributed"},
 		{Env: "CONTEXT_RETRY_MIN", Flag: "context-retry-min", Default: dur(d.ContextRetryMin), Help: "first delay before looking for a missing context again (doubles each time)"},
 		{Env: "CONTEXT_RETRY_MAX", Flag: "context-retry-max", Default: dur(d.ContextRetryMax), Help: "longest delay between context lookups"},
@@ -157,7 +161,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		DryRunFile:      v.Text("CAPI_DRYRUN_FILE"),
 		GraphBase:       strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
 		GraphVersion:    v.Text("GRAPH_API_VERSION"),
-		AppSecret:       v.Text("META_APP_SECRET"),
+		AppSecret:       v.Text("CAPI_APP_SECRET"),
 		ContextWait:     v.Duration("CONTEXT_WAIT"),
 		ContextRetryMin: v.Duration("CONTEXT_RETRY_MIN"),
 		ContextRetryMax: v.Duration("CONTEXT_RETRY_MAX"),
@@ -199,12 +203,43 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			if e.Token == "" && cfg.DryRunFile == "" {
 				return Config{}, fmt.Errorf("config: CAPI_DATASETS_FILE: business %s: %s is not set", id, e.TokenEnv)
 			}
+			if e.AppSecretEnv != "" && e.AppSecret == "" {
+				return Config{}, fmt.Errorf("config: CAPI_DATASETS_FILE: business %s: %s is not set", id, e.AppSecretEnv)
+			}
+		}
+		if _, err := cfg.appSecrets(); err != nil {
+			return Config{}, err
 		}
 	}
 	if cfg.AccessToken == "" && len(cfg.Datasets) == 0 && cfg.DryRunFile == "" {
 		return Config{}, errors.New("config: CAPI_ACCESS_TOKEN is required (or CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)")
 	}
 	return cfg, cfg.Validate()
+}
+
+// appSecrets maps each token to the secret of the app that issued it, as
+// capi.Config.AppSecrets takes it. A token is issued by one app, so one token
+// given two secrets (two entries, or an entry and CAPI_APP_SECRET for the
+// default token) is a configuration error: one of the proofs would be wrong.
+func (c Config) appSecrets() (map[string]string, error) {
+	out := map[string]string{}
+	for id, e := range c.Datasets {
+		secret := e.AppSecret
+		if e.AppSecretEnv == "" {
+			secret = c.AppSecret
+		}
+		if e.Token == "" {
+			continue
+		}
+		if prev, ok := out[e.Token]; ok && prev != secret {
+			return nil, fmt.Errorf("config: CAPI_DATASETS_FILE: business %s: its token is listed with two different app secrets", id)
+		}
+		if e.Token == c.AccessToken && secret != c.AppSecret {
+			return nil, fmt.Errorf("config: CAPI_DATASETS_FILE: business %s: CAPI_ACCESS_TOKEN is listed with an app secret other than CAPI_APP_SECRET", id)
+		}
+		out[e.Token] = secret
+	}
+	return out, nil
 }
 
 // Validate reports the first inconsistent setting by name. New calls it.

@@ -3,6 +3,7 @@ package sender
 import (
 	"errors"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,8 +161,12 @@ func TestParseRedriveArgs(t *testing.T) {
 			t.Errorf("ParseRedriveArgs(%q) = nil error", args)
 		}
 	}
-	if _, err := ParseRedriveArgs([]string{"-reason", "in_doubt", "-force"}, env, now); err != nil {
-		t.Errorf("in_doubt with -force: %v", err)
+	if _, err := ParseRedriveArgs([]string{"-reason", "in_doubt", "-force"}, env, now); err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+		t.Errorf("in_doubt with -force and no Redis: %v; want REDIS_URL asked for", err)
+	}
+	withRedis := envOf(map[string]string{"NATS_URL": "nats://n", "REDIS_URL": "redis://r"})
+	if c, err := ParseRedriveArgs([]string{"-reason", "in_doubt", "-force"}, withRedis, now); err != nil || c.RedisURL != "redis://r" {
+		t.Errorf("in_doubt with -force: %+v, %v", c, err)
 	}
 }
 
@@ -184,5 +189,51 @@ func TestHeaderValue(t *testing.T) {
 	long := strings.Repeat("é", 2000)
 	if got := headerValue(long); len(got) > maxHeaderValue || !strings.HasPrefix(long, got) {
 		t.Errorf("headerValue(long) has %d bytes or broke a rune", len(got))
+	}
+}
+
+// The proof is keyed with CAPI_APP_SECRET or the entry's own app secret, never
+// with META_APP_SECRET (the webhook secrets, a list during a rotation).
+func TestParseConfigAppSecrets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ds.json")
+	if err := os.WriteFile(path, []byte(`{"111": {"access_token_env": "TOKEN_111", "app_secret_env": "SECRET_111"}, "222": {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_DATASETS_FILE": path, "CAPI_ACCESS_TOKEN": "t0",
+		"TOKEN_111": "t1", "META_APP_SECRET": "hook-a,hook-b"}
+	_, err := ParseConfig(nil, envOf(env))
+	if err == nil || !strings.Contains(err.Error(), "business 111: SECRET_111 is not set") {
+		t.Fatalf("ParseConfig = %v; want the missing app secret variable named", err)
+	}
+	env["SECRET_111"] = "app-111"
+	cfg, err := ParseConfig(nil, envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AppSecret != "" {
+		t.Errorf("AppSecret = %q with CAPI_APP_SECRET unset; META_APP_SECRET must not key the proof", cfg.AppSecret)
+	}
+	env["CAPI_APP_SECRET"] = "app-0"
+	if cfg, err = ParseConfig(nil, envOf(env)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.appSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"t1": "app-111", "t0": "app-0"}; !maps.Equal(got, want) || cfg.AppSecret != "app-0" {
+		t.Errorf("appSecrets = %v, AppSecret %q; want %v and app-0", got, cfg.AppSecret, want)
+	}
+	// One token with two secrets: one proof would be wrong.
+	env["TOKEN_111"] = "t0"
+	if _, err := ParseConfig(nil, envOf(env)); err == nil || strings.Contains(err.Error(), "app-") {
+		t.Errorf("one token, two secrets: ParseConfig = %v; want an error without the secrets", err)
+	}
+	// A misspelt field is refused, not ignored.
+	if err := os.WriteFile(path, []byte(`{"111": {"app_secret": "x"}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseConfig(nil, envOf(env)); err == nil || !strings.Contains(err.Error(), "app_secret") {
+		t.Errorf("unknown field: ParseConfig = %v; want it named", err)
 	}
 }

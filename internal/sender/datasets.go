@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,18 +32,23 @@ type dataset struct {
 	id, token string
 }
 
-// readDatasets reads CAPI_DATASETS_FILE and the tokens its entries name.
+// readDatasets reads CAPI_DATASETS_FILE and the tokens and app secrets its
+// entries name. Decoding is strict: a misspelt "app_secret_env" would
+// otherwise leave the business's requests without the proof Meta requires.
 func readDatasets(path string, getenv func(string) string) (map[string]DatasetConfig, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: CAPI_DATASETS_FILE: %w", err)
 	}
 	var raw map[string]struct {
-		DatasetID string `json:"dataset_id"`
-		TokenEnv  string `json:"access_token_env"`
+		DatasetID    string `json:"dataset_id"`
+		TokenEnv     string `json:"access_token_env"`
+		AppSecretEnv string `json:"app_secret_env"`
 	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("config: CAPI_DATASETS_FILE: want {\"<business_id>\": {\"dataset_id\": ..., \"access_token_env\": ...}}: %w", err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, fmt.Errorf("config: CAPI_DATASETS_FILE: want {\"<business_id>\": {\"dataset_id\": ..., \"access_token_env\": ..., \"app_secret_env\": ...}}: %w", err)
 	}
 	out := make(map[string]DatasetConfig, len(raw))
 	for id, e := range raw {
@@ -52,7 +58,11 @@ func readDatasets(path string, getenv func(string) string) (map[string]DatasetCo
 		if e.TokenEnv == "" {
 			e.TokenEnv = DefaultTokenEnv
 		}
-		out[id] = DatasetConfig{DatasetID: e.DatasetID, TokenEnv: e.TokenEnv, Token: getenv(e.TokenEnv)}
+		d := DatasetConfig{DatasetID: e.DatasetID, TokenEnv: e.TokenEnv, Token: getenv(e.TokenEnv), AppSecretEnv: e.AppSecretEnv}
+		if e.AppSecretEnv != "" {
+			d.AppSecret = getenv(e.AppSecretEnv)
+		}
+		out[id] = d
 	}
 	return out, nil
 }

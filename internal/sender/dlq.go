@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
 // Dead-letter reasons: the subject is dlq.<reason>.
@@ -31,9 +33,11 @@ const (
 	// nanoseconds). A dead letter and a redrive carry it, so that a redriven
 	// message without event_time keeps its original time.
 	HeaderPublished = "Ctm-Published"
-	// HeaderForce on a redriven message lets the sender take over an
-	// in-doubt claim (sender redrive -force).
-	HeaderForce = "Ctm-Redrive-Force"
+	// HeaderLedgerID is the event's id in the sender's ledger (business and
+	// event_id), which sender redrive -force names when it asks the ledger to
+	// let the event be resent. (No header asks that: the ledger holds the
+	// operator's request; see pkg/ledger.AllowTakeOver.)
+	HeaderLedgerID = "Ctm-Ledger-Id"
 )
 
 // maxHeaderValue bounds the error text kept in a header.
@@ -48,12 +52,15 @@ func deadLetterMsg(it *item, reason, text string, now time.Time) *nats.Msg {
 	h := m.Header
 	h.Set(jetstream.MsgIDHeader, strconv.FormatUint(it.seq, 10)+"-"+reason)
 	h.Set(HeaderReason, reason)
-	h.Set(HeaderError, headerValue(text))
+	h.Set(HeaderError, headerValue(capi.Scrub(text))) // capi scrubs Meta's texts; this guards the rest
 	h.Set(HeaderSubject, it.msg.Subject())
 	h.Set(HeaderTime, now.UTC().Format(time.RFC3339))
 	h.Set(HeaderPublished, it.published.UTC().Format(time.RFC3339Nano))
 	if it.conv.EventID != "" {
 		h.Set(HeaderEventID, headerValue(it.conv.EventID))
+	}
+	if it.ledgerID != "" {
+		h.Set(HeaderLedgerID, headerValue(it.ledgerID))
 	}
 	if id := it.msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		h.Set(HeaderMsgID, id)

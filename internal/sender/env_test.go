@@ -66,10 +66,16 @@ func newEnv(t testing.TB, configure func(*sender.Config), redisArgs ...string) *
 // newEnvDeps is newEnv with a hook that changes the sender's Deps.
 func newEnvDeps(t testing.TB, configure func(*sender.Config), deps func(*sender.Deps), redisArgs ...string) *env {
 	t.Helper()
+	return newEnvGraph(t, fakegraph.Options{}, configure, deps, redisArgs...)
+}
+
+// newEnvGraph is newEnvDeps against a fake Graph API with options fo.
+func newEnvGraph(t testing.TB, fo fakegraph.Options, configure func(*sender.Config), deps func(*sender.Deps), redisArgs ...string) *env {
+	t.Helper()
 	e := &env{t: t, deps: deps}
 	e.redis = redistest.Start(t, redisArgs...)
 	e.nats = natstest.RunJetStream(t)
-	e.fake = fakegraph.New(t, fakegraph.Options{})
+	e.fake = fakegraph.New(t, fo)
 	e.rdb = e.redis.Client(t)
 	e.store = attribution.NewStore(e.rdb, 0)
 	js, err := jetstream.New(e.nats.Connect(t))

@@ -1,12 +1,20 @@
 package sender_test
 
 import (
+	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
 // Server errors and throttling are retried with backoff until Meta takes the
@@ -110,10 +118,32 @@ func TestLostResponseEndsInDoubt(t *testing.T) {
 	if _, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}}); err != sender.ErrNeedForce {
 		t.Fatalf("Redrive(in_doubt) without Force = %v; want ErrNeedForce", err)
 	}
-	// With -force the operator decided Meta lacks it: it is sent again.
-	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}, Force: true})
-	if err != nil || res.Republished != 1 || res.Deleted != 1 {
-		t.Fatalf("Redrive(in_doubt, force) = %+v, %v; want 1 republished and deleted", res, err)
+	// A publisher cannot ask for a resend: a copy with the header the
+	// sender once trusted is in doubt again, and not sent.
+	m := nats.NewMsg("conversions.instagram")
+	m.Data = conv("lost-1", "instagram", "ig1", "igsid-1")
+	m.Header.Set(jetstream.MsgIDHeader, "lost-1-forged")
+	m.Header.Set("Ctm-Redrive-Force", sender.ReasonInDoubt)
+	if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
+		t.Fatal(err)
+	}
+	letters = e.waitDLQ(30*time.Second, 2)
+	if letters[1].Reason != sender.ReasonInDoubt || e.fake.CountByEventID()["lost-1"] != 1 {
+		t.Fatalf("forged force header: dead letter %+v, at the fake %d times; want in_doubt and 1",
+			letters[1], e.fake.CountByEventID()["lost-1"])
+	}
+	if got := letters[1].Header.Get(sender.HeaderLedgerID); got != "ig1/lost-1" {
+		t.Errorf("Ctm-Ledger-Id = %q; want ig1/lost-1", got)
+	}
+	if _, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}, Force: true}); err == nil {
+		t.Fatalf("Redrive(in_doubt, force) without the ledger = nil error; want the ledger asked for")
+	}
+	// With -force the operator decided Meta lacks it: it is sent again, once
+	// (the two letters are copies of one event).
+	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Reasons: []string{sender.ReasonInDoubt}, Force: true,
+		TakeOvers: ledger.New(e.rdb, ledger.DefaultSentTTL)})
+	if err != nil || res.Republished != 2 || res.Deleted != 2 {
+		t.Fatalf("Redrive(in_doubt, force) = %+v, %v; want 2 republished and deleted", res, err)
 	}
 	e.settled(20 * time.Second)
 	if got := e.fake.CountByEventID()["lost-1"]; got != 2 {
@@ -189,5 +219,106 @@ func TestPausedBusinessParkedNotStallingOthers(t *testing.T) {
 	}
 	if e.logs.FilterMessage("parked messages sent back").Len() < 2 {
 		t.Errorf("want a probe and then the rest sent back (2+ 'parked messages sent back' logs)")
+	}
+}
+
+// Meta refuses to read a WABA's dataset edge; the sender resolves it with the
+// POST, which returns the existing dataset, and sends.
+func TestDatasetResolvedWhenReadRefused(t *testing.T) {
+	e := newEnvGraph(t, fakegraph.Options{RefuseDatasetRead: true, StrictDatasets: true}, nil, nil)
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	e.publish("whatsapp", conv("ds-1", "whatsapp", "w1", "wa-1"), "ds-1")
+	e.settled(20 * time.Second)
+	e.sentOnce("ds-1")
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+	for _, c := range e.fake.DatasetCalls() {
+		if c.Method != "POST" {
+			t.Errorf("Dataset API %s; want POST only", c.Method)
+		}
+	}
+}
+
+// Setup faults of a business (code 3 capability, 10/200-299 permission,
+// 100 with subcode 33 object missing) pause it and park its messages: no
+// batch is halved, nothing is dead-lettered, and once Meta accepts again
+// every event goes out once.
+func TestSetupFaultsPauseAndPark(t *testing.T) {
+	for _, tt := range []struct {
+		name                  string
+		status, code, subcode int
+	}{
+		{"capability 3", 400, 3, 0},
+		{"permission 10", 403, 10, 0},
+		{"permission 200", 403, 200, 0},
+		{"object missing 100/33", 400, 100, 33},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, func(c *sender.Config) { c.PauseInterval = time.Second })
+			e.fake.FailNextSubcode(3, tt.status, tt.code, tt.subcode) // the first request and two probes
+			e.touch(attribution.WhatsApp, "w1", "wa-1")
+			var ids []string
+			for i := range 8 {
+				id := "s-" + strconv.Itoa(i)
+				ids = append(ids, id)
+				e.publish("whatsapp", conv(id, "whatsapp", "w1", "wa-1"), id)
+			}
+			e.waitFor(10*time.Second, "the business paused", func() bool {
+				return e.metric("sender_business_paused", map[string]string{"business_id": "w1"}) == 1
+			})
+			e.waitFor(10*time.Second, "its messages parked", func() bool { return e.parked() > 0 })
+			e.settled(30 * time.Second)
+			e.sentOnce(ids...)
+			if n := len(e.dlq()); n != 0 {
+				t.Errorf("%d dead letters; want none", n)
+			}
+		})
+	}
+}
+
+// A Graph error that echoes the request (its URL with access_token and
+// appsecret_proof, the token itself) is stored in Ctm-Dlq-Error and logged
+// without them; Meta's explanation stays.
+func TestGraphErrorTextScrubbed(t *testing.T) {
+	const token, secret = "EAAGm0PX4ZCpsBAKZAZBsendertoken0123456789", "scrub-app-secret"
+	e := newEnvGraph(t, fakegraph.Options{Tokens: []string{token}, AppSecrets: map[string]string{token: secret}},
+		func(c *sender.Config) { c.AccessToken, c.AppSecret = token, secret }, nil)
+	e.fake.EchoRequest(true)
+	e.fake.RejectEventID("bad-1")
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	e.publish("whatsapp", conv("bad-1", "whatsapp", "w1", "wa-1"), "bad-1")
+	dead := e.waitDLQ(20*time.Second, 1)
+	proof := capi.AppSecretProof(token, secret)
+	if got := dead[0].Error; strings.Contains(got, token) || strings.Contains(got, proof) || !strings.Contains(got, "marked invalid") {
+		t.Errorf("Ctm-Dlq-Error = %q; want Meta's message without the token or the proof", got)
+	}
+	for _, entry := range e.logs.All() {
+		b, _ := json.Marshal(entry.ContextMap())
+		if text := entry.Message + " " + string(b); strings.Contains(text, token) || strings.Contains(text, proof) {
+			t.Errorf("log entry holds the token or the proof: %s", text)
+		}
+	}
+}
+
+// 368 (temporarily blocked for policy violations) is a long retry: the
+// business waits at least RETRY_MAX and PAUSE_INTERVAL, nothing is
+// dead-lettered or parked, and the event goes out once afterwards.
+func TestBlockedIsALongRetry(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) { c.RetryMax, c.PauseInterval = 400*time.Millisecond, 600*time.Millisecond })
+	e.fake.FailNext(1, 400, 368)
+	e.touch(attribution.WhatsApp, "w1", "wa-1")
+	e.publish("whatsapp", conv("blk-1", "whatsapp", "w1", "wa-1"), "blk-1")
+	e.settled(20 * time.Second)
+	e.sentOnce("blk-1")
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+	logs := e.logs.FilterMessage("business temporarily blocked by meta").All()
+	if len(logs) != 1 {
+		t.Fatalf("%d 'temporarily blocked' logs; want 1", len(logs))
+	}
+	if d, _ := logs[0].ContextMap()["wait"].(time.Duration); d < 600*time.Millisecond {
+		t.Errorf("blocked business waits %v; want at least PAUSE_INTERVAL (600ms)", d)
 	}
 }

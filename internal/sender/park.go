@@ -89,9 +89,6 @@ func parkMsg(it *item, business string) *nats.Msg {
 	if id := it.msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
 		h.Set(HeaderMsgID, id)
 	}
-	if it.force {
-		h.Set(HeaderForce, ReasonInDoubt)
-	}
 	return m
 }
 
@@ -265,7 +262,7 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 		if !before.IsZero() && !md.Timestamp.Before(before) {
 			return true, nil // the rest is newer
 		}
-		if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark", m.Headers().Get(HeaderForce) != ""); err != nil {
+		if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark"); err != nil {
 			return false, err
 		}
 		n++
@@ -324,11 +321,15 @@ func readPending(ctx context.Context, cons jetstream.Consumer, limit int, fn fun
 // Nats-Msg-Id is the original's with "-<kind>-<seq>", so doing it again
 // after a crash between publish and delete is dropped by the CONVERSIONS
 // duplicate window (and past it, the ledger still never sends an event
-// twice). force marks it to take over an in-doubt claim.
-func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind string, force bool) error {
+// twice).
+func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind string) error {
 	h := m.Headers()
 	out := nats.NewMsg(h.Get(HeaderSubject))
-	out.Data = m.Data()
+	data, err := originalData(ctx, js, m)
+	if err != nil {
+		return fmt.Errorf("%s: message %d: %w", kind, seq, err)
+	}
+	out.Data = data
 	base := h.Get(HeaderMsgID)
 	if base == "" {
 		base = h.Get(HeaderEventID)
@@ -337,14 +338,12 @@ func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Str
 	if v := h.Get(HeaderPublished); v != "" {
 		out.Header.Set(HeaderPublished, v)
 	}
-	if force {
-		out.Header.Set(HeaderForce, ReasonInDoubt)
-	}
 	if _, err := js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("%s: publish message %d back: %w", kind, seq, err)
 	}
 	if err := stream.DeleteMsg(ctx, seq); err != nil {
 		return fmt.Errorf("%s: delete message %d: %w", kind, seq, err)
 	}
+	dropBody(ctx, js, h)
 	return nil
 }

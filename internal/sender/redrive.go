@@ -1,7 +1,9 @@
 package sender
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
 // ErrNeedForce is returned when in_doubt dead letters are selected without
@@ -28,6 +32,15 @@ type RedriveOptions struct {
 	Limit   int       // at most this many (0: all)
 	DryRun  bool      // count only
 	Force   bool      // allow in_doubt: the sender then takes over their claims
+	// TakeOvers records the operator's request to resend in-doubt events
+	// (the sender's ledger); required with Force.
+	TakeOvers takeOvers
+	ForceTTL  time.Duration // how long such a request waits (0: ledger.DefaultForceTTL)
+}
+
+// takeOvers records that in-doubt events may be resent (*ledger.Ledger).
+type takeOvers interface {
+	AllowTakeOver(ctx context.Context, ids []string, ttl time.Duration) error
 }
 
 // RedriveResult says what a redrive did.
@@ -45,7 +58,9 @@ type RedriveResult struct {
 // Nats-Msg-Id is the original's with "-redrive-<dlq seq>", so running the
 // same redrive again after a crash between publish and delete is dropped by
 // the CONVERSIONS duplicate window (and past it, the sender's ledger still
-// never sends an event twice). Forced in_doubt letters carry HeaderForce.
+// never sends an event twice). For a forced in_doubt letter the request to
+// resend it is recorded in the ledger first (out of band: the sender trusts
+// no header for it).
 func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (RedriveResult, error) {
 	res := RedriveResult{ByReason: map[string]int{}}
 	if len(opts.Reasons) == 0 {
@@ -58,6 +73,9 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 		}
 		if r == ReasonInDoubt && !opts.Force {
 			return res, ErrNeedForce
+		}
+		if r == ReasonInDoubt && opts.TakeOvers == nil && !opts.DryRun {
+			return res, errors.New("redrive: -force needs the sender's ledger (REDIS_URL or -redis-url)")
 		}
 		subjects = append(subjects, "dlq."+r)
 	}
@@ -87,7 +105,7 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 		if opts.DryRun {
 			return false, nil
 		}
-		return false, redriveOne(ctx, js, stream, m, md.Sequence.Stream, &res)
+		return false, redriveOne(ctx, js, stream, m, md.Sequence.Stream, opts, &res)
 	})
 	if err != nil {
 		return res, fmt.Errorf("redrive: read %s: %w", StreamDLQ, err)
@@ -95,18 +113,47 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 	return res, nil
 }
 
-func redriveOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, res *RedriveResult) error {
+func redriveOne(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, opts RedriveOptions, res *RedriveResult) error {
 	h := m.Headers()
 	if !strings.HasPrefix(h.Get(HeaderSubject), "conversions.") {
 		res.Skipped++
 		return nil
 	}
-	if err := republish(ctx, js, stream, m, seq, "redrive", h.Get(HeaderReason) == ReasonInDoubt); err != nil {
+	if h.Get(HeaderReason) == ReasonInDoubt {
+		id := inDoubtLedgerID(h.Get(HeaderLedgerID), m.Data())
+		if id == "" {
+			res.Skipped++
+			return nil
+		}
+		ttl := cmp.Or(opts.ForceTTL, ledger.DefaultForceTTL)
+		if err := opts.TakeOvers.AllowTakeOver(ctx, []string{id}, ttl); err != nil {
+			return fmt.Errorf("redrive: %w", err)
+		}
+	}
+	if err := republish(ctx, js, stream, m, seq, "redrive"); err != nil {
 		return fmt.Errorf("redrive: %w", err)
 	}
 	res.Republished++
 	res.Deleted++
 	return nil
+}
+
+// inDoubtLedgerID is the ledger id of an in_doubt dead letter: its
+// Ctm-Ledger-Id header, or for letters written before the sender set it, the
+// message's business_id and event_id as the sender joined them then ("" when
+// the data has neither).
+func inDoubtLedgerID(header string, data []byte) string {
+	if header != "" {
+		return header
+	}
+	var c struct {
+		BusinessID string `json:"business_id"`
+		EventID    string `json:"event_id"`
+	}
+	if json.Unmarshal(data, &c) != nil || c.BusinessID == "" || c.EventID == "" {
+		return ""
+	}
+	return c.BusinessID + "/" + c.EventID
 }
 
 // Print writes the summary of a redrive.

@@ -13,7 +13,10 @@ import (
 // RedriveConfig is the configuration of `sender redrive`.
 type RedriveConfig struct {
 	NATSURL string
-	Options RedriveOptions
+	// RedisURL is the sender's Redis, where -force records its request to
+	// resend in-doubt events (the ledger); required with -force.
+	RedisURL string
+	Options  RedriveOptions
 }
 
 // ParseRedriveArgs reads the flags of `sender redrive` (after the word
@@ -23,6 +26,7 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 	fs := flag.NewFlagSet("sender redrive", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	natsURL := fs.String("nats-url", getenv("NATS_URL"), "")
+	redisURL := fs.String("redis-url", getenv("REDIS_URL"), "")
 	reasons := fs.String("reason", "", "")
 	since := fs.String("since", "", "")
 	from := fs.String("from", "", "")
@@ -39,7 +43,7 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 	if fs.NArg() > 0 {
 		return RedriveConfig{}, fmt.Errorf("redrive: unexpected argument %q (see sender redrive -h)", fs.Arg(0))
 	}
-	c := RedriveConfig{NATSURL: *natsURL, Options: RedriveOptions{Limit: *limit, DryRun: *dry, Force: *force}}
+	c := RedriveConfig{NATSURL: *natsURL, RedisURL: *redisURL, Options: RedriveOptions{Limit: *limit, DryRun: *dry, Force: *force}}
 	for _, r := range strings.Split(*reasons, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			c.Options.Reasons = append(c.Options.Reasons, r)
@@ -54,6 +58,8 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 		return c, errors.New("redrive: give -since or -from, not both")
 	case *limit < 0:
 		return c, errors.New("redrive: -limit must not be negative")
+	case *force && !*dry && c.RedisURL == "":
+		return c, errors.New("redrive: -force needs REDIS_URL (or -redis-url): the request to resend is recorded in the sender's ledger")
 	}
 	for _, r := range c.Options.Reasons {
 		if !slices.Contains(Reasons, r) {
@@ -106,7 +112,10 @@ accepted is still never sent twice.
                   Meta may already have it, and Meta does not deduplicate
                   business-messaging events: resending may count the
                   conversion twice. Check Events Manager first, then redrive
-                  only those that are missing.
+                  only those that are missing. The request to resend is
+                  recorded in the sender's ledger in Redis (for 24h), never in
+                  the message: the sender ignores any header asking for it.
   -nats-url URL   NATS server (default $NATS_URL)
+  -redis-url URL  the sender's Redis (default $REDIS_URL; needed by -force)
 `)
 }

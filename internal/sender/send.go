@@ -83,32 +83,36 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 	}
 }
 
-// claim claims items for owner: plain claims, and take-overs for events an
-// operator redrove with -force.
+// claim claims items for owner. An event in doubt is taken over only when an
+// operator asked for it with sender redrive -force, which records the request
+// in the ledger (ledger.AllowTakeOver); nothing in the message can ask for it,
+// since anyone who may publish conversions could set a header. The second
+// round trip happens only for events in doubt, which are rare.
 func (b *batch) claim(ctx context.Context, owner string, items []*item) ([]ledger.Result, error) {
-	var plain, forced []string
-	for _, it := range items {
-		if it.force {
-			forced = append(forced, it.ledgerID)
-		} else {
-			plain = append(plain, it.ledgerID)
-		}
-	}
-	rp, err := b.s.ledger.Claim(ctx, owner, b.s.cfg.SendLease, plain)
-	if err != nil {
-		return nil, err
-	}
-	rf, err := b.s.ledger.TakeOver(ctx, owner, b.s.cfg.SendLease, forced)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]ledger.Result, len(items))
+	ids := make([]string, len(items))
 	for i, it := range items {
-		if it.force {
-			out[i], rf = rf[0], rf[1:]
-		} else {
-			out[i], rp = rp[0], rp[1:]
+		ids[i] = it.ledgerID
+	}
+	out, err := b.s.ledger.Claim(ctx, owner, b.s.cfg.SendLease, ids)
+	if err != nil {
+		return nil, err
+	}
+	var doubt []int
+	var doubtIDs []string
+	for i, r := range out {
+		if r.State == ledger.InDoubt {
+			doubt, doubtIDs = append(doubt, i), append(doubtIDs, ids[i])
 		}
+	}
+	if len(doubt) == 0 {
+		return out, nil
+	}
+	rf, err := b.s.ledger.TakeOver(ctx, owner, b.s.cfg.SendLease, doubtIDs)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range doubt {
+		out[i] = rf[j]
 	}
 	return out, nil
 }
@@ -220,16 +224,16 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 	class := capi.Retryable
 	if isAPI {
 		class = ae.Class()
-		if class == capi.Rejected { // only a dataset lookup gets here: a setup problem
-			class = capi.TokenInvalid
+		if class == capi.Rejected { // only a dataset lookup gets here: a setup fault
+			class = capi.SetupFault
 		}
 	} else if errors.Is(err, capi.ErrNoToken) {
-		class = capi.TokenInvalid
+		class = capi.SetupFault
 	}
 	var d time.Duration
 	outcome := outcomeRetried
 	switch class {
-	case capi.TokenInvalid:
+	case capi.SetupFault:
 		first, pause := s.biz.pause(st, now)
 		d, outcome = pause, outcomePaused
 		s.sharedPause(business)
@@ -237,13 +241,18 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
 		if first {
 			s.m.paused.WithLabelValues(business).Set(1)
-			s.log.Error("business paused: fix its access token or dataset; its events wait", fields...)
+			s.log.Error("business paused: fix its access token, app secret, permissions or dataset; its events wait", fields...)
 		} else {
 			s.log.Warn("business still paused", fields...)
 		}
 	case capi.Throttled:
 		d = s.biz.failed(st, true, ae.Usage.RetryAfter, now)
 		s.log.Warn("business throttled", zap.String("business_id", business), zap.Error(err), zap.Duration("wait", d))
+	case capi.Blocked:
+		// 368: Meta blocks for hours, not seconds; the business waits the
+		// longest of RETRY_MAX and PAUSE_INTERVAL between tries.
+		d = s.biz.failed(st, true, max(s.cfg.RetryMax, s.cfg.PauseInterval, ae.Usage.RetryAfter), now)
+		s.log.Warn("business temporarily blocked by meta", zap.String("business_id", business), zap.Error(err), zap.Duration("wait", d))
 	default:
 		d = s.biz.failed(st, false, 0, now)
 		s.log.Warn("transient failure; events handed back", zap.String("business_id", business),

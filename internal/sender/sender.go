@@ -133,10 +133,14 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sender: metrics: %w", err)
 	}
+	secrets, err := cfg.appSecrets()
+	if err != nil {
+		return nil, err
+	}
 	p, api := deps.Poster, deps.Datasets
 	if p == nil {
 		c := capi.NewClient(capi.Config{
-			BaseURL: cfg.GraphBase, Version: cfg.GraphVersion, AppSecret: cfg.AppSecret,
+			BaseURL: cfg.GraphBase, Version: cfg.GraphVersion, AppSecret: cfg.AppSecret, AppSecrets: secrets,
 			PartnerAgent: cfg.PartnerAgent, TestEventCode: cfg.TestEventCode,
 			HTTPClient: &http.Client{Timeout: cfg.HTTPTimeout},
 		})

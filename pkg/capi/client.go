@@ -34,9 +34,14 @@ var (
 
 // Config configures a Client. Zero values take the defaults.
 type Config struct {
-	BaseURL       string // default https://graph.facebook.com
-	Version       string // Graph API version, e.g. "v24.0"
-	AppSecret     string // when set, requests carry appsecret_proof
+	BaseURL string // default https://graph.facebook.com
+	Version string // Graph API version, e.g. "v24.0"
+	// AppSecret is the secret of the app that issued the tokens (one
+	// secret, never a list): when set, requests carry appsecret_proof.
+	AppSecret string
+	// AppSecrets overrides AppSecret per access token, for tokens issued by
+	// other apps (a partner serving businesses through apps of their own).
+	AppSecrets    map[string]string
 	PartnerAgent  string
 	TestEventCode string
 	HTTPClient    *http.Client // default: DefaultTimeout; redirects are never followed
@@ -131,7 +136,7 @@ func (c *Client) Send(ctx context.Context, datasetID, token string, events []Eve
 		return Response{}, err
 	}
 	if r.status/100 != 2 {
-		return Response{}, newAPIError(op, r.status, r.header, r.body)
+		return Response{}, newAPIError(op, r.status, r.header, r.body, token)
 	}
 	var resp Response
 	if err := json.Unmarshal(r.body, &resp); err != nil {
@@ -149,11 +154,16 @@ func (c *Client) Send(ctx context.Context, datasetID, token string, events []Eve
 }
 
 // Dataset returns the dataset id of businessID (a page id, WABA id or
-// Instagram account id): the existing one (GET /{business_id}/dataset), else a
-// new one (POST /{business_id}/dataset). The onboarding guide says the POST
-// returns the existing id when there is one, so a race between two senders
-// creating it is harmless. A GET answer may be {"id": ...} or a list
-// {"data": [{"id": ...}]}; both are read.
+// Instagram account id) with POST /{business_id}/dataset alone. Meta's
+// "WhatsApp Business Account Dataset" reference
+// (https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account/dataset/)
+// says of reading "You can't perform this operation on this endpoint" and of
+// creating "When posting to this edge, no Graph object will be created": the
+// POST returns the existing dataset, and the onboarding guide says the same
+// for pages ("If there is already an existing dataset_id associated with the
+// page, it will return that id"). So the POST is idempotent, a race between
+// two senders is harmless, and a GET (refused for a WABA) is never needed.
+// An answer {"id": ...} or a list {"data": [{"id": ...}]} is read.
 func (c *Client) Dataset(ctx context.Context, businessID, token string) (string, error) {
 	switch {
 	case token == "":
@@ -161,14 +171,10 @@ func (c *Client) Dataset(ctx context.Context, businessID, token string) (string,
 	case businessID == "":
 		return "", ErrNoID
 	}
-	u := c.url(businessID, "dataset", token)
-	id, err := c.datasetCall(ctx, "get dataset", http.MethodGet, u, token)
-	if err != nil || id != "" {
-		return id, err
-	}
-	id, err = c.datasetCall(ctx, "create dataset", http.MethodPost, u, token)
+	const op = "create dataset"
+	id, err := c.datasetCall(ctx, op, http.MethodPost, c.url(businessID, "dataset", token), token)
 	if err == nil && id == "" {
-		return "", &TransportError{Op: "create dataset", Err: errors.New("response has no dataset id")}
+		return "", &TransportError{Op: op, Err: errors.New("response has no dataset id")}
 	}
 	return id, err
 }
@@ -179,7 +185,7 @@ func (c *Client) datasetCall(ctx context.Context, op, method, u, token string) (
 		return "", err
 	}
 	if r.status/100 != 2 {
-		return "", newAPIError(op, r.status, r.header, r.body)
+		return "", newAPIError(op, r.status, r.header, r.body, token)
 	}
 	var out struct {
 		ID   string `json:"id"`
@@ -201,10 +207,21 @@ func (c *Client) datasetCall(ctx context.Context, op, method, u, token string) (
 // ("/events?access_token={TOKEN}"); transport errors drop the URL (scrub).
 func (c *Client) url(id, edge, token string) string {
 	q := url.Values{"access_token": {token}}
-	if c.cfg.AppSecret != "" {
-		q.Set("appsecret_proof", AppSecretProof(token, c.cfg.AppSecret))
+	if secret := c.appSecret(token); secret != "" {
+		q.Set("appsecret_proof", AppSecretProof(token, secret))
 	}
 	return c.cfg.BaseURL + "/" + url.PathEscape(c.cfg.Version) + "/" + url.PathEscape(id) + "/" + edge + "?" + q.Encode()
+}
+
+// appSecret is the secret that proves token: Meta keys the proof with the
+// secret of the app that issued the token, so a proof keyed with any other
+// secret is refused (code 100 "Invalid appsecret_proof provided in the API
+// argument"). "" means no proof.
+func (c *Client) appSecret(token string) string {
+	if s, ok := c.cfg.AppSecrets[token]; ok {
+		return s
+	}
+	return c.cfg.AppSecret
 }
 
 // AppSecretProof is "a sha256 hash of your access token, using the app secret

@@ -337,3 +337,27 @@ func TestSendReusesConnections(t *testing.T) {
 		t.Errorf("%d connections for %d bursts of %d concurrent requests; want at most %d (kept idle between bursts)", n, bursts, concurrent, 2*concurrent)
 	}
 }
+
+// A token issued by another app is proven with that app's secret, the rest
+// with AppSecret: Meta refuses a proof keyed with any other secret.
+func TestSendProofKeyedWithTheTokensAppSecret(t *testing.T) {
+	g, srv := newGraphStub(t, 200, `{"events_received":1}`)
+	c := NewClient(Config{BaseURL: srv.URL, AppSecret: "default-secret",
+		AppSecrets: map[string]string{testToken: testSecret, "no-proof-token": ""}})
+	for _, tok := range []string{testToken, "other-token", "no-proof-token"} {
+		if _, err := c.Send(t.Context(), "1", tok, []Event{channelEvents["whatsapp"]}); err != nil {
+			t.Fatalf("Send(%s) error = %v", tok, err)
+		}
+	}
+	reqs := g.requests()
+	want := []string{testProof, AppSecretProof("other-token", "default-secret"), ""}
+	for i, r := range reqs {
+		got := ""
+		if v := r.Query["appsecret_proof"]; len(v) > 0 {
+			got = v[0]
+		}
+		if got != want[i] {
+			t.Errorf("request %d: appsecret_proof = %q; want %q", i, got, want[i])
+		}
+	}
+}

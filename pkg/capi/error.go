@@ -17,10 +17,15 @@ const (
 	Retryable Class = iota + 1
 	// Throttled: rate limited; retry later and slow down that business.
 	Throttled
-	// TokenInvalid: the access token is expired, revoked, missing a permission
-	// or not proven with the right app secret; pause the business until an
-	// operator fixes the credentials.
-	TokenInvalid
+	// SetupFault: the business's credentials or setup are wrong (token
+	// expired or revoked, permission or capability missing, proof keyed
+	// with the wrong secret, dataset missing or not allowed). Every event of
+	// the business would fail the same way: pause the business until an
+	// operator fixes it, and never dead-letter its events for it.
+	SetupFault
+	// Blocked: Meta blocked the app for a while (368, policy violation);
+	// retry much later, the business waiting meanwhile.
+	Blocked
 	// Rejected: the request (or an event in it) is invalid; retrying will not help.
 	Rejected
 )
@@ -31,8 +36,10 @@ func (c Class) String() string {
 		return "retryable"
 	case Throttled:
 		return "throttled"
-	case TokenInvalid:
-		return "token_invalid"
+	case SetupFault:
+		return "setup_fault"
+	case Blocked:
+		return "blocked"
 	case Rejected:
 		return "rejected"
 	}
@@ -99,51 +106,85 @@ func (e *APIError) Detail() string {
 	return strings.Join(out, ": ")
 }
 
-// throttleCodes are the rate-limit codes of "Rate Limits": 4 (app), 17 (user),
-// 32 (Pages API), 613 (custom rate limit) and the Business Use Case codes
-// 80000-80014 (80000 Ads Insights, 80001 Pages, 80002 Instagram, 80003 Custom
-// Audience, 80004 Ads Management, 80005 LeadGen, 80006 Messenger, 80008
-// WhatsApp Business Management, 80009 Catalog Management, 80014 Catalog
-// Batch; the gaps are kept in the range so a new BUC type is not taken for a
-// bad request). "Handling Errors" adds 341 "Application limit reached" and
-// 368 "Temporarily blocked for policies violations" (wait and retry).
-func isThrottleCode(code int) bool {
-	switch code {
-	case 4, 17, 32, 341, 368, 613:
-		return true
-	}
-	return code >= 80000 && code <= 80014
+// Rule is one line of the error table: which Graph errors it matches (Codes,
+// as docs/graph-errors.md lists them) and their Class.
+type Rule struct {
+	Codes string // e.g. "10, 200-299" or "100 + subcode 33"
+	Class Class
+	Why   string // Meta's name for the error, or the reason for the class
+	match func(e *APIError) bool
 }
 
-// Class classifies e. The order matters: a throttle error may also say
-// is_transient, and a token error may come with any status.
+func codeIn(lo, hi int) func(*APIError) bool {
+	return func(e *APIError) bool { return e.Code >= lo && e.Code <= hi }
+}
+
+func codeIs(codes ...int) func(*APIError) bool {
+	return func(e *APIError) bool {
+		for _, c := range codes {
+			if e.Code == c {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// ErrorTable is how the sender treats each Graph API error, in one place. The
+// first rule that matches wins, so the order matters: a throttle error may
+// also say is_transient, a setup fault may come with any status.
 //
-//   - TokenInvalid: 190 "Access token has expired", 102 "API Session", 104
-//     (no access token sent: "An access token is required to request this
-//     resource"), subcodes 463 "Expired" and 467 "Invalid Access Token", 10
-//     and 200-299 (permission not granted or removed), and code 100 about
-//     appsecret_proof ("Invalid appsecret_proof provided in the API argument" /
-//     "... require an appsecret_proof argument"): a credential fault that
-//     every event of the business would hit, so the business is paused instead
-//     of its events being dead-lettered one by one.
-//   - Throttled: isThrottleCode, or HTTP 429.
-//   - Retryable: HTTP 5xx, codes 1 "API Unknown" and 2 "API Service",
-//     is_transient, HTTP 408, and any non-Graph error body but a 413 (a proxy
-//     or load balancer answered, so Graph never judged the request).
-//   - Rejected: the rest, notably 100 "Invalid parameter".
+// Sources: Graph API "Handling Errors"
+// (https://developers.facebook.com/docs/graph-api/guides/error-handling):
+// 1 API Unknown and 2 API Service ("retry"), 3 API Method ("capability or
+// permissions issue"), 4 and 17 and 32 and 613 rate limits, 10 and 200-299
+// API Permission ("permission ... not granted or removed"), 100 Invalid
+// parameter, 102 API Session and 190 access token ("get a new token"), 341
+// "Application limit reached", 368 "Temporarily blocked for policies
+// violations" ("wait and retry the operation"); subcodes 463 expired, 467
+// invalid token. Subcode 33 of code 100 is Graph's "Object with ID ... does
+// not exist, cannot be loaded due to missing permissions, or does not
+// support this operation": the dataset or the business is missing or not
+// allowed, a setup fault rather than a bad event. "Rate Limits" gives the
+// Business Use Case codes 80000-80014 (the gaps are kept in the range so a
+// new BUC type is not taken for a bad request).
+var ErrorTable = []Rule{
+	{"190, 102, 104; subcodes 463, 467", SetupFault, "access token expired, invalid or missing: get a new token",
+		func(e *APIError) bool {
+			return e.Code == 190 || e.Code == 102 || e.Code == 104 || e.Subcode == 463 || e.Subcode == 467
+		}},
+	{"3", SetupFault, "API Method: the app lacks the capability (e.g. the dataset API or the messaging events permission)", codeIs(3)},
+	{"10, 200-299", SetupFault, "API Permission: a permission was not granted or was removed",
+		func(e *APIError) bool { return e.Code == 10 || e.Code >= 200 && e.Code <= 299 }},
+	{"100 + subcode 33", SetupFault, "object does not exist, cannot be loaded for missing permissions, or does not support the operation",
+		func(e *APIError) bool { return e.Code == 100 && e.Subcode == 33 }},
+	{"100 naming appsecret_proof", SetupFault, "Invalid appsecret_proof: the proof is keyed with a secret other than the token's app's",
+		func(e *APIError) bool {
+			// Meta's two texts, matched whole: a rejection that merely quotes
+			// the request URL also names appsecret_proof.
+			return e.Code == 100 && (strings.Contains(e.Message, "Invalid appsecret_proof") ||
+				strings.Contains(e.Message, "require an appsecret_proof"))
+		}},
+	{"368", Blocked, "Temporarily blocked for policies violations: wait and retry", codeIs(368)},
+	{"4, 17, 32, 341, 613, 80000-80014; HTTP 429", Throttled, "rate limited: retry later, slower",
+		func(e *APIError) bool {
+			return codeIs(4, 17, 32, 341, 613)(e) || codeIn(80000, 80014)(e) || e.Status == http.StatusTooManyRequests
+		}},
+	{"1, 2; is_transient; HTTP 5xx, 408; a non-Graph body but 413", Retryable, "transient: retry with backoff",
+		func(e *APIError) bool {
+			return e.Status >= 500 || e.Code == 1 || e.Code == 2 || e.Transient || e.Status == http.StatusRequestTimeout ||
+				e.Code == 0 && e.Status != http.StatusRequestEntityTooLarge // a proxy answered: Graph never judged it
+		}},
+	{"anything else (notably 100)", Rejected, "the request or an event in it is invalid: isolate and dead-letter",
+		func(*APIError) bool { return true }},
+}
+
+// Class classifies e by ErrorTable.
 func (e *APIError) Class() Class {
-	switch {
-	case e.Code == 190 || e.Code == 102 || e.Code == 104 || e.Code == 10,
-		e.Code >= 200 && e.Code <= 299,
-		e.Subcode == 463 || e.Subcode == 467,
-		e.Code == 100 && strings.Contains(e.Message, "appsecret_proof"):
-		return TokenInvalid
-	case isThrottleCode(e.Code), e.Status == http.StatusTooManyRequests:
-		return Throttled
-	case e.Status >= 500, e.Code == 1, e.Code == 2, e.Transient,
-		e.Status == http.StatusRequestTimeout,
-		e.Code == 0 && e.Status != http.StatusRequestEntityTooLarge:
-		return Retryable
+	for _, r := range ErrorTable {
+		if r.match(e) {
+			return r.Class
+		}
 	}
 	return Rejected
 }
@@ -172,7 +213,9 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func newAPIError(op string, status int, h http.Header, body []byte) *APIError {
+// newAPIError reads a Graph error answer to a request made with token; its
+// texts are scrubbed of token and of anything else that looks like a secret.
+func newAPIError(op string, status int, h http.Header, body []byte, token string) *APIError {
 	e := &APIError{Op: op, Status: status, Usage: parseUsage(h)}
 	var env struct {
 		Error *graphError `json:"error"`
@@ -180,7 +223,8 @@ func newAPIError(op string, status int, h http.Header, body []byte) *APIError {
 	if json.Unmarshal(body, &env) == nil && env.Error != nil {
 		g := env.Error
 		e.Code, e.Subcode, e.Type = int(g.Code), int(g.Subcode), g.Type
-		e.Message, e.UserTitle, e.UserMessage = g.Message, g.UserTitle, g.UserMsg
+		e.Message, e.UserTitle, e.UserMessage = Scrub(g.Message, token), Scrub(g.UserTitle, token), Scrub(g.UserMsg, token)
+		e.Type = Scrub(e.Type, token)
 		e.FBTraceID, e.Transient = g.FBTraceID, g.IsTransient
 	}
 	if e.FBTraceID == "" {

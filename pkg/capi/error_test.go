@@ -2,6 +2,7 @@ package capi
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestClass(t *testing.T) {
 		{"user too many calls", APIError{Status: 400, Code: 17, Subcode: 2446079}, Throttled},
 		{"page limit", APIError{Status: 400, Code: 32}, Throttled},
 		{"application limit", APIError{Status: 400, Code: 341}, Throttled},
-		{"policy block", APIError{Status: 400, Code: 368}, Throttled},
+		{"policy block", APIError{Status: 400, Code: 368}, Blocked},
 		{"custom rate limit", APIError{Status: 400, Code: 613, Subcode: 1996}, Throttled},
 		{"buc ads insights", APIError{Status: 400, Code: 80000}, Throttled},
 		{"buc pages", APIError{Status: 400, Code: 80001}, Throttled},
@@ -32,16 +33,22 @@ func TestClass(t *testing.T) {
 		{"buc catalog batch", APIError{Status: 400, Code: 80014}, Throttled},
 		{"throttled and transient", APIError{Status: 400, Code: 4, Transient: true}, Throttled},
 		{"http 429", APIError{Status: 429}, Throttled},
-		{"expired token", APIError{Status: 400, Code: 190, Type: "OAuthException"}, TokenInvalid},
-		{"expired token 401", APIError{Status: 401, Code: 190, Subcode: 463}, TokenInvalid},
-		{"invalid token subcode", APIError{Status: 400, Code: 190, Subcode: 467}, TokenInvalid},
-		{"api session", APIError{Status: 400, Code: 102}, TokenInvalid},
-		{"no token", APIError{Status: 400, Code: 104}, TokenInvalid},
-		{"permission denied", APIError{Status: 403, Code: 10}, TokenInvalid},
-		{"permission 200", APIError{Status: 403, Code: 200}, TokenInvalid},
-		{"bad appsecret_proof", APIError{Status: 400, Code: 100, Message: "Invalid appsecret_proof provided in the API argument"}, TokenInvalid},
+		{"expired token", APIError{Status: 400, Code: 190, Type: "OAuthException"}, SetupFault},
+		{"expired token 401", APIError{Status: 401, Code: 190, Subcode: 463}, SetupFault},
+		{"invalid token subcode", APIError{Status: 400, Code: 190, Subcode: 467}, SetupFault},
+		{"api session", APIError{Status: 400, Code: 102}, SetupFault},
+		{"no token", APIError{Status: 400, Code: 104}, SetupFault},
+		{"permission denied", APIError{Status: 403, Code: 10}, SetupFault},
+		{"permission 200", APIError{Status: 403, Code: 200}, SetupFault},
+		{"bad appsecret_proof", APIError{Status: 400, Code: 100, Message: "Invalid appsecret_proof provided in the API argument"}, SetupFault},
 		{"invalid parameter", APIError{Status: 400, Code: 100, Subcode: 2804066}, Rejected},
-		{"object missing", APIError{Status: 400, Code: 100, Subcode: 33}, Rejected},
+		{"missing appsecret_proof", APIError{Status: 400, Code: 100, Message: "API calls from the server require an appsecret_proof argument"}, SetupFault},
+		{"invalid event quoting the request URL", APIError{Status: 400, Code: 100, Message: "Invalid parameter (request /v24.0/1/events?access_token=[redacted]&appsecret_proof=[redacted])"}, Rejected},
+		{"object missing", APIError{Status: 400, Code: 100, Subcode: 33}, SetupFault},
+		{"capability", APIError{Status: 400, Code: 3}, SetupFault},
+		{"permission 299", APIError{Status: 403, Code: 299}, SetupFault},
+		{"permission 300 outside range", APIError{Status: 400, Code: 300}, Rejected},
+		{"transient capability error still a setup fault", APIError{Status: 500, Code: 3, Transient: true}, SetupFault},
 		{"duplicate post", APIError{Status: 400, Code: 506}, Rejected},
 		{"code 80015 outside buc range", APIError{Status: 400, Code: 80015}, Rejected},
 	}
@@ -51,6 +58,19 @@ func TestClass(t *testing.T) {
 				t.Errorf("Class(%+v) = %v; want %v", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// docs/graph-errors.md lists every rule of the table.
+func TestErrorTableDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/graph-errors.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ErrorTable {
+		if !strings.Contains(string(doc), "| "+r.Codes+" | "+r.Class.String()+" |") {
+			t.Errorf("docs/graph-errors.md has no row | %s | %s |", r.Codes, r.Class)
+		}
 	}
 }
 
@@ -74,15 +94,49 @@ func TestNewAPIErrorFallbacks(t *testing.T) {
 	h := http.Header{}
 	h.Set("X-Fb-Trace-Id", "hdrTrace")
 	h.Set("Retry-After", "30")
-	e := newAPIError("get dataset", 503, h, []byte("Service Unavailable"))
+	e := newAPIError("get dataset", 503, h, []byte("Service Unavailable"), "")
 	if e.FBTraceID != "hdrTrace" || e.Code != 0 || e.Usage.RetryAfter != 30*time.Second {
 		t.Errorf("newAPIError(non-JSON) = %+v; want trace id from header, code 0, retry 30s", e)
 	}
-	e = newAPIError("post events", 400, http.Header{}, []byte(`{"error":{"code":"190","error_subcode":"460","message":"x"}}`))
+	e = newAPIError("post events", 400, http.Header{}, []byte(`{"error":{"code":"190","error_subcode":"460","message":"x"}}`), "")
 	if e.Code != 190 || e.Subcode != 460 {
 		t.Errorf("newAPIError(quoted codes) = %+v; want code 190 subcode 460", e)
 	}
 	if e.Detail() != "x" {
 		t.Errorf("Detail() = %q; want %q", e.Detail(), "x")
+	}
+}
+
+// A Graph error that echoes the request never hands out the token or the
+// proof: not in Error(), not in Detail() (stored in dead letters).
+func TestAPIErrorScrubsEchoedSecrets(t *testing.T) {
+	const token = "EAAGm0PX4ZCpsBAKZAZBtoken1234567890abcdefXYZ"
+	proof := AppSecretProof(token, "s3cret")
+	body := `{"error":{"code":100,"type":"OAuthException",` +
+		`"message":"Invalid parameter in https://graph.facebook.com/v24.0/1/events?access_token=` + token + `&appsecret_proof=` + proof + `",` +
+		`"error_user_title":"token ` + token + `",` +
+		`"error_user_msg":"other EAAB0therT0kenFromAnotherApp99 and {\"access_token\": \"abc-def\"}, Bearer zzz.yyy, proof ` + proof + `"}}`
+	e := newAPIError("post events", 400, http.Header{}, []byte(body), token)
+	for _, text := range []string{e.Error(), e.Detail()} {
+		for _, secret := range []string{token, proof, "EAAB0therT0kenFromAnotherApp99", "abc-def", "zzz.yyy", "s3cret"} {
+			if strings.Contains(text, secret) {
+				t.Errorf("error text %q holds %q", text, secret)
+			}
+		}
+	}
+	if !strings.Contains(e.Detail(), "Invalid parameter") || !strings.Contains(e.Detail(), "access_token="+Redacted) {
+		t.Errorf("Detail() = %q; want Meta's message with the secrets masked", e.Detail())
+	}
+}
+
+func TestScrubKeepsOrdinaryText(t *testing.T) {
+	for _, s := range []string{
+		"(#100) Invalid parameter: event_time is too far in the past",
+		"(#3) Application does not have the capability to make this API call.",
+		"EAA is a prefix", "tok",
+	} {
+		if got := Scrub(s, "tok"); got != s {
+			t.Errorf("Scrub(%q) = %q; want it unchanged", s, got)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync/atomic"
 )
 
@@ -96,15 +95,16 @@ func (c *Client) do(ctx context.Context, op, method, u, token string, body []byt
 }
 
 // scrub drops *url.Error's URL (it holds access_token and appsecret_proof) and,
-// as a last guard, masks the token anywhere else in the text. The chain is
+// as a last guard, masks the token and anything like a secret (Scrub) anywhere
+// else in the text. The chain is
 // kept, so errors.Is(err, context.Canceled) still works.
 func scrub(err error, token string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	if token != "" && strings.Contains(err.Error(), token) {
-		return &redacted{msg: strings.ReplaceAll(err.Error(), token, "[redacted]"), err: err}
+	if msg := Scrub(err.Error(), token); msg != err.Error() {
+		return &redacted{msg: msg, err: err}
 	}
 	return err
 }

@@ -381,10 +381,15 @@ func (l *Ledger) Release(ctx context.Context, owner string, ids []string) error 
 // load the script while this pipeline runs, so some of its commands did take
 // effect, and running them again is wasted work at best.
 func (l *Ledger) run(ctx context.Context, s *redis.Script, ids []string, args ...any) ([]*redis.Cmd, error) {
+	return l.runKeys(ctx, s, ids, func(id string) []string { return []string{l.Key(id)} }, args...)
+}
+
+// runKeys is run with the script's keys of each id from keys.
+func (l *Ledger) runKeys(ctx context.Context, s *redis.Script, ids []string, keys func(string) []string, args ...any) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(ids))
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = s.EvalSha(ctx, p, []string{l.Key(id)}, args...)
+			cmds[i] = s.EvalSha(ctx, p, keys(id), args...)
 		}
 		return nil
 	})
@@ -409,7 +414,7 @@ func (l *Ledger) run(ctx context.Context, s *redis.Script, ids []string, args ..
 	}
 	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, i := range again {
-			cmds[i] = s.EvalSha(ctx, p, []string{l.Key(ids[i])}, args...)
+			cmds[i] = s.EvalSha(ctx, p, keys(ids[i]), args...)
 		}
 		return nil
 	})

@@ -87,12 +87,27 @@ func testLifecycle(t *testing.T, rdb redis.UniversalClient, lease time.Duration)
 	if got, _ := l.Claim(ctx, "o5", lease, ids[2:]); got[0].State != ledger.InDoubt {
 		t.Fatalf("in-doubt id claimed again: %v", got[0].State)
 	}
+	// Without an operator's request recorded out of band, TakeOver leaves it
+	// in doubt too; with one, it takes it once.
+	got, err = l.TakeOver(ctx, "o6", lease, []string{ids[0], ids[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]ledger.State{ledger.Sent, ledger.InDoubt}, states(got)); diff != "" {
+		t.Fatalf("TakeOver without AllowTakeOver (-want +got):\n%s", diff)
+	}
+	if err := l.AllowTakeOver(ctx, []string{ids[0], ids[2]}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	got, err = l.TakeOver(ctx, "o6", lease, []string{ids[0], ids[2]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]ledger.State{ledger.Sent, ledger.Claimed}, states(got)); diff != "" {
 		t.Fatalf("TakeOver (-want +got):\n%s", diff)
+	}
+	if n := rdb.Exists(ctx, l.Key(ids[2])+":force").Val(); n != 0 {
+		t.Errorf("the take-over request outlived its use")
 	}
 }
 
