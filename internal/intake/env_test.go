@@ -47,6 +47,13 @@ type env struct {
 // cfg.Tokens is nil).
 func newEnv(t testing.TB, cfg Config, noStreams bool) *env {
 	t.Helper()
+	return newEnvWrap(t, cfg, noStreams, nil)
+}
+
+// newEnvWrap is newEnv with the Handler's publisher wrapped by wrap before
+// it serves.
+func newEnvWrap(t testing.TB, cfg Config, noStreams bool, wrap func(publisher) publisher) *env {
+	t.Helper()
 	e := &env{t: t, nats: natstest.RunJetStream(t)}
 	js, err := jetstream.New(e.nats.Connect(t))
 	if err != nil {
@@ -64,6 +71,9 @@ func newEnv(t testing.TB, cfg Config, noStreams bool) *env {
 	e.h, err = New(cfg, Deps{Log: zap.New(core), NATS: e.nats.Connect(t), Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		e.h.pub = wrap(e.h.pub)
 	}
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)
