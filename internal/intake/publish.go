@@ -91,6 +91,9 @@ func (h *Handler) publish(ctx context.Context, items []item, res *Result) error 
 				ackErr = err
 			}
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return unavailable("request canceled before NATS acked every conversion", ctx.Err())
+			}
 			return unavailable("NATS did not ack every conversion within INTAKE_ACK_TIMEOUT", ctx.Err())
 		}
 	}
