@@ -113,9 +113,10 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		s.m.webhooks[ch][out].Inc()
 		return c.NoContent(http.StatusOK)
 	}
+	received := time.Now()
 	touches := make([]attribution.Touch, len(p.Touches))
 	for i := range p.Touches {
-		touches[i] = toAttribution(&p.Touches[i])
+		touches[i] = toAttribution(&p.Touches[i], received)
 	}
 	stored, invalid, err := s.write(c.Request().Context(), touches)
 	if err != nil {
@@ -181,8 +182,13 @@ func safeObject(o string) string {
 	return "other"
 }
 
-// toAttribution maps a parsed click to the store's Touch.
-func toAttribution(t *webhook.Touch) attribution.Touch {
+// toAttribution maps a parsed click to the store's Touch. A click without a
+// time, or with one too far ahead, is stored as received (attribution.ClickTime).
+func toAttribution(t *webhook.Touch, received time.Time) attribution.Touch {
+	var at time.Time
+	if t.Time > 0 {
+		at = time.Unix(t.Time, 0)
+	}
 	return attribution.Touch{
 		Key: attribution.Key{
 			Channel:    string(t.Channel),
@@ -195,7 +201,7 @@ func toAttribution(t *webhook.Touch) attribution.Touch {
 		SourceType:    t.SourceType,
 		SourceURL:     t.SourceURL,
 		Ref:           t.Ref,
-		Time:          time.Unix(t.Time, 0).UTC(),
+		Time:          attribution.ClickTime(at, received).UTC(),
 	}
 }
 

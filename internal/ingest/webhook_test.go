@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +279,41 @@ func TestOnPremSecretDoesNotOpenWebhook(t *testing.T) {
 	rec := e.do(http.MethodPost, "/webhook", body, http.Header{onPremSecretHeader: {testOnPremSecret}})
 	if rec.Code != http.StatusUnauthorized {
 		t.Errorf("POST /webhook with only the on-prem secret = %d; want 401", rec.Code)
+	}
+}
+
+// A click without a timestamp, or with one far in the future, is stored with
+// the time it was received: 1970 would lose to any older click, and the future
+// would win forever.
+func TestPostWebhookClickTimes(t *testing.T) {
+	waClick := fixture(t, "whatsapp_cloud_text_with_ctwa_referral.json")
+	future := strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10)
+	tests := []struct {
+		name string
+		body []byte
+	}{
+		{"no timestamp", bytes.Replace(waClick, []byte(`"timestamp": "1763900000",`), nil, 1)},
+		{"not a number", bytes.Replace(waClick, []byte(`"1763900000"`), []byte(`"soon"`), 1)},
+		{"a day ahead", bytes.Replace(waClick, []byte(`"1763900000"`), []byte(`"`+future+`"`), 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if bytes.Equal(tt.body, waClick) {
+				t.Fatal("test body equals the fixture")
+			}
+			e := newTestEnv(t, nil, nil)
+			before := time.Now().Truncate(time.Second)
+			if rec := e.post(tt.body, testAppSecret); rec.Code != http.StatusOK {
+				t.Fatalf("POST = %d; want 200", rec.Code)
+			}
+			after := time.Now()
+			got, err := e.store.Get(t.Context(), attribution.Key{Channel: "whatsapp", BusinessID: "102290129340398", UserID: "16315551234"})
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if got.LastSeen.Before(before) || got.LastSeen.After(after) || !got.FirstSeen.Equal(got.LastSeen) {
+				t.Errorf("stored first %v last %v; want the receive time, between %v and %v", got.FirstSeen, got.LastSeen, before, after)
+			}
+		})
 	}
 }

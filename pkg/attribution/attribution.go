@@ -60,3 +60,20 @@ type Context struct {
 // milliseconds (1970 to year 10889), or an oversized click field. Nothing of
 // the call is stored then.
 var ErrInvalidTouch = errors.New("attribution: invalid touch")
+
+// MaxClockSkew is how far ahead of its receipt a click's own time may lie.
+// A click timestamped later than that is stored with the time it was
+// received: otherwise a sender with a wrong clock (or a forged replay) would
+// hold the "latest click" for as long as its timestamp stays in the future.
+const MaxClockSkew = 10 * time.Minute
+
+// ClickTime returns the time to store for a click that carries the time
+// click (zero when the webhook had none) and was received at received
+// (design.md: "A click without a timestamp counts as received now; one more
+// than 10 minutes in the future counts as received now").
+func ClickTime(click, received time.Time) time.Time {
+	if click.IsZero() || click.After(received.Add(MaxClockSkew)) {
+		return received
+	}
+	return click
+}
