@@ -115,8 +115,9 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 	}
 	received := time.Now()
 	touches := make([]attribution.Touch, len(p.Touches))
+	var ids []string // the aliases of all touches share one array
 	for i := range p.Touches {
-		touches[i] = toAttribution(&p.Touches[i], received)
+		touches[i], ids = toAttribution(&p.Touches[i], received, ids)
 	}
 	stored, invalid, err := s.write(c.Request().Context(), touches)
 	if err != nil {
@@ -184,10 +185,23 @@ func safeObject(o string) string {
 
 // toAttribution maps a parsed click to the store's Touch. A click without a
 // time, or with one too far ahead, is stored as received (attribution.ClickTime).
-func toAttribution(t *webhook.Touch, received time.Time) attribution.Touch {
+// The user's other ids (WhatsApp: BSUID, parent BSUID, from when it differs
+// from wa_id) become aliases, appended to ids, so that a conversion naming
+// any of them finds the click.
+func toAttribution(t *webhook.Touch, received time.Time, ids []string) (attribution.Touch, []string) {
 	var at time.Time
 	if t.Time > 0 {
 		at = time.Unix(t.Time, 0)
+	}
+	start := len(ids)
+	for _, id := range [...]string{t.BSUID, t.ParentBSUID, t.From} {
+		if id != "" && id != t.UserID {
+			ids = append(ids, id)
+		}
+	}
+	var aliases []string
+	if len(ids) > start {
+		aliases = ids[start:len(ids):len(ids)]
 	}
 	return attribution.Touch{
 		Key: attribution.Key{
@@ -195,6 +209,7 @@ func toAttribution(t *webhook.Touch, received time.Time) attribution.Touch {
 			BusinessID: t.BusinessID,
 			UserID:     t.UserID,
 		},
+		Aliases:       aliases,
 		PhoneNumberID: t.PhoneNumberID,
 		ClickID:       t.ClickID,
 		AdID:          t.AdID,
@@ -202,7 +217,7 @@ func toAttribution(t *webhook.Touch, received time.Time) attribution.Touch {
 		SourceURL:     t.SourceURL,
 		Ref:           t.Ref,
 		Time:          attribution.ClickTime(at, received).UTC(),
-	}
+	}, ids
 }
 
 func channelOf(c webhook.Channel) channel {

@@ -103,42 +103,49 @@ func TestPostWebhookStatus(t *testing.T) {
 	}
 }
 
-// The contract's fixtures store exactly the contexts expected.json lists.
+// The contract's fixtures store exactly the contexts expected.json lists,
+// each findable by every id of its user (phone, BSUID, parent BSUID, from).
+// Each fixture gets a store of its own: two of them name the same BSUID.
 func TestPostWebhookStoresExpectedContexts(t *testing.T) {
-	e := newTestEnv(t, nil, nil)
-	var touches float64
 	for _, ex := range expectations(t) {
-		body := fixture(t, ex.File)
-		var rec *httptest.ResponseRecorder
-		if strings.Contains(ex.File, "onprem") {
-			rec = e.do(http.MethodPost, "/webhook/onprem", body, http.Header{onPremSecretHeader: {testOnPremSecret}})
-		} else {
-			rec = e.post(body, testAppSecret)
-		}
-		if rec.Code != http.StatusOK {
-			t.Fatalf("POST %s = %d; want 200", ex.File, rec.Code)
-		}
-		for _, want := range ex.Touches {
-			biz := want.BusinessID
-			if biz == "" {
-				biz = testOnPremWABA // On-Premises: the configured WABA id
+		t.Run(strings.TrimSuffix(ex.File, ".json"), func(t *testing.T) {
+			e := newTestEnv(t, nil, nil)
+			body := fixture(t, ex.File)
+			var rec *httptest.ResponseRecorder
+			if strings.Contains(ex.File, "onprem") {
+				rec = e.do(http.MethodPost, "/webhook/onprem", body, http.Header{onPremSecretHeader: {testOnPremSecret}})
+			} else {
+				rec = e.post(body, testAppSecret)
 			}
-			got, err := e.store.Get(t.Context(), attribution.Key{Channel: want.Channel, BusinessID: biz, UserID: want.UserID})
-			if err != nil {
-				t.Fatalf("%s: Get: %v", ex.File, err)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("POST %s = %d; want 200", ex.File, rec.Code)
 			}
-			if got.ClickID != want.ClickID || got.AdID != want.AdID || !got.LastSeen.Equal(time.Unix(want.Time, 0)) {
-				t.Errorf("%s: stored click %q ad %q at %v; want %q %q at %v", ex.File, got.ClickID, got.AdID, got.LastSeen, want.ClickID, want.AdID, time.Unix(want.Time, 0))
+			for _, want := range ex.Touches {
+				biz := want.BusinessID
+				if biz == "" {
+					biz = testOnPremWABA // On-Premises: the configured WABA id
+				}
+				for _, user := range []string{want.UserID, want.BSUID, want.Parent, want.From} {
+					if user == "" {
+						continue
+					}
+					got, err := e.store.Get(t.Context(), attribution.Key{Channel: want.Channel, BusinessID: biz, UserID: user})
+					if err != nil {
+						t.Fatalf("Get by one of the user's ids: %v", err)
+					}
+					if got.ClickID != want.ClickID || got.AdID != want.AdID || !got.LastSeen.Equal(time.Unix(want.Time, 0)) {
+						t.Errorf("stored click %q ad %q at %v; want %q %q at %v", got.ClickID, got.AdID, got.LastSeen, want.ClickID, want.AdID, time.Unix(want.Time, 0))
+					}
+				}
 			}
-			touches++
-		}
-	}
-	var sum float64
-	for c := range numChannels {
-		sum += count(t, e.srv.m.touches[c])
-	}
-	if sum != touches {
-		t.Errorf("ingest_touches_total = %v; want %v", sum, touches)
+			var sum float64
+			for c := range numChannels {
+				sum += count(t, e.srv.m.touches[c])
+			}
+			if sum != float64(len(ex.Touches)) {
+				t.Errorf("ingest_touches_total = %v; want %v", sum, len(ex.Touches))
+			}
+		})
 	}
 }
 

@@ -70,24 +70,32 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 	if len(touches) == 0 {
 		return nil
 	}
-	keys := make([]string, len(touches))
-	args := make([]any, len(touches)+1)
+	keys := make([]string, 0, len(touches))
+	args := make([]any, 0, len(touches)+1)
 	aliases := make(map[string]string)
 	for i := range touches {
 		t := &touches[i]
 		if err := checkTouch(i, t); err != nil {
 			return err
 		}
-		keys[i], _ = contextKey(t.Key)
 		c := touchContext(t)
-		args[i] = encodeContext(&c)
+		v := encodeContext(&c)
+		// The same click under every id of the user: each key merges on its
+		// own, and a conversion naming any id reads one key.
+		for _, id := range t.userIDs() {
+			k := t.Key
+			k.UserID = id
+			ck, _ := contextKey(k)
+			keys = append(keys, ck)
+			args = append(args, v)
+		}
 		if t.PhoneNumberID != "" && t.PhoneNumberID != t.BusinessID {
 			aliases[t.PhoneNumberID] = t.BusinessID
 		}
 	}
 	now := s.now()
 	s.dropFreshAliases(aliases, now)
-	args[len(touches)] = s.ttl.Milliseconds()
+	args = append(args, s.ttl.Milliseconds())
 	run := func(eval bool) ([]redis.Cmder, error) {
 		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			s.upsertCalls(ctx, p, eval, keys, args)

@@ -33,6 +33,13 @@ func waTouch(business, user string, t int64) Touch {
 		AdID: "AD", SourceType: "ad", SourceURL: "https://fb.me/x", Time: t}
 }
 
+// bsuidTouch is waTouch("W", user, …) with the other ids of the customer.
+func bsuidTouch(user, bsuid, parent, from string) Touch {
+	tc := waTouch("W", user, 1763900000)
+	tc.BSUID, tc.ParentBSUID, tc.From = bsuid, parent, from
+	return tc
+}
+
 func TestParseEdges(t *testing.T) {
 	ev := func(sender, rest string) string {
 		return fmt.Sprintf(`{"sender":{"id":%s},"recipient":{"id":"P"},"timestamp":1763900000000,%s}`, sender, rest)
@@ -92,6 +99,17 @@ func TestParseEdges(t *testing.T) {
 		{"from missing, same contact twice", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C"},{"wa_id":"C"}],"messages":[{"timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{waTouch("W", "C", 1763900000)}, 0, 0)},
 		{"from missing, two contacts", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C"},{"wa_id":"D"}],"messages":[{"timestamp":"1763900000","referral":` + click + `}]}`), wa(nil, 0, 1)},
 		{"from a number", cloud(msg(`16315551234`, `"referral":`+click)), wa(nil, 0, 1)},
+
+		// WhatsApp usernames: the BSUID, with or without a phone.
+		{"BSUID only, on the message", cloud(`{"metadata":{"phone_number_id":"PN"},"messages":[{"from_user_id":"US.1","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "", "")}, 0, 0)},
+		{"BSUID only, on the contact", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"user_id":"US.1"}],"messages":[{"timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "", "")}, 0, 0)},
+		{"phone and BSUID", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C","user_id":"US.1"}],"messages":[{"from":"C","from_user_id":"US.1","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("C", "US.1", "", "")}, 0, 0)},
+		{"wa_id preferred, from kept", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C9","user_id":"BR.1","parent_user_id":"BR.ENT.2"}],"messages":[{"from":"C","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("C9", "BR.1", "BR.ENT.2", "C")}, 0, 0)},
+		{"two contacts told apart by BSUID", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"user_id":"US.1"},{"wa_id":"D","user_id":"US.2"}],"messages":[{"from_user_id":"US.2","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("D", "US.2", "", "")}, 0, 0)},
+		{"sole contact with another BSUID is not the sender", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"D","user_id":"US.2"}],"messages":[{"from_user_id":"US.1","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "", "")}, 0, 0)},
+		{"message parent preferred", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"user_id":"US.1","parent_user_id":"US.ENT.9"}],"messages":[{"from_user_id":"US.1","from_parent_user_id":"US.ENT.8","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "US.ENT.8", "")}, 0, 0)},
+		{"from_user_id a number", cloud(`{"metadata":{"phone_number_id":"PN"},"messages":[{"from":"F","from_user_id":1,"referral":` + click + `}]}`), wa(nil, 0, 1)},
+		{"contact user_id a number is skipped", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C","user_id":1}],"messages":[{"from":"F","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{waTouch("W", "F", 1763900000)}, 0, 0)},
 		{"source_id without ctwa_clid", cloud(msg(`"F"`, `"referral":{"source_id":"AD","source_type":"post"}`)), wa([]Touch{{Channel: WhatsApp, BusinessID: "W", PhoneNumberID: "PN", UserID: "F", AdID: "AD", SourceType: "post", Time: 1763900000}}, 0, 0)},
 		{"referral without click or ad", cloud(msg(`"F"`, `"referral":{"source_type":"post"}`)), wa(nil, 1, 0)},
 		{"ctwa_clid a number", cloud(msg(`"F"`, `"referral":{"ctwa_clid":12}`)), wa(nil, 0, 1)},
