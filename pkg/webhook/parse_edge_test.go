@@ -13,6 +13,12 @@ func page(events string) string {
 	return `{"object":"page","entry":[{"id":"P","time":1763900000999,"messaging":[` + events + `]}]}`
 }
 
+// chg wraps one Messenger event as a change of field in a delivery from
+// page "P", whose entry.time is a string as in Meta's 2026 reference pages.
+func chg(field, value string) string {
+	return `{"object":"page","entry":[{"id":"P","time":"1763900000999","changes":[{"field":"` + field + `","value":` + value + `}]}]}`
+}
+
 // cloud wraps a change value in a Cloud API delivery from WABA "W".
 func cloud(value string) string {
 	return `{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":` + value + `}]}]}`
@@ -92,6 +98,18 @@ func TestParseEdges(t *testing.T) {
 				{Channel: Instagram, BusinessID: "P", UserID: "U1", AdID: "AD", SourceType: "ADS", Time: 1763900000},
 				{Channel: Instagram, BusinessID: "P", UserID: "U2", AdID: "AD", SourceType: "ADS", Time: 1763900000}}}},
 		{"object not a string", `{"object":1,"entry":[]}`, Payload{}},
+
+		// The entry.changes shape: one event per change, strings or numbers.
+		{"change: postback, strings", chg(`messaging_postbacks`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":"1763900000","postback":{"referral":`+adRef+`}}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: referral, milliseconds", chg(`messaging_referrals`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":"1763900000123","referral":`+adRef+`}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: message, numbers", chg(`messages`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":1763900000123,"message":{"referral":`+adRef+`}}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: no timestamp falls back to entry.time", chg(`messages`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"message":{"referral":`+adRef+`}}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: echo as a string", chg(`messages`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"message":{"is_echo":"true","referral":`+adRef+`}}`), pg(nil, 1, 0)},
+		{"change: other field", chg(`feed`, `{"item":"post"}`), pg(nil, 1, 0)},
+		{"change: no field", `{"object":"page","entry":[{"id":"P","changes":[{"value":{}}]}]}`, pg(nil, 1, 0)},
+		{"change: value not an object", chg(`messages`, `"x"`), pg(nil, 0, 1)},
+		{"change not an object", `{"object":"page","entry":[{"id":"P","changes":[7]}]}`, pg(nil, 0, 1)},
+		{"change: user_ref sender cannot be keyed", chg(`messaging_postbacks`, `{"sender":{"user_ref":"R"},"recipient":{"id":"P"},"postback":{"referral":`+adRef+`}}`), pg(nil, 0, 1)},
 
 		// WhatsApp Cloud API.
 		{"from null and no contacts", cloud(msg(`null`, `"referral":`+click)), wa(nil, 0, 1)},

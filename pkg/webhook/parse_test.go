@@ -39,6 +39,10 @@ var fixtureCounts = map[string]counts{
 	"messenger_plain_text.json":                   {object: objectPage, channel: Messenger, ignored: 2},
 	"instagram_message_with_ad_referral.json":     {object: objectIG, channel: Instagram},
 	"instagram_plain_text.json":                   {object: objectIG, channel: Instagram, ignored: 1},
+	"messenger_changes_postback_strings.json":     {object: objectPage, channel: Messenger},
+	"messenger_changes_referral_strings.json":     {object: objectPage, channel: Messenger, ignored: 2},
+	"instagram_changes_message_strings.json":      {object: objectIG, channel: Instagram, ignored: 1},
+	"instagram_changes_message_numbers.json":      {object: objectIG, channel: Instagram},
 	"edge_empty_entry.json":                       {object: objectWhatsApp, channel: WhatsApp},
 	"edge_unknown_object.json":                    {object: "user"},
 	"edge_missing_ids.json":                       {object: objectWhatsApp, channel: WhatsApp, malformed: 1},
@@ -169,6 +173,10 @@ func TestParseFixtureDetails(t *testing.T) {
 		{"messenger_messaging_referral_ads.json", Touch{SourceType: "ADS", Ref: "spring_sale"}},
 		{"messenger_postback_with_referral.json", Touch{SourceType: "ADS", Ref: "spring_sale"}},
 		{"instagram_message_with_ad_referral.json", Touch{SourceType: "ADS", Ref: "ig_promo"}},
+		{"messenger_changes_postback_strings.json", Touch{SourceType: "ADS", Ref: "winter_sale"}},
+		{"messenger_changes_referral_strings.json", Touch{SourceType: "ADS", Ref: "winter_sale"}},
+		{"instagram_changes_message_strings.json", Touch{SourceType: "ADS", Ref: "ig_winter"}},
+		{"instagram_changes_message_numbers.json", Touch{SourceType: "ADS", Ref: "ig_winter"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimSuffix(tt.file, ".json"), func(t *testing.T) {
