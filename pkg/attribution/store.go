@@ -162,8 +162,14 @@ func (s *Store) forgetAliases() {
 	clear(s.aliasAt)
 }
 
+// maxScriptKeys bounds the keys of one script call. A script blocks Redis
+// while it runs (about 2 µs a key), so a delivery of thousands of clicks is
+// several calls in the same pipeline: one round trip still, and no call
+// holds Redis for more than a few milliseconds.
+const maxScriptKeys = 1000
+
 // upsertCalls queues the upsert of keys (args: their values, then the ttl).
-// One call takes every key, which a single node or Sentinel allows; on
+// One call takes up to maxScriptKeys keys, which a single node or Sentinel allows; on
 // Redis Cluster, where a script may touch one hash slot only, each key goes
 // in a call of its own (contexts of different conversations rarely share a
 // slot, so grouping them would seldom save a call).
@@ -173,7 +179,11 @@ func (s *Store) upsertCalls(ctx context.Context, p redis.Pipeliner, eval bool, k
 		call = s.upsert.Eval
 	}
 	if _, cluster := s.rdb.(*redis.ClusterClient); !cluster {
-		call(ctx, p, keys, args...)
+		ttl := args[len(keys)]
+		for i := 0; i < len(keys); i += maxScriptKeys {
+			j := min(i+maxScriptKeys, len(keys))
+			call(ctx, p, keys[i:j], append(args[i:j:j], ttl)...)
+		}
 		return
 	}
 	ttl := args[len(keys)]
