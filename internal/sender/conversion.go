@@ -13,8 +13,8 @@ const maxEventID = 256
 
 // maxID bounds business and user ids, like the attribution store does: an id
 // that cannot have a stored context is invalid at once rather than
-// unattributed after CONTEXT_WAIT.
-const maxID = 64
+// unattributed after CONTEXT_WAIT. It fits a WhatsApp BSUID (131).
+const maxID = attribution.MaxIDLen
 
 // eventNames are the event names of the contract with order systems.
 var eventNames = map[string]bool{

@@ -75,6 +75,8 @@ func TestParseConversion(t *testing.T) {
 		{"event_id too long", `{"event_id":"` + string(bytes.Repeat([]byte("x"), 257)) + `","event_name":"LeadSubmitted","channel":"messenger","business_id":"1","user_id":"2"}`, "event_id: too long"},
 		{"event_id 256", `{"event_id":"` + string(bytes.Repeat([]byte("x"), 256)) + `","event_name":"LeadSubmitted","channel":"messenger","business_id":"1","user_id":"2"}`, ""},
 		{"event_id newline", `{"event_id":"a\nb","event_name":"LeadSubmitted","channel":"messenger","business_id":"1","user_id":"2"}`, "event_id: must not contain control"},
+		{"longest BSUID", `{"event_id":"e","event_name":"LeadSubmitted","channel":"whatsapp","business_id":"1","user_id":"BR.` + string(bytes.Repeat([]byte("a"), 128)) + `"}`, ""},
+		{"user over 131", `{"event_id":"e","event_name":"LeadSubmitted","channel":"whatsapp","business_id":"1","user_id":"BR.` + string(bytes.Repeat([]byte("a"), 129)) + `"}`, "user_id: too long"},
 		{"no user", `{"event_id":"e","event_name":"LeadSubmitted","channel":"messenger","business_id":"1"}`, "user_id: missing"},
 		{"empty business", `{"event_id":"e","event_name":"LeadSubmitted","channel":"messenger","business_id":"","user_id":"2"}`, "business_id: empty"},
 		{"brace in user", `{"event_id":"e","event_name":"LeadSubmitted","channel":"messenger","business_id":"1","user_id":"a}b"}`, "user_id: must be printable"},
