@@ -101,7 +101,8 @@ func (s *Server) onPremAuthorized(req *http.Request) bool {
 }
 
 // maxTouchesPerDelivery bounds the ad clicks one delivery may carry. Meta
-// batches at most 1,000 updates in a delivery (Graph API Webhooks), and each
+// batches at most 1,000 updates in a delivery (Meta, "Webhooks: Getting
+// Started", https://developers.facebook.com/docs/graph-api/webhooks/getting-started), and each
 // WhatsApp update holds at most a few messages, so 5,000 is far above what
 // Meta sends while bounding what one signed body can make ingest write: up
 // to 4 keys a click, 20,000 keys in one write. Past it the delivery is
