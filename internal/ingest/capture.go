@@ -212,8 +212,8 @@ func (c *Capture) publish(p *fastjson.Parser, m captured) {
 	}
 	body, err := redact(p, m.body)
 	if err != nil {
-		// Unreachable for bodies that webhook.Parse accepted; publishing
-		// the unredacted copy is never an option.
+		// Only bodies fastjson takes and JSON does not (NaN, say) get
+		// here; publishing the unredacted copy is never an option.
 		c.failed.Inc()
 		c.log.Warn("capture: body not redactable; not published", zap.String("channel", m.ch.String()))
 		return
