@@ -76,6 +76,38 @@ func TestAdminContexts(t *testing.T) {
 	}
 }
 
+// The admin lookup takes any id of a WhatsApp user: phone, BSUID, parent
+// BSUID or a messages[].from that differs from wa_id.
+func TestAdminContextsByAnyUserID(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	for _, f := range []string{"whatsapp_cloud_username_bsuid_only.json", "whatsapp_cloud_from_differs_from_wa_id.json"} {
+		if rec := e.post(fixture(t, f), testAppSecret); rec.Code != http.StatusOK {
+			t.Fatalf("POST %s = %d", f, rec.Code)
+		}
+	}
+	bearer := http.Header{"Authorization": {"Bearer " + testAdminToken}}
+	tests := []struct{ user, clid string }{
+		{"US.13491208655302741918", "ARAbsuidOnlyClickId-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-01234567"},
+		{"5511988881234", "ARAfromDiffersClick_0123456789abcdefghij"},
+		{"551188881234", "ARAfromDiffersClick_0123456789abcdefghij"},
+		{"BR.70012345678901234567", "ARAfromDiffersClick_0123456789abcdefghij"},
+		{"BR.ENT.9081726354", "ARAfromDiffersClick_0123456789abcdefghij"},
+	}
+	for _, tt := range tests {
+		for _, biz := range []string{"102290129340398", "106540352242922"} {
+			path := "/v1/contexts/whatsapp/" + biz + "/" + tt.user
+			rec := e.do(http.MethodGet, path, nil, bearer)
+			var got contextJSON
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); rec.Code != http.StatusOK || err != nil {
+				t.Fatalf("GET %s = %d (%v); want 200", path, rec.Code, err)
+			}
+			if got.UserID != tt.user || got.ClickID != tt.clid || got.BusinessID != "102290129340398" {
+				t.Errorf("GET %s = user %q click %q business %q; want %q %q under the WABA id", path, got.UserID, got.ClickID, got.BusinessID, tt.user, tt.clid)
+			}
+		}
+	}
+}
+
 func TestAdminDisabled(t *testing.T) {
 	cfg := testConfig()
 	cfg.AdminToken = ""

@@ -212,8 +212,8 @@ func (c *Capture) publish(p *fastjson.Parser, m captured) {
 	}
 	body, err := redact(p, m.body)
 	if err != nil {
-		// Unreachable for bodies that webhook.Parse accepted; publishing
-		// the unredacted copy is never an option.
+		// Only bodies fastjson takes and JSON does not (NaN, say) get
+		// here; publishing the unredacted copy is never an option.
 		c.failed.Inc()
 		c.log.Warn("capture: body not redactable; not published", zap.String("channel", m.ch.String()))
 		return
@@ -230,61 +230,4 @@ func (c *Capture) publish(p *fastjson.Parser, m captured) {
 	if _, err := c.js.PublishMsgAsync(msg); err != nil {
 		c.failed.Inc()
 	}
-}
-
-// redact returns body with personal free text replaced by "[redacted]":
-// message text bodies (WhatsApp text.body, Messenger/Instagram message.text,
-// button texts), media captions, comment messages, contact profile names
-// and user names. docs/contract.md says message text and names are never stored,
-// and the capture stream is storage. This is safe for replay: replay
-// re-signs each body, and no field webhook.Parse reads is touched (ids,
-// timestamps and referrals stay as received).
-func redact(p *fastjson.Parser, body []byte) ([]byte, error) {
-	v, err := p.ParseBytes(body)
-	if err != nil {
-		return nil, fmt.Errorf("capture: redact: %w", err)
-	}
-	var a fastjson.Arena
-	redactValue(v, "", a.NewString(redactedText))
-	return v.MarshalTo(nil), nil
-}
-
-// redactValue walks v, whose key in its parent object is parent.
-func redactValue(v *fastjson.Value, parent string, repl *fastjson.Value) {
-	switch v.Type() {
-	case fastjson.TypeArray:
-		for _, e := range v.GetArray() {
-			redactValue(e, parent, repl)
-		}
-	case fastjson.TypeObject:
-		o := v.GetObject()
-		var hits []string
-		o.Visit(func(k []byte, cv *fastjson.Value) {
-			key := string(k)
-			if cv.Type() == fastjson.TypeString && personalText(parent, key) {
-				hits = append(hits, key)
-				return
-			}
-			redactValue(cv, key, repl)
-		})
-		for _, k := range hits {
-			o.Set(k, repl)
-		}
-	}
-}
-
-// personalText reports whether the string under key, inside an object that
-// is itself under parent, is free text a person wrote or a person's name.
-func personalText(parent, key string) bool {
-	switch key {
-	case "text", "caption", "message", "username":
-		// Messenger/Instagram message.text, WhatsApp button.text, media
-		// captions, feed comment messages, Instagram user names.
-		return true
-	case "body":
-		return parent == "text" // WhatsApp text.body (not the ad's referral.body)
-	case "name":
-		return parent == "profile" // WhatsApp contacts[].profile.name
-	}
-	return false
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -59,6 +60,69 @@ func TestRedactKeepsWhatParseReads(t *testing.T) {
 	}
 	if _, err := redact(p, []byte("not json")); err == nil {
 		t.Error("redact(not json) = nil error; want one (it must never publish unredacted)")
+	}
+}
+
+// Redaction writes JSON that encoding/json accepts and replay takes back,
+// for strings that Go quoting would have escaped its own way (\a, \x07,
+// \U000e0067): the capture of a click whose headline holds \" and an emoji
+// flag used to be invalid JSON, and replay -from-capture refused it.
+func TestRedactWritesValidJSON(t *testing.T) {
+	flag := "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F"
+	p := &fastjson.Parser{}
+	tests := []struct{ name, headline string }{
+		{"quote and flag", `Say \"hi\" ` + flag},
+		{"control character", `bell \u0007 and \u001f`},
+		{"backslash and line separator", `a\\b \u2028 c`},
+		{"escaped surrogate pair", `\ud83c\udff4`},
+		{"invalid UTF-8 kept as is", "caf\xe9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"PN"},` +
+				`"messages":[{"from":"F","timestamp":"1763900000","text":{"body":"private"},"referral":{"ctwa_clid":"C","source_id":"A","headline":"` + tt.headline + `"}}]}}]}]}`)
+			if !json.Valid(body) {
+				t.Fatalf("test body is not JSON: %s", body)
+			}
+			out, err := redact(p, body)
+			if err != nil {
+				t.Fatalf("redact: %v", err)
+			}
+			if !json.Valid(out) {
+				t.Fatalf("redacted body is not JSON: %s", out)
+			}
+			if strings.Contains(string(out), "private") {
+				t.Errorf("redacted body kept the message text: %s", out)
+			}
+			var in, back map[string]any
+			if err := json.Unmarshal(body, &in); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(out, &back); err != nil {
+				t.Fatal(err)
+			}
+			headline := func(m map[string]any) any {
+				v := m["entry"].([]any)[0].(map[string]any)["changes"].([]any)[0].(map[string]any)["value"].(map[string]any)
+				return v["messages"].([]any)[0].(map[string]any)["referral"].(map[string]any)["headline"]
+			}
+			if got, want := headline(back), headline(in); got != want {
+				t.Errorf("headline after redaction = %q; want %q", got, want)
+			}
+			before, _ := webhook.Parse(body)
+			after, err := webhook.Parse(out)
+			if err != nil || len(after.Touches) != 1 || !cmp.Equal(before, after) {
+				t.Errorf("Parse(redacted) = %+v, %v; want %+v", after, err, before)
+			}
+		})
+	}
+	// Every occurrence of a duplicated personal key is redacted.
+	out, err := redact(p, []byte(`{"message":{"text":"one","text":"two"}}`))
+	if err != nil || strings.Contains(string(out), "one") || strings.Contains(string(out), "two") {
+		t.Errorf("redact(duplicate keys) = %s, %v; want both redacted", out, err)
+	}
+	// fastjson takes NaN; JSON does not, so it is never published.
+	if _, err := redact(p, []byte(`{"object":"page","x":NaN}`)); err == nil {
+		t.Error("redact(NaN) = nil error; want one")
 	}
 }
 
@@ -160,7 +224,21 @@ func TestCapturePublishesRedactedBodies(t *testing.T) {
 	if redacted < 8 {
 		t.Errorf("%d captured bodies show %q; want at least 8", redacted, redactedText)
 	}
-	wantSubjects := map[string]int{"webhooks.whatsapp": 5, "webhooks.messenger": 5, "webhooks.instagram": 2, "webhooks.unknown": 1, "webhooks.onprem": 1}
+	wantSubjects := map[string]int{}
+	for _, name := range names {
+		ch := chanOnPrem
+		if !strings.Contains(name, "onprem") {
+			p, err := webhook.Parse(fixture(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch = channelOf(p.Channel)
+		}
+		wantSubjects["webhooks."+ch.String()]++
+	}
+	if wantSubjects["webhooks.whatsapp"] < 5 || wantSubjects["webhooks.unknown"] != 1 {
+		t.Fatalf("fixtures by channel %v; the test expects several of each", wantSubjects)
+	}
 	if diff := cmp.Diff(wantSubjects, subjects); diff != "" {
 		t.Errorf("subjects (-want +got):\n%s", diff)
 	}

@@ -120,9 +120,11 @@ func (c *coalescer) flush(own *writeReq) error {
 }
 
 // write records the batch in one call and returns each request's error.
-// Requests whose caller has gone are skipped. When the store refuses the
-// batch because of an invalid touch (which stores nothing), each request is
-// written alone so that one bad delivery does not fail the others.
+// Requests whose caller has gone are skipped. Ingest drops invalid touches
+// before they get here (attribution.Touch.Validate), so the store should
+// never refuse a batch; should it still do so (ErrInvalidTouch, which stores
+// nothing), each request is written alone, at most one call per request,
+// so that one bad caller does not fail the others.
 func (c *coalescer) write(batch []*writeReq, n int) []error {
 	errs := make([]error, len(batch))
 	touches := make([]attribution.Touch, 0, n)

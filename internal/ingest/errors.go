@@ -31,6 +31,7 @@ func (e *httpError) Unwrap() error { return e.cause }
 // retries anything but 200.
 var (
 	errBodyTooLarge   = &httpError{status: http.StatusRequestEntityTooLarge, msg: "body exceeds BODY_LIMIT"}
+	errTooManyTouches = &httpError{status: http.StatusRequestEntityTooLarge, msg: "delivery carries more ad clicks than one delivery may (maxTouchesPerDelivery)"}
 	errBadSignature   = &httpError{status: http.StatusUnauthorized, msg: "missing or invalid X-Hub-Signature-256", cause: webhook.ErrSignature}
 	errNotJSON        = &httpError{status: http.StatusBadRequest, msg: "body is not a JSON object", cause: webhook.ErrNotJSON}
 	errReadBody       = &httpError{status: http.StatusBadRequest, msg: "could not read body"}

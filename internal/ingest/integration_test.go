@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -224,5 +228,94 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// commandCalls returns the calls of each command since the last CONFIG
+// RESETSTAT, from INFO commandstats.
+func commandCalls(t *testing.T, rdb *redis.Client) map[string]int {
+	t.Helper()
+	info, err := rdb.Info(t.Context(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, line := range strings.Split(info, "\r\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		calls[name], _ = strconv.Atoi(n)
+	}
+	return calls
+}
+
+// manyClicks is a signed WhatsApp delivery of n ad clicks from n customers
+// (user ids prefix+index); the click at bad, if any, has a user id the store
+// cannot key.
+func manyClicks(n, bad int, prefix string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"106540352242922"},"messages":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		user := fmt.Sprintf("%s%06d", prefix, i)
+		if i == bad {
+			user += ":bad"
+		}
+		fmt.Fprintf(&b, `{"from":%q,"timestamp":"1763900000","referral":{"ctwa_clid":"C%d","source_id":"1"}}`, user, i)
+	}
+	b.WriteString(`]}}]}]}`)
+	return []byte(b.String())
+}
+
+// Write amplification: 22,000 touches with one invalid among them are stored
+// in a bounded number of Redis commands (there used to be one round trip per
+// touch of the delivery holding the bad one), and a delivery over
+// maxTouchesPerDelivery is refused whole with 413.
+func TestIntegrationManyTouchesOneInvalid(t *testing.T) {
+	store, rs := redisStore(t)
+	cfg := testConfig()
+	cfg.BodyLimit = 3 << 20
+	ls := serveLive(t, cfg, Deps{Store: store})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.ConfigResetStat(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	const deliveries, perDelivery = 5, 4400 // 22,000 touches
+	for d := range deliveries {
+		bad := -1
+		if d == 2 {
+			bad = 1234
+		}
+		if code := ls.postSigned(t, manyClicks(perDelivery, bad, fmt.Sprintf("1%d", d))); code != http.StatusOK {
+			t.Fatalf("POST delivery %d = %d; want 200", d, code)
+		}
+	}
+	// Per delivery ceil(4400/1000) script calls; the first delivery sends
+	// them twice (EVALSHA, NOSCRIPT, then EVAL). Commands scripts run count
+	// too, so GET and SET are not bounded here.
+	calls := commandCalls(t, rdb)
+	if scripts, max := calls["evalsha"]+calls["eval"], deliveries*5+5; scripts > max {
+		t.Errorf("22,000 touches took %d script calls (%v); want at most %d", scripts, calls, max)
+	}
+	if got, want := rdb.DBSize(t.Context()).Val(), int64(deliveries*perDelivery-1+1); got != want {
+		t.Errorf("DBSIZE = %d; want %d (every valid touch and the phone_number_id alias)", got, want)
+	}
+
+	// One delivery over the cap: 413, nothing of it stored.
+	before := rdb.DBSize(t.Context()).Val()
+	if code := ls.postSigned(t, manyClicks(maxTouchesPerDelivery+1, -1, "9")); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST %d touches = %d; want 413", maxTouchesPerDelivery+1, code)
+	}
+	if after := rdb.DBSize(t.Context()).Val(); after != before {
+		t.Errorf("DBSIZE %d → %d after a refused delivery; want nothing stored", before, after)
+	}
+	if code := ls.postSigned(t, manyClicks(maxTouchesPerDelivery, -1, "8")); code != http.StatusOK {
+		t.Errorf("POST %d touches = %d; want 200", maxTouchesPerDelivery, code)
 	}
 }

@@ -50,6 +50,7 @@ func personalData(t *testing.T) []string {
 				case !isStr:
 					walk(k, c)
 				case k == "wa_id" || k == "from" || k == "ctwa_clid" || k == "text" || k == "name",
+					k == "user_id" || k == "from_user_id" || k == "parent_user_id" || k == "from_parent_user_id" || k == "username",
 					k == "id" && parent == "sender",
 					k == "body" && parent == "text":
 					if len(s) >= 3 {

@@ -156,6 +156,9 @@ type expectation struct {
 		Channel    string `json:"channel"`
 		BusinessID string `json:"business_id"`
 		UserID     string `json:"user_id"`
+		BSUID      string `json:"bsuid"`
+		Parent     string `json:"parent_bsuid"`
+		From       string `json:"from"`
 		ClickID    string `json:"ctwa_clid"`
 		AdID       string `json:"ad_id"`
 		Time       int64  `json:"time"`

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -101,64 +100,61 @@ func (s *Server) onPremAuthorized(req *http.Request) bool {
 	return ok && secretEqual(pw, s.cfg.OnPremSecret)
 }
 
+// maxTouchesPerDelivery bounds the ad clicks one delivery may carry. Meta
+// batches at most 1,000 updates in a delivery (Meta, "Webhooks: Getting
+// Started", https://developers.facebook.com/docs/graph-api/webhooks/getting-started), and each
+// WhatsApp update holds at most a few messages, so 5,000 is far above what
+// Meta sends while bounding what one signed body can make ingest write: up
+// to 4 keys a click, 20,000 keys in one write. Past it the delivery is
+// refused whole with 413, never half stored; Meta's retries would not change
+// it, and a log line says so.
+const maxTouchesPerDelivery = 5000
+
 // record stores the touches of p and answers 200 only after the write
-// succeeded; 503 otherwise, so that Meta redelivers.
+// succeeded; 503 otherwise, so that Meta redelivers. Touches the store could
+// not key are counted and dropped here, before the write: one bad click
+// neither fails the write it would share with other deliveries nor costs a
+// round trip per click.
 func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
-	if len(p.Touches) == 0 {
+	if len(p.Touches) > maxTouchesPerDelivery {
+		s.m.webhooks[ch][outTooLarge].Inc()
+		s.log.Warn("webhook delivery refused: too many ad clicks",
+			zap.String("channel", ch.String()),
+			zap.Int("touches", len(p.Touches)),
+			zap.Int("max_touches", maxTouchesPerDelivery))
+		return errTooManyTouches
+	}
+	received := time.Now()
+	touches := make([]attribution.Touch, 0, len(p.Touches))
+	var ids []string // the aliases of all touches share one array
+	invalid := 0
+	for i := range p.Touches {
+		var t attribution.Touch
+		t, ids = toAttribution(&p.Touches[i], received, ids)
+		if t.Validate() != nil {
+			invalid++
+			continue
+		}
+		touches = append(touches, t)
+	}
+	if bad := p.Malformed + invalid; bad > 0 {
+		s.logMalformed(ch, p.Object, bad, len(touches))
+	}
+	if len(touches) == 0 {
 		out := outIgnored
-		if p.Malformed > 0 {
+		if bad := p.Malformed + invalid; bad > 0 {
 			out = outMalformed
-			s.logMalformed(ch, p.Object, p.Malformed, 0)
 		}
 		s.m.webhooks[ch][out].Inc()
 		return c.NoContent(http.StatusOK)
 	}
-	touches := make([]attribution.Touch, len(p.Touches))
-	for i := range p.Touches {
-		touches[i] = toAttribution(&p.Touches[i])
-	}
-	stored, invalid, err := s.write(c.Request().Context(), touches)
-	if err != nil {
+	if err := s.rec.Record(c.Request().Context(), touches); err != nil {
 		s.m.webhooks[ch][outStoreError].Inc()
 		return storeError(err)
 	}
-	if bad := p.Malformed + invalid; bad > 0 {
-		s.logMalformed(ch, p.Object, bad, stored)
-	}
-	out := outStored
-	if stored == 0 {
-		out = outMalformed
-	}
-	s.m.webhooks[ch][out].Inc()
-	s.m.touches[channelOf(p.Touches[0].Channel)].Add(float64(stored))
+	s.m.webhooks[ch][outStored].Inc()
+	s.m.touches[channelOf(p.Touches[0].Channel)].Add(float64(len(touches)))
 	return c.NoContent(http.StatusOK)
-}
-
-// write records touches in one store call. When the store refuses the call
-// because a touch cannot be keyed (ErrInvalidTouch, which stores nothing),
-// it records the touches one by one so that the valid ones are kept and the
-// invalid ones counted: a retry by Meta would not fix them. This costs extra
-// round trips only for such rare deliveries.
-func (s *Server) write(ctx context.Context, touches []attribution.Touch) (stored, invalid int, err error) {
-	err = s.rec.Record(ctx, touches)
-	if err == nil {
-		return len(touches), 0, nil
-	}
-	if !errors.Is(err, attribution.ErrInvalidTouch) {
-		return 0, 0, err
-	}
-	for i := range touches {
-		err := s.rec.Record(ctx, touches[i:i+1])
-		switch {
-		case err == nil:
-			stored++
-		case errors.Is(err, attribution.ErrInvalidTouch):
-			invalid++
-		default:
-			return 0, 0, err
-		}
-	}
-	return stored, invalid, nil
 }
 
 // logMalformed notes events that looked like ad clicks but could not be
@@ -181,22 +177,41 @@ func safeObject(o string) string {
 	return "other"
 }
 
-// toAttribution maps a parsed click to the store's Touch.
-func toAttribution(t *webhook.Touch) attribution.Touch {
+// toAttribution maps a parsed click to the store's Touch. A click without a
+// time, or with one too far ahead, is stored as received (attribution.ClickTime).
+// The user's other ids (WhatsApp: BSUID, parent BSUID, from when it differs
+// from wa_id) become aliases, appended to ids, so that a conversion naming
+// any of them finds the click.
+func toAttribution(t *webhook.Touch, received time.Time, ids []string) (attribution.Touch, []string) {
+	var at time.Time
+	if t.Time > 0 {
+		at = time.Unix(t.Time, 0)
+	}
+	start := len(ids)
+	for _, id := range [...]string{t.BSUID, t.ParentBSUID, t.From} {
+		if id != "" && id != t.UserID {
+			ids = append(ids, id)
+		}
+	}
+	var aliases []string
+	if len(ids) > start {
+		aliases = ids[start:len(ids):len(ids)]
+	}
 	return attribution.Touch{
 		Key: attribution.Key{
 			Channel:    string(t.Channel),
 			BusinessID: t.BusinessID,
 			UserID:     t.UserID,
 		},
+		Aliases:       aliases,
 		PhoneNumberID: t.PhoneNumberID,
 		ClickID:       t.ClickID,
 		AdID:          t.AdID,
 		SourceType:    t.SourceType,
 		SourceURL:     t.SourceURL,
 		Ref:           t.Ref,
-		Time:          time.Unix(t.Time, 0).UTC(),
-	}
+		Time:          attribution.ClickTime(at, received).UTC(),
+	}, ids
 }
 
 func channelOf(c webhook.Channel) channel {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,42 +103,49 @@ func TestPostWebhookStatus(t *testing.T) {
 	}
 }
 
-// The contract's fixtures store exactly the contexts expected.json lists.
+// The contract's fixtures store exactly the contexts expected.json lists,
+// each findable by every id of its user (phone, BSUID, parent BSUID, from).
+// Each fixture gets a store of its own: two of them name the same BSUID.
 func TestPostWebhookStoresExpectedContexts(t *testing.T) {
-	e := newTestEnv(t, nil, nil)
-	var touches float64
 	for _, ex := range expectations(t) {
-		body := fixture(t, ex.File)
-		var rec *httptest.ResponseRecorder
-		if strings.Contains(ex.File, "onprem") {
-			rec = e.do(http.MethodPost, "/webhook/onprem", body, http.Header{onPremSecretHeader: {testOnPremSecret}})
-		} else {
-			rec = e.post(body, testAppSecret)
-		}
-		if rec.Code != http.StatusOK {
-			t.Fatalf("POST %s = %d; want 200", ex.File, rec.Code)
-		}
-		for _, want := range ex.Touches {
-			biz := want.BusinessID
-			if biz == "" {
-				biz = testOnPremWABA // On-Premises: the configured WABA id
+		t.Run(strings.TrimSuffix(ex.File, ".json"), func(t *testing.T) {
+			e := newTestEnv(t, nil, nil)
+			body := fixture(t, ex.File)
+			var rec *httptest.ResponseRecorder
+			if strings.Contains(ex.File, "onprem") {
+				rec = e.do(http.MethodPost, "/webhook/onprem", body, http.Header{onPremSecretHeader: {testOnPremSecret}})
+			} else {
+				rec = e.post(body, testAppSecret)
 			}
-			got, err := e.store.Get(t.Context(), attribution.Key{Channel: want.Channel, BusinessID: biz, UserID: want.UserID})
-			if err != nil {
-				t.Fatalf("%s: Get: %v", ex.File, err)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("POST %s = %d; want 200", ex.File, rec.Code)
 			}
-			if got.ClickID != want.ClickID || got.AdID != want.AdID || !got.LastSeen.Equal(time.Unix(want.Time, 0)) {
-				t.Errorf("%s: stored click %q ad %q at %v; want %q %q at %v", ex.File, got.ClickID, got.AdID, got.LastSeen, want.ClickID, want.AdID, time.Unix(want.Time, 0))
+			for _, want := range ex.Touches {
+				biz := want.BusinessID
+				if biz == "" {
+					biz = testOnPremWABA // On-Premises: the configured WABA id
+				}
+				for _, user := range []string{want.UserID, want.BSUID, want.Parent, want.From} {
+					if user == "" {
+						continue
+					}
+					got, err := e.store.Get(t.Context(), attribution.Key{Channel: want.Channel, BusinessID: biz, UserID: user})
+					if err != nil {
+						t.Fatalf("Get by one of the user's ids: %v", err)
+					}
+					if got.ClickID != want.ClickID || got.AdID != want.AdID || !got.LastSeen.Equal(time.Unix(want.Time, 0)) {
+						t.Errorf("stored click %q ad %q at %v; want %q %q at %v", got.ClickID, got.AdID, got.LastSeen, want.ClickID, want.AdID, time.Unix(want.Time, 0))
+					}
+				}
 			}
-			touches++
-		}
-	}
-	var sum float64
-	for c := range numChannels {
-		sum += count(t, e.srv.m.touches[c])
-	}
-	if sum != touches {
-		t.Errorf("ingest_touches_total = %v; want %v", sum, touches)
+			var sum float64
+			for c := range numChannels {
+				sum += count(t, e.srv.m.touches[c])
+			}
+			if sum != float64(len(ex.Touches)) {
+				t.Errorf("ingest_touches_total = %v; want %v", sum, len(ex.Touches))
+			}
+		})
 	}
 }
 
@@ -278,5 +286,41 @@ func TestOnPremSecretDoesNotOpenWebhook(t *testing.T) {
 	rec := e.do(http.MethodPost, "/webhook", body, http.Header{onPremSecretHeader: {testOnPremSecret}})
 	if rec.Code != http.StatusUnauthorized {
 		t.Errorf("POST /webhook with only the on-prem secret = %d; want 401", rec.Code)
+	}
+}
+
+// A click without a timestamp, or with one far in the future, is stored with
+// the time it was received: 1970 would lose to any older click, and the future
+// would win forever.
+func TestPostWebhookClickTimes(t *testing.T) {
+	waClick := fixture(t, "whatsapp_cloud_text_with_ctwa_referral.json")
+	future := strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10)
+	tests := []struct {
+		name string
+		body []byte
+	}{
+		{"no timestamp", bytes.Replace(waClick, []byte(`"timestamp": "1763900000",`), nil, 1)},
+		{"not a number", bytes.Replace(waClick, []byte(`"1763900000"`), []byte(`"soon"`), 1)},
+		{"a day ahead", bytes.Replace(waClick, []byte(`"1763900000"`), []byte(`"`+future+`"`), 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if bytes.Equal(tt.body, waClick) {
+				t.Fatal("test body equals the fixture")
+			}
+			e := newTestEnv(t, nil, nil)
+			before := time.Now().Truncate(time.Second)
+			if rec := e.post(tt.body, testAppSecret); rec.Code != http.StatusOK {
+				t.Fatalf("POST = %d; want 200", rec.Code)
+			}
+			after := time.Now()
+			got, err := e.store.Get(t.Context(), attribution.Key{Channel: "whatsapp", BusinessID: "102290129340398", UserID: "16315551234"})
+			if err != nil {
+				t.Fatalf("Get: %v", err)
+			}
+			if got.LastSeen.Before(before) || got.LastSeen.After(after) || !got.FirstSeen.Equal(got.LastSeen) {
+				t.Errorf("stored first %v last %v; want the receive time, between %v and %v", got.FirstSeen, got.LastSeen, before, after)
+			}
+		})
 	}
 }

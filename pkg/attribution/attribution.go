@@ -27,12 +27,19 @@ var ErrNotFound = errors.New("attribution: context not found")
 type Key struct {
 	Channel    string `json:"channel"`
 	BusinessID string `json:"business_id"` // WABA id, page id or IG account id
-	UserID     string `json:"user_id"`     // wa_id, PSID or IGSID: personal data
+	UserID     string `json:"user_id"`     // wa_id or BSUID, PSID or IGSID: personal data
 }
 
 // Touch is one ad click to record.
 type Touch struct {
 	Key
+	// Aliases are other ids of the same user, each of which keys the
+	// context too, so that a conversion naming any of them finds it. For
+	// WhatsApp: the BSUID and parent BSUID when Key.UserID is the phone, and
+	// messages[].from when it differs from wa_id (Meta, "Business-scoped
+	// user IDs"). At most 3; duplicates of Key.UserID are ignored. Personal
+	// data.
+	Aliases       []string
 	PhoneNumberID string    // WhatsApp Cloud API: resolves to Key.BusinessID
 	ClickID       string    // ctwa_clid (WhatsApp)
 	AdID          string    // source_id / ad_id
@@ -56,7 +63,24 @@ type Context struct {
 }
 
 // ErrInvalidTouch means Record was given a touch it cannot store: an unknown
-// channel, a missing or malformed id, a time outside the Unix epoch in
-// milliseconds (1970 to year 10889), or an oversized click field. Nothing of
-// the call is stored then.
+// channel, a missing or malformed id (or alias), a time outside the Unix
+// epoch in milliseconds (1970 to year 10889), or an oversized click field.
+// Nothing of the call is stored then. Touch.Validate tells in advance.
 var ErrInvalidTouch = errors.New("attribution: invalid touch")
+
+// MaxClockSkew is how far ahead of its receipt a click's own time may lie.
+// A click timestamped later than that is stored with the time it was
+// received: otherwise a sender with a wrong clock (or a forged replay) would
+// hold the "latest click" for as long as its timestamp stays in the future.
+const MaxClockSkew = 10 * time.Minute
+
+// ClickTime returns the time to store for a click that carries the time
+// click (zero when the webhook had none) and was received at received
+// (docs/webhooks.md: "A click without a timestamp counts as received now; one more
+// than 10 minutes in the future counts as received now").
+func ClickTime(click, received time.Time) time.Time {
+	if click.IsZero() || click.After(received.Add(MaxClockSkew)) {
+		return received
+	}
+	return click
+}

@@ -258,3 +258,27 @@ func TestRealStoreDownAndBack(t *testing.T) {
 		t.Errorf("after restart: click %q; want the one recorded after the restart", c.ClickID)
 	}
 }
+
+// TestRealBSUIDLookup is the sender's join on a real Redis: a WhatsApp
+// conversion may name the phone (wa_id or messages[].from) or the BSUID,
+// with the WABA id or the phone_number_id as business, and must find the
+// click whichever it names.
+func TestRealBSUIDLookup(t *testing.T) {
+	s, _ := newRealStore(t, 0)
+	bsuidOnly := waTouch(testBSUID, "CLID-BSUID-ONLY", t0)
+	both := waTouch("16315551234", "CLID-BOTH", t0)
+	both.Aliases = []string{"US.99887766554433221100"}
+	fromDiffers := waTouch("5511988881234", "CLID-FROM", t0)
+	fromDiffers.Aliases = []string{"BR.70012345678901234567", "BR.ENT.9081726354", "551188881234"}
+	record(t, s, bsuidOnly, both, fromDiffers)
+	checkFoundBy(t, s, "CLID-BSUID-ONLY", testBSUID)
+	checkFoundBy(t, s, "CLID-BOTH", "16315551234", "US.99887766554433221100")
+	checkFoundBy(t, s, "CLID-FROM", "5511988881234", "551188881234", "BR.70012345678901234567", "BR.ENT.9081726354")
+
+	// A later click by BSUID alone (the user hid the phone) wins there; the
+	// phone key keeps the last click that named the phone.
+	later := waTouch("US.99887766554433221100", "CLID-LATER", t0.Add(time.Hour))
+	record(t, s, later)
+	checkFoundBy(t, s, "CLID-LATER", "US.99887766554433221100")
+	checkFoundBy(t, s, "CLID-BOTH", "16315551234")
+}

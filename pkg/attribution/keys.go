@@ -2,11 +2,19 @@ package attribution
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
-// maxID bounds business, user and phone number ids; Meta's are ≤ 20 digits.
-const maxID = 64
+// MaxIDLen bounds business, user and phone number ids. Page, account and
+// phone ids are at most 20 digits; a WhatsApp BSUID is "a two-letter country
+// code, a period, and up to 128 alphanumeric characters" (Meta,
+// "Business-scoped user IDs"), so 131.
+const MaxIDLen = 131
+
+// maxUserAliases bounds a touch's Aliases: the BSUID, the parent BSUID and
+// messages[].from are the most WhatsApp gives.
+const maxUserAliases = 3
 
 // channelCode is the one-letter channel prefix inside a context key.
 func channelCode(ch string) (byte, bool) {
@@ -24,7 +32,7 @@ func channelCode(ch string) (byte, bool) {
 // validID rejects ids that would make keys ambiguous (':'), break the hash
 // tag ('{', '}') or are not plain printable ASCII.
 func validID(id string) bool {
-	if id == "" || len(id) > maxID {
+	if id == "" || len(id) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
@@ -51,27 +59,69 @@ func aliasKey(phoneNumberID string) string {
 	return "p:{" + phoneNumberID + "}"
 }
 
-// checkTouch reports why t cannot be stored, without personal data.
-func checkTouch(i int, t *Touch) error {
+// Validate reports why t cannot be stored, or nil when Record would take it.
+// It is pure (no I/O), so callers can drop bad touches before they share a
+// write with good ones: Record stores nothing of a call that holds one. The
+// error wraps ErrInvalidTouch and carries no personal data.
+func (t *Touch) Validate() error {
+	if reason := t.invalid(); reason != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidTouch, reason)
+	}
+	return nil
+}
+
+// invalid returns why t cannot be stored, or "".
+func (t *Touch) invalid() string {
 	if _, ok := channelCode(t.Channel); !ok {
-		return fmt.Errorf("%w: touch %d: unknown channel", ErrInvalidTouch, i)
+		return "unknown channel"
 	}
 	switch {
 	case !validID(t.BusinessID):
-		return fmt.Errorf("%w: touch %d: bad business id", ErrInvalidTouch, i)
+		return "bad business id"
 	case !validID(t.UserID):
-		return fmt.Errorf("%w: touch %d: bad user id", ErrInvalidTouch, i)
+		return "bad user id"
 	case t.PhoneNumberID != "" && (t.Channel != WhatsApp || !validID(t.PhoneNumberID)):
-		return fmt.Errorf("%w: touch %d: bad phone number id", ErrInvalidTouch, i)
+		return "bad phone number id"
 	case t.Time.IsZero() || t.Time.UnixMilli() < 0 || t.Time.UnixMilli() > maxMillis:
-		return fmt.Errorf("%w: touch %d: time out of range", ErrInvalidTouch, i)
+		return "time out of range"
+	case len(t.Aliases) > maxUserAliases:
+		return "too many user id aliases"
+	}
+	for _, a := range t.Aliases {
+		if !validID(a) {
+			return "bad user id alias"
+		}
 	}
 	for _, f := range []string{t.ClickID, t.AdID, t.SourceType, t.SourceURL, t.Ref} {
 		if len(f) > maxField {
-			return fmt.Errorf("%w: touch %d: click field over %d bytes", ErrInvalidTouch, i, maxField)
+			return fmt.Sprintf("click field over %d bytes", maxField)
 		}
 	}
+	return ""
+}
+
+// checkTouch is Validate with the touch's index in a Record call.
+func checkTouch(i int, t *Touch) error {
+	if reason := t.invalid(); reason != "" {
+		return fmt.Errorf("%w: touch %d: %s", ErrInvalidTouch, i, reason)
+	}
 	return nil
+}
+
+// userIDs returns the distinct user ids t's context is stored under:
+// Key.UserID first, then its aliases.
+func (t *Touch) userIDs() []string {
+	if len(t.Aliases) == 0 {
+		return []string{t.UserID}
+	}
+	ids := make([]string, 1, 1+len(t.Aliases))
+	ids[0] = t.UserID
+	for _, a := range t.Aliases {
+		if !slices.Contains(ids, a) {
+			ids = append(ids, a)
+		}
+	}
+	return ids
 }
 
 func millisTime(ms uint64) time.Time {

@@ -229,19 +229,26 @@ func TestRecordInvalid(t *testing.T) {
 		{"no user", func(t *Touch) { t.UserID = "" }},
 		{"colon in user", func(t *Touch) { t.UserID = testUser + ":x" }},
 		{"brace in business", func(t *Touch) { t.BusinessID = "}" }},
-		{"long user", func(t *Touch) { t.UserID = strings.Repeat("1", maxID+1) }},
+		{"long user", func(t *Touch) { t.UserID = strings.Repeat("1", MaxIDLen+1) }},
 		{"phone id on messenger", func(t *Touch) { t.Channel = Messenger }},
 		{"bad phone id", func(t *Touch) { t.PhoneNumberID = "1 2" }},
 		{"zero time", func(t *Touch) { t.Time = time.Time{} }},
 		{"before 1970", func(t *Touch) { t.Time = time.Unix(-1, 0) }},
 		{"far future", func(t *Touch) { t.Time = time.UnixMilli(maxMillis + 1) }},
 		{"huge click id", func(t *Touch) { t.ClickID = strings.Repeat("A", maxField+1) }},
+		{"long alias", func(t *Touch) { t.Aliases = []string{"US." + strings.Repeat("1", MaxIDLen-2)} }},
+		{"colon in alias", func(t *Touch) { t.Aliases = []string{"US.1:x"} }},
+		{"empty alias", func(t *Touch) { t.Aliases = []string{""} }},
+		{"four aliases", func(t *Touch) { t.Aliases = []string{"A", "B", "C", "D"} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, mr := newTestStore(t, 0)
 			bad := good
 			tt.modify(&bad)
+			if err := bad.Validate(); !errors.Is(err, ErrInvalidTouch) {
+				t.Errorf("Validate = %v; want ErrInvalidTouch", err)
+			}
 			err := s.Record(t.Context(), []Touch{good, bad})
 			if !errors.Is(err, ErrInvalidTouch) {
 				t.Fatalf("Record = %v; want ErrInvalidTouch", err)

@@ -19,7 +19,8 @@ func clonePayload(p Payload) Payload {
 	c.Touches = make([]Touch, len(p.Touches))
 	for i, t := range p.Touches {
 		c.Touches[i] = Touch{Channel: Channel(strings.Clone(string(t.Channel))), BusinessID: strings.Clone(t.BusinessID),
-			PhoneNumberID: strings.Clone(t.PhoneNumberID), UserID: strings.Clone(t.UserID), ClickID: strings.Clone(t.ClickID),
+			PhoneNumberID: strings.Clone(t.PhoneNumberID), UserID: strings.Clone(t.UserID), BSUID: strings.Clone(t.BSUID),
+			ParentBSUID: strings.Clone(t.ParentBSUID), From: strings.Clone(t.From), ClickID: strings.Clone(t.ClickID),
 			AdID: strings.Clone(t.AdID), SourceType: strings.Clone(t.SourceType), SourceURL: strings.Clone(t.SourceURL),
 			Ref: strings.Clone(t.Ref), Time: t.Time}
 	}
@@ -31,7 +32,8 @@ func clonePayload(p Payload) Payload {
 // that pointed into it would now read the second body's bytes.
 func TestParseCopiesOutOfArena(t *testing.T) {
 	for _, name := range []string{"whatsapp_cloud_text_with_ctwa_referral.json", "messenger_messaging_referral_ads.json",
-		"instagram_message_with_ad_referral.json", "edge_unknown_object.json", "whatsapp_onprem_text_with_referral.json"} {
+		"instagram_message_with_ad_referral.json", "edge_unknown_object.json", "whatsapp_onprem_text_with_referral.json",
+		"whatsapp_cloud_username_bsuid_only.json", "whatsapp_cloud_from_differs_from_wa_id.json"} {
 		t.Run(name, func(t *testing.T) {
 			first := readFixture(t, name)
 			// The second body has the same layout with every digit and

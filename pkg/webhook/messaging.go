@@ -16,7 +16,17 @@ import (
 // the Get Started button, or as a messaging_referrals event when the user
 // already had a thread. Apps that are secondary receivers under the handover
 // protocol get the same events in "standby", which are read the same way.
-// Instagram also sends "changes" (comments, mentions), which carry no click.
+//
+// Meta's 2026 reference pages also show each event as a change of its own,
+//
+//	{"object":"page","entry":[{"id":PAGE,"time":MS,"changes":[
+//	  {"field":"messaging_postbacks","value":EVENT}]}]}
+//
+// where "all JSON properties in a webhook notification are strings",
+// timestamps included ("messaging_postbacks Webhooks Reference", Feb 2026,
+// https://developers.facebook.com/documentation/business-messaging/messenger-platform/webhooks/webhook-events/messaging_postbacks).
+// Both shapes are read, with numbers or strings; changes of other fields
+// (Instagram comments, mentions) carry no click.
 
 // parseMessaging reads the entries of a Messenger or Instagram delivery.
 func (pl *Payload) parseMessaging(root *fastjson.Value) {
@@ -46,7 +56,26 @@ func (pl *Payload) parseMessaging(root *fastjson.Value) {
 		if !ok {
 			pl.Malformed++
 		}
-		pl.Ignored += len(changes)
+		for _, change := range changes {
+			pl.messagingChange(change, pageID, entryTime)
+		}
+	}
+}
+
+// messagingChange reads one entry.changes element: a messaging event when
+// its field is one of the messaging fields, something else (counted
+// Ignored) otherwise.
+func (pl *Payload) messagingChange(change *fastjson.Value, pageID []byte, entryTime int64) {
+	if !isObject(change) {
+		pl.Malformed++
+		return
+	}
+	field, _ := str(change, "field")
+	switch string(field) {
+	case "messages", "messaging_postbacks", "messaging_referrals":
+		pl.messagingEvent(change.Get("value"), pageID, entryTime)
+	default:
+		pl.Ignored++
 	}
 }
 
@@ -58,7 +87,7 @@ func (pl *Payload) messagingEvent(ev *fastjson.Value, pageID []byte, entryTime i
 	}
 	sender, senderOK := str(ev.Get("sender"), "id")
 	// Echoes are the page's own messages; only customers' clicks count.
-	if ev.GetBool("message", "is_echo") || (len(pageID) > 0 && bytes.Equal(sender, pageID)) {
+	if truthy(ev.Get("message", "is_echo")) || (len(pageID) > 0 && bytes.Equal(sender, pageID)) {
 		pl.Ignored++
 		return
 	}
@@ -122,4 +151,20 @@ func millisToUnix(t int64) int64 {
 		return t
 	}
 	return t / 1000
+}
+
+// truthy reports whether v is true, as a JSON boolean or as the string
+// "true" (the changes shape sends every property as a string).
+func truthy(v *fastjson.Value) bool {
+	if v == nil {
+		return false
+	}
+	switch v.Type() {
+	case fastjson.TypeTrue:
+		return true
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		return string(b) == "true"
+	}
+	return false
 }

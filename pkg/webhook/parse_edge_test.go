@@ -13,6 +13,12 @@ func page(events string) string {
 	return `{"object":"page","entry":[{"id":"P","time":1763900000999,"messaging":[` + events + `]}]}`
 }
 
+// chg wraps one Messenger event as a change of field in a delivery from
+// page "P", whose entry.time is a string as in Meta's 2026 reference pages.
+func chg(field, value string) string {
+	return `{"object":"page","entry":[{"id":"P","time":"1763900000999","changes":[{"field":"` + field + `","value":` + value + `}]}]}`
+}
+
 // cloud wraps a change value in a Cloud API delivery from WABA "W".
 func cloud(value string) string {
 	return `{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":` + value + `}]}]}`
@@ -31,6 +37,13 @@ func messengerTouch(user string, t int64) Touch {
 func waTouch(business, user string, t int64) Touch {
 	return Touch{Channel: WhatsApp, BusinessID: business, PhoneNumberID: "PN", UserID: user, ClickID: "CLID",
 		AdID: "AD", SourceType: "ad", SourceURL: "https://fb.me/x", Time: t}
+}
+
+// bsuidTouch is waTouch("W", user, …) with the other ids of the customer.
+func bsuidTouch(user, bsuid, parent, from string) Touch {
+	tc := waTouch("W", user, 1763900000)
+	tc.BSUID, tc.ParentBSUID, tc.From = bsuid, parent, from
+	return tc
 }
 
 func TestParseEdges(t *testing.T) {
@@ -86,12 +99,35 @@ func TestParseEdges(t *testing.T) {
 				{Channel: Instagram, BusinessID: "P", UserID: "U2", AdID: "AD", SourceType: "ADS", Time: 1763900000}}}},
 		{"object not a string", `{"object":1,"entry":[]}`, Payload{}},
 
+		// The entry.changes shape: one event per change, strings or numbers.
+		{"change: postback, strings", chg(`messaging_postbacks`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":"1763900000","postback":{"referral":`+adRef+`}}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: referral, milliseconds", chg(`messaging_referrals`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":"1763900000123","referral":`+adRef+`}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: message, numbers", chg(`messages`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":1763900000123,"message":{"referral":`+adRef+`}}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: no timestamp falls back to entry.time", chg(`messages`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"message":{"referral":`+adRef+`}}`), pg([]Touch{messengerTouch("U", 1763900000)}, 0, 0)},
+		{"change: echo as a string", chg(`messages`, `{"sender":{"id":"U"},"recipient":{"id":"P"},"message":{"is_echo":"true","referral":`+adRef+`}}`), pg(nil, 1, 0)},
+		{"change: other field", chg(`feed`, `{"item":"post"}`), pg(nil, 1, 0)},
+		{"change: no field", `{"object":"page","entry":[{"id":"P","changes":[{"value":{}}]}]}`, pg(nil, 1, 0)},
+		{"change: value not an object", chg(`messages`, `"x"`), pg(nil, 0, 1)},
+		{"change not an object", `{"object":"page","entry":[{"id":"P","changes":[7]}]}`, pg(nil, 0, 1)},
+		{"change: user_ref sender cannot be keyed", chg(`messaging_postbacks`, `{"sender":{"user_ref":"R"},"recipient":{"id":"P"},"postback":{"referral":`+adRef+`}}`), pg(nil, 0, 1)},
+
 		// WhatsApp Cloud API.
 		{"from null and no contacts", cloud(msg(`null`, `"referral":`+click)), wa(nil, 0, 1)},
 		{"from missing, one contact", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C"}],"messages":[{"timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{waTouch("W", "C", 1763900000)}, 0, 0)},
 		{"from missing, same contact twice", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C"},{"wa_id":"C"}],"messages":[{"timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{waTouch("W", "C", 1763900000)}, 0, 0)},
 		{"from missing, two contacts", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C"},{"wa_id":"D"}],"messages":[{"timestamp":"1763900000","referral":` + click + `}]}`), wa(nil, 0, 1)},
 		{"from a number", cloud(msg(`16315551234`, `"referral":`+click)), wa(nil, 0, 1)},
+
+		// WhatsApp usernames: the BSUID, with or without a phone.
+		{"BSUID only, on the message", cloud(`{"metadata":{"phone_number_id":"PN"},"messages":[{"from_user_id":"US.1","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "", "")}, 0, 0)},
+		{"BSUID only, on the contact", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"user_id":"US.1"}],"messages":[{"timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "", "")}, 0, 0)},
+		{"phone and BSUID", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C","user_id":"US.1"}],"messages":[{"from":"C","from_user_id":"US.1","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("C", "US.1", "", "")}, 0, 0)},
+		{"wa_id preferred, from kept", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C9","user_id":"BR.1","parent_user_id":"BR.ENT.2"}],"messages":[{"from":"C","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("C9", "BR.1", "BR.ENT.2", "C")}, 0, 0)},
+		{"two contacts told apart by BSUID", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"user_id":"US.1"},{"wa_id":"D","user_id":"US.2"}],"messages":[{"from_user_id":"US.2","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("D", "US.2", "", "")}, 0, 0)},
+		{"sole contact with another BSUID is not the sender", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"D","user_id":"US.2"}],"messages":[{"from_user_id":"US.1","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "", "")}, 0, 0)},
+		{"message parent preferred", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"user_id":"US.1","parent_user_id":"US.ENT.9"}],"messages":[{"from_user_id":"US.1","from_parent_user_id":"US.ENT.8","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{bsuidTouch("US.1", "US.1", "US.ENT.8", "")}, 0, 0)},
+		{"from_user_id a number", cloud(`{"metadata":{"phone_number_id":"PN"},"messages":[{"from":"F","from_user_id":1,"referral":` + click + `}]}`), wa(nil, 0, 1)},
+		{"contact user_id a number is skipped", cloud(`{"metadata":{"phone_number_id":"PN"},"contacts":[{"wa_id":"C","user_id":1}],"messages":[{"from":"F","timestamp":"1763900000","referral":` + click + `}]}`), wa([]Touch{waTouch("W", "F", 1763900000)}, 0, 0)},
 		{"source_id without ctwa_clid", cloud(msg(`"F"`, `"referral":{"source_id":"AD","source_type":"post"}`)), wa([]Touch{{Channel: WhatsApp, BusinessID: "W", PhoneNumberID: "PN", UserID: "F", AdID: "AD", SourceType: "post", Time: 1763900000}}, 0, 0)},
 		{"referral without click or ad", cloud(msg(`"F"`, `"referral":{"source_type":"post"}`)), wa(nil, 1, 0)},
 		{"ctwa_clid a number", cloud(msg(`"F"`, `"referral":{"ctwa_clid":12}`)), wa(nil, 0, 1)},

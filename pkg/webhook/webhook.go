@@ -28,8 +28,22 @@ type Touch struct {
 	BusinessID string `json:"business_id"`
 	// PhoneNumberID is the WhatsApp business phone number id (Cloud API only).
 	PhoneNumberID string `json:"phone_number_id,omitempty"`
-	// UserID is the wa_id, PSID or IGSID. Personal data: never log it.
+	// UserID is the id the conversation is keyed by first: the PSID or
+	// IGSID; for WhatsApp the phone (contacts[].wa_id, else messages[].from),
+	// or the BSUID when the customer shows no phone. Personal data: never
+	// log it.
 	UserID string `json:"user_id"`
+	// BSUID is WhatsApp's business-scoped user id (messages[].from_user_id,
+	// else the sender's contacts[].user_id), when the delivery carries one;
+	// it equals UserID when the customer shows no phone. Personal data.
+	BSUID string `json:"bsuid,omitempty"`
+	// ParentBSUID is the sender's parent BSUID (from_parent_user_id or
+	// contacts[].parent_user_id), sent for linked business portfolios.
+	// Personal data.
+	ParentBSUID string `json:"parent_bsuid,omitempty"`
+	// From is messages[].from when it differs from the contact's wa_id
+	// (UserID), which Meta warns may happen; empty otherwise. Personal data.
+	From string `json:"from,omitempty"`
 	// ClickID is WhatsApp's ctwa_clid. Personal data: never log it.
 	ClickID string `json:"ctwa_clid,omitempty"`
 	// AdID is WhatsApp's referral.source_id or Messenger/Instagram referral.ad_id.
