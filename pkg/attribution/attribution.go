@@ -76,8 +76,8 @@ const MaxClockSkew = 10 * time.Minute
 
 // ClickTime returns the time to store for a click that carries the time
 // click (zero when the webhook had none) and was received at received
-// (docs/webhooks.md: "A click without a timestamp counts as received now; one more
-// than 10 minutes in the future counts as received now").
+// (the rule of docs/webhooks.md, "Timestamps": a click without a timestamp,
+// or more than MaxClockSkew in the future, counts as received now).
 func ClickTime(click, received time.Time) time.Time {
 	if click.IsZero() || click.After(received.Add(MaxClockSkew)) {
 		return received
