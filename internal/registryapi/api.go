@@ -40,7 +40,7 @@ type Health struct {
 }
 
 // Pause says why a business's sending is paused: Meta's error code and
-// class (capi.Class's name, e.g. "token_invalid").
+// class (capi.Class's name, e.g. "setup_fault").
 type Pause struct {
 	Since   time.Time `json:"since"`
 	Code    int       `json:"code"`

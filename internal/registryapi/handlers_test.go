@@ -135,9 +135,9 @@ func TestPutDatasetAPIError(t *testing.T) {
 	ta.datasets.err = &capi.APIError{Op: "get dataset", Status: 400, Code: 190, Subcode: 463, Type: "OAuthException",
 		Message: "Error validating access token: Session has expired (token " + testToken + ")", FBTraceID: "AbCdEf"}
 	status, body := ta.do("PUT", "/v1/businesses/111", `{"channel": "whatsapp", "access_token": "`+testToken+`"}`)
-	wantError(t, status, body, http.StatusBadGateway, "dataset_id", "Meta code 190, token_invalid")
+	wantError(t, status, body, http.StatusBadGateway, "dataset_id", "Meta code 190, setup_fault")
 	e := decode[errJSON](t, body)
-	if e.Meta == nil || e.Meta.Code != 190 || e.Meta.Subcode != 463 || e.Meta.Class != "token_invalid" || e.Meta.Type != "OAuthException" ||
+	if e.Meta == nil || e.Meta.Code != 190 || e.Meta.Subcode != 463 || e.Meta.Class != "setup_fault" || e.Meta.Type != "OAuthException" ||
 		!strings.Contains(e.Meta.Message, "Session has expired (token [redacted])") || e.Meta.FBTraceID != "AbCdEf" {
 		t.Fatalf("meta = %+v; want Meta's code, subcode, class and message without the token", e.Meta)
 	}
@@ -162,18 +162,18 @@ func TestPutWithoutKey(t *testing.T) {
 
 func TestGetHealth(t *testing.T) {
 	since := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	h := Health{Paused: &Pause{Since: since, Code: 190, Subcode: 463, Class: "token_invalid"}, LastAccepted: &since,
+	h := Health{Paused: &Pause{Since: since, Code: 190, Subcode: 463, Class: "setup_fault"}, LastAccepted: &since,
 		Sent24h: 42, DeadLettered24h: map[string]int64{"no_context": 3}}
 	ta := newTestAPI(t, apiOpts{health: fakeHealth{h}})
 	ta.do("PUT", "/v1/businesses/111", waBody)
 	_, body := ta.do("GET", "/v1/businesses/111", "")
 	got := decode[businessJSON](t, body)
 	if got.Health == nil || !got.Health.Available || got.Health.Health == nil || got.Health.Paused == nil ||
-		got.Health.Paused.Code != 190 || got.Health.Paused.Class != "token_invalid" || got.Health.Sent24h != 42 ||
+		got.Health.Paused.Code != 190 || got.Health.Paused.Class != "setup_fault" || got.Health.Sent24h != 42 ||
 		got.Health.DeadLettered24h["no_context"] != 3 || !got.Health.LastAccepted.Equal(since) {
 		t.Fatalf("health = %s; want the source's", body)
 	}
-	if !strings.Contains(body, `"paused":{"since":"2026-12-01T09:00:00Z","code":190,"subcode":463,"class":"token_invalid"}`) {
+	if !strings.Contains(body, `"paused":{"since":"2026-12-01T09:00:00Z","code":190,"subcode":463,"class":"setup_fault"}`) {
 		t.Errorf("health JSON = %s", body)
 	}
 }
