@@ -90,8 +90,10 @@ const (
 	// maxAckPending lets many bodies wait in backoff without stopping new
 	// ones; how many are posted at once is FORWARD_CONCURRENCY.
 	maxAckPending = 10000
-	// ackMargin is added to FORWARD_TIMEOUT for the consumer's AckWait.
-	ackMargin = 30 * time.Second
+	// ackMargin is added to twice FORWARD_TIMEOUT for the consumer's
+	// AckWait: a body may wait one post in the client's buffer for a free
+	// worker, then takes at most one post itself.
+	ackMargin = 5 * time.Second
 )
 
 // destination is one FORWARD_URLS entry.
@@ -175,7 +177,7 @@ func consumerConfig(d destination, timeout time.Duration) jetstream.ConsumerConf
 		Durable:        d.consumer(),
 		Description:    "ctmpipe forward to " + d.host,
 		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        timeout + ackMargin,
+		AckWait:        2*timeout + ackMargin,
 		MaxDeliver:     -1, // FORWARD_MAX_AGE ends the retries, not a count
 		MaxAckPending:  maxAckPending,
 		FilterSubjects: []string{SubjectAll, d.subject()},

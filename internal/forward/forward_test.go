@@ -1,0 +1,304 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func newEnqueuer(t testing.TB, js jetstream.JetStream, cfg Config) *Enqueuer {
+	t.Helper()
+	e, err := NewEnqueuer(js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func bodiesN(t testing.TB, from, n int) [][]byte {
+	var out [][]byte
+	for i := from; i < from+n; i++ {
+		out = append(out, testBody(t, i))
+	}
+	return out
+}
+
+// A downstream that verifies Meta's signature and fails the first three
+// attempts of every body still gets each one exactly as Meta sent it.
+func TestForwardVerifiedAfterFailures(t *testing.T) {
+	_, js := runJetStream(t)
+	down := newDownstream(t, 3)
+	cfg := testConfig(time.Minute, down.URL+"/webhook")
+	e := newEnqueuer(t, js, cfg)
+	f, _ := startForwarder(t, js, cfg, zap.NewNop())
+	bodies := bodiesN(t, 0, 20)
+	enqueueAll(t, e, bodies)
+
+	waitFor(t, 30*time.Second, func() error { return wantAll(down, bodies) })
+	if down.bad != 0 {
+		t.Errorf("downstream rejected %d requests' signatures; want 0", down.bad)
+	}
+	host := strings.TrimPrefix(down.URL, "http://")
+	if got := counter(f, host, outcomeDelivered); got != 20 {
+		t.Errorf("delivered = %v; want 20", got)
+	}
+	if got := counter(f, host, outcomeRetried); got != 60 {
+		t.Errorf("retried = %v; want 60 (three per body)", got)
+	}
+}
+
+// Restarting NATS while every body is undelivered (backing off after a
+// failed attempt) loses none, and Enqueue works again once it is back.
+func TestForwardSurvivesNATSRestart(t *testing.T) {
+	srv, js := runJetStream(t)
+	down := newDownstream(t, 0)
+	down.setDead(true)
+	cfg := testConfig(time.Minute, down.URL)
+	e := newEnqueuer(t, js, cfg)
+	startForwarder(t, js, cfg, zap.NewNop())
+	first := bodiesN(t, 0, 30)
+	enqueueAll(t, e, first)
+	waitFor(t, 30*time.Second, func() error {
+		down.mu.Lock()
+		defer down.mu.Unlock()
+		if len(down.attempts) != len(first) {
+			return fmt.Errorf("%d of %d bodies attempted", len(down.attempts), len(first))
+		}
+		return nil
+	})
+	srv.Restart()
+	second := bodiesN(t, 30, 30)
+	enqueueAll(t, e, second)
+	down.setDead(false)
+
+	waitFor(t, 60*time.Second, func() error { return wantAll(down, append(first, second...)) })
+}
+
+// A dead destination's bodies end as dlq.forward dead letters after
+// FORWARD_MAX_AGE, naming its host only, while a healthy one gets them all.
+func TestForwardDeadDestinationDeadLetters(t *testing.T) {
+	_, js := runJetStream(t)
+	dead, healthy := newDownstream(t, 0), newDownstream(t, 0)
+	dead.setDead(true)
+	deadURL := strings.Replace(dead.URL, "http://", "http://user:hunter2@", 1) + "/hook?token=s3cret"
+	cfg := testConfig(300*time.Millisecond, deadURL, healthy.URL)
+	e := newEnqueuer(t, js, cfg)
+	core, logs := observer.New(zapcore.DebugLevel)
+	f, _ := startForwarder(t, js, cfg, zap.New(core))
+	bodies := bodiesN(t, 0, 10)
+	enqueueAll(t, e, bodies)
+
+	waitFor(t, 30*time.Second, func() error { return wantAll(healthy, bodies) })
+	deadHost := strings.TrimPrefix(dead.URL, "http://")
+	waitFor(t, 30*time.Second, func() error {
+		if got := counter(f, deadHost, outcomeDead); got != 10 {
+			return fmt.Errorf("dead = %v; want 10", got)
+		}
+		return nil
+	})
+	letters := readDeadLetters(t, js)
+	if len(letters) != 10 {
+		t.Fatalf("dlq.forward holds %d letters; want 10", len(letters))
+	}
+	sent := map[string]bool{}
+	for _, b := range bodies {
+		sent[string(b)] = true
+	}
+	for _, m := range letters {
+		h := m.Headers()
+		if !sent[string(m.Data())] {
+			t.Errorf("dead letter data is not an enqueued body")
+		}
+		for k, want := range map[string]string{headerReason: ReasonForward, HeaderHost: deadHost, headerError: "http 503", headerSubject: subjectTo + destinationID(deadURL)} {
+			if got := h.Get(k); got != want {
+				t.Errorf("dead letter %s = %q; want %q", k, got, want)
+			}
+		}
+		for k, vs := range h {
+			for _, v := range vs {
+				if strings.Contains(v, "hunter2") || strings.Contains(v, "s3cret") || strings.Contains(v, "/hook") {
+					t.Errorf("dead letter header %s = %q holds the URL's secret parts", k, v)
+				}
+			}
+		}
+	}
+	for _, entry := range logs.All() {
+		line := entry.Message + fmt.Sprint(entry.ContextMap())
+		for _, secret := range []string{"hunter2", "s3cret", "/hook", "Is this still available", "6789012345678901"} {
+			if strings.Contains(line, secret) {
+				t.Errorf("log %q holds %q", line, secret)
+			}
+		}
+	}
+	if logs.FilterMessage("forward destination failing; retrying with backoff").Len() == 0 {
+		t.Errorf("no log line says the dead destination is failing")
+	}
+}
+
+// A dead letter redriven after its destination recovered is delivered, to
+// that destination only, with its original delivery id.
+func TestRedriveDeliversDeadLetter(t *testing.T) {
+	_, js := runJetStream(t)
+	flaky, other := newDownstream(t, 0), newDownstream(t, 0)
+	flaky.setDead(true)
+	cfg := testConfig(200*time.Millisecond, flaky.URL, other.URL)
+	e := newEnqueuer(t, js, cfg)
+	f, _ := startForwarder(t, js, cfg, zap.NewNop())
+	bodies := bodiesN(t, 0, 3)
+	enqueueAll(t, e, bodies)
+	host := strings.TrimPrefix(flaky.URL, "http://")
+	waitFor(t, 30*time.Second, func() error {
+		if got := counter(f, host, outcomeDead); got != 3 {
+			return fmt.Errorf("dead = %v; want 3", got)
+		}
+		return nil
+	})
+	waitFor(t, 30*time.Second, func() error { return wantAll(other, bodies) })
+
+	flaky.setDead(false)
+	dry, err := Redrive(t.Context(), js, RedriveOptions{Hosts: []string{host}, DryRun: true})
+	if err != nil || dry.Matched != 3 || dry.Republished != 0 {
+		t.Fatalf("dry-run Redrive = %+v, %v; want 3 matched, none republished", dry, err)
+	}
+	res, err := Redrive(t.Context(), js, RedriveOptions{Limit: 2})
+	if err != nil || res.Matched != 2 || res.Republished != 2 {
+		t.Fatalf("Redrive(limit 2) = %+v, %v; want 2 republished", res, err)
+	}
+	res, err = Redrive(t.Context(), js, RedriveOptions{Hosts: []string{host}})
+	if err != nil || res.Republished != 1 {
+		t.Fatalf("Redrive = %+v, %v; want the last one republished", res, err)
+	}
+	waitFor(t, 30*time.Second, func() error { return wantAll(flaky, bodies) })
+	if n := len(readDeadLetters(t, js)); n != 0 {
+		t.Errorf("dlq.forward holds %d letters after redrive; want 0", n)
+	}
+	if _, n := other.bodies(); n != 3 {
+		t.Errorf("the other destination got %d deliveries; want 3 (a redrive is for its own destination)", n)
+	}
+}
+
+// A dead letter whose destination was removed from FORWARD_URLS is left
+// in DLQ: FORWARD would keep it for nobody.
+func TestRedriveSkipsRemovedDestination(t *testing.T) {
+	_, js := runJetStream(t)
+	gone := newDownstream(t, 0)
+	gone.setDead(true)
+	cfg := testConfig(100*time.Millisecond, gone.URL)
+	e := newEnqueuer(t, js, cfg)
+	f, stop := startForwarder(t, js, cfg, zap.NewNop())
+	enqueueAll(t, e, bodiesN(t, 0, 1))
+	host := strings.TrimPrefix(gone.URL, "http://")
+	waitFor(t, 30*time.Second, func() error {
+		if got := counter(f, host, outcomeDead); got != 1 {
+			return fmt.Errorf("dead = %v; want 1", got)
+		}
+		return nil
+	})
+	stop() // a running Forwarder would create the consumer again
+	d, _ := parseDestinations(cfg.URLs)
+	if err := js.DeleteConsumer(t.Context(), StreamForward, d[0].consumer()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Redrive(t.Context(), js, RedriveOptions{})
+	if err != nil || res.Skipped != 1 || res.Republished != 0 {
+		t.Fatalf("Redrive = %+v, %v; want 1 skipped", res, err)
+	}
+	if n := len(readDeadLetters(t, js)); n != 1 {
+		t.Errorf("dlq.forward holds %d letters; want the skipped one", n)
+	}
+}
+
+func readDeadLetters(t *testing.T, js jetstream.JetStream) []jetstream.Msg {
+	t.Helper()
+	s, err := js.Stream(t.Context(), streamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := s.OrderedConsumer(t.Context(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectDeadLetter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	err = eachPending(t.Context(), cons, func(m jetstream.Msg, _ *jetstream.MsgMetadata) (bool, error) {
+		out = append(out, m)
+		return false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Enqueue with NATS gone returns ErrEnqueue within its context, so ingest
+// answers 503 instead of hanging.
+func TestEnqueueNATSDown(t *testing.T) {
+	srv, js := runJetStream(t)
+	e := newEnqueuer(t, js, testConfig(time.Minute, "http://127.0.0.1:1/"))
+	b := testBody(t, 0)
+	if err := e.Enqueue(t.Context(), b, metaHeader(b)); err != nil {
+		t.Fatalf("Enqueue with NATS up: %v", err)
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	b = testBody(t, 1)
+	if err := e.Enqueue(ctx, b, metaHeader(b)); !errors.Is(err, ErrEnqueue) {
+		t.Errorf("Enqueue with NATS down = %v; want ErrEnqueue", err)
+	}
+}
+
+// Before the first Enqueue reaches NATS, nothing is set up: the error is
+// ErrEnqueue too (ingest starts while NATS is away).
+func TestEnqueueNATSDownAtStart(t *testing.T) {
+	srv, js := runJetStream(t)
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	e := newEnqueuer(t, js, testConfig(time.Minute, "http://127.0.0.1:1/"))
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	b := testBody(t, 0)
+	if err := e.Enqueue(ctx, b, metaHeader(b)); !errors.Is(err, ErrEnqueue) {
+		t.Errorf("Enqueue = %v; want ErrEnqueue", err)
+	}
+}
+
+// The same bytes with the same signature are stored once; another body
+// is stored.
+func TestEnqueueDeduplicates(t *testing.T) {
+	_, js := runJetStream(t)
+	e := newEnqueuer(t, js, testConfig(time.Minute, "http://127.0.0.1:1/"))
+	a, b := testBody(t, 0), testBody(t, 1)
+	for _, body := range [][]byte{a, a, b, a} {
+		if err := e.Enqueue(t.Context(), body, metaHeader(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := js.Stream(t.Context(), StreamForward)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Errorf("FORWARD holds %d messages; want 2", info.State.Msgs)
+	}
+}
+
+func TestEnqueueUnsigned(t *testing.T) {
+	_, js := runJetStream(t)
+	e := newEnqueuer(t, js, testConfig(time.Minute, "http://127.0.0.1:1/"))
+	if err := e.Enqueue(t.Context(), []byte("{}"), nil); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("Enqueue without signature = %v; want ErrUnsigned", err)
+	}
+}
