@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,3 +227,8 @@ func wantAll(d *downstream, bodies [][]byte) error {
 	}
 	return nil
 }
+
+// atomicCounter hands out 0, 1, 2, … to parallel benchmark goroutines.
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) add() int { return int(c.n.Add(1) - 1) }
