@@ -302,3 +302,24 @@ func TestEnqueueUnsigned(t *testing.T) {
 		t.Errorf("Enqueue without signature = %v; want ErrUnsigned", err)
 	}
 }
+
+// A consumer left by a URL no longer configured is named in a warning.
+func TestForwarderWarnsStaleConsumer(t *testing.T) {
+	_, js := runJetStream(t)
+	old := newEnqueuer(t, js, testConfig(time.Minute, "https://old.example/hook"))
+	b := testBody(t, 0)
+	if err := old.Enqueue(t.Context(), b, metaHeader(b)); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	startForwarder(t, js, testConfig(time.Minute, newDownstream(t, 0).URL), zap.New(core))
+	stale := destination{id: destinationID("https://old.example/hook")}.consumer()
+	waitFor(t, 10*time.Second, func() error {
+		for _, e := range logs.All() {
+			if e.ContextMap()["consumer"] == stale {
+				return nil
+			}
+		}
+		return fmt.Errorf("no warning names %s", stale)
+	})
+}

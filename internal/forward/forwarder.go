@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,12 +71,36 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	for _, d := range f.dests {
 		f.log.Info("forwarding", zap.String("host", d.host), zap.String("consumer", d.consumer()))
 	}
+	f.warnStale(ctx)
 	var wg sync.WaitGroup
 	for _, d := range f.dests {
 		wg.Go(func() { f.runDest(ctx, d) })
 	}
 	wg.Wait()
 	return nil
+}
+
+// warnStale names the consumers of destinations no longer configured. They
+// are not deleted here (another ingest may still have the URL, during a
+// rolling change), but FORWARD keeps every body for them until its MaxAge.
+func (f *Forwarder) warnStale(ctx context.Context) {
+	mine := map[string]bool{}
+	for _, d := range f.dests {
+		mine[d.consumer()] = true
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	s, err := f.js.Stream(ctx, StreamForward)
+	if err != nil {
+		return // absent or NATS away: nothing to say yet
+	}
+	names := s.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if strings.HasPrefix(name, "fwd-") && !mine[name] {
+			f.log.Warn("forward consumer of a destination no longer in FORWARD_URLS; FORWARD keeps bodies for it until they age out: delete it (nats consumer rm "+StreamForward+" <name>) if it is gone for good",
+				zap.String("consumer", name))
+		}
+	}
 }
 
 // runDest consumes for d, starting again (after a pause) whenever its
