@@ -23,6 +23,15 @@ var ErrEnqueue = errors.New("forward: body not stored")
 // /webhook deliveries are forwarded), so it does not wrap ErrEnqueue.
 var ErrUnsigned = errors.New("forward: no " + HeaderSignature + " header")
 
+// ErrTooLarge is returned for a body that NATS could store but not also
+// dead-letter: with the dead letter's headers it would pass the server's
+// max_payload. Raise max_payload or lower BODY_LIMIT (docs/forwarding.md).
+var ErrTooLarge = errors.New("forward: body too large for NATS max_payload with a dead letter's headers")
+
+// deadLetterReserve is the room kept under max_payload for a dead letter's
+// headers (the error text alone may take maxHeaderValue).
+const deadLetterReserve = 4 << 10
+
 // Enqueuer stores verified webhook bodies in stream FORWARD. It is safe for
 // concurrent use.
 type Enqueuer struct {
@@ -62,6 +71,9 @@ func (e *Enqueuer) Enqueue(ctx context.Context, body []byte, header http.Header)
 	if sig == "" {
 		return ErrUnsigned
 	}
+	if mp := e.js.Conn().MaxPayload(); mp > 0 && int64(len(body))+deadLetterReserve > mp {
+		return ErrTooLarge
+	}
 	if err := e.setup(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrEnqueue, err)
 	}
@@ -76,6 +88,9 @@ func (e *Enqueuer) Enqueue(ctx context.Context, body []byte, header http.Header)
 		m.Header.Set(headerContentType, v)
 	}
 	if _, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamForward)); err != nil {
+		// Set up again next time: the stream may be gone (a NATS that
+		// lost its store), and setup is idempotent.
+		e.ready.Store(false)
 		return fmt.Errorf("%w: publish: %w", ErrEnqueue, err)
 	}
 	return nil
@@ -98,7 +113,7 @@ func (e *Enqueuer) setup(ctx context.Context) error {
 	if e.ready.Load() {
 		return nil
 	}
-	if err := ensureStream(ctx, e.js, forwardStream(e.cfg.MaxAge, e.cfg.Replicas)); err != nil {
+	if err := ensureStream(ctx, e.js, forwardStream(e.cfg.MaxAge, e.cfg.Replicas), true); err != nil {
 		return err
 	}
 	for _, d := range e.dests {

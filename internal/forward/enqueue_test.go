@@ -72,3 +72,40 @@ func TestEnqueueUnsigned(t *testing.T) {
 		t.Errorf("Enqueue without signature = %v; want ErrUnsigned", err)
 	}
 }
+
+// A body that could be stored but not dead-lettered is refused up front.
+func TestEnqueueTooLarge(t *testing.T) {
+	_, js := runJetStream(t)
+	e := newEnqueuer(t, js, testConfig(time.Minute, "http://127.0.0.1:1/"))
+	body := make([]byte, js.Conn().MaxPayload()-1024)
+	if err := e.Enqueue(t.Context(), body, metaHeader(body)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Enqueue(max_payload-1KiB) = %v; want ErrTooLarge", err)
+	}
+}
+
+// FORWARD deleted under a running ingest (a NATS that lost its store) is
+// set up again: one Enqueue may fail (Meta retries), the next succeeds, and
+// the destination's consumer exists again.
+func TestEnqueueSetsUpAgain(t *testing.T) {
+	_, js := runJetStream(t)
+	cfg := testConfig(time.Minute, "http://127.0.0.1:1/")
+	e := newEnqueuer(t, js, cfg)
+	b := testBody(t, 0)
+	if err := e.Enqueue(t.Context(), b, metaHeader(b)); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(t.Context(), StreamForward); err != nil {
+		t.Fatal(err)
+	}
+	b = testBody(t, 1)
+	if err := e.Enqueue(t.Context(), b, metaHeader(b)); !errors.Is(err, ErrEnqueue) {
+		t.Fatalf("Enqueue with FORWARD gone = %v; want ErrEnqueue", err)
+	}
+	if err := e.Enqueue(t.Context(), b, metaHeader(b)); err != nil {
+		t.Fatalf("second Enqueue after FORWARD was deleted: %v", err)
+	}
+	d, _ := parseDestinations(cfg.URLs)
+	if _, err := js.Consumer(t.Context(), StreamForward, d[0].consumer()); err != nil {
+		t.Errorf("consumer after set-up again: %v", err)
+	}
+}

@@ -186,9 +186,10 @@ func consumerConfig(d destination, timeout time.Duration) jetstream.ConsumerConf
 }
 
 // ensureStream creates cfg's stream when absent; an existing one is used as
-// it is (an operator may have replicated it), except that a MaxAge shorter
-// than cfg's is raised, so that a longer FORWARD_MAX_AGE is honoured.
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+// it is (an operator may have replicated it, the sender owns DLQ's limits),
+// except that with raise a MaxAge shorter than cfg's is raised, so that a
+// longer FORWARD_MAX_AGE is honoured by FORWARD.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, raise bool) error {
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		_, err = js.CreateStream(ctx, cfg)
@@ -204,7 +205,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		return fmt.Errorf("stream %s: %w", cfg.Name, err)
 	}
 	have := s.CachedInfo().Config
-	if have.MaxAge != 0 && have.MaxAge < cfg.MaxAge {
+	if raise && have.MaxAge != 0 && have.MaxAge < cfg.MaxAge {
 		have.MaxAge = cfg.MaxAge
 		if _, err := js.UpdateStream(ctx, have); err != nil {
 			return fmt.Errorf("update stream %s: %w", cfg.Name, err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -159,5 +160,71 @@ func TestForwarderWarnsStaleConsumer(t *testing.T) {
 			}
 		}
 		return fmt.Errorf("no warning names %s", stale)
+	})
+}
+
+// A longer FORWARD_MAX_AGE raises FORWARD's MaxAge; DLQ's, the sender's
+// to set, is left alone.
+func TestStreamsMaxAge(t *testing.T) {
+	_, js := runJetStream(t)
+	short := dlqStream(1)
+	short.MaxAge = 7 * 24 * time.Hour
+	if _, err := js.CreateStream(t.Context(), short); err != nil {
+		t.Fatal(err)
+	}
+	for _, age := range []time.Duration{time.Hour, 72 * time.Hour} {
+		_, stop := startForwarder(t, js, testConfig(age, newDownstream(t, 0).URL), zap.NewNop())
+		waitFor(t, 10*time.Second, func() error {
+			s, err := js.Stream(t.Context(), StreamForward)
+			if err != nil {
+				return err
+			}
+			if got := s.CachedInfo().Config.MaxAge; got != age+streamMargin {
+				return fmt.Errorf("FORWARD MaxAge = %v; want %v", got, age+streamMargin)
+			}
+			return nil
+		})
+		stop()
+	}
+	s, err := js.Stream(t.Context(), streamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != short.MaxAge {
+		t.Errorf("DLQ MaxAge = %v; want the sender's %v kept", got, short.MaxAge)
+	}
+}
+
+// A destination that fails shows its backlog in forward_pending and its
+// age in forward_lag_seconds; both drop to 0 once it is delivered.
+func TestPendingAndLagGauges(t *testing.T) {
+	_, js := runJetStream(t)
+	down := newDownstream(t, 0)
+	down.setDead(true)
+	cfg := testConfig(time.Minute, down.URL)
+	e := newEnqueuer(t, js, cfg)
+	f, _ := startForwarder(t, js, cfg, zap.NewNop())
+	enqueueAll(t, e, bodiesN(t, 0, 5))
+	d := f.dests[0]
+	cons, err := js.Consumer(t.Context(), StreamForward, d.consumer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauges := func() (float64, float64) {
+		f.observe(t.Context(), d, cons)
+		return testutil.ToFloat64(f.m.pending.WithLabelValues(d.label)), testutil.ToFloat64(f.m.lag.WithLabelValues(d.label))
+	}
+	waitFor(t, 10*time.Second, func() error {
+		if p, lag := gauges(); p != 5 || lag <= 0 {
+			return fmt.Errorf("pending %v, lag %v; want 5 and above 0", p, lag)
+		}
+		return nil
+	})
+	down.setDead(false)
+	waitFor(t, 30*time.Second, func() error {
+		if p, lag := gauges(); p != 0 || lag != 0 {
+			return fmt.Errorf("pending %v, lag %v; want 0 and 0", p, lag)
+		}
+		return nil
 	})
 }

@@ -124,10 +124,11 @@ func (f *Forwarder) runDest(ctx context.Context, d *dest) {
 // consume sets up d's consumer and hands its messages to at most
 // FORWARD_CONCURRENCY workers until ctx is done or the consumer fails.
 func (f *Forwarder) consume(ctx context.Context, d *dest) error {
-	for _, sc := range []jetstream.StreamConfig{forwardStream(f.cfg.MaxAge, f.cfg.Replicas), dlqStream(f.cfg.Replicas)} {
-		if err := ensureStream(ctx, f.js, sc); err != nil {
-			return err
-		}
+	if err := ensureStream(ctx, f.js, forwardStream(f.cfg.MaxAge, f.cfg.Replicas), true); err != nil {
+		return err
+	}
+	if err := ensureStream(ctx, f.js, dlqStream(f.cfg.Replicas), false); err != nil {
+		return err
 	}
 	// CreateOrUpdate, so that a changed FORWARD_TIMEOUT reaches AckWait.
 	cons, err := f.js.CreateOrUpdateConsumer(ctx, StreamForward, consumerConfig(d.destination, f.cfg.Timeout))
