@@ -46,12 +46,16 @@ func TestForwardVerifiedAfterFailures(t *testing.T) {
 		t.Errorf("downstream rejected %d requests' signatures; want 0", down.bad)
 	}
 	host := strings.TrimPrefix(down.URL, "http://")
-	if got := counter(f, host, outcomeDelivered); got != 20 {
-		t.Errorf("delivered = %v; want 20", got)
-	}
-	if got := counter(f, host, outcomeRetried); got != 60 {
-		t.Errorf("retried = %v; want 60 (three per body)", got)
-	}
+	// The counters move just after the downstream's answer arrives.
+	waitFor(t, 10*time.Second, func() error {
+		if got := counter(f, host, outcomeDelivered); got != 20 {
+			return fmt.Errorf("delivered = %v; want 20", got)
+		}
+		if got := counter(f, host, outcomeRetried); got != 60 {
+			return fmt.Errorf("retried = %v; want 60 (three per body)", got)
+		}
+		return nil
+	})
 }
 
 // Restarting NATS while every body is undelivered (backing off after a
