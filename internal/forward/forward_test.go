@@ -232,3 +232,40 @@ func TestPendingAndLagGauges(t *testing.T) {
 		return nil
 	})
 }
+
+// A connection error's text (Go's includes the whole URL) reaches neither
+// the dead letter nor the logs with the URL's path, userinfo or query.
+func TestForwardTransportErrorHidesURL(t *testing.T) {
+	_, js := runJetStream(t)
+	gone := newDownstream(t, 0)
+	gone.Close()
+	url := strings.Replace(gone.URL, "http://", "http://user:hunter2@", 1) + "/hook?token=s3cret"
+	cfg := testConfig(100*time.Millisecond, url)
+	e := newEnqueuer(t, js, cfg)
+	core, logs := observer.New(zapcore.DebugLevel)
+	f, _ := startForwarder(t, js, cfg, zap.New(core))
+	enqueueAll(t, e, bodiesN(t, 0, 1))
+	host := strings.TrimPrefix(gone.URL, "http://")
+	waitFor(t, 30*time.Second, func() error {
+		if got := counter(f, host, outcomeDead); got != 1 {
+			return fmt.Errorf("dead = %v; want 1", got)
+		}
+		return nil
+	})
+	letters := readDeadLetters(t, js)
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters; want 1", len(letters))
+	}
+	text := letters[0].Headers().Get(headerError)
+	if !strings.HasPrefix(text, "post: ") {
+		t.Errorf("Ctm-Dlq-Error = %q; want the connection error", text)
+	}
+	for _, entry := range logs.All() {
+		text += entry.Message + fmt.Sprint(entry.ContextMap())
+	}
+	for _, secret := range []string{"hunter2", "s3cret", "/hook"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("dead letter or logs hold %q: %s", secret, text)
+		}
+	}
+}

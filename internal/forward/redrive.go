@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"time"
@@ -91,6 +92,16 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 		return res, fmt.Errorf("forward redrive: %w", err)
 	}
 	return res, nil
+}
+
+// Print writes the summary of a redrive.
+func (r RedriveResult) Print(w io.Writer, dryRun bool) {
+	if dryRun {
+		fmt.Fprintf(w, "would redrive (dry run): %d forward dead letters\n", r.Matched)
+		return
+	}
+	fmt.Fprintf(w, "redriven: %d forward dead letters; republished and deleted from DLQ %d, skipped (destination no longer configured) %d\n",
+		r.Matched, r.Republished, r.Skipped)
 }
 
 func hasConsumer(ctx context.Context, js jetstream.JetStream, id string) (bool, error) {
