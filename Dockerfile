@@ -1,15 +1,28 @@
 # Multi-stage build of one of the binaries (ingest, sender, replay, all-in-one):
 #   docker build --build-arg CMD=ingest -t ctmpipe-ingest .
-# The result is a static binary on a distroless base, running as non-root.
-FROM golang:1.26 AS build
+# The result is a static binary on a distroless base, running as non-root
+# (uid 65532), with /healthcheck for docker-compose's healthchecks (the base
+# has no shell or curl). The Go version is go.mod's `go` line exactly;
+# deploy/deploy_test.go fails when they differ.
+FROM golang:1.26.8 AS build
 ARG CMD=ingest
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/app ./cmd/${CMD}
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/app ./cmd/${CMD} \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/healthcheck ./deploy/healthcheck \
+ && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/app /app
-USER nonroot:nonroot
+COPY --from=build /out/healthcheck /healthcheck
+# all-in-one keeps its NATS store, store journal and dry-run file in
+# DATA_DIR; the sender in the dryrun profile writes CAPI_DRYRUN_FILE here.
+# The directory belongs to nonroot so that an empty named volume mounted on
+# it (which takes the image directory's owner) is writable. ingest and the
+# sender do not read DATA_DIR.
+COPY --from=build --chown=65532:65532 /out/data /data
+ENV DATA_DIR=/data
+USER 65532:65532
 ENTRYPOINT ["/app"]
