@@ -184,6 +184,9 @@ func loadManifests(t *testing.T) manifests {
 				t.Fatalf("%s: %v", where, err)
 			}
 			if c, ok := obj.(*corev1.ConfigMap); ok {
+				if m.configMaps[c.Name] != nil {
+					t.Fatalf("%s: a second ConfigMap %s", where, c.Name)
+				}
 				m.configMaps[c.Name] = c
 			}
 		}
@@ -242,6 +245,9 @@ func TestManifestEnvironment(t *testing.T) {
 				t.Fatalf("%s: volumeMount %s has no volume", d.Name, vm.Name)
 			}
 			if cm := spec.Volumes[i].ConfigMap; cm != nil {
+				if m.configMaps[cm.Name] == nil {
+					t.Fatalf("%s: volume %s: ConfigMap %s is not in k8s/", d.Name, vm.Name, cm.Name)
+				}
 				for k, v := range m.configMaps[cm.Name].Data {
 					files[path.Join(vm.MountPath, k)] = []byte(v)
 				}
@@ -280,7 +286,11 @@ func TestManifestEnvironment(t *testing.T) {
 				if bin.isSecret(e.Name) {
 					t.Errorf("%s: secret %s comes from a ConfigMap; use a secretKeyRef", d.Name, e.Name)
 				}
-				env[e.Name] = m.configMaps[r.Name].Data[r.Key]
+				cm := m.configMaps[r.Name]
+				if cm == nil {
+					t.Fatalf("%s: %s: ConfigMap %s is not in k8s/", d.Name, e.Name, r.Name)
+				}
+				env[e.Name] = cm.Data[r.Key]
 			default:
 				t.Errorf("%s: %s: unsupported valueFrom", d.Name, e.Name)
 			}
