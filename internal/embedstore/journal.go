@@ -1,0 +1,327 @@
+package embedstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// A journal segment and a snapshot are sequences of records:
+//
+//	u32 body length | u32 CRC-32C of body | body
+//	body: 's' | i64 deadline (Unix ms, 0: none) | uvarint key length | key | value
+//	      'd' | uvarint key length | key
+//	      'f'                                        (FLUSHALL)
+//	      'e' | u64 record count                     (end of a snapshot)
+//
+// Each record is the whole state of its key after a write, never a delta,
+// so replaying any suffix of the history that includes every write after a
+// point gives the same final state: that is what lets the snapshot be taken
+// a shard at a time while writes go on (see compact.go).
+const (
+	opSet   = 's'
+	opDel   = 'd'
+	opFlush = 'f'
+	opEnd   = 'e'
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// appendRecord appends a framed record to buf; body writes its body.
+func appendRecord(buf []byte, body func([]byte) []byte) []byte {
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0)
+	buf = body(buf)
+	b := buf[start+8:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(b)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(b, castagnoli))
+	return buf
+}
+
+func appendSetRecord(buf []byte, k, v string, exp int64) []byte {
+	return appendRecord(buf, func(b []byte) []byte {
+		b = append(b, opSet)
+		b = binary.LittleEndian.AppendUint64(b, uint64(exp))
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		return append(append(b, k...), v...)
+	})
+}
+
+func appendDelRecord(buf []byte, k string) []byte {
+	return appendRecord(buf, func(b []byte) []byte {
+		b = binary.AppendUvarint(append(b, opDel), uint64(len(k)))
+		return append(b, k...)
+	})
+}
+
+// record is a decoded record; key and val alias the buffer read.
+type record struct {
+	op       byte
+	key, val []byte
+	exp      int64
+	count    uint64
+}
+
+var errTorn = errors.New("torn record")
+
+// nextRecord decodes the record at the start of data and returns its size.
+// errTorn means data ends inside the record (or its checksum fails, which a
+// crash mid-append also produces); any other error is corruption.
+func nextRecord(data []byte) (record, int, error) {
+	if len(data) < 8 {
+		return record{}, 0, errTorn
+	}
+	n := int(binary.LittleEndian.Uint32(data))
+	if len(data) < 8+n {
+		return record{}, 0, errTorn
+	}
+	b := data[8 : 8+n]
+	if crc32.Checksum(b, castagnoli) != binary.LittleEndian.Uint32(data[4:]) {
+		return record{}, 0, errTorn
+	}
+	bad := fmt.Errorf("malformed record")
+	if len(b) == 0 {
+		return record{}, 0, bad
+	}
+	r := record{op: b[0]}
+	b = b[1:]
+	switch r.op {
+	case opSet:
+		if len(b) < 8 {
+			return r, 0, bad
+		}
+		r.exp = int64(binary.LittleEndian.Uint64(b))
+		b = b[8:]
+		fallthrough
+	case opDel:
+		kl, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < kl {
+			return r, 0, bad
+		}
+		r.key, r.val = b[w:w+int(kl)], b[w+int(kl):]
+	case opFlush:
+	case opEnd:
+		if len(b) < 8 {
+			return r, 0, bad
+		}
+		r.count = binary.LittleEndian.Uint64(b)
+	default:
+		return r, 0, bad
+	}
+	return r, 8 + n, nil
+}
+
+// journal appends records to the current segment. Appends (made with the
+// store's lock held, so in execution order) go to a buffer; one flusher
+// goroutine writes and fsyncs whatever has accumulated, so writers that
+// arrive during an fsync share the next one (group commit).
+type journal struct {
+	dir string
+
+	mu      sync.Mutex
+	work    sync.Cond // pending became non-empty, or closing
+	done    sync.Cond // synced advanced, or err set
+	pending []byte
+	spare   []byte
+	seq     uint64 // records appended
+	synced  uint64 // records on disk
+	err     error  // sticky: once a write fails, no later write is acknowledged
+	total   int64  // bytes in the live segments
+	closing bool
+
+	fileMu  sync.Mutex // held by whoever writes to f: the flusher or rotate
+	f       *os.File
+	seg     uint64
+	stopped chan struct{}
+}
+
+func segmentName(dir string, n uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("journal-%016d", n))
+}
+
+// openJournal starts a new segment n (with total bytes already in the
+// live segments before it) and its flusher.
+func openJournal(dir string, n uint64, total int64) (*journal, error) {
+	j := &journal{dir: dir, seg: n, total: total, stopped: make(chan struct{})}
+	j.work.L, j.done.L = &j.mu, &j.mu
+	f, err := createSegment(dir, n)
+	if err != nil {
+		return nil, err
+	}
+	j.f = f
+	go j.run()
+	return j, nil
+}
+
+func createSegment(dir string, n uint64) (*os.File, error) {
+	f, err := os.OpenFile(segmentName(dir, n), os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("embedstore: journal: %w", err)
+	}
+	return f, nil
+}
+
+func (j *journal) add(f func([]byte) []byte) {
+	j.mu.Lock()
+	j.pending = f(j.pending)
+	j.seq++
+	j.work.Signal()
+	j.mu.Unlock()
+}
+
+func (j *journal) appendSet(k, v string, exp int64) {
+	j.add(func(b []byte) []byte { return appendSetRecord(b, k, v, exp) })
+}
+
+func (j *journal) appendDel(k string) {
+	j.add(func(b []byte) []byte { return appendDelRecord(b, k) })
+}
+
+func (j *journal) appendFlush() {
+	j.add(func(b []byte) []byte { return appendRecord(b, func(b []byte) []byte { return append(b, opFlush) }) })
+}
+
+// current is the sequence number of the last record appended.
+func (j *journal) current() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seq
+}
+
+// wait returns once record seq is on disk, or the error that keeps it off.
+func (j *journal) wait(seq uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.synced < seq && j.err == nil {
+		j.done.Wait()
+	}
+	if j.synced >= seq {
+		return nil
+	}
+	return j.err
+}
+
+func (j *journal) size() int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.total
+}
+
+func (j *journal) run() {
+	defer close(j.stopped)
+	for {
+		j.mu.Lock()
+		for len(j.pending) == 0 && !j.closing {
+			j.work.Wait()
+		}
+		if len(j.pending) == 0 {
+			j.mu.Unlock()
+			return
+		}
+		j.mu.Unlock()
+		j.fileMu.Lock()
+		j.writeOut()
+		j.fileMu.Unlock()
+	}
+}
+
+// writeOut writes and fsyncs what is pending. Call with fileMu held.
+func (j *journal) writeOut() {
+	j.mu.Lock()
+	buf, target := j.pending, j.seq
+	j.pending = j.spare[:0]
+	j.mu.Unlock()
+	var err error
+	if len(buf) > 0 {
+		if _, err = j.f.Write(buf); err == nil {
+			err = j.f.Sync()
+		}
+	}
+	j.mu.Lock()
+	if cap(buf) <= 4<<20 {
+		j.spare = buf[:0]
+	} else {
+		j.spare = nil // do not keep a burst's buffer forever
+	}
+	if err != nil && j.err == nil {
+		j.err = fmt.Errorf("embedstore: journal: %w", err)
+	}
+	if j.err == nil {
+		j.synced = target
+		j.total += int64(len(buf))
+	}
+	j.done.Broadcast()
+	j.mu.Unlock()
+}
+
+// rotate makes every record appended so far durable in the current
+// segment and starts the next one. It returns the new segment's number and
+// the bytes of the segments before it, which a snapshot taken from now on
+// makes redundant.
+func (j *journal) rotate() (uint64, int64, error) {
+	j.fileMu.Lock()
+	defer j.fileMu.Unlock()
+	j.writeOut()
+	j.mu.Lock()
+	err, retired := j.err, j.total
+	j.mu.Unlock()
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := createSegment(j.dir, j.seg+1)
+	if err != nil {
+		return 0, 0, err
+	}
+	j.f.Close()
+	j.f, j.seg = f, j.seg+1
+	return j.seg, retired, nil
+}
+
+// retire forgets bytes of segments a snapshot replaced.
+func (j *journal) retire(n int64) {
+	j.mu.Lock()
+	j.total -= n
+	j.mu.Unlock()
+}
+
+// fail breaks the journal, as a full disk would (for tests).
+func (j *journal) fail(err error) {
+	j.mu.Lock()
+	j.err = err
+	j.done.Broadcast()
+	j.mu.Unlock()
+}
+
+// close writes out what is pending and closes the segment.
+func (j *journal) close() error {
+	j.mu.Lock()
+	j.closing = true
+	j.work.Signal()
+	j.mu.Unlock()
+	<-j.stopped
+	j.fileMu.Lock()
+	defer j.fileMu.Unlock()
+	cerr := j.f.Close()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	return cerr
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
