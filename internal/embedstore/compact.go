@@ -110,6 +110,9 @@ func (s *Store) writeSnapshot(path string, base uint64) (int64, error) {
 			size += int64(len(buf))
 		}
 		count += uint64(len(batch))
+		if s.afterShard != nil {
+			s.afterShard(i)
+		}
 		clear(batch) // let go of the strings
 		batch = batch[:0]
 	}

@@ -74,6 +74,8 @@ type Store struct {
 	snapBytes  int64      // size of the last snapshot (under mu)
 	expired    uint64     // keys removed because their deadline passed (under mu)
 
+	afterShard func(int) // test hook: called as the snapshot writer leaves shard i
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	conn sync.WaitGroup

@@ -339,4 +339,4 @@ func startRedis(t *testing.T) *redis.Client {
 	return startRealRedis(t)
 }
 
-var _ = context.Background
+var contextBG = context.Background()
