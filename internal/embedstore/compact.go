@@ -90,6 +90,7 @@ func (s *Store) writeSnapshot(path string, base uint64) (int64, error) {
 	var batch []kv
 	var buf []byte
 	var count uint64
+	synced := int64(0)
 	for i := range s.shards {
 		select {
 		case <-s.stop:
@@ -110,6 +111,17 @@ func (s *Store) writeSnapshot(path string, base uint64) (int64, error) {
 			size += int64(len(buf))
 		}
 		count += uint64(len(batch))
+		if size-synced > 8<<20 {
+			// Sync as it goes: one sync of the whole snapshot at the end
+			// would queue the journal's syncs behind seconds of writes.
+			if err := w.Flush(); err != nil {
+				return 0, err
+			}
+			if err := f.Sync(); err != nil {
+				return 0, err
+			}
+			synced = size
+		}
 		if s.afterShard != nil {
 			s.afterShard(i)
 		}

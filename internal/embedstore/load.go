@@ -50,14 +50,22 @@ func (s *Store) load() (*journal, error) {
 		return nil, err
 	}
 	next, total := base, int64(0)
-	for i, n := range segs {
+	var torn string // a segment that ended in a torn record
+	for _, n := range segs {
 		if n < base {
 			os.Remove(segmentName(dir, n))
 			continue
 		}
-		size, err := s.replaySegment(n, i == len(segs)-1, now)
+		size, wasTorn, err := s.replaySegment(n, now)
 		if err != nil {
 			return nil, err
+		}
+		if torn != "" && size > 0 {
+			// Records after a torn one: not a crash mid-append.
+			return nil, fmt.Errorf("embedstore: journal %s is corrupt at its end", torn)
+		}
+		if wasTorn {
+			torn = segmentName(dir, n)
 		}
 		total += size
 		next = n + 1
@@ -121,31 +129,75 @@ func (s *Store) loadSnapshot(now int64) (uint64, error) {
 	return base, nil
 }
 
-// replaySegment applies segment n and returns its size. A torn record at
-// the end of the last segment is a crash mid-append, before its fsync, so
-// never acknowledged: it is cut off. Anywhere else it is corruption.
-func (s *Store) replaySegment(n uint64, last bool, now int64) (int64, error) {
+// replaySegment applies segment n and returns the bytes of records in it.
+// Records end at the zero-filled rest of the segment. A torn record (one
+// cut short, or failing its checksum) is a crash mid-append, before its
+// sync, so never acknowledged; it is ignored and reported, and load checks
+// that no record follows it in a later segment.
+func (s *Store) replaySegment(n uint64, now int64) (int64, bool, error) {
 	path := segmentName(s.opts.Dir, n)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("embedstore: read journal: %w", err)
+		return 0, false, fmt.Errorf("embedstore: read journal: %w", err)
 	}
 	off := 0
 	for off < len(data) {
 		r, size, err := nextRecord(data[off:])
-		if errors.Is(err, errTorn) && last {
-			if err := os.Truncate(path, int64(off)); err != nil {
-				return 0, fmt.Errorf("embedstore: cut torn journal tail: %w", err)
+		switch {
+		case errors.Is(err, errEnd):
+			return int64(off), false, nil
+		case errors.Is(err, errTorn):
+			cut := min(off+8+recordLen(data[off:]), len(data))
+			if !zeroFrom(data, cut) {
+				return 0, false, fmt.Errorf("embedstore: journal %s is corrupt at byte %d", path, off)
 			}
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("embedstore: journal %s is corrupt at byte %d", path, off)
+			// Zero it, so that the segment ends cleanly once records
+			// follow in the next one.
+			if err := zeroRange(path, int64(off), int64(cut-off)); err != nil {
+				return 0, false, fmt.Errorf("embedstore: clear torn journal tail: %w", err)
+			}
+			return int64(off), true, nil
+		case err != nil:
+			return 0, false, fmt.Errorf("embedstore: journal %s is corrupt at byte %d", path, off)
 		}
 		s.apply(r, now)
 		off += size
 	}
-	return int64(off), nil
+	return int64(off), false, nil
+}
+
+func zeroRange(path string, off, n int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, n), off); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// recordLen is the body length a record header claims (0 if cut short).
+func recordLen(data []byte) int {
+	if len(data) < 8 {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(data))
+}
+
+// zeroFrom reports whether data holds only zeros from off: what a crash in
+// the middle of the last write leaves after the torn record.
+func zeroFrom(data []byte, off int) bool {
+	if off < 0 || off > len(data) {
+		return true
+	}
+	for _, b := range data[off:] {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // apply replays one record into the keyspace, without journaling it.

@@ -201,33 +201,64 @@ func TestTornTailAndCorruption(t *testing.T) {
 	ctx := t.Context()
 	s, c := openTest(t, Options{Dir: dir})
 	must(t, c.Set(ctx, "k", "v", 0).Err())
+	must(t, c.Set(ctx, "k2", "v2", 0).Err())
 	c.Close()
 	must(t, s.Close())
-	segs, _ := listSegments(dir)
-	last := segmentName(dir, segs[len(segs)-1])
+	first := segmentName(dir, 0)
+	data, err := os.ReadFile(first)
+	must(t, err)
+	end := recordsEnd(t, data)
 	// A crash in the middle of an append leaves part of a record, never acked.
 	rec := appendSetRecord(nil, "other", "value", 0)
-	f, err := os.OpenFile(last, os.O_APPEND|os.O_WRONLY, 0)
-	must(t, err)
-	_, err = f.Write(rec[:len(rec)-3])
-	must(t, errors.Join(err, f.Close()))
+	copy(data[end:], rec[:len(rec)-3])
+	must(t, os.WriteFile(first, data, 0o600))
 
 	s2, c2 := openTest(t, Options{Dir: dir})
-	if got := c2.Get(ctx, "k").Val(); got != "v" {
-		t.Errorf("GET k = %q; want v", got)
+	if got := c2.Get(ctx, "k2").Val(); got != "v2" {
+		t.Errorf("GET k2 = %q; want v2", got)
 	}
 	if c2.Exists(ctx, "other").Val() != 0 {
 		t.Error("a torn record was applied")
 	}
+	must(t, c2.Set(ctx, "k3", "v3", 0).Err())
 	c2.Close()
 	must(t, s2.Close())
-	// The same damage in a segment that is not the last is not guessed about.
-	data, err := os.ReadFile(last)
-	must(t, err)
-	data[len(data)-1] ^= 0xff
-	must(t, os.WriteFile(last, data, 0o600))
+	// The torn tail was cleared: the next segment's records are fine.
+	s3, c3 := openTest(t, Options{Dir: dir})
+	if got := c3.Get(ctx, "k3").Val(); got != "v3" {
+		t.Errorf("GET k3 = %q; want v3", got)
+	}
+	c3.Close()
+	must(t, s3.Close())
+	// A torn record with records after it (in the next segment) is not a
+	// crash mid-append: not guessed about.
+	must(t, os.WriteFile(first, data, 0o600))
 	if _, err := Open(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "corrupt") {
-		t.Errorf("Open with a corrupt segment: %v; want an error saying corrupt", err)
+		t.Errorf("Open with records after a torn one: %v; want an error saying corrupt", err)
+	}
+	// Nor is a damaged record in the middle of a segment.
+	copy(data[end:], make([]byte, len(rec)))
+	data[10] ^= 0xff
+	must(t, os.WriteFile(first, data, 0o600))
+	for _, n := range []uint64{1, 2, 3} {
+		os.Remove(segmentName(dir, n))
+	}
+	if _, err := Open(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("Open with a damaged first record: %v; want an error saying corrupt", err)
+	}
+}
+
+// recordsEnd is where a segment's records end and its zero fill begins.
+func recordsEnd(t *testing.T, data []byte) int {
+	t.Helper()
+	off := 0
+	for {
+		_, n, err := nextRecord(data[off:])
+		if errors.Is(err, errEnd) {
+			return off
+		}
+		must(t, err)
+		off += n
 	}
 }
 
