@@ -199,14 +199,14 @@ func cmdKeys(s *Store, a [][]byte, now int64) any {
 	pat := string(a[1])
 	var out []string
 	for i := range s.shards {
-		for k, e := range s.shards[i].m {
-			if e.exp != 0 && e.exp <= now {
-				continue
+		s.shards[i].each(func(k, _ []byte, exp int64) bool {
+			if exp == 0 || exp > now {
+				if ok, _ := path.Match(pat, string(k)); ok {
+					out = append(out, string(k))
+				}
 			}
-			if ok, _ := path.Match(pat, k); ok {
-				out = append(out, k)
-			}
-		}
+			return true
+		})
 	}
 	slices.Sort(out)
 	res := make([]any, len(out))

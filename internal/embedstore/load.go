@@ -205,28 +205,21 @@ func (s *Store) apply(r record, now int64) {
 	switch r.op {
 	case opSet:
 		k := string(r.key)
-		s.remove(k)
 		if r.exp != 0 && r.exp <= now {
+			s.remove(k)
 			return
 		}
-		s.shardOf(k).m[k] = entry{val: string(r.val), exp: r.exp}
-		s.keys++
-		s.bytes += int64(len(k) + len(r.val))
+		s.store(k, entry{val: string(r.val), exp: r.exp})
 	case opDel:
 		s.remove(string(r.key))
 	case opFlush:
-		for i := range s.shards {
-			s.shards[i].m = map[string]entry{}
-		}
-		s.keys, s.bytes = 0, 0
+		s.clear()
 	}
 }
 
 func (s *Store) remove(k string) {
-	sh := s.shardOf(k)
-	if e, ok := sh.m[k]; ok {
-		s.drop(sh, k, e)
-	}
+	sh, h := s.shardOf(k)
+	s.drop(sh, h, k)
 }
 
 // legacyRecord is a line of the all-in-one's earlier JSON journal.

@@ -47,13 +47,6 @@ type Options struct {
 	Legacy string
 }
 
-type entry struct {
-	val string
-	exp int64 // deadline, Unix ms; 0: none
-}
-
-type shard struct{ m map[string]entry }
-
 // Store is an open embedded store. Its methods are safe for concurrent use.
 type Store struct {
 	opts Options
@@ -101,7 +94,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{opts: opts, now: opts.Now, seed: maphash.MakeSeed(), cmds: commandTable(),
 		stop: make(chan struct{}), open: map[net.Conn]struct{}{}}
 	for i := range s.shards {
-		s.shards[i].m = map[string]entry{}
+		s.shards[i] = newShard()
 	}
 	j, err := s.load()
 	if err != nil {
@@ -165,8 +158,9 @@ func (s *Store) Close() error {
 	return err
 }
 
-func (s *Store) shardOf(k string) *shard {
-	return &s.shards[maphash.String(s.seed, k)%numShards]
+func (s *Store) shardOf(k string) (*shard, uint64) {
+	h := maphash.String(s.seed, k)
+	return &s.shards[h%numShards], h
 }
 
 func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
@@ -174,59 +168,67 @@ func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
 // lookup returns k's entry, deleting it if its deadline has passed (lazy
 // expiry). Call with mu held.
 func (s *Store) lookup(k string, now int64) (entry, bool) {
-	sh := s.shardOf(k)
-	e, ok := sh.m[k]
+	sh, h := s.shardOf(k)
+	v, exp, ok := sh.get(h, k)
 	if !ok {
 		return entry{}, false
 	}
-	if e.exp != 0 && e.exp <= now {
-		s.drop(sh, k, e)
+	if exp != 0 && exp <= now {
+		s.drop(sh, h, k)
 		s.expired++
 		return entry{}, false
 	}
-	return e, true
+	return entry{val: string(v), exp: exp}, true
 }
 
-// drop removes k from sh without journaling: used for expiry, whose
-// deadline the journal already holds.
-func (s *Store) drop(sh *shard, k string, e entry) {
-	delete(sh.m, k)
-	s.keys--
-	s.bytes -= int64(len(k) + len(e.val))
+// drop removes k without journaling: used for expiry, whose deadline the
+// journal already holds, and for replay.
+func (s *Store) drop(sh *shard, h uint64, k string) {
+	if ok, n := sh.remove(h, k); ok {
+		s.keys--
+		s.bytes -= int64(len(k) + n)
+	}
+}
+
+// store sets k without journaling. Call with mu held.
+func (s *Store) store(k string, e entry) {
+	sh, h := s.shardOf(k)
+	added, oldLen := sh.set(h, k, e.val, e.exp)
+	if added {
+		s.keys++
+		s.bytes += int64(len(k))
+	}
+	s.bytes += int64(len(e.val) - oldLen)
 }
 
 // put stores k and journals it. Call with mu held.
 func (s *Store) put(k string, e entry) {
-	sh := s.shardOf(k)
-	old, had := sh.m[k]
-	if had {
-		s.bytes -= int64(len(old.val))
-	} else {
-		s.keys++
-		s.bytes += int64(len(k))
-	}
-	s.bytes += int64(len(e.val))
-	sh.m[k] = e
+	s.store(k, e)
 	s.j.appendSet(k, e.val, e.exp)
 }
 
 // del removes k and journals it if it was there. Call with mu held.
 func (s *Store) del(k string, now int64) bool {
-	e, ok := s.lookup(k, now)
-	if !ok {
+	if _, ok := s.lookup(k, now); !ok {
 		return false
 	}
-	s.drop(s.shardOf(k), k, e)
+	sh, h := s.shardOf(k)
+	s.drop(sh, h, k)
 	s.j.appendDel(k)
 	return true
 }
 
-// flush removes every key. Call with mu held.
-func (s *Store) flush() {
+// clear removes every key without journaling. Call with mu held.
+func (s *Store) clear() {
 	for i := range s.shards {
-		s.shards[i].m = map[string]entry{}
+		s.shards[i] = newShard()
 	}
 	s.keys, s.bytes = 0, 0
+}
+
+// flush removes every key. Call with mu held.
+func (s *Store) flush() {
+	s.clear()
 	s.j.appendFlush()
 }
 
@@ -262,15 +264,19 @@ func (s *Store) sweepShard(i int) int {
 	defer s.mu.Unlock()
 	now := s.nowMS()
 	sh := &s.shards[i]
-	n := 0
-	for k, e := range sh.m {
-		if e.exp != 0 && e.exp <= now {
-			s.drop(sh, k, e)
-			n++
+	var gone []string
+	sh.each(func(k, _ []byte, exp int64) bool {
+		if exp != 0 && exp <= now {
+			gone = append(gone, string(k))
 		}
+		return true
+	})
+	for _, k := range gone {
+		_, h := s.shardOf(k)
+		s.drop(sh, h, k)
 	}
-	s.expired += uint64(n)
-	return n
+	s.expired += uint64(len(gone))
+	return len(gone)
 }
 
 // Sweep runs one full pass of the sweeper now and returns how many keys it
