@@ -24,6 +24,7 @@ func runStore(ctx context.Context, args []string, _ func(string) string, stdout 
 	fs.IntVar(&b.Workers, "workers", 8, "deliveries in flight")
 	fs.DurationVar(&b.Duration, "d", 20*time.Second, "measured window")
 	fs.IntVar(&b.Expiring, "expiring", 200000, "keys with a 3s TTL written just before the latency window, to expire in it")
+	fs.BoolVar(&b.NoCompact, "no-compact", false, "do not start a compaction (BGREWRITEAOF) before the latency window")
 	fs.Float64Var(&b.Rate, "rate", 1000, "single-click webhooks a second in the latency window")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -107,9 +107,10 @@ func (s *Store) writeSnapshot(path string, base uint64) (int64, error) {
 		s.mu.Unlock()
 		w.Write(buf)
 		size += int64(len(buf))
-		if size-synced > 8<<20 {
-			// Sync as it goes: one sync of the whole snapshot at the end
-			// would queue the journal's syncs behind seconds of writes.
+		if size-synced > 1<<20 {
+			// Sync as it goes, a megabyte at a time: one sync of the whole
+			// snapshot at the end (or of big pieces) would queue the
+			// journal's syncs behind seconds of writes on the same disk.
 			if err := w.Flush(); err != nil {
 				return 0, err
 			}

@@ -32,16 +32,17 @@ import (
 // compaction (BGREWRITEAOF) runs (the latency); for the embedded store,
 // the time from SIGKILL to ready again.
 type StoreBench struct {
-	Bin      string // the all-in-one binary
-	RedisBin string // redis-server
-	Dir      string // scratch: data dirs
-	Contexts int
-	Batch    int
-	Workers  int
-	Duration time.Duration
-	Expiring int
-	Rate     float64   // single-click webhooks a second in the latency window
-	Log      io.Writer // progress lines
+	Bin       string // the all-in-one binary
+	RedisBin  string // redis-server
+	Dir       string // scratch: data dirs
+	Contexts  int
+	Batch     int
+	Workers   int
+	Duration  time.Duration
+	Expiring  int
+	Rate      float64   // single-click webhooks a second in the latency window
+	NoCompact bool      // skip the BGREWRITEAOF, to tell its cost from expiry's
+	Log       io.Writer // progress lines
 }
 
 // StoreResult is what StoreBench measured for one store.
@@ -259,7 +260,7 @@ func (b *StoreBench) runOne(ctx context.Context, name string, pool, single *Pool
 		return nil, fmt.Errorf("%s: expiring keys: %w", name, err)
 	}
 	res.KeysBefore = rdb.DBSize(ctx).Val()
-	if err := rdb.Do(ctx, "BGREWRITEAOF").Err(); err != nil {
+	if err := b.compact(ctx, rdb); err != nil {
 		return nil, fmt.Errorf("%s: bgrewriteaof: %w", name, err)
 	}
 	b.logf("%s: %d keys; %.0f webhooks/s for %v during expiry and compaction", name, res.KeysBefore, b.Rate, b.Duration)
@@ -282,6 +283,13 @@ func (b *StoreBench) runOne(ctx context.Context, name string, pool, single *Pool
 	res.KeysReload = r2.DBSize(ctx).Val()
 	r2.Close()
 	return res, nil
+}
+
+func (b *StoreBench) compact(ctx context.Context, rdb *redis.Client) error {
+	if b.NoCompact {
+		return nil
+	}
+	return rdb.Do(ctx, "BGREWRITEAOF").Err()
 }
 
 // window runs one measured window of p's requests (open loop at rate, or
