@@ -36,8 +36,8 @@ func storeClient(st *embedstore.Store) *redis.Client {
 
 // storeCollector exports the embedded store's size.
 type storeCollector struct {
-	st                                  *embedstore.Store
-	keys, bytes, journal, snap, expired *prometheus.Desc
+	st                                         *embedstore.Store
+	keys, bytes, journal, snap, expired, syncs *prometheus.Desc
 }
 
 func newStoreCollector(st *embedstore.Store) storeCollector {
@@ -48,11 +48,12 @@ func newStoreCollector(st *embedstore.Store) storeCollector {
 		journal: d("embedded_store_journal_bytes", "Bytes of journal written since the last snapshot."),
 		snap:    d("embedded_store_snapshot_bytes", "Bytes of the embedded store's last snapshot."),
 		expired: d("embedded_store_expired_keys_total", "Keys the embedded store removed at their deadline since start."),
+		syncs:   d("embedded_store_sync_seconds", "How long each journal write and sync took: every acknowledged write waits for one."),
 	}
 }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.keys, c.bytes, c.journal, c.snap, c.expired} {
+	for _, d := range []*prometheus.Desc{c.keys, c.bytes, c.journal, c.snap, c.expired, c.syncs} {
 		ch <- d
 	}
 }
@@ -64,4 +65,12 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.journal, prometheus.GaugeValue, float64(s.JournalBytes))
 	ch <- prometheus.MustNewConstMetric(c.snap, prometheus.GaugeValue, float64(s.SnapshotBytes))
 	ch <- prometheus.MustNewConstMetric(c.expired, prometheus.CounterValue, float64(s.Expired))
+	buckets := map[float64]uint64{}
+	n := uint64(0)
+	for i, le := range embedstore.SyncBounds {
+		n += s.Syncs.Counts[i]
+		buckets[le] = n
+	}
+	n += s.Syncs.Counts[len(embedstore.SyncBounds)]
+	ch <- prometheus.MustNewConstHistogram(c.syncs, n, s.Syncs.Sum, buckets)
 }

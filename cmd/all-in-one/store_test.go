@@ -129,6 +129,13 @@ func TestStoreMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v); want %v", name, v, ok, want)
 		}
 	}
+	for _, mf := range mfs {
+		if mf.GetName() == "embedded_store_sync_seconds" {
+			if n := mf.GetMetric()[0].GetHistogram().GetSampleCount(); n == 0 {
+				t.Error("embedded_store_sync_seconds counted no sync; the SET had one")
+			}
+		}
+	}
 	if got["embedded_store_journal_bytes"] <= 0 {
 		t.Errorf("embedded_store_journal_bytes = %v; want the SET's record", got["embedded_store_journal_bytes"])
 	}

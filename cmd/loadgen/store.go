@@ -80,6 +80,7 @@ func printStore(w io.Writer, b *loadgen.StoreBench, emb, real *loadgen.StoreResu
 	fmt.Fprintf(w, "ingest ratio embedded/redis-server  %.2f   (target ≥ 0.5: %s)\n", ratio, check(ratio >= 0.5))
 	fmt.Fprintf(w, "embedded p99 webhook answer         %s  (target ≤ 50ms: %s; redis-server %s)\n", msText(p99),
 		check(p99 <= 50*time.Millisecond && failed(emb.Latency) == 0), msText(real.Latency.Latency.Quantile(0.99)))
+	fmt.Fprintf(w, "embedded journal syncs in the latency window: %.0f, %.0f over 50ms, %.0f over 100ms\n", emb.Syncs, emb.Syncs50, emb.Syncs100)
 	fmt.Fprintf(w, "embedded RSS after the fill         %d MiB (target ≤ 1.5 GB: %s)\n", emb.RSS>>20, check(emb.RSS <= 1500e6))
 	fmt.Fprintf(w, "embedded SIGKILL → ready            %.1fs with %d keys reloaded (target ≤ 30s: %s)\n",
 		emb.Restart.Seconds(), emb.KeysReload, check(emb.Restart <= 30*time.Second && emb.KeysReload > 0))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // A journal segment and a snapshot are sequences of records:
@@ -149,6 +150,28 @@ type journal struct {
 	extending bool
 	extended  sync.Cond // alloc grew
 	stopped   chan struct{}
+
+	syncs SyncTimes
+}
+
+// SyncBounds are the upper bounds of SyncTimes' buckets, in seconds.
+var SyncBounds = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
+
+// SyncTimes counts the journal's write-and-sync rounds by duration: the
+// wait every acknowledged write pays at least once.
+type SyncTimes struct {
+	Counts [10]uint64 // per SyncBounds bucket (not cumulative), then above the last
+	Sum    float64    // seconds
+}
+
+func (t *SyncTimes) observe(d time.Duration) {
+	sec := d.Seconds()
+	i := 0
+	for i < len(SyncBounds) && sec > SyncBounds[i] {
+		i++
+	}
+	t.Counts[i]++
+	t.Sum += sec
 }
 
 // Segments are zero-filled ahead of the writes (segmentChunk at a time, small
@@ -251,10 +274,10 @@ func (j *journal) wait(seq uint64) error {
 	return j.err
 }
 
-func (j *journal) size() int64 {
+func (j *journal) size() (int64, SyncTimes) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.total
+	return j.total, j.syncs
 }
 
 func (j *journal) run() {
@@ -284,10 +307,15 @@ func (j *journal) writeOut() {
 	var err error
 	if len(buf) > 0 {
 		j.reserve(int64(len(buf)))
+		t0 := time.Now()
 		if _, err = j.f.WriteAt(buf, j.off); err == nil {
 			err = datasync(j.f)
 		}
 		j.off += int64(len(buf))
+		d := time.Since(t0)
+		j.mu.Lock()
+		j.syncs.observe(d)
+		j.mu.Unlock()
 	}
 	j.mu.Lock()
 	if cap(buf) <= 4<<20 {

@@ -124,6 +124,7 @@ type Stats struct {
 	JournalBytes  int64 // journal segments since the last snapshot
 	SnapshotBytes int64
 	Expired       uint64 // keys removed at their deadline since open
+	Syncs         SyncTimes
 }
 
 // Stats returns the store's current size.
@@ -131,7 +132,7 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	st := Stats{Keys: s.keys, Bytes: s.bytes, SnapshotBytes: s.snapBytes, Expired: s.expired}
 	s.mu.Unlock()
-	st.JournalBytes = s.j.size()
+	st.JournalBytes, st.Syncs = s.j.size()
 	return st
 }
 
@@ -293,6 +294,6 @@ func (s *Store) needsCompaction() bool {
 	s.mu.Lock()
 	snap := s.snapBytes
 	s.mu.Unlock()
-	jb := s.j.size()
+	jb, _ := s.j.size()
 	return jb > s.opts.CompactMin && jb > snap
 }

@@ -56,8 +56,11 @@ type StoreResult struct {
 	StoreRSS   int64   // bytes: redis-server after the fill (0: embedded)
 	KeysBefore int64   // keys before the window (contexts and the expiring keys)
 	KeysAfter  int64
-	Restart    time.Duration // SIGKILL to /readyz 200 (embedded only)
-	KeysReload int64         // keys after the restart
+	// Journal syncs in the latency window (embedded only): all, and those
+	// over 50 ms and over 100 ms, from embedded_store_sync_seconds.
+	Syncs, Syncs50, Syncs100 float64
+	Restart                  time.Duration // SIGKILL to /readyz 200 (embedded only)
+	KeysReload               int64         // keys after the restart
 }
 
 const storeBenchSecret = "loadgen-store-secret"
@@ -264,7 +267,15 @@ func (b *StoreBench) runOne(ctx context.Context, name string, pool, single *Pool
 		return nil, fmt.Errorf("%s: bgrewriteaof: %w", name, err)
 	}
 	b.logf("%s: %d keys; %.0f webhooks/s for %v during expiry and compaction", name, res.KeysBefore, b.Rate, b.Duration)
+	metrics := strings.Replace(a.webhookURL, "/webhook", "/metrics", 1)
+	before, _ := ScrapeSums(ctx, metrics, syncSeries...)
 	res.Latency = b.window(ctx, name, e, single, b.Rate)
+	if after, err := ScrapeSums(ctx, metrics, syncSeries...); err == nil && before != nil {
+		d := func(k string) float64 { return after[k] - before[k] }
+		res.Syncs = d(syncSeries[0])
+		res.Syncs50 = res.Syncs - d(syncSeries[1])
+		res.Syncs100 = res.Syncs - d(syncSeries[2])
+	}
 	res.KeysAfter = rdb.DBSize(ctx).Val()
 	if srv != nil {
 		return res, nil
@@ -291,6 +302,11 @@ func (b *StoreBench) compact(ctx context.Context, rdb *redis.Client) error {
 	}
 	return rdb.Do(ctx, "BGREWRITEAOF").Err()
 }
+
+// syncSeries are the embedded store's sync count and its buckets at 50
+// and 100 ms.
+var syncSeries = []string{"embedded_store_sync_seconds_count",
+	`embedded_store_sync_seconds_bucket{le="0.05"}`, `embedded_store_sync_seconds_bucket{le="0.1"}`}
 
 // window runs one measured window of p's requests (open loop at rate, or
 // closed loop with Workers connections when rate is 0).
