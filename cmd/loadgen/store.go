@@ -49,8 +49,12 @@ func runStore(ctx context.Context, args []string, _ func(string) string, stdout 
 }
 
 func printStore(w io.Writer, b *loadgen.StoreBench, emb, real *loadgen.StoreResult) {
-	fmt.Fprintf(w, "store: %d contexts stored; ingest: %v of WhatsApp deliveries of %d clicks, %d at a time; latency: %.0f webhooks/s for %v while %d keys expire and a compaction runs\n",
-		b.Contexts, b.Duration, b.Batch, b.Workers, b.Rate, b.Duration, b.Expiring)
+	compaction := "a compaction runs"
+	if b.NoCompact {
+		compaction = "no compaction runs"
+	}
+	fmt.Fprintf(w, "store: %d contexts stored; ingest: %v of WhatsApp deliveries of %d clicks, %d at a time; latency: %.0f webhooks/s for %v while %d keys expire and %s\n",
+		b.Contexts, b.Duration, b.Batch, b.Workers, b.Rate, b.Duration, b.Expiring, compaction)
 	fmt.Fprintf(w, "%-13s %10s %12s %8s %9s %9s %9s %8s %10s %11s %9s\n", "store", "fill ctx/s", "ingest ctx/s", "non-200",
 		"lat p50", "lat p99", "lat max", "non-200", "RSS MiB", "keys after", "restart")
 	for _, r := range []*loadgen.StoreResult{emb, real} {
