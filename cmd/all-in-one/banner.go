@@ -27,7 +27,7 @@ func printBanner(w io.Writer, cfg config, ingestAddr, natsURL string) {
 	fmt.Fprintf(&b, "  metrics    %s/metrics   health %s/healthz %s/readyz\n", base, base, base)
 	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, PARKED, WEBHOOKS)\n", natsURL)
 	if cfg.RedisURL == "" {
-		fmt.Fprintf(&b, "  store      embedded, journal %s\n", filepath.Join(cfg.DataDir, "redis.journal"))
+		fmt.Fprintf(&b, "  store      embedded, snapshot and journal in %s\n", filepath.Join(cfg.DataDir, storeDir))
 	} else {
 		fmt.Fprintf(&b, "  store      REDIS_URL\n")
 	}

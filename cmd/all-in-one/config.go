@@ -45,7 +45,7 @@ const usageText = `Usage: all-in-one [flags]
 
 Runs ingest and sender in one process, with an embedded NATS server
 (JetStream on disk under DATA_DIR/nats) and, unless REDIS_URL is set, an
-embedded Redis-compatible store journaled to DATA_DIR/redis.journal, so that
+embedded Redis-compatible store journaled to DATA_DIR/store, so that
 contexts and the record of sent events survive a restart or a crash. Webhook
 capture is on (CAPTURE=off to stop it), so replay -from-capture works
 against it.

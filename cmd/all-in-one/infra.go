@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -88,8 +89,9 @@ func waitClosed(nc *nats.Conn, closed <-chan struct{}) {
 	nc.Close()
 }
 
-// openRedis connects to REDIS_URL, or opens the embedded store.
-func openRedis(ctx context.Context, cfg config, log *zap.Logger) (redis.UniversalClient, func(), error) {
+// openRedis connects to REDIS_URL, or opens the embedded store and
+// registers its size metrics with reg.
+func openRedis(ctx context.Context, cfg config, log *zap.Logger, reg prometheus.Registerer) (redis.UniversalClient, func(), error) {
 	if cfg.RedisURL != "" {
 		rdb, err := attribution.NewClient(cfg.RedisURL)
 		if err != nil {
@@ -103,12 +105,17 @@ func openRedis(ctx context.Context, cfg config, log *zap.Logger) (redis.Universa
 		}
 		return rdb, func() { rdb.Close() }, nil
 	}
+	began := time.Now()
 	st, err := openStore(cfg.DataDir)
 	if err != nil {
 		return nil, nil, err
 	}
-	log.Info("embedded store ready", zap.String("journal", st.path), zap.Int("keys", st.Keys()))
-	rdb := st.Client()
+	s := st.Stats()
+	log.Info("embedded store ready", zap.String("dir", filepath.Join(cfg.DataDir, storeDir)), zap.String("addr", st.Addr()),
+		zap.Int("keys", s.Keys), zap.Int64("bytes", s.Bytes), zap.Int64("journal_bytes", s.JournalBytes),
+		zap.Int64("snapshot_bytes", s.SnapshotBytes), zap.Duration("load_time", time.Since(began)))
+	reg.MustRegister(newStoreCollector(st))
+	rdb := storeClient(st)
 	return rdb, func() {
 		rdb.Close()
 		if err := st.Close(); err != nil {

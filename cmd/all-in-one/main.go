@@ -73,14 +73,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer stopNATS()
-	rdb, closeStore, err := openRedis(ctx, cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rdb, closeStore, err := openRedis(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store := attribution.NewStore(rdb, cfg.Ingest.ContextTTL)
 	ing, err := newIngest(cfg, log, nc, store, reg)
 	if err != nil {

@@ -1,35 +1,39 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ctmpipe/ctmpipe/internal/embedstore"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
-func openTestStore(t *testing.T, dir string) (*embeddedStore, *redis.Client) {
+func openTestStore(t *testing.T, dir string) (*embedstore.Store, *redis.Client) {
 	t.Helper()
 	st, err := openStore(dir)
 	if err != nil {
 		t.Fatalf("openStore: %v", err)
 	}
-	c := st.Client()
-	t.Cleanup(func() { c.Close(); st.m.Close() })
+	c := storeClient(st)
+	t.Cleanup(func() { c.Close(); st.Close() })
 	return st, c
 }
 
-// crash abandons a store the way a killed process would: no Close, no
-// final compaction; only what the journal already holds remains.
-func crash(st *embeddedStore) { st.m.Close() }
+// crash abandons a store. The store does no work at Close beyond what a
+// killed process leaves on disk (every acknowledged write is already
+// fsynced); internal/embedstore's TestSIGKILLDuringCompaction kills a
+// real process to show it.
+func crash(st *embedstore.Store, c *redis.Client) {
+	c.Close()
+	st.Close()
+}
 
 func TestStoreSurvivesACrash(t *testing.T) {
 	dir := t.TempDir()
@@ -54,7 +58,7 @@ func TestStoreSurvivesACrash(t *testing.T) {
 		return nil
 	})
 	must(t, err)
-	crash(st)
+	crash(st, c)
 	// "short" expires while the process is down.
 	waitFor(t, 5*time.Second, "the short key's expiry", func() bool { return time.Now().After(shortGoneBy) })
 
@@ -82,89 +86,58 @@ func TestStoreExpiredKeysStayExpired(t *testing.T) {
 	st, c := openTestStore(t, dir)
 	must(t, c.Set(ctx, "brief", "x", 20*time.Millisecond).Err())
 	waitFor(t, 5*time.Second, "expiry", func() bool { return c.Exists(ctx, "brief").Val() == 0 })
-	crash(st)
+	crash(st, c)
 	_, c2 := openTestStore(t, dir)
 	if c2.Exists(ctx, "brief").Val() != 0 {
 		t.Error("an expired key came back after a restart")
 	}
 }
 
-func TestStoreTornLastLine(t *testing.T) {
+// TestStoreImportsLegacyJournal: a DATA_DIR written by an earlier
+// all-in-one (DATA_DIR/redis.journal, JSON lines) keeps its keys.
+func TestStoreImportsLegacyJournal(t *testing.T) {
 	dir := t.TempDir()
+	line := fmt.Sprintf(`{"k":"ctm:ledger:{ord-1}","v":"c2VudA==","x":%d}`+"\n", time.Now().Add(time.Hour).UnixMilli())
+	must(t, os.WriteFile(filepath.Join(dir, legacyJournal), []byte(line+`{"k":"old","v":"eA=="}`+"\n"), 0o600))
+	_, c := openTestStore(t, dir)
 	ctx := t.Context()
-	st, c := openTestStore(t, dir)
-	must(t, c.Set(ctx, "k", "v", 0).Err())
-	crash(st)
-	// A crash in the middle of an append leaves half a line, never acked.
-	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_APPEND|os.O_WRONLY, 0)
+	if got := c.Get(ctx, "ctm:ledger:{ord-1}").Val(); got != "sent" {
+		t.Errorf("imported ledger entry = %q; want sent", got)
+	}
+	if ttl := c.TTL(ctx, "ctm:ledger:{ord-1}").Val(); ttl < 59*time.Minute {
+		t.Errorf("imported TTL = %v; want about 1h", ttl)
+	}
+	if got := c.Get(ctx, "old").Val(); got != "x" {
+		t.Errorf("imported old = %q; want x", got)
+	}
+}
+
+func TestStoreMetrics(t *testing.T) {
+	st, c := openTestStore(t, t.TempDir())
+	must(t, c.Set(t.Context(), "k", "value", 0).Err())
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newStoreCollector(st))
+	mfs, err := reg.Gather()
 	must(t, err)
-	_, err = f.WriteString(`{"k":"other","v":"dm`)
-	must(t, errors.Join(err, f.Close()))
-
-	st2, c2 := openTestStore(t, dir)
-	if got := c2.Get(ctx, "k").Val(); got != "v" {
-		t.Errorf("GET k = %q; want v", got)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 	}
-
-	// Corruption before the end is not guessed about.
-	crash(st2)
-	must(t, os.WriteFile(filepath.Join(dir, journalName), []byte("garbage\n{\"k\":\"a\",\"v\":\"YQ==\"}\n"), 0o600))
-	if _, err := openStore(dir); err == nil || !strings.Contains(err.Error(), "line 1") {
-		t.Errorf("openStore with a corrupt journal: %v; want an error naming line 1", err)
-	}
-}
-
-func TestStoreCloseCompacts(t *testing.T) {
-	dir := t.TempDir()
-	ctx := t.Context()
-	st, c := openTestStore(t, dir)
-	for range 50 {
-		must(t, c.Set(ctx, "k", "v", 0).Err())
-	}
-	c.Close()
-	must(t, st.Close())
-	data, err := os.ReadFile(filepath.Join(dir, journalName))
-	must(t, err)
-	if n := strings.Count(string(data), "\n"); n != 1 {
-		t.Errorf("journal after Close has %d lines; want 1 (one live key)", n)
-	}
-	_, c2 := openTestStore(t, dir)
-	if got := c2.Get(ctx, "k").Val(); got != "v" {
-		t.Errorf("GET k = %q; want v", got)
-	}
-}
-
-func TestStoreJournalFailureFailsTheWrite(t *testing.T) {
-	dir := t.TempDir()
-	st, c := openTestStore(t, dir)
-	st.mu.Lock()
-	st.f.Close() // writes to the journal now fail
-	st.mu.Unlock()
-	if err := c.Set(context.Background(), "k", "v", 0).Err(); err == nil || !strings.Contains(err.Error(), "journal") {
-		t.Errorf("SET with a broken journal: err = %v; want a journal error", err)
-	}
-}
-
-func TestWrittenKeys(t *testing.T) {
-	ctx := context.Background()
-	tests := []struct {
-		cmd  redis.Cmder
-		want []string
-		all  bool
-	}{
-		{cmd: redis.NewStatusCmd(ctx, "set", "a", "1", "px", 5), want: []string{"a"}},
-		{cmd: redis.NewStringCmd(ctx, "get", "a")},
-		{cmd: redis.NewCmd(ctx, "evalsha", "abc", 2, "k1", "k2", "argv"), want: []string{"k1", "k2"}},
-		{cmd: redis.NewCmd(ctx, "EVAL", "return 1", 0, "argv"), want: []string{}},
-		{cmd: redis.NewIntCmd(ctx, "del", "a", "b"), want: []string{"a", "b"}},
-		{cmd: redis.NewStatusCmd(ctx, "mset", "a", "1", "b", "2"), want: []string{"a", "b"}},
-		{cmd: redis.NewStatusCmd(ctx, "flushall"), all: true},
-	}
-	for _, tt := range tests {
-		got, all := writtenKeys(tt.cmd)
-		if strings.Join(got, ",") != strings.Join(tt.want, ",") || all != tt.all {
-			t.Errorf("writtenKeys(%v) = %q, %v; want %q, %v", tt.cmd.Args(), got, all, tt.want, tt.all)
+	for name, want := range map[string]float64{"embedded_store_keys": 1, "embedded_store_bytes": 6, "embedded_store_snapshot_bytes": 0, "embedded_store_expired_keys_total": 0} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v); want %v", name, v, ok, want)
 		}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "embedded_store_sync_seconds" {
+			if n := mf.GetMetric()[0].GetHistogram().GetSampleCount(); n == 0 {
+				t.Error("embedded_store_sync_seconds counted no sync; the SET had one")
+			}
+		}
+	}
+	if got["embedded_store_journal_bytes"] <= 0 {
+		t.Errorf("embedded_store_journal_bytes = %v; want the SET's record", got["embedded_store_journal_bytes"])
 	}
 }
 
@@ -208,7 +181,7 @@ func TestStoreConcurrentWrites(t *testing.T) {
 	}
 	wg.Wait()
 	final := c.Get(ctx, "shared").Val()
-	crash(st)
+	crash(st, c)
 
 	_, c2 := openTestStore(t, dir)
 	if n := c2.DBSize(ctx).Val(); n != 8*50+1 {

@@ -7,6 +7,7 @@
 //	loadgen nats      -addr 127.0.0.1:4222 -store DIR
 //	loadgen sender    -nats nats://... -redis redis://... -sender-bin ./bin/sender
 //	loadgen redis-mem -redis redis://... -n 1000000
+//	loadgen store     -all-in-one-bin ./bin/all-in-one -n 1000000
 //	loadgen ingest-server -cpuprofile ingest.prof   (ingest's env config)
 package main
 
@@ -40,13 +41,14 @@ var commands = map[string]func(ctx context.Context, args []string, getenv func(s
 	"nats":      runNATS,
 	"sender":    runSender,
 	"redis-mem": runRedisMem,
+	"store":     runStore,
 	// ingest-server is ingest with a CPU profile, for scripts/bench-profile.sh.
 	"ingest-server": runIngestServer,
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || commands[args[0]] == nil {
-		fmt.Fprintln(stderr, "usage: loadgen ingest|bare|nats|sender|redis-mem|ingest-server [flags]  (loadgen <command> -h for its flags)")
+		fmt.Fprintln(stderr, "usage: loadgen ingest|bare|nats|sender|redis-mem|store|ingest-server [flags]  (loadgen <command> -h for its flags)")
 		return flag.ErrHelp
 	}
 	return commands[args[0]](ctx, args[1:], getenv, stdout)

@@ -1,0 +1,149 @@
+package embedstore
+
+import (
+	"strconv"
+	"strings"
+)
+
+// A command returns its reply as a value: nil (null bulk), int64, string
+// (bulk), status, replyErr or []any. The same value becomes RESP for a
+// client and a Lua value inside a script.
+type (
+	status   string
+	replyErr string
+)
+
+const (
+	errSyntax   = replyErr("ERR syntax error")
+	errNotInt   = replyErr("ERR value is not an integer or out of range")
+	errExpire   = replyErr("ERR invalid expire time in 'set' command")
+	errNoScript = replyErr("NOSCRIPT No matching script. Please use EVAL.")
+)
+
+type command struct {
+	fn    func(s *Store, args [][]byte, now int64) any
+	arity int  // number of args including the name; negative: at least -arity
+	write bool // changes keys (not allowed in EVAL_RO)
+}
+
+// commandTable is the commands the services send (docs/embedded-store.md
+// lists them), plus a few that help a person poke at the store with
+// redis-cli. It is built per Store, not as a package variable, because
+// EVAL refers back to it.
+func commandTable() map[string]command {
+	return map[string]command{
+		"ping":       {fn: cmdPing, arity: -1},
+		"echo":       {fn: func(_ *Store, a [][]byte, _ int64) any { return string(a[1]) }, arity: 2},
+		"quit":       {fn: func(*Store, [][]byte, int64) any { return status("OK") }, arity: -1},
+		"select":     {fn: cmdSelect, arity: 2},
+		"client":     {fn: func(*Store, [][]byte, int64) any { return status("OK") }, arity: -2},
+		"command":    {fn: func(*Store, [][]byte, int64) any { return []any{} }, arity: -1},
+		"info":       {fn: cmdInfo, arity: -1},
+		"dbsize":     {fn: func(s *Store, _ [][]byte, _ int64) any { return int64(s.keys) }, arity: 1},
+		"get":        {fn: cmdGet, arity: 2},
+		"mget":       {fn: cmdMGet, arity: -2},
+		"exists":     {fn: cmdExists, arity: -2},
+		"type":       {fn: cmdType, arity: 2},
+		"ttl":        {fn: cmdTTL(1000), arity: 2},
+		"pttl":       {fn: cmdTTL(1), arity: 2},
+		"strlen":     {fn: cmdStrlen, arity: 2},
+		"keys":       {fn: cmdKeys, arity: 2},
+		"scan":       {fn: cmdScan, arity: -2},
+		"set":        {fn: cmdSet, arity: -3, write: true},
+		"setnx":      {fn: cmdSetNX, arity: 3, write: true},
+		"setex":      {fn: cmdSetEx(1000), arity: 4, write: true},
+		"psetex":     {fn: cmdSetEx(1), arity: 4, write: true},
+		"mset":       {fn: cmdMSet, arity: -3, write: true},
+		"getdel":     {fn: cmdGetDel, arity: 2, write: true},
+		"del":        {fn: cmdDel, arity: -2, write: true},
+		"unlink":     {fn: cmdDel, arity: -2, write: true},
+		"expire":     {fn: cmdExpire(1000), arity: 3, write: true},
+		"pexpire":    {fn: cmdExpire(1), arity: 3, write: true},
+		"persist":    {fn: cmdPersist, arity: 2, write: true},
+		"incr":       {fn: cmdIncrBy(1), arity: 2, write: true},
+		"incrby":     {fn: cmdIncrBy(0), arity: 3, write: true},
+		"flushall":   {fn: cmdFlush, arity: -1, write: true},
+		"flushdb":    {fn: cmdFlush, arity: -1, write: true},
+		"eval":       {fn: cmdEval(false, false), arity: -3, write: true},
+		"evalsha":    {fn: cmdEval(true, false), arity: -3, write: true},
+		"eval_ro":    {fn: cmdEval(false, true), arity: -3},
+		"evalsha_ro": {fn: cmdEval(true, true), arity: -3},
+		"script":     {fn: cmdScript, arity: -2},
+		// BGREWRITEAOF starts a compaction, as it starts an AOF rewrite in
+		// Redis: loadgen measures both under one.
+		"bgrewriteaof": {fn: cmdBGRewrite, arity: 1},
+	}
+}
+
+// lookupCommand finds args[0] case-insensitively.
+func (s *Store) lookupCommand(name []byte) (string, command, bool) {
+	var b [16]byte
+	if len(name) > len(b) {
+		return "", command{}, false
+	}
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	c, ok := s.cmds[string(b[:len(name)])]
+	return string(b[:len(name)]), c, ok
+}
+
+// exec runs one command under the store's lock and appends its reply.
+func (s *Store) exec(out []byte, args [][]byte) []byte {
+	if len(args) == 0 {
+		return out
+	}
+	s.mu.Lock()
+	v := s.call(args, false)
+	s.mu.Unlock()
+	return appendValue(out, v)
+}
+
+// call runs a command with mu held (from a client or from a script).
+func (s *Store) call(args [][]byte, fromScript bool) any {
+	name, c, ok := s.lookupCommand(args[0])
+	if !ok {
+		return replyErr("ERR unknown command '" + clip(string(args[0])) + "'")
+	}
+	if (c.arity > 0 && len(args) != c.arity) || (c.arity < 0 && len(args) < -c.arity) {
+		return replyErr("ERR wrong number of arguments for '" + name + "' command")
+	}
+	if fromScript && strings.HasPrefix(name, "eval") || fromScript && name == "script" {
+		return replyErr("ERR This Redis command is not allowed from script")
+	}
+	return c.fn(s, args, s.nowMS())
+}
+
+func clip(s string) string {
+	if len(s) > 32 {
+		return s[:32]
+	}
+	return s
+}
+
+// appendValue encodes v as a RESP2 reply.
+func appendValue(b []byte, v any) []byte {
+	switch v := v.(type) {
+	case nil:
+		return append(b, "$-1\r\n"...)
+	case status:
+		return append(append(append(b, '+'), v...), '\r', '\n')
+	case replyErr:
+		return appendError(b, string(v))
+	case int64:
+		return append(strconv.AppendInt(append(b, ':'), v, 10), '\r', '\n')
+	case string:
+		b = append(strconv.AppendInt(append(b, '$'), int64(len(v)), 10), '\r', '\n')
+		return append(append(b, v...), '\r', '\n')
+	case []any:
+		b = append(strconv.AppendInt(append(b, '*'), int64(len(v)), 10), '\r', '\n')
+		for _, e := range v {
+			b = appendValue(b, e)
+		}
+		return b
+	}
+	return appendError(b, "ERR internal: unknown reply")
+}

@@ -1,0 +1,167 @@
+package embedstore
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+)
+
+// maxBulk and maxArgs bound what one command may ask the server to buffer.
+const (
+	maxBulk = 512 << 20
+	maxArgs = 1 << 20
+)
+
+var errProtocol = errors.New("ERR Protocol error")
+
+func (s *Store) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		s.cmu.Lock()
+		select {
+		case <-s.stop:
+			s.cmu.Unlock()
+			c.Close()
+			return
+		default:
+		}
+		s.open[c] = struct{}{}
+		s.conn.Add(1)
+		s.cmu.Unlock()
+		go s.handle(c)
+	}
+}
+
+// handle serves one connection. Commands are read and executed one by
+// one; their replies are held until no more input is buffered (the end of
+// a pipeline) and everything the journal holds so far is on disk, then
+// sent together. So no reply, not even a read's, leaves before the writes
+// it may reveal are durable, and a pipeline costs at most one fsync wait.
+func (s *Store) handle(c net.Conn) {
+	defer s.conn.Done()
+	defer func() {
+		s.cmu.Lock()
+		delete(s.open, c)
+		s.cmu.Unlock()
+		c.Close()
+	}()
+	r := bufio.NewReaderSize(c, 64<<10)
+	var out []byte
+	var args [][]byte
+	var scratch []byte
+	n := 0
+	for {
+		var err error
+		args, scratch, err = readCommand(r, args[:0], scratch[:0])
+		if err != nil {
+			if errors.Is(err, errProtocol) {
+				out = appendError(out, err.Error())
+				n++
+			}
+			s.send(c, out, n)
+			return
+		}
+		quit := len(args) > 0 && bytes.EqualFold(args[0], []byte("quit"))
+		out = s.exec(out, args)
+		n++
+		if quit || r.Buffered() == 0 || len(out) > 1<<20 {
+			if s.send(c, out, n) != nil || quit {
+				return
+			}
+			out, n = out[:0], 0
+		}
+	}
+}
+
+// send waits for the journal, then writes the n replies in out (or, if
+// the journal failed, its error n times: none of them is acknowledged).
+func (s *Store) send(c net.Conn, out []byte, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := s.j.wait(s.j.current()); err != nil {
+		out = out[:0]
+		for range n {
+			out = appendError(out, "ERR "+err.Error())
+		}
+	}
+	_, err := c.Write(out)
+	return err
+}
+
+// readCommand reads one command: a RESP array of bulk strings, or an
+// inline command line (as typed into telnet). The args alias buf.
+func readCommand(r *bufio.Reader, args [][]byte, buf []byte) ([][]byte, []byte, error) {
+	line, err := readLine(r)
+	if err != nil {
+		return args, buf, err
+	}
+	if len(line) == 0 {
+		return readCommand(r, args, buf)
+	}
+	var ends []int // end offset in buf of each arg
+	if line[0] != '*' {
+		for _, f := range bytes.Fields(line) {
+			buf = append(buf, f...)
+			ends = append(ends, len(buf))
+		}
+		return slice(args, buf, ends), buf, nil
+	}
+	count, err := strconv.Atoi(string(line[1:]))
+	if err != nil || count > maxArgs {
+		return args, buf, errProtocol
+	}
+	for range count {
+		line, err := readLine(r)
+		if err != nil {
+			return args, buf, err
+		}
+		if len(line) == 0 || line[0] != '$' {
+			return args, buf, errProtocol
+		}
+		size, err := strconv.Atoi(string(line[1:]))
+		if err != nil || size < 0 || size > maxBulk {
+			return args, buf, errProtocol
+		}
+		start := len(buf)
+		buf = slices.Grow(buf, size+2)[:start+size+2]
+		if _, err := io.ReadFull(r, buf[start:]); err != nil {
+			return args, buf, err
+		}
+		buf = buf[:start+size]
+		ends = append(ends, len(buf))
+	}
+	return slice(args, buf, ends), buf, nil
+}
+
+func slice(args [][]byte, buf []byte, ends []int) [][]byte {
+	start := 0
+	for _, e := range ends {
+		args = append(args, buf[start:e:e])
+		start = e
+	}
+	return args
+}
+
+func readLine(r *bufio.Reader) ([]byte, error) {
+	line, err := r.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		return nil, errProtocol
+	}
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(line, "\r\n"), nil
+}
+
+func appendError(b []byte, msg string) []byte {
+	return append(append(append(b, '-'), msg...), '\r', '\n')
+}

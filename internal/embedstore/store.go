@@ -1,0 +1,299 @@
+// Package embedstore is the all-in-one's embedded, durable, Redis-shaped
+// store: a keyspace of strings with TTLs held in memory, served over RESP
+// on a local port so that the services' go-redis clients (and their Lua
+// scripts) use it exactly as they use redis-server.
+//
+// Every write is appended to a journal and fsynced (group commit) before its
+// reply leaves the server, so an acknowledged write survives SIGKILL. Keys
+// expire lazily (a read of a key past its deadline misses, and deletes it)
+// and by a background sweep that visits one small shard of the keyspace per
+// step, so expiry costs nothing per command and never stalls the store.
+// Compaction writes a snapshot in the background, a shard at a time, while
+// writes go on into a fresh journal segment. docs/embedded-store.md says why.
+package embedstore
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"sync"
+	"time"
+)
+
+// numShards splits the keyspace for the sweeper and the snapshot writer,
+// which each hold the store's lock for one shard at a time: at a million
+// keys a shard is about a thousand entries, tens of microseconds of work.
+const numShards = 1024
+
+// Options configures Open. The zero value of each field but Dir is a
+// sensible default.
+type Options struct {
+	Dir  string // directory of the snapshot and journal segments (created)
+	Addr string // where to listen; default 127.0.0.1:0
+	// Now is the clock TTLs are measured on. Defaults to time.Now; tests
+	// pass a fake one.
+	Now func() time.Time
+	// SweepEvery is the interval between sweep steps (default 5ms): a full
+	// pass over the keyspace takes numShards steps.
+	SweepEvery time.Duration
+	// CompactMin is the journal size below which no compaction starts
+	// (default 64 MiB); above it, compaction starts when the journal is
+	// also larger than the last snapshot.
+	CompactMin int64
+	// Legacy is a journal in the older JSON-lines format (the all-in-one's
+	// DATA_DIR/redis.journal) to import at open; it is removed once a
+	// snapshot holds its keys.
+	Legacy string
+}
+
+// Store is an open embedded store. Its methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	now  func() time.Time
+	seed maphash.Seed
+
+	mu     sync.Mutex // guards the keyspace and the counters below
+	shards [numShards]shard
+	keys   int
+	bytes  int64 // sum of len(key)+len(value) of the keys held
+	cmds   map[string]command
+	lua    *luaEnv // scripts, run with mu held
+
+	j  *journal
+	ln net.Listener
+
+	compacting sync.Mutex // held while a compaction runs
+	snapBytes  int64      // size of the last snapshot (under mu)
+	expired    uint64     // keys removed because their deadline passed (under mu)
+
+	afterShard func(int) // test hook: called as the snapshot writer leaves shard i
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	conn sync.WaitGroup
+	cmu  sync.Mutex
+	open map[net.Conn]struct{}
+}
+
+// Open loads the store in opts.Dir (snapshot, then journal segments), starts
+// its journal, sweeper and compactor, and listens on opts.Addr.
+func Open(opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.SweepEvery <= 0 {
+		opts.SweepEvery = 5 * time.Millisecond
+	}
+	if opts.CompactMin <= 0 {
+		opts.CompactMin = 64 << 20
+	}
+	s := &Store{opts: opts, now: opts.Now, seed: maphash.MakeSeed(), cmds: commandTable(),
+		stop: make(chan struct{}), open: map[net.Conn]struct{}{}}
+	for i := range s.shards {
+		s.shards[i] = newShard()
+	}
+	j, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	s.j = j
+	s.lua = newLuaEnv(s)
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		j.close()
+		return nil, fmt.Errorf("embedstore: listen: %w", err)
+	}
+	s.ln = ln
+	s.wg.Add(2)
+	go s.serve()
+	go s.maintain()
+	return s, nil
+}
+
+// Addr is the host:port the store serves RESP on.
+func (s *Store) Addr() string { return s.ln.Addr().String() }
+
+// Stats is the store's size.
+type Stats struct {
+	Keys          int   // live keys (some may be past their deadline, not yet swept)
+	Bytes         int64 // bytes of keys and values held
+	JournalBytes  int64 // journal segments since the last snapshot
+	SnapshotBytes int64
+	Expired       uint64 // keys removed at their deadline since open
+	Syncs         SyncTimes
+}
+
+// Stats returns the store's current size.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{Keys: s.keys, Bytes: s.bytes, SnapshotBytes: s.snapBytes, Expired: s.expired}
+	s.mu.Unlock()
+	st.JournalBytes, st.Syncs = s.j.size()
+	return st
+}
+
+// Close stops serving, waits for the sweeper and any compaction, and
+// closes the journal; everything acknowledged is already on disk.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return errors.New("embedstore: already closed")
+	default:
+	}
+	close(s.stop)
+	err := s.ln.Close()
+	s.cmu.Lock()
+	for c := range s.open {
+		c.Close()
+	}
+	s.cmu.Unlock()
+	s.conn.Wait()
+	s.wg.Wait()
+	if jerr := s.j.close(); err == nil || errors.Is(err, net.ErrClosed) {
+		err = jerr
+	}
+	return err
+}
+
+func (s *Store) shardOf(k string) (*shard, uint64) {
+	h := maphash.String(s.seed, k)
+	return &s.shards[h%numShards], h
+}
+
+func (s *Store) nowMS() int64 { return s.now().UnixMilli() }
+
+// lookup returns k's entry, deleting it if its deadline has passed (lazy
+// expiry). Call with mu held.
+func (s *Store) lookup(k string, now int64) (entry, bool) {
+	sh, h := s.shardOf(k)
+	v, exp, ok := sh.get(h, k)
+	if !ok {
+		return entry{}, false
+	}
+	if exp != 0 && exp <= now {
+		s.drop(sh, h, k)
+		s.expired++
+		return entry{}, false
+	}
+	return entry{val: string(v), exp: exp}, true
+}
+
+// drop removes k without journaling: used for expiry, whose deadline the
+// journal already holds, and for replay.
+func (s *Store) drop(sh *shard, h uint64, k string) {
+	if ok, n := sh.remove(h, k); ok {
+		s.keys--
+		s.bytes -= int64(len(k) + n)
+	}
+}
+
+// store sets k without journaling. Call with mu held.
+func (s *Store) store(k string, e entry) {
+	sh, h := s.shardOf(k)
+	added, oldLen := sh.set(h, k, e.val, e.exp)
+	if added {
+		s.keys++
+		s.bytes += int64(len(k))
+	}
+	s.bytes += int64(len(e.val) - oldLen)
+}
+
+// put stores k and journals it. Call with mu held.
+func (s *Store) put(k string, e entry) {
+	s.store(k, e)
+	s.j.appendSet(k, e.val, e.exp)
+}
+
+// del removes k and journals it if it was there. Call with mu held.
+func (s *Store) del(k string, now int64) bool {
+	if _, ok := s.lookup(k, now); !ok {
+		return false
+	}
+	sh, h := s.shardOf(k)
+	s.drop(sh, h, k)
+	s.j.appendDel(k)
+	return true
+}
+
+// clear removes every key without journaling. Call with mu held.
+func (s *Store) clear() {
+	for i := range s.shards {
+		s.shards[i] = newShard()
+	}
+	s.keys, s.bytes = 0, 0
+}
+
+// flush removes every key. Call with mu held.
+func (s *Store) flush() {
+	s.clear()
+	s.j.appendFlush()
+}
+
+// maintain runs the sweeper and starts compactions until Close.
+func (s *Store) maintain() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.SweepEvery)
+	defer t.Stop()
+	next := 0
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.sweepShard(next)
+		next = (next + 1) % numShards
+		if next%64 == 0 && s.needsCompaction() && s.compacting.TryLock() {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer s.compacting.Unlock()
+				s.compact() //nolint:errcheck // a failed compaction leaves the journal as it was; the next one retries
+			}()
+		}
+	}
+}
+
+// sweepShard deletes the keys of shard i past their deadline: the bounded
+// step of the background sweep.
+func (s *Store) sweepShard(i int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.nowMS()
+	sh := &s.shards[i]
+	var gone []string
+	sh.each(func(k, _ []byte, exp int64) bool {
+		if exp != 0 && exp <= now {
+			gone = append(gone, string(k))
+		}
+		return true
+	})
+	for _, k := range gone {
+		_, h := s.shardOf(k)
+		s.drop(sh, h, k)
+	}
+	s.expired += uint64(len(gone))
+	return len(gone)
+}
+
+// Sweep runs one full pass of the sweeper now and returns how many keys it
+// removed. Tests with a fake clock use it instead of waiting.
+func (s *Store) Sweep() int {
+	n := 0
+	for i := range numShards {
+		n += s.sweepShard(i)
+	}
+	return n
+}
+
+func (s *Store) needsCompaction() bool {
+	s.mu.Lock()
+	snap := s.snapBytes
+	s.mu.Unlock()
+	jb, _ := s.j.size()
+	return jb > s.opts.CompactMin && jb > snap
+}
