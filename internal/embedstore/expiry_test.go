@@ -135,6 +135,8 @@ func TestLedgerLeaseRunsOut(t *testing.T) {
 		t.Errorf("Claim after a posting owner's lease = %v; want in doubt", res[0].State)
 	}
 	must(t, l.Release(ctx, "b", []string{"ord-1"}))
+	// Only an operator's redrive -force allows a take-over (out of band).
+	must(t, l.AllowTakeOver(ctx, []string{"ord-2"}, time.Minute))
 	if res, _ := l.TakeOver(ctx, "e", sendLease, []string{"ord-2"}); res[0].State != ledger.Claimed {
 		t.Errorf("TakeOver = %v; want claimed", res[0].State)
 	}
