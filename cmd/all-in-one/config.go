@@ -57,7 +57,7 @@ Every setting of ingest and sender applies, as an environment variable or as
 its flag (flags win). META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN default
 here to development values (printed at start) when unset. NATS_URL and
 REDIS_URL, when set, replace the embedded servers. The sender's metrics join
-ingest's on INGEST_ADDR/metrics.
+ingest's on ADMIN_ADDR/metrics, next to the admin API.
 
 Settings:
 `

@@ -28,14 +28,15 @@ import (
 
 // allInOne is run() going in the background.
 type allInOne struct {
-	ingest, nats string
-	logs         *syncBuffer
-	cancel       context.CancelFunc
-	done         chan error
+	ingest, admin, nats string
+	logs                *syncBuffer
+	cancel              context.CancelFunc
+	done                chan error
 }
 
 var (
 	listeningRE = regexp.MustCompile(`"msg":"listening".*?"addr":"([^"]+)"`)
+	adminRE     = regexp.MustCompile(`"msg":"admin listening".*?"addr":"([^"]+)"`)
 	natsRE      = regexp.MustCompile(`"msg":"nats listening".*?"url":"([^"]+)"`)
 )
 
@@ -58,11 +59,11 @@ func startAllInOne(t *testing.T, vars map[string]string) *allInOne {
 		default:
 		}
 		s := a.logs.String()
-		m1, m2 := listeningRE.FindStringSubmatch(s), natsRE.FindStringSubmatch(s)
-		if m1 == nil || m2 == nil {
+		m1, m2, m3 := listeningRE.FindStringSubmatch(s), natsRE.FindStringSubmatch(s), adminRE.FindStringSubmatch(s)
+		if m1 == nil || m2 == nil || m3 == nil {
 			return false
 		}
-		a.ingest, a.nats = "http://"+m1[1], m2[1]
+		a.ingest, a.nats, a.admin = "http://"+m1[1], m2[1], "http://"+m3[1]
 		return true
 	})
 	return a
@@ -86,7 +87,7 @@ func testVars(dir string) map[string]string {
 	return map[string]string{
 		"META_APP_SECRET": "aio-app-secret", "META_VERIFY_TOKEN": "aio-verify", "ADMIN_TOKEN": "aio-admin",
 		"ONPREM_SECRET": "aio-onprem", "ONPREM_WABA_ID": "104222339999001",
-		"INGEST_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0", "DATA_DIR": dir,
+		"INGEST_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0", "DATA_DIR": dir,
 	}
 }
 
@@ -123,8 +124,8 @@ func TestWalkthrough(t *testing.T) {
 	must(t, a.stop(t))
 
 	a = startAllInOne(t, vars)
-	checkContext(t, a.ingest, vars["ADMIN_TOKEN"], "whatsapp/102290129340398/16315551234", "120212345678901234")
-	checkContext(t, a.ingest, vars["ADMIN_TOKEN"], "whatsapp/104222339999001/16315551234", "1234567890")
+	checkContext(t, a.admin, vars["ADMIN_TOKEN"], "whatsapp/102290129340398/16315551234", "120212345678901234")
+	checkContext(t, a.admin, vars["ADMIN_TOKEN"], "whatsapp/104222339999001/16315551234", "1234567890")
 	// The same conversions again, past JetStream's duplicate window (new
 	// Nats-Msg-Id): the sender's ledger, which survived, must hold them back.
 	js = connectJS(t, a.nats)
@@ -206,11 +207,11 @@ func TestDevSecretsWhenUnset(t *testing.T) {
 		t.Errorf("set secrets were overridden: dev %v", cfg.DevSecrets)
 	}
 	var out bytes.Buffer
-	printBanner(&out, cfg, "[::]:8080", "nats://127.0.0.1:4222")
+	printBanner(&out, cfg, "[::]:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
 	if strings.Contains(out.String(), "aio-app-secret") || strings.Contains(out.String(), "aio-admin") {
 		t.Errorf("banner prints a configured secret:\n%s", out.String())
 	}
-	for _, want := range []string{"http://127.0.0.1:8080/webhook", "go run ./cmd/replay", "go run ./cmd/publish -nats nats://127.0.0.1:4222"} {
+	for _, want := range []string{"http://127.0.0.1:8080/webhook", "http://127.0.0.1:8081/metrics", "http://127.0.0.1:8081/v1/contexts/", "go run ./cmd/replay", "go run ./cmd/publish -nats nats://127.0.0.1:4222"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
