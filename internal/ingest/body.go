@@ -18,7 +18,7 @@ import (
 //   - a body's buffer grows with the bytes that arrived (it starts at
 //     firstChunk and at most doubles), never with what Content-Length
 //     announces: 2,000 connections announcing 3 MiB and sending one byte
-//     hold 2,000 × 16 KiB, not 6 GB;
+//     hold 2,000 × 8 KiB, not 6 GB;
 //   - all bodies being read or handled share one budget
 //     (MAX_BODY_BYTES_IN_FLIGHT), reserved as buffers grow; past it a
 //     request gets 503, which Meta retries;
@@ -32,7 +32,7 @@ import (
 // firstChunk is the first buffer of every body, taken from a pool: it holds
 // nearly every Meta delivery (typically 1–5 KB), so the hot path does not
 // allocate.
-const firstChunk = 16 << 10
+const firstChunk = 8 << 10
 
 // bodyBudget counts the bytes the buffers of bodies in flight hold, against
 // a maximum. It is safe for concurrent use.
