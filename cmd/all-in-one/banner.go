@@ -35,7 +35,11 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 		fmt.Fprintf(&b, "  capi       sending to the Graph API\n")
 	}
 	if cfg.DevSecrets {
-		fmt.Fprintf(&b, "  WARNING    development secrets in use; set META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN for real webhooks\n")
+		fmt.Fprintf(&b, "  WARNING    development mode: the secrets above are development values, so every listener is\n")
+		fmt.Fprintf(&b, "             bound to 127.0.0.1; set META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN for real webhooks\n")
+		if len(cfg.Rebound) > 0 {
+			fmt.Fprintf(&b, "             (moved to 127.0.0.1: %s)\n", strings.Join(cfg.Rebound, ", "))
+		}
 	}
 	fmt.Fprintf(&b, "\nTry it (in another shell, from the repository root):\n")
 	fmt.Fprintf(&b, "  META_APP_SECRET=%s go run ./cmd/replay -target %s/webhook examples/webhooks\n", secret, base)

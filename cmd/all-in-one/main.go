@@ -64,7 +64,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer unlock()
-	log.Info("starting", zap.String("data_dir", cfg.DataDir),
+	if cfg.DevSecrets {
+		log.Warn("development mode: META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are development values and every listener is bound to 127.0.0.1; set all three for real webhooks",
+			zap.Strings("rebound_to_loopback", cfg.Rebound))
+	}
+	log.Info("starting", zap.String("data_dir", cfg.DataDir), zap.Bool("development_mode", cfg.DevSecrets),
 		zap.Bool("embedded_nats", cfg.NATSURL == ""), zap.Bool("embedded_store", cfg.RedisURL == ""),
 		zap.Bool("app_secret_set", len(cfg.Ingest.AppSecrets) > 0), zap.Bool("capi_token_set", cfg.Sender.AccessToken != ""),
 		zap.Bool("capi_dry_run", cfg.Sender.DryRunFile != ""), zap.Bool("capture", cfg.Ingest.Capture))
