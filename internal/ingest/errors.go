@@ -80,12 +80,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// Echo's own answers: unknown route, wrong method.
 		status, msg = ee.Code, http.StatusText(ee.Code)
 	}
+	if status >= 500 && pastDeadline(c.Request().Context()) {
+		// Whatever failed, it failed because RESPONSE_DEADLINE passed.
+		err, status, msg = errDeadline, errDeadline.status, errDeadline.msg
+	}
 	route := c.Path()
 	switch {
 	case errors.Is(err, errOverloaded):
 		s.alerts.overload.hit(zap.String("route", route), zap.Int64("max_body_bytes_in_flight", s.cfg.MaxBodyBytesInFlight))
 	case errors.Is(err, errDeadline):
-		// Counted and alerted by withDeadline, which answered first.
+		s.deadlineExceeded(routeLabel(c.Request().URL.Path))
 	case status == http.StatusServiceUnavailable:
 		s.alerts.store.hit(zap.String("route", route), zap.Error(err))
 	case status >= 500:
