@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,7 +67,8 @@ type faultRig struct {
 	nats   *natstest.Server
 	graph  *fakegraph.Server
 	js     jetstream.JetStream
-	ingest string // base URL
+	ingest string // base URL of the webhook listener
+	admin  string // base URL of ingest's admin listener
 	ingEnv []string
 	ingP   *proc
 	httpc  *http.Client
@@ -102,10 +104,10 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	}
 	r.js = js
 
-	addr := freeAddr(t)
-	r.ingest = "http://" + addr
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	r.ingest, r.admin = "http://"+addr, "http://"+adminAddr
 	r.ingEnv = append([]string{
-		"INGEST_ADDR=" + addr, "REDIS_URL=" + r.redis.URL(),
+		"INGEST_ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "REDIS_URL=" + r.redis.URL(),
 		"META_APP_SECRET=" + faultAppSecret, "META_VERIFY_TOKEN=" + faultVerifyToken,
 		"ADMIN_TOKEN=" + faultAdminToken, "STORE_TIMEOUT=1s", "LOG_LEVEL=info",
 	}, o.IngestEnv...)
@@ -189,9 +191,14 @@ func (r *faultRig) postWith(body []byte, signature string) int {
 	return resp.StatusCode
 }
 
-// get answers GET path on ingest (0: no answer).
+// get answers GET path on ingest (0: no answer): the admin API's paths
+// (/v1/...) on the admin listener, the others on the webhook listener.
 func (r *faultRig) get(path string) int {
-	req, err := http.NewRequest(http.MethodGet, r.ingest+path, nil)
+	base := r.ingest
+	if strings.HasPrefix(path, "/v1/") || path == "/metrics" {
+		base = r.admin
+	}
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
 	if err != nil {
 		return 0
 	}

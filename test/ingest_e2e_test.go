@@ -26,15 +26,27 @@ const (
 	e2eOnPremWABA   = "102290129340398"
 )
 
-// ingestClient talks to a running ingest over HTTP.
+// ingestClient talks to a running ingest over HTTP: base is the webhook
+// listener, admin the admin listener.
 type ingestClient struct {
-	t    *testing.T
-	base string
+	t           *testing.T
+	base, admin string
 }
 
 func (c ingestClient) do(method, path string, body []byte, header http.Header) (int, []byte) {
 	c.t.Helper()
-	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, bytes.NewReader(body))
+	return c.at(c.base, method, path, body, header)
+}
+
+// adm sends a request to the admin listener.
+func (c ingestClient) adm(method, path string, header http.Header) (int, []byte) {
+	c.t.Helper()
+	return c.at(c.admin, method, path, nil, header)
+}
+
+func (c ingestClient) at(base, method, path string, body []byte, header http.Header) (int, []byte) {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(c.t.Context(), method, base+path, bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -64,7 +76,7 @@ func (c ingestClient) post(body []byte, secret string) int {
 // context reads a stored context through the admin API.
 func (c ingestClient) context(channel, business, user, token string) (int, map[string]any) {
 	c.t.Helper()
-	code, b := c.do(http.MethodGet, "/v1/contexts/"+channel+"/"+business+"/"+user, nil, http.Header{"Authorization": {"Bearer " + token}})
+	code, b := c.adm(http.MethodGet, "/v1/contexts/"+channel+"/"+business+"/"+user, http.Header{"Authorization": {"Bearer " + token}})
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		c.t.Fatalf("admin answer %d is not JSON: %q", code, b)
@@ -83,9 +95,10 @@ func webhookFixture(t *testing.T, name string) []byte {
 
 func TestIngestE2E(t *testing.T) {
 	rs := redistest.Start(t)
-	addr := freeAddr(t)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
 	p := start(t, "ingest", "", []string{
 		"INGEST_ADDR=" + addr,
+		"ADMIN_ADDR=" + adminAddr,
 		"REDIS_URL=" + rs.URL(),
 		"META_APP_SECRET=e2e-previous-secret," + e2eAppSecret,
 		"META_VERIFY_TOKEN=" + e2eVerifyToken,
@@ -98,7 +111,7 @@ func TestIngestE2E(t *testing.T) {
 	if got := p.waitOutput(regexp.MustCompile(`"msg":"listening".*"addr":"([^"]+)"`), 30*time.Second); got != addr {
 		t.Errorf("logged bound address %q; want %q", got, addr)
 	}
-	c := ingestClient{t: t, base: "http://" + addr}
+	c := ingestClient{t: t, base: "http://" + addr, admin: "http://" + adminAddr}
 	waitHTTP(t, c.base+"/readyz", 10*time.Second)
 
 	t.Run("handshake", func(t *testing.T) {
@@ -178,7 +191,7 @@ func TestIngestE2E(t *testing.T) {
 		if code, _ := c.context("whatsapp", "102290129340398", "16315551234", "wrong"); code != 401 {
 			t.Errorf("admin with a wrong token = %d; want 401", code)
 		}
-		if code, _ := c.do(http.MethodGet, "/v1/contexts/whatsapp/102290129340398/16315551234", nil, nil); code != 401 {
+		if code, _ := c.adm(http.MethodGet, "/v1/contexts/whatsapp/102290129340398/16315551234", nil); code != 401 {
 			t.Errorf("admin without a token = %d; want 401", code)
 		}
 		if code, _ := c.context("whatsapp", "102290129340398", "19990000000", e2eAdminToken); code != 404 {
@@ -186,8 +199,31 @@ func TestIngestE2E(t *testing.T) {
 		}
 	})
 
+	// The webhook listener faces the internet: the admin API and the
+	// metrics are not there, token or not; they are on the admin listener,
+	// behind the token.
+	t.Run("listeners", func(t *testing.T) {
+		bearer := http.Header{"Authorization": {"Bearer " + e2eAdminToken}}
+		for _, path := range []string{"/metrics", "/v1/contexts/whatsapp/102290129340398/16315551234"} {
+			if code, _ := c.do(http.MethodGet, path, nil, bearer); code != 404 {
+				t.Errorf("GET %s on the webhook listener = %d; want 404", path, code)
+			}
+			if code, _ := c.adm(http.MethodGet, path, nil); code != 401 {
+				t.Errorf("GET %s on the admin listener without the token = %d; want 401", path, code)
+			}
+			if code, _ := c.adm(http.MethodGet, path, bearer); code != 200 {
+				t.Errorf("GET %s on the admin listener with the token = %d; want 200", path, code)
+			}
+		}
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if code, _ := c.do(http.MethodGet, path, nil, nil); code != 200 {
+				t.Errorf("GET %s on the webhook listener = %d; want 200", path, code)
+			}
+		}
+	})
+
 	t.Run("metrics", func(t *testing.T) {
-		_, body := c.do(http.MethodGet, "/metrics", nil, nil)
+		_, body := c.adm(http.MethodGet, "/metrics", http.Header{"Authorization": {"Bearer " + e2eAdminToken}})
 		for _, want := range []string{
 			`ingest_webhooks_total{channel="whatsapp",outcome="stored"} 1`,
 			`ingest_webhooks_total{channel="unknown",outcome="bad_signature"} 2`,

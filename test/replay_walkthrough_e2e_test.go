@@ -16,12 +16,13 @@ import (
 var (
 	walkIngestRE = regexp.MustCompile(`"msg":"listening".*?"addr":"([^"]+)"`)
 	walkNATSRE   = regexp.MustCompile(`"msg":"nats listening".*?"url":"([^"]+)"`)
+	walkAdminRE  = regexp.MustCompile(`"msg":"admin listening".*?"addr":"([^"]+)"`)
 )
 
 // walkthrough is the all-in-one binary under test.
 type walkthrough struct {
-	p            *proc
-	ingest, nats string
+	p                   *proc
+	ingest, admin, nats string
 }
 
 func startWalkthrough(t *testing.T, dir string, env []string) walkthrough {
@@ -30,6 +31,7 @@ func startWalkthrough(t *testing.T, dir string, env []string) walkthrough {
 	w := walkthrough{p: p}
 	w.ingest = "http://" + p.waitOutput(walkIngestRE, time.Minute)
 	w.nats = p.waitOutput(walkNATSRE, time.Minute)
+	w.admin = "http://" + p.waitOutput(walkAdminRE, time.Minute)
 	waitHTTP(t, w.ingest+"/healthz", time.Minute)
 	return w
 }
@@ -43,7 +45,7 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 	env := []string{
 		"META_APP_SECRET=walk-secret", "META_VERIFY_TOKEN=walk-verify", "ADMIN_TOKEN=walk-admin",
 		"ONPREM_SECRET=walk-onprem", "ONPREM_WABA_ID=104222339999001",
-		"INGEST_ADDR=127.0.0.1:0", "NATS_ADDR=127.0.0.1:0", "DATA_DIR=" + filepath.Join(dir, "data"),
+		"INGEST_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "NATS_ADDR=127.0.0.1:0", "DATA_DIR=" + filepath.Join(dir, "data"),
 	}
 	w := startWalkthrough(t, dir, env)
 	rp := start(t, "replay", "", []string{"META_APP_SECRET=walk-secret", "ONPREM_SECRET=walk-onprem"},
@@ -68,7 +70,7 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 		"messenger/109876543210987/6789012345678901":   "120210000000000111",
 		"instagram/17841405555555555/1234567890123456": "120219999999999222",
 	} {
-		walkContext(t, w.ingest, path, ad)
+		walkContext(t, w.admin, path, ad)
 	}
 	js = walkJS(t, w.nats)
 	for _, c := range conversions {

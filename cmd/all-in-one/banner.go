@@ -10,12 +10,8 @@ import (
 
 // printBanner tells a person where everything listens and what to paste
 // next. Secrets appear only when they are the development defaults.
-func printBanner(w io.Writer, cfg config, ingestAddr, natsURL string) {
-	host, port, _ := net.SplitHostPort(ingestAddr)
-	if host == "" || host == "::" || host == "0.0.0.0" {
-		host = "127.0.0.1"
-	}
-	base := "http://" + net.JoinHostPort(host, port)
+func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string) {
+	base, adminBase := httpBase(ingestAddr), httpBase(adminAddr)
 	secret, admin := "$META_APP_SECRET", "$ADMIN_TOKEN"
 	if cfg.DevSecrets {
 		secret, admin = devAppSecret, devAdminToken
@@ -23,8 +19,10 @@ func printBanner(w io.Writer, cfg config, ingestAddr, natsURL string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nctmpipe all-in-one is running\n")
 	fmt.Fprintf(&b, "  webhooks   POST %s/webhook  (GET handshake, verify token %s)\n", base, ifDev(cfg, devVerifyToken, "$META_VERIFY_TOKEN"))
-	fmt.Fprintf(&b, "  contexts   GET  %s/v1/contexts/{channel}/{business_id}/{user_id}  (Bearer %s)\n", base, admin)
-	fmt.Fprintf(&b, "  metrics    %s/metrics   health %s/healthz %s/readyz\n", base, base, base)
+	fmt.Fprintf(&b, "  health     %s/healthz %s/readyz\n", base, base)
+	fmt.Fprintf(&b, "  admin      %s  (Bearer %s; not for the internet)\n", adminBase, admin)
+	fmt.Fprintf(&b, "  contexts   GET  %s/v1/contexts/{channel}/{business_id}/{user_id}\n", adminBase)
+	fmt.Fprintf(&b, "  metrics    %s/metrics  (ingest and sender)\n", adminBase)
 	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, PARKED, WEBHOOKS)\n", natsURL)
 	if cfg.RedisURL == "" {
 		fmt.Fprintf(&b, "  store      embedded, snapshot and journal in %s\n", filepath.Join(cfg.DataDir, storeDir))
@@ -37,19 +35,33 @@ func printBanner(w io.Writer, cfg config, ingestAddr, natsURL string) {
 		fmt.Fprintf(&b, "  capi       sending to the Graph API\n")
 	}
 	if cfg.DevSecrets {
-		fmt.Fprintf(&b, "  WARNING    development secrets in use; set META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN for real webhooks\n")
+		fmt.Fprintf(&b, "  WARNING    development mode: the secrets above are development values, so every listener is\n")
+		fmt.Fprintf(&b, "             bound to 127.0.0.1; set META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN for real webhooks\n")
+		if len(cfg.Rebound) > 0 {
+			fmt.Fprintf(&b, "             (moved to 127.0.0.1: %s)\n", strings.Join(cfg.Rebound, ", "))
+		}
 	}
 	fmt.Fprintf(&b, "\nTry it (in another shell, from the repository root):\n")
 	fmt.Fprintf(&b, "  META_APP_SECRET=%s go run ./cmd/replay -target %s/webhook examples/webhooks\n", secret, base)
 	fmt.Fprintf(&b, "  go run ./cmd/publish -nats %s examples/conversions.jsonl\n", natsURL)
 	// No example user id here: process output is treated like a log, and
 	// the privacy tests forbid ids in it (the README has the full example).
-	fmt.Fprintf(&b, "  curl -s %s/metrics | grep ^ingest_webhooks_total\n", base)
+	fmt.Fprintf(&b, "  curl -s -H 'Authorization: Bearer %s' %s/metrics | grep ^ingest_webhooks_total\n", admin, adminBase)
 	if cfg.Sender.DryRunFile != "" {
 		fmt.Fprintf(&b, "  tail -n 1 %s\n", cfg.Sender.DryRunFile)
 	}
 	fmt.Fprintln(&b)
 	io.WriteString(w, b.String())
+}
+
+// httpBase is the URL of a bound address, with a wildcard host shown as
+// 127.0.0.1 so that it can be pasted.
+func httpBase(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func ifDev(cfg config, dev, env string) string {

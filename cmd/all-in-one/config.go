@@ -21,22 +21,36 @@ type config struct {
 	NATSAddr string // NATS_ADDR: where the embedded NATS listens
 	NATSURL  string // NATS_URL: an external NATS instead of the embedded one
 	RedisURL string // REDIS_URL: an external Redis instead of the embedded store
-	// DevSecrets is true when META_APP_SECRET was unset and the
-	// development defaults below are in use.
+	// DevSecrets is true when none of META_APP_SECRET, META_VERIFY_TOKEN
+	// and ADMIN_TOKEN was set: the development values below are in use and
+	// every listener is bound to 127.0.0.1.
 	DevSecrets bool
-	Ingest     ingest.Config
-	Sender     sender.Config
+	// Rebound names the listener settings moved to 127.0.0.1 in
+	// development mode (their host was not a loopback one).
+	Rebound []string
+	Ingest  ingest.Config
+	Sender  sender.Config
 }
 
-// Development defaults, used only by all-in-one and only when the variable
-// is unset, so that `go run ./cmd/all-in-one` works with nothing configured.
-// They are printed in the start banner: they protect nothing, and real
-// deployments set their own (ingest and sender have no such defaults).
+// Development values, used only by all-in-one and only when none of the
+// three is set, so that `go run ./cmd/all-in-one` works with nothing
+// configured. They protect nothing (they are printed in the start banner),
+// so every listener is then bound to 127.0.0.1. With some set and others
+// not, all-in-one refuses to start: a deployment that set its app secret
+// must never answer the handshake or the admin API with a value printed
+// here. Ingest and sender have no such values.
 const (
 	devAppSecret   = "dev-app-secret"
 	devVerifyToken = "dev-verify-token"
 	devAdminToken  = "dev-admin-token"
 )
+
+// devRule is what -help says of the three secrets, truthfully.
+const devRule = "set META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN together, or none for development values with every listener on 127.0.0.1"
+
+// devSecrets are the settings development mode fills in, in the order the
+// refusal names them.
+var devSecrets = []string{"META_APP_SECRET", "META_VERIFY_TOKEN", "ADMIN_TOKEN"}
 
 // dryRunFile is where, without an access token, CAPI requests are written.
 const dryRunFile = "capi-dryrun.jsonl"
@@ -54,10 +68,12 @@ Without CAPI_ACCESS_TOKEN (or CAPI_DATASETS_FILE) it runs dry: the requests the
 sender would post are appended to DATA_DIR/capi-dryrun.jsonl and logged.
 
 Every setting of ingest and sender applies, as an environment variable or as
-its flag (flags win). META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN default
-here to development values (printed at start) when unset. NATS_URL and
-REDIS_URL, when set, replace the embedded servers. The sender's metrics join
-ingest's on INGEST_ADDR/metrics.
+its flag (flags win). Set all three of META_APP_SECRET, META_VERIFY_TOKEN and
+ADMIN_TOKEN, or none: with none, development values (printed at start) are
+used and every listener is bound to 127.0.0.1; with some but not all,
+all-in-one names the missing ones and stops. NATS_URL and REDIS_URL, when
+set, replace the embedded servers. The sender's metrics join
+ingest's on ADMIN_ADDR/metrics, next to the admin API.
 
 Settings:
 `
@@ -99,8 +115,10 @@ func allSettings() []settings.Setting {
 			d.Help = "an external Redis instead of the embedded store (redis://, rediss://, unix://, redis+cluster://, redis+sentinel://)"
 		case "NATS_URL":
 			d.Help = "an external NATS (with JetStream) instead of the embedded one"
-		case "META_APP_SECRET", "META_VERIFY_TOKEN", "ADMIN_TOKEN":
-			d.Help = strings.Replace(d.Help, "required, env only", "env only; unset: a development value", 1)
+		case "META_APP_SECRET", "META_VERIFY_TOKEN":
+			d.Help = strings.Replace(d.Help, "required, env only", "env only; "+devRule, 1)
+		case "ADMIN_TOKEN":
+			d.Help = "bearer token of the admin listener's API (/v1/...) and /metrics (env only; " + devRule + ")"
 		case "CAPI_DRYRUN_FILE":
 			d.Help = "append the requests to this JSONL file instead of posting them (unset and no token: DATA_DIR/" + dryRunFile + ")"
 		case "SHUTDOWN_TIMEOUT":
@@ -134,15 +152,50 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		}
 		return getenv(k)
 	}
+	var missing []string
+	for _, k := range devSecrets {
+		if env(k) == "" {
+			missing = append(missing, k)
+		}
+	}
+	switch len(missing) {
+	case len(devSecrets):
+		c.DevSecrets = true
+	case 0:
+	default:
+		set := setOf(env)
+		return c, fmt.Errorf("config: %s %s not set but %s %s: set all three of %s for real webhooks, or none for development values (every listener on 127.0.0.1)",
+			joinNames(missing), plural(missing, "is", "are"), joinNames(set), plural(set, "is", "are"), strings.Join(devSecrets, ", "))
+	}
+	// listen is a listener address, moved to 127.0.0.1 in development mode.
+	listen := func(k, def string) string {
+		addr := envOr(env, k, def)
+		if !c.DevSecrets || addr == "" {
+			return addr
+		}
+		if l, moved := loopback(addr); moved {
+			c.Rebound = append(c.Rebound, k)
+			return l
+		}
+		return addr
+	}
 	c.DataDir = envOr(env, "DATA_DIR", "data")
-	c.NATSAddr = envOr(env, "NATS_ADDR", "127.0.0.1:4222")
+	c.NATSAddr = listen("NATS_ADDR", "127.0.0.1:4222")
 	if _, port, err := net.SplitHostPort(c.NATSAddr); err != nil {
 		return c, errors.New("config: -nats-addr (NATS_ADDR) must be HOST:PORT")
 	} else if _, err := strconv.Atoi(port); err != nil {
 		return c, errors.New("config: -nats-addr (NATS_ADDR) must be HOST:PORT")
 	}
 	c.NATSURL, c.RedisURL = env("NATS_URL"), env("REDIS_URL")
+	addrs := map[string]string{
+		"INGEST_ADDR": listen("INGEST_ADDR", ingest.DefaultAddr),
+		"ADMIN_ADDR":  listen("ADMIN_ADDR", ingest.DefaultAdminAddr),
+		"PPROF_ADDR":  listen("PPROF_ADDR", ""),
+	}
 	overlay := func(k string) string {
+		if a, ok := addrs[k]; ok {
+			return a
+		}
 		if v := env(k); v != "" {
 			return v
 		}
@@ -152,7 +205,6 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		case "REDIS_URL":
 			return "redis://embedded"
 		case "META_APP_SECRET":
-			c.DevSecrets = true
 			return devAppSecret
 		case "META_VERIFY_TOKEN":
 			return devVerifyToken
@@ -174,6 +226,49 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("sender %w", err)
 	}
 	return c, nil
+}
+
+// setOf lists the development-mode secrets that are set.
+func setOf(env func(string) string) []string {
+	var set []string
+	for _, k := range devSecrets {
+		if env(k) != "" {
+			set = append(set, k)
+		}
+	}
+	return set
+}
+
+func plural(names []string, one, many string) string {
+	if len(names) == 1 {
+		return one
+	}
+	return many
+}
+
+// joinNames writes "A", "A and B" or "A, B and C".
+func joinNames(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// loopback returns addr with its host replaced by 127.0.0.1 unless it is a
+// loopback host already, and whether it changed. A malformed addr is kept:
+// the service's own parser names it.
+func loopback(addr string) (string, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, false
+	}
+	if host == "localhost" {
+		return addr, false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return addr, false
+	}
+	return net.JoinHostPort("127.0.0.1", port), true
 }
 
 func envOr(getenv func(string) string, k, def string) string {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
@@ -63,7 +64,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer unlock()
-	log.Info("starting", zap.String("data_dir", cfg.DataDir),
+	if cfg.DevSecrets {
+		log.Warn("development mode: META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are development values and every listener is bound to 127.0.0.1; set all three for real webhooks",
+			zap.Strings("rebound_to_loopback", cfg.Rebound))
+	}
+	log.Info("starting", zap.String("data_dir", cfg.DataDir), zap.Bool("development_mode", cfg.DevSecrets),
 		zap.Bool("embedded_nats", cfg.NATSURL == ""), zap.Bool("embedded_store", cfg.RedisURL == ""),
 		zap.Bool("app_secret_set", len(cfg.Ingest.AppSecrets) > 0), zap.Bool("capi_token_set", cfg.Sender.AccessToken != ""),
 		zap.Bool("capi_dry_run", cfg.Sender.DryRunFile != ""), zap.Bool("capture", cfg.Ingest.Capture))
@@ -98,15 +103,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopPprof()
 	}
+	// One admin listener for ingest's admin API and everyone's metrics
+	// (the sender registers on the same registry).
+	adm := admin.New(admin.Config{Token: cfg.Ingest.AdminToken, ShutdownTimeout: cfg.Ingest.ShutdownTimeout}, log, reg)
+	ing.AdminRoutes(adm.API())
 	ln, err := net.Listen("tcp", cfg.Ingest.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	aln, err := net.Listen("tcp", cfg.Ingest.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen admin: %w", err)
+	}
 
-	printBanner(stdout, cfg, ln.Addr().String(), natsURL)
+	printBanner(stdout, cfg, ln.Addr().String(), aln.Addr().String(), natsURL)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ing.Serve(gctx, ln) })
+	g.Go(func() error { return adm.Serve(gctx, aln) })
 	g.Go(func() error { return snd.Run(gctx) })
 	err = g.Wait()
 	// The sender hands back what it could not finish; drain before the
@@ -119,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // newIngest builds the ingest server; its capture publishes on nc.
 func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry) (*ingest.Server, error) {
-	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Gatherer: reg}
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg}
 	if cfg.Ingest.Capture {
 		c, err := ingest.NewCapture(nc, cfg.Ingest, log, reg)
 		if err != nil {

@@ -28,14 +28,15 @@ import (
 
 // allInOne is run() going in the background.
 type allInOne struct {
-	ingest, nats string
-	logs         *syncBuffer
-	cancel       context.CancelFunc
-	done         chan error
+	ingest, admin, nats string
+	logs                *syncBuffer
+	cancel              context.CancelFunc
+	done                chan error
 }
 
 var (
 	listeningRE = regexp.MustCompile(`"msg":"listening".*?"addr":"([^"]+)"`)
+	adminRE     = regexp.MustCompile(`"msg":"admin listening".*?"addr":"([^"]+)"`)
 	natsRE      = regexp.MustCompile(`"msg":"nats listening".*?"url":"([^"]+)"`)
 )
 
@@ -58,11 +59,11 @@ func startAllInOne(t *testing.T, vars map[string]string) *allInOne {
 		default:
 		}
 		s := a.logs.String()
-		m1, m2 := listeningRE.FindStringSubmatch(s), natsRE.FindStringSubmatch(s)
-		if m1 == nil || m2 == nil {
+		m1, m2, m3 := listeningRE.FindStringSubmatch(s), natsRE.FindStringSubmatch(s), adminRE.FindStringSubmatch(s)
+		if m1 == nil || m2 == nil || m3 == nil {
 			return false
 		}
-		a.ingest, a.nats = "http://"+m1[1], m2[1]
+		a.ingest, a.nats, a.admin = "http://"+m1[1], m2[1], "http://"+m3[1]
 		return true
 	})
 	return a
@@ -86,7 +87,7 @@ func testVars(dir string) map[string]string {
 	return map[string]string{
 		"META_APP_SECRET": "aio-app-secret", "META_VERIFY_TOKEN": "aio-verify", "ADMIN_TOKEN": "aio-admin",
 		"ONPREM_SECRET": "aio-onprem", "ONPREM_WABA_ID": "104222339999001",
-		"INGEST_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0", "DATA_DIR": dir,
+		"INGEST_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0", "DATA_DIR": dir,
 	}
 }
 
@@ -123,8 +124,8 @@ func TestWalkthrough(t *testing.T) {
 	must(t, a.stop(t))
 
 	a = startAllInOne(t, vars)
-	checkContext(t, a.ingest, vars["ADMIN_TOKEN"], "whatsapp/102290129340398/16315551234", "120212345678901234")
-	checkContext(t, a.ingest, vars["ADMIN_TOKEN"], "whatsapp/104222339999001/16315551234", "1234567890")
+	checkContext(t, a.admin, vars["ADMIN_TOKEN"], "whatsapp/102290129340398/16315551234", "120212345678901234")
+	checkContext(t, a.admin, vars["ADMIN_TOKEN"], "whatsapp/104222339999001/16315551234", "1234567890")
 	// The same conversions again, past JetStream's duplicate window (new
 	// Nats-Msg-Id): the sender's ledger, which survived, must hold them back.
 	js = connectJS(t, a.nats)
@@ -184,6 +185,11 @@ func TestConfigErrors(t *testing.T) {
 	if err := run(t.Context(), []string{"-help"}, func(string) string { return "" }, &out, io.Discard); !errors.Is(err, flag.ErrHelp) || !strings.Contains(out.String(), "capi-dryrun.jsonl") {
 		t.Errorf("-help: %v\n%s", err, out.String())
 	}
+	// -help tells the rule as it is: all three secrets or none; it does not
+	// promise that an unset ADMIN_TOKEN disables anything here.
+	if !strings.Contains(out.String(), devRule) || strings.Contains(out.String(), "unset disables") {
+		t.Errorf("-help does not state the development-mode rule truthfully:\n%s", out.String())
+	}
 }
 
 // TestDevSecretsWhenUnset: with nothing configured all-in-one starts with
@@ -197,6 +203,14 @@ func TestDevSecretsWhenUnset(t *testing.T) {
 		cfg.Ingest.VerifyToken != devVerifyToken || cfg.Ingest.AdminToken != devAdminToken {
 		t.Errorf("config with nothing set = dev %v, secrets %v; want the development defaults", cfg.DevSecrets, cfg.Ingest.AppSecrets)
 	}
+	if cfg.Ingest.Addr != "127.0.0.1:8080" || cfg.Ingest.AdminAddr != "127.0.0.1:8081" || cfg.NATSAddr != "127.0.0.1:4222" {
+		t.Errorf("development listeners %s, %s, %s; want all on 127.0.0.1", cfg.Ingest.Addr, cfg.Ingest.AdminAddr, cfg.NATSAddr)
+	}
+	var out bytes.Buffer
+	printBanner(&out, cfg, "127.0.0.1:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
+	if !strings.Contains(out.String(), "development mode") || !strings.Contains(out.String(), "bound to 127.0.0.1") {
+		t.Errorf("development banner does not say so:\n%s", out.String())
+	}
 	vars := testVars(t.TempDir())
 	cfg, err = parseConfig(nil, func(k string) string { return vars[k] })
 	if err != nil {
@@ -205,15 +219,91 @@ func TestDevSecretsWhenUnset(t *testing.T) {
 	if cfg.DevSecrets || cfg.Ingest.AppSecrets[0] != "aio-app-secret" || cfg.Ingest.AdminToken != "aio-admin" {
 		t.Errorf("set secrets were overridden: dev %v", cfg.DevSecrets)
 	}
-	var out bytes.Buffer
-	printBanner(&out, cfg, "[::]:8080", "nats://127.0.0.1:4222")
-	if strings.Contains(out.String(), "aio-app-secret") || strings.Contains(out.String(), "aio-admin") {
-		t.Errorf("banner prints a configured secret:\n%s", out.String())
+	out.Reset()
+	printBanner(&out, cfg, "[::]:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
+	if strings.Contains(out.String(), "aio-app-secret") || strings.Contains(out.String(), "aio-admin") || strings.Contains(out.String(), "development mode") {
+		t.Errorf("banner prints a configured secret or claims development mode:\n%s", out.String())
 	}
-	for _, want := range []string{"http://127.0.0.1:8080/webhook", "go run ./cmd/replay", "go run ./cmd/publish -nats nats://127.0.0.1:4222"} {
+	for _, want := range []string{"http://127.0.0.1:8080/webhook", "http://127.0.0.1:8081/metrics", "http://127.0.0.1:8081/v1/contexts/", "go run ./cmd/replay", "go run ./cmd/publish -nats nats://127.0.0.1:4222"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestPartialSecretsRefused: with some of the three secrets set and others
+// not, all-in-one does not start, and names every missing one (never a
+// value); with only META_APP_SECRET set, no development token can open the
+// handshake or the admin API.
+func TestPartialSecretsRefused(t *testing.T) {
+	tests := []struct {
+		set     []string
+		missing []string
+	}{
+		{[]string{"META_APP_SECRET"}, []string{"META_VERIFY_TOKEN", "ADMIN_TOKEN"}},
+		{[]string{"ADMIN_TOKEN"}, []string{"META_APP_SECRET", "META_VERIFY_TOKEN"}},
+		{[]string{"META_APP_SECRET", "META_VERIFY_TOKEN"}, []string{"ADMIN_TOKEN"}},
+		{[]string{"META_VERIFY_TOKEN", "ADMIN_TOKEN"}, []string{"META_APP_SECRET"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.set, "+"), func(t *testing.T) {
+			vars := map[string]string{"DATA_DIR": t.TempDir(), "INGEST_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0"}
+			for _, k := range tt.set {
+				vars[k] = "value-of-" + k
+			}
+			var logs syncBuffer
+			err := run(t.Context(), nil, func(k string) string { return vars[k] }, io.Discard, &logs)
+			if err == nil {
+				t.Fatalf("run with only %v set started", tt.set)
+			}
+			for _, k := range tt.missing {
+				if !strings.Contains(err.Error(), k) {
+					t.Errorf("refusal %q does not name %s", err, k)
+				}
+			}
+			if strings.Contains(err.Error(), "value-of-") {
+				t.Errorf("refusal %q contains a value", err)
+			}
+			if strings.Contains(logs.String(), "listening") {
+				t.Errorf("a listener was opened before the refusal:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestDevModeBindsLoopback: in development mode every listener is on
+// 127.0.0.1, even when asked for all interfaces, and the log says so.
+func TestDevModeBindsLoopback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	vars := map[string]string{"DATA_DIR": t.TempDir(), "INGEST_ADDR": ":0", "ADMIN_ADDR": "0.0.0.0:0", "NATS_ADDR": "0.0.0.0:0"}
+	a := startAllInOne(t, vars)
+	for name, u := range map[string]string{"webhook": a.ingest, "admin": a.admin, "nats": a.nats} {
+		host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "nats://")
+		if !strings.HasPrefix(host, "127.0.0.1:") {
+			t.Errorf("%s listener on %s; want 127.0.0.1", name, host)
+		}
+	}
+	logs := a.logs.String()
+	if !strings.Contains(logs, `"level":"warn"`) || !strings.Contains(logs, "development mode") ||
+		!strings.Contains(logs, `"rebound_to_loopback":["NATS_ADDR","INGEST_ADDR","ADMIN_ADDR"]`) {
+		t.Errorf("no development-mode warning naming the moved listeners:\n%s", logs)
+	}
+	// The development admin token opens the admin API, on 127.0.0.1 only.
+	checkStatus(t, a.admin+"/v1/contexts/whatsapp/1/2", devAdminToken, http.StatusNotFound)
+	must(t, a.stop(t))
+}
+
+func checkStatus(t *testing.T, url, token string, want int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		t.Errorf("GET %s = %d; want %d", url, resp.StatusCode, want)
 	}
 }
 

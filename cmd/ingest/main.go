@@ -19,7 +19,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -35,7 +37,8 @@ func main() {
 }
 
 // run is the whole program: config → logger → Redis → (NATS) → server →
-// serve until ctx is done → shut down in reverse order.
+// serve the webhook and admin listeners until ctx is done → shut down in
+// reverse order.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := ingest.ParseConfig(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -69,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Gatherer: reg}
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg}
 	if cfg.Capture {
 		nc, err := ingest.ConnectNATS(cfg.NATSURL, log)
 		if err != nil {
@@ -91,11 +94,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer stopPprof()
 	}
+	adm := admin.New(admin.Config{Token: cfg.AdminToken, ShutdownTimeout: cfg.ShutdownTimeout}, log, reg)
+	srv.AdminRoutes(adm.API())
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return srv.Serve(ctx, ln)
+	aln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen admin: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+	g.Go(func() error { return adm.Serve(gctx, aln) })
+	return g.Wait()
 }
 
 // newLogger returns a JSON logger at level writing to w. It samples: past

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 )
 
 func TestAdminContexts(t *testing.T) {
@@ -38,7 +40,7 @@ func TestAdminContexts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := e.do(http.MethodGet, tt.path, nil, tt.header)
+			rec := e.admin(http.MethodGet, tt.path, tt.header)
 			if rec.Code != tt.want {
 				t.Fatalf("GET %s = %d (%s); want %d", tt.path, rec.Code, rec.Body, tt.want)
 			}
@@ -54,7 +56,7 @@ func TestAdminContexts(t *testing.T) {
 		})
 	}
 
-	rec := e.do(http.MethodGet, wa, nil, bearer)
+	rec := e.admin(http.MethodGet, wa, bearer)
 	var got map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
@@ -96,7 +98,7 @@ func TestAdminContextsByAnyUserID(t *testing.T) {
 	for _, tt := range tests {
 		for _, biz := range []string{"102290129340398", "106540352242922"} {
 			path := "/v1/contexts/whatsapp/" + biz + "/" + tt.user
-			rec := e.do(http.MethodGet, path, nil, bearer)
+			rec := e.admin(http.MethodGet, path, bearer)
 			var got contextJSON
 			if err := json.Unmarshal(rec.Body.Bytes(), &got); rec.Code != http.StatusOK || err != nil {
 				t.Fatalf("GET %s = %d (%v); want 200", path, rec.Code, err)
@@ -113,14 +115,14 @@ func TestAdminDisabled(t *testing.T) {
 	cfg.AdminToken = ""
 	e := newTestEnv(t, &cfg, nil)
 	for _, h := range []http.Header{nil, {"Authorization": {"Bearer "}}, {"Authorization": {"Bearer " + testAdminToken}}} {
-		rec := e.do(http.MethodGet, "/v1/contexts/whatsapp/1/2", nil, h)
+		rec := e.admin(http.MethodGet, "/v1/contexts/whatsapp/1/2", h)
 		if rec.Code != http.StatusNotFound {
 			t.Errorf("GET with ADMIN_TOKEN unset, Authorization %q = %d; want 404", h.Get("Authorization"), rec.Code)
 		}
 		var body errorBody
 		_ = json.Unmarshal(rec.Body.Bytes(), &body)
-		if body.Error != errAdminDisabled.msg {
-			t.Errorf("reason = %q; want %q", body.Error, errAdminDisabled.msg)
+		if body.Error != admin.ErrDisabled.Message {
+			t.Errorf("reason = %q; want %q", body.Error, admin.ErrDisabled.Message)
 		}
 	}
 }
@@ -128,8 +130,22 @@ func TestAdminDisabled(t *testing.T) {
 func TestAdminStoreDown(t *testing.T) {
 	e := newTestEnv(t, nil, nil)
 	e.mr.Close()
-	rec := e.do(http.MethodGet, "/v1/contexts/whatsapp/1/2", nil, http.Header{"Authorization": {"Bearer " + testAdminToken}})
+	rec := e.admin(http.MethodGet, "/v1/contexts/whatsapp/1/2", bearer())
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("GET with the store down = %d; want 503", rec.Code)
+	}
+}
+
+// The webhook listener faces the internet: the admin API and the metrics
+// are not on it, token or not; they are on the admin listener.
+func TestAdminAbsentOnWebhookListener(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	for _, path := range []string{"/metrics", "/v1/contexts/whatsapp/102290129340398/16315551234"} {
+		if rec := e.do(http.MethodGet, path, nil, bearer()); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s on the webhook listener = %d; want 404", path, rec.Code)
+		}
+		if rec := e.admin(http.MethodGet, path, nil); rec.Code != http.StatusUnauthorized {
+			t.Errorf("GET %s on the admin listener without the token = %d; want 401", path, rec.Code)
+		}
 	}
 }

@@ -69,17 +69,42 @@ func (c *coalescer) Record(ctx context.Context, touches []attribution.Touch) err
 		req.done = make(chan writeResult, 1)
 		c.pending = append(c.pending, req)
 		c.mu.Unlock()
-		// No select on ctx here: a waiter may be handed the next flush,
-		// and leaving would strand it. Waits are bounded by the writes
-		// ahead, each bounded by the store timeout.
-		if r := <-req.done; !r.lead {
-			return r.err
+		select {
+		case r := <-req.done:
+			if !r.lead {
+				return r.err
+			}
+		case <-ctx.Done():
+			// RESPONSE_DEADLINE: leave the queue, unless a flush has
+			// taken this request already or handed it the next flush,
+			// which must not be stranded (the write it then does is
+			// bounded by the earliest deadline it carries).
+			if c.abandon(req) {
+				return ctx.Err()
+			}
+			if r := <-req.done; !r.lead {
+				return r.err
+			}
 		}
 	} else {
 		c.flushing++
 		c.mu.Unlock()
 	}
 	return c.flush(req)
+}
+
+// abandon takes req out of the queue and reports whether it was still
+// there.
+func (c *coalescer) abandon(req *writeReq) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, r := range c.pending {
+		if r == req {
+			c.pending = append(c.pending[:i], c.pending[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // flush writes own and as much of the queue as fits in one batch, answers
@@ -140,11 +165,11 @@ func (c *coalescer) write(batch []*writeReq, n int) []error {
 	if live == 0 {
 		return errs
 	}
-	err := c.record(touches, live)
+	err := c.record(touches, live, earliest(batch, errs))
 	if errors.Is(err, attribution.ErrInvalidTouch) && live > 1 {
 		for i, r := range batch {
 			if errs[i] == nil {
-				errs[i] = c.record(r.touches, 1)
+				errs[i] = c.record(r.touches, 1, earliest(batch[i:i+1], errs[i:i+1]))
 			}
 		}
 		return errs
@@ -157,9 +182,25 @@ func (c *coalescer) write(batch []*writeReq, n int) []error {
 	return errs
 }
 
-// record is one store call, bounded by the store timeout.
-func (c *coalescer) record(touches []attribution.Touch, requests int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+// earliest returns the earliest deadline of the live requests of batch (zero
+// when none has one).
+func earliest(batch []*writeReq, errs []error) time.Time {
+	var t time.Time
+	for i, r := range batch {
+		if d, ok := r.ctx.Deadline(); ok && errs[i] == nil && (t.IsZero() || d.Before(t)) {
+			t = d
+		}
+	}
+	return t
+}
+
+// record is one store call, bounded by the store timeout and by the
+// earliest RESPONSE_DEADLINE it carries: nobody waits for it past that.
+func (c *coalescer) record(touches []attribution.Touch, requests int, deadline time.Time) error {
+	if d := time.Now().Add(c.timeout); deadline.IsZero() || d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
 	err := c.next.Record(ctx, touches)

@@ -18,46 +18,68 @@ import (
 // fills it from flags and the environment; cmd/all-in-one may build one
 // directly.
 type Config struct {
-	Addr            string        // INGEST_ADDR: listen address
-	RedisURL        string        // REDIS_URL: required by cmd/ingest, not by New
-	AppSecrets      []string      // META_APP_SECRET, comma-separated
-	VerifyToken     string        // META_VERIFY_TOKEN
-	AdminToken      string        // ADMIN_TOKEN; empty disables /v1/contexts
-	ContextTTL      time.Duration // CONTEXT_TTL
-	BodyLimit       int64         // BODY_LIMIT in bytes
-	StoreTimeout    time.Duration // STORE_TIMEOUT: bound on one Redis write
-	OnPremSecret    string        // ONPREM_SECRET; with OnPremWABAID enables /webhook/onprem
-	OnPremWABAID    string        // ONPREM_WABA_ID
-	Capture         bool          // CAPTURE=on: copy verified bodies to JetStream
-	CaptureMaxAge   time.Duration // CAPTURE_MAX_AGE of the WEBHOOKS stream
-	CaptureQueue    int           // CAPTURE_QUEUE: bodies waiting to be published
-	NATSURL         string        // NATS_URL
-	LogLevel        zapcore.Level // LOG_LEVEL
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
-	PprofAddr       string        // PPROF_ADDR: /debug/pprof listener; empty: off
+	Addr        string        // INGEST_ADDR: the webhook listener (faces the internet)
+	AdminAddr   string        // ADMIN_ADDR: the admin listener (metrics, admin API)
+	RedisURL    string        // REDIS_URL: required by cmd/ingest, not by New
+	AppSecrets  []string      // META_APP_SECRET, comma-separated
+	VerifyToken string        // META_VERIFY_TOKEN
+	AdminToken  string        // ADMIN_TOKEN; empty disables the admin API
+	ContextTTL  time.Duration // CONTEXT_TTL
+	BodyLimit   int64         // BODY_LIMIT in bytes
+	// MaxBodyBytesInFlight (MAX_BODY_BYTES_IN_FLIGHT) bounds the memory the
+	// buffers of all bodies being read or handled hold (body.go).
+	MaxBodyBytesInFlight int64
+	MaxConnections       int           // MAX_CONNECTIONS on the webhook listener
+	ResponseDeadline     time.Duration // RESPONSE_DEADLINE: every answer within it, else 503
+	StoreTimeout         time.Duration // STORE_TIMEOUT: bound on one Redis write
+	OnPremSecret         string        // ONPREM_SECRET; with OnPremWABAID enables /webhook/onprem
+	OnPremWABAID         string        // ONPREM_WABA_ID
+	Capture              bool          // CAPTURE=on: copy verified bodies to JetStream
+	CaptureMaxAge        time.Duration // CAPTURE_MAX_AGE of the WEBHOOKS stream
+	CaptureQueue         int           // CAPTURE_QUEUE: bodies waiting to be published
+	NATSURL              string        // NATS_URL
+	LogLevel             zapcore.Level // LOG_LEVEL
+	ShutdownTimeout      time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
+	PprofAddr            string        // PPROF_ADDR: /debug/pprof listener; empty: off
 }
 
 // Defaults for settings the operator leaves unset.
 const (
-	DefaultAddr            = ":8080"
-	DefaultBodyLimit       = 1 << 20
-	DefaultStoreTimeout    = 3 * time.Second
-	DefaultCaptureMaxAge   = 72 * time.Hour
-	DefaultCaptureQueue    = 4096
-	DefaultShutdownTimeout = 15 * time.Second
+	DefaultAddr      = ":8080"
+	DefaultAdminAddr = "127.0.0.1:8081"
+	// DefaultBodyLimit is 3 MiB: "Webhooks payloads can be up to 3MB"
+	// (WhatsApp Cloud API, "Webhooks",
+	// https://developers.facebook.com/docs/whatsapp/cloud-api/webhooks).
+	DefaultBodyLimit            = 3 << 20
+	DefaultMaxBodyBytesInFlight = 64 << 20
+	DefaultMaxConnections       = 4096
+	// DefaultResponseDeadline leaves a second of margin under Messenger's
+	// "within 5 or less seconds" for the 200 (Messenger Platform, "Webhooks",
+	// https://developers.facebook.com/docs/messenger-platform/webhooks),
+	// after which Meta retries, and unsubscribes an app whose endpoint keeps
+	// failing.
+	DefaultResponseDeadline = 4 * time.Second
+	DefaultStoreTimeout     = 3 * time.Second
+	DefaultCaptureMaxAge    = 72 * time.Hour
+	DefaultCaptureQueue     = 4096
+	DefaultShutdownTimeout  = 15 * time.Second
 )
 
 // Settings lists every knob, in the order --help prints them (all-in-one
 // merges it with the sender's).
 func Settings() []settings.Setting {
 	return []settings.Setting{
-		{Env: "INGEST_ADDR", Flag: "addr", Default: DefaultAddr, Help: "address to listen on (host:port; port 0 picks a free one)"},
+		{Env: "INGEST_ADDR", Flag: "addr", Default: DefaultAddr, Help: "address of the webhook listener, the one Meta reaches: /webhook, /webhook/onprem, /healthz, /readyz only (host:port; port 0 picks a free one)"},
+		{Env: "ADMIN_ADDR", Flag: "admin-addr", Default: DefaultAdminAddr, Help: "address of the admin listener: /metrics and the admin API (/v1/...); keep it off the internet"},
 		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL, e.g. redis://host:6379/0 (required; prefer the env var when it holds a password)"},
 		{Env: "META_APP_SECRET", Help: "app secret(s) that sign webhooks, comma-separated for several apps or rotation (required, env only)"},
 		{Env: "META_VERIFY_TOKEN", Help: "token Meta echoes in the GET /webhook handshake (required, env only)"},
-		{Env: "ADMIN_TOKEN", Help: "bearer token for GET /v1/contexts/...; unset disables that API (env only)"},
+		{Env: "ADMIN_TOKEN", Help: "bearer token of the admin listener's API (/v1/...) and /metrics; unset disables the admin API (its routes answer 404) and leaves /metrics open (env only)"},
 		{Env: "CONTEXT_TTL", Flag: "context-ttl", Default: "7d", Help: "how long a context lives after its last click (Go duration or days, e.g. 7d, 36h)"},
-		{Env: "BODY_LIMIT", Flag: "body-limit", Default: "1MiB", Help: "largest webhook body accepted; bigger ones get 413 (bytes, or with KiB/MiB)"},
+		{Env: "BODY_LIMIT", Flag: "body-limit", Default: "3MiB", Help: "largest webhook body accepted (Meta's payloads reach 3 MB); bigger ones get 413 (bytes, or with KiB/MiB)"},
+		{Env: "MAX_BODY_BYTES_IN_FLIGHT", Flag: "max-body-bytes-in-flight", Default: "64MiB", Help: "memory all request bodies being read or handled may hold together (buffers grow as bytes arrive); past it requests get 503; at least 2 × BODY_LIMIT"},
+		{Env: "MAX_CONNECTIONS", Flag: "max-connections", Default: strconv.Itoa(DefaultMaxConnections), Help: "connections the webhook listener holds open at once; further ones wait to be accepted"},
+		{Env: "RESPONSE_DEADLINE", Flag: "response-deadline", Default: DefaultResponseDeadline.String(), Help: "every webhook answer within this time (body, queueing and store write included), else 503 and Meta retries; Messenger wants its 200 within 5s"},
 		{Env: "STORE_TIMEOUT", Flag: "store-timeout", Default: DefaultStoreTimeout.String(), Help: "bound on one Redis write; past it the webhook gets 503 and Meta retries"},
 		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password; env only)"},
 		{Env: "ONPREM_WABA_ID", Flag: "onprem-waba-id", Help: "WABA id the WhatsApp On-Premises client serves; with ONPREM_SECRET enables /webhook/onprem"},
@@ -82,23 +104,27 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{
-		Addr:            v.Text("INGEST_ADDR"),
-		RedisURL:        v.Text("REDIS_URL"),
-		AppSecrets:      splitSecrets(v.Text("META_APP_SECRET")),
-		VerifyToken:     v.Text("META_VERIFY_TOKEN"),
-		AdminToken:      v.Text("ADMIN_TOKEN"),
-		ContextTTL:      v.Duration("CONTEXT_TTL"),
-		BodyLimit:       v.Size("BODY_LIMIT"),
-		StoreTimeout:    v.Duration("STORE_TIMEOUT"),
-		OnPremSecret:    v.Text("ONPREM_SECRET"),
-		OnPremWABAID:    v.Text("ONPREM_WABA_ID"),
-		Capture:         v.Bool("CAPTURE"),
-		CaptureMaxAge:   v.Duration("CAPTURE_MAX_AGE"),
-		CaptureQueue:    int(v.Size("CAPTURE_QUEUE")),
-		NATSURL:         v.Text("NATS_URL"),
-		LogLevel:        v.Level("LOG_LEVEL"),
-		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT"),
-		PprofAddr:       v.Text("PPROF_ADDR"),
+		Addr:                 v.Text("INGEST_ADDR"),
+		AdminAddr:            v.Text("ADMIN_ADDR"),
+		RedisURL:             v.Text("REDIS_URL"),
+		AppSecrets:           splitSecrets(v.Text("META_APP_SECRET")),
+		VerifyToken:          v.Text("META_VERIFY_TOKEN"),
+		AdminToken:           v.Text("ADMIN_TOKEN"),
+		ContextTTL:           v.Duration("CONTEXT_TTL"),
+		BodyLimit:            v.Size("BODY_LIMIT"),
+		MaxBodyBytesInFlight: v.Size("MAX_BODY_BYTES_IN_FLIGHT"),
+		MaxConnections:       v.Int("MAX_CONNECTIONS"),
+		ResponseDeadline:     v.Duration("RESPONSE_DEADLINE"),
+		StoreTimeout:         v.Duration("STORE_TIMEOUT"),
+		OnPremSecret:         v.Text("ONPREM_SECRET"),
+		OnPremWABAID:         v.Text("ONPREM_WABA_ID"),
+		Capture:              v.Bool("CAPTURE"),
+		CaptureMaxAge:        v.Duration("CAPTURE_MAX_AGE"),
+		CaptureQueue:         int(v.Size("CAPTURE_QUEUE")),
+		NATSURL:              v.Text("NATS_URL"),
+		LogLevel:             v.Level("LOG_LEVEL"),
+		ShutdownTimeout:      v.Duration("SHUTDOWN_TIMEOUT"),
+		PprofAddr:            v.Text("PPROF_ADDR"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err
@@ -120,6 +146,12 @@ func (c Config) Validate() error {
 		return errors.New("config: CAPTURE=on needs NATS_URL")
 	case c.BodyLimit <= 0:
 		return errors.New("config: BODY_LIMIT must be positive")
+	case c.MaxBodyBytesInFlight < 2*c.BodyLimit:
+		return errors.New("config: MAX_BODY_BYTES_IN_FLIGHT must be at least 2 × BODY_LIMIT (a body's buffer doubles as it grows)")
+	case c.MaxConnections <= 0:
+		return errors.New("config: MAX_CONNECTIONS must be positive")
+	case c.ResponseDeadline <= 0:
+		return errors.New("config: RESPONSE_DEADLINE must be positive")
 	case c.CaptureQueue <= 0:
 		return errors.New("config: CAPTURE_QUEUE must be positive")
 	}
@@ -134,8 +166,20 @@ func (c *Config) setDefaults() {
 	if c.ContextTTL <= 0 {
 		c.ContextTTL = attribution.DefaultTTL
 	}
+	if c.AdminAddr == "" {
+		c.AdminAddr = DefaultAdminAddr
+	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = DefaultBodyLimit
+	}
+	if c.MaxBodyBytesInFlight <= 0 {
+		c.MaxBodyBytesInFlight = max(DefaultMaxBodyBytesInFlight, 2*c.BodyLimit)
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.ResponseDeadline <= 0 {
+		c.ResponseDeadline = DefaultResponseDeadline
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = DefaultStoreTimeout

@@ -28,16 +28,20 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Addr:            ":8080",
-		AppSecrets:      []string{"s1"},
-		VerifyToken:     "vt",
-		ContextTTL:      7 * 24 * time.Hour,
-		BodyLimit:       1 << 20,
-		StoreTimeout:    3 * time.Second,
-		CaptureMaxAge:   72 * time.Hour,
-		CaptureQueue:    4096,
-		LogLevel:        zapcore.InfoLevel,
-		ShutdownTimeout: 15 * time.Second,
+		Addr:                 ":8080",
+		AdminAddr:            "127.0.0.1:8081",
+		AppSecrets:           []string{"s1"},
+		VerifyToken:          "vt",
+		ContextTTL:           7 * 24 * time.Hour,
+		BodyLimit:            3 << 20, // Meta: payloads up to 3 MB
+		MaxBodyBytesInFlight: 64 << 20,
+		MaxConnections:       4096,
+		ResponseDeadline:     4 * time.Second,
+		StoreTimeout:         3 * time.Second,
+		CaptureMaxAge:        72 * time.Hour,
+		CaptureQueue:         4096,
+		LogLevel:             zapcore.InfoLevel,
+		ShutdownTimeout:      15 * time.Second,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseConfig defaults (-want +got):\n%s", diff)
@@ -51,6 +55,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"ADMIN_TOKEN": "adm", "CONTEXT_TTL": "1d12h", "BODY_LIMIT": "512KiB", "ONPREM_SECRET": "op",
 		"ONPREM_WABA_ID": "123", "CAPTURE": "on", "CAPTURE_MAX_AGE": "3d", "NATS_URL": "nats://n:4222",
 		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s", "STORE_TIMEOUT": "250ms", "CAPTURE_QUEUE": "10",
+		"ADMIN_ADDR": "127.0.0.1:0", "MAX_BODY_BYTES_IN_FLIGHT": "8MiB", "MAX_CONNECTIONS": "10", "RESPONSE_DEADLINE": "2s",
 	} {
 		e[k] = v
 	}
@@ -60,6 +65,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	}
 	want := Config{
 		Addr: ":9090", RedisURL: "redis://r:6379/1", AppSecrets: []string{"a", "b"}, VerifyToken: "vt",
+		AdminAddr: "127.0.0.1:0", MaxBodyBytesInFlight: 8 << 20, MaxConnections: 10, ResponseDeadline: 2 * time.Second,
 		AdminToken: "adm", ContextTTL: 48 * time.Hour, BodyLimit: 512 << 10, StoreTimeout: 250 * time.Millisecond,
 		OnPremSecret: "op", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
 		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
@@ -89,6 +95,9 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"negative ttl", map[string]string{"CONTEXT_TTL": "-1h"}, nil, "CONTEXT_TTL"},
 		{"bad body limit", map[string]string{"BODY_LIMIT": "big"}, nil, "BODY_LIMIT"},
 		{"bad capture", map[string]string{"CAPTURE": "maybe"}, nil, "CAPTURE"},
+		{"budget under two bodies", map[string]string{"BODY_LIMIT": "3MiB", "MAX_BODY_BYTES_IN_FLIGHT": "5MiB"}, nil, "MAX_BODY_BYTES_IN_FLIGHT"},
+		{"no connections", map[string]string{"MAX_CONNECTIONS": "0"}, nil, "MAX_CONNECTIONS"},
+		{"zero deadline", map[string]string{"RESPONSE_DEADLINE": "0s"}, nil, "RESPONSE_DEADLINE"},
 		{"empty capture flag", nil, []string{"-capture="}, "CAPTURE"},
 		{"capture without nats", map[string]string{"CAPTURE": "on"}, nil, "NATS_URL"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},

@@ -27,6 +27,13 @@ func (e *httpError) Error() string {
 
 func (e *httpError) Unwrap() error { return e.cause }
 
+// HTTPStatus is the status the error answers (internal/admin maps errors
+// of the admin routes with it).
+func (e *httpError) HTTPStatus() int { return e.status }
+
+// PublicMessage is the constant text the client sees.
+func (e *httpError) PublicMessage() string { return e.msg }
+
 // The answers handlers return. Status codes are a promise to Meta, which
 // retries anything but 200.
 var (
@@ -35,6 +42,8 @@ var (
 	errBadSignature   = &httpError{status: http.StatusUnauthorized, msg: "missing or invalid X-Hub-Signature-256", cause: webhook.ErrSignature}
 	errNotJSON        = &httpError{status: http.StatusBadRequest, msg: "body is not a JSON object", cause: webhook.ErrNotJSON}
 	errReadBody       = &httpError{status: http.StatusBadRequest, msg: "could not read body"}
+	errOverloaded     = &httpError{status: http.StatusServiceUnavailable, msg: "too many request bodies in flight; retry later"}
+	errDeadline       = &httpError{status: http.StatusServiceUnavailable, msg: "response deadline exceeded; retry later"}
 	errHandshake      = &httpError{status: http.StatusForbidden, msg: "verification failed"}
 	errOnPremAuth     = &httpError{status: http.StatusUnauthorized, msg: "missing or wrong on-premises secret"}
 	errOnPremDisabled = &httpError{status: http.StatusNotFound, msg: "on-premises webhooks disabled: ONPREM_SECRET and ONPREM_WABA_ID are not set"}
@@ -72,15 +81,23 @@ func (s *Server) handleError(err error, c echo.Context) {
 		// Echo's own answers: unknown route, wrong method.
 		status, msg = ee.Code, http.StatusText(ee.Code)
 	}
+	if status >= 500 && pastDeadline(c.Request().Context()) {
+		// Whatever failed, it failed because RESPONSE_DEADLINE passed.
+		err, status, msg = errDeadline, errDeadline.status, errDeadline.msg
+	}
 	route := c.Path()
 	switch {
-	case status >= 500 && status != http.StatusServiceUnavailable:
-		s.log.Error("request failed", zap.String("route", route), zap.Int("status_code", status), zap.Error(err))
+	case errors.Is(err, errOverloaded):
+		s.alerts.overload.hit(zap.String("route", route), zap.Int64("max_body_bytes_in_flight", s.cfg.MaxBodyBytesInFlight))
+	case errors.Is(err, errDeadline):
+		s.deadlineExceeded(routeLabel(c.Request().URL.Path))
 	case status == http.StatusServiceUnavailable:
-		s.log.Warn("store unavailable", zap.String("route", route), zap.Error(err))
+		s.alerts.store.hit(zap.String("route", route), zap.Error(err))
+	case status >= 500:
+		s.log.Error("request failed", zap.String("route", route), zap.Int("status_code", status), zap.Error(err))
 	default:
 		// Client errors are counted in metrics; logging each would let a
-		// caller flood the log.
+		// caller flood the log (signature failures alert on their own).
 		s.log.Debug("request rejected", zap.String("route", route), zap.Int("status_code", status), zap.String("reason", msg))
 	}
 	if c.Request().Method == http.MethodHead {

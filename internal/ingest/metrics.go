@@ -45,11 +45,13 @@ const (
 	outTooLarge
 	outStoreError
 	outUnauthorized
+	outOverloaded
+	outDeadline
 	numOutcomes
 )
 
 func (o outcome) String() string {
-	return [numOutcomes]string{"stored", "ignored", "malformed", "bad_signature", "bad_json", "too_large", "store_error", "unauthorized"}[o]
+	return [numOutcomes]string{"stored", "ignored", "malformed", "bad_signature", "bad_json", "too_large", "store_error", "unauthorized", "overloaded", "deadline"}[o]
 }
 
 // Routes timed by ingest_http_request_duration_seconds.
@@ -74,12 +76,18 @@ type metrics struct {
 	storeDuration prometheus.Observer
 	batchSize     prometheus.Observer
 	reqDuration   [numRoutes]prometheus.Observer
+	deadline      prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// gauges read the state the limits of body.go keep, at scrape time.
+type gauges struct {
+	bodyBytes, bodies, conns func() float64
+}
+
+func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 	webhooks := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ingest_webhooks_total",
-		Help: "Webhook deliveries by channel and outcome (stored, ignored, malformed, bad_signature, bad_json, too_large, store_error, unauthorized).",
+		Help: "Webhook deliveries by channel and outcome (stored, ignored, malformed, bad_signature, bad_json, too_large, store_error, unauthorized, overloaded, deadline).",
 	}, []string{"channel", "outcome"})
 	touches := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ingest_touches_total",
@@ -104,12 +112,28 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help:    "Time to answer an HTTP request, by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"route"})
-	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, batchSize, reqDuration} {
+	deadline := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ingest_deadline_exceeded_total",
+		Help: "Requests answered 503 because RESPONSE_DEADLINE passed (body read, store queue and write included).",
+	})
+	bodyBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ingest_body_bytes_in_flight",
+		Help: "Bytes the buffers of request bodies being read or handled hold, bounded by MAX_BODY_BYTES_IN_FLIGHT.",
+	}, g.bodyBytes)
+	bodies := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ingest_bodies_in_flight",
+		Help: "Request bodies being read or handled.",
+	}, g.bodies)
+	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ingest_connections_open",
+		Help: "Connections open on the webhook listener, bounded by MAX_CONNECTIONS.",
+	}, g.conns)
+	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, batchSize, reqDuration, deadline, bodyBytes, bodies, conns} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
 		}
 	}
-	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration, batchSize: batchSize}
+	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration, batchSize: batchSize, deadline: deadline}
 	for c := range numChannels {
 		m.touches[c] = touches.WithLabelValues(c.String())
 		for o := range numOutcomes {

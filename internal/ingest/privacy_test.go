@@ -116,9 +116,9 @@ func TestLogsCarryNoPersonalDataOrSecrets(t *testing.T) {
 		for _, ex := range expectations(t) {
 			for _, tc := range ex.Touches {
 				path := "/v1/contexts/" + tc.Channel + "/" + tc.BusinessID + "/" + tc.UserID
-				e.do(http.MethodGet, path, nil, bearer)
-				e.do(http.MethodGet, path, nil, http.Header{"Authorization": {"Bearer " + tc.UserID}})
-				e.do(http.MethodGet, "/v1/contexts/telegram/"+tc.BusinessID+"/"+tc.UserID, nil, bearer)
+				e.admin(http.MethodGet, path, bearer)
+				e.admin(http.MethodGet, path, http.Header{"Authorization": {"Bearer " + tc.UserID}})
+				e.admin(http.MethodGet, "/v1/contexts/telegram/"+tc.BusinessID+"/"+tc.UserID, bearer)
 			}
 		}
 		for _, tok := range []string{testVerifyToken, "16315551234"} {
@@ -160,7 +160,7 @@ func TestMetricsCarryNoPersonalData(t *testing.T) {
 		e.post(fixture(t, name), testAppSecret)
 	}
 	e.post([]byte("x"), webhook.SignatureHeader)
-	out := e.do(http.MethodGet, "/metrics", nil, nil).Body.String()
+	out := e.admin(http.MethodGet, "/metrics", bearer()).Body.String()
 	for _, s := range personalData(t) {
 		if strings.Contains(out, s) {
 			t.Errorf("/metrics contains %q", s)

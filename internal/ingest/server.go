@@ -1,8 +1,10 @@
 // Package ingest is the webhook receiver: it verifies Meta's deliveries,
 // extracts the ad clicks and records them in the attribution store, answering
 // with the status codes Meta's retries depend on (200 only after the write).
-// It also serves health, readiness, metrics and the admin context lookup, and
-// can copy verified bodies to JetStream for replay (capture.go).
+// Its webhook listener, the one that faces the internet, serves the webhook
+// paths, health and readiness only; the admin context lookup is registered
+// on the admin listener (internal/admin) with AdminRoutes. It can copy
+// verified bodies to JetStream for replay (capture.go).
 //
 // cmd/ingest wires it; cmd/all-in-one runs it next to the sender.
 package ingest
@@ -14,11 +16,11 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -37,10 +39,9 @@ type Deps struct {
 	Logger *zap.Logger
 	// Store holds the contexts (required).
 	Store *attribution.Store
-	// Registerer receives the ingest_* metrics; a new registry when nil.
+	// Registerer receives the ingest_* metrics (served by the admin
+	// listener); a new registry when nil.
 	Registerer prometheus.Registerer
-	// Gatherer serves GET /metrics; Registerer when nil and it is a Gatherer.
-	Gatherer prometheus.Gatherer
 	// Capture, when not nil, receives a copy of every verified body. Serve
 	// runs its publisher; whoever serves Handler() without Serve must run
 	// Capture.Run alongside.
@@ -55,10 +56,13 @@ type Server struct {
 	rec      recorder
 	verifier *webhook.Verifier
 	m        *metrics
+	alerts   alerts
 	capture  *Capture
-	gatherer prometheus.Gatherer
-	bufs     sync.Pool // *[]byte request bodies
+	budget   bodyBudget
+	bodies   sync.Pool // *body
+	conns    atomic.Pointer[connLimit]
 	e        *echo.Echo
+	h        http.Handler // e behind the response deadline
 }
 
 // New returns a Server for cfg. It registers the metrics with
@@ -72,41 +76,41 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Logger == nil || deps.Store == nil {
 		return nil, errors.New("ingest: Deps.Logger and Deps.Store are required")
 	}
-	reg, gat := deps.Registerer, deps.Gatherer
+	reg := deps.Registerer
 	if reg == nil {
-		r := prometheus.NewRegistry()
-		reg = r
-		if gat == nil {
-			gat = r
-		}
+		reg = prometheus.NewRegistry()
 	}
-	if gat == nil {
-		g, ok := reg.(prometheus.Gatherer)
-		if !ok {
-			return nil, errors.New("ingest: Deps.Gatherer is required when Deps.Registerer is not a Gatherer")
-		}
-		gat = g
+	s := &Server{
+		cfg:     cfg,
+		log:     deps.Logger.With(zap.String("component", "ingest")),
+		store:   deps.Store,
+		capture: deps.Capture,
+		bodies:  newBodyPool(),
 	}
-	m, err := newMetrics(reg)
+	s.budget.max = cfg.MaxBodyBytesInFlight
+	m, err := newMetrics(reg, gauges{
+		bodyBytes: func() float64 { return float64(s.budget.used.Load()) },
+		bodies:    func() float64 { return float64(s.budget.bodies.Load()) },
+		conns: func() float64 {
+			if l := s.conns.Load(); l != nil {
+				return float64(l.open())
+			}
+			return 0
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg:      cfg,
-		log:      deps.Logger.With(zap.String("component", "ingest")),
-		store:    deps.Store,
-		rec:      newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize),
-		m:        m,
-		capture:  deps.Capture,
-		gatherer: gat,
-	}
+	s.m = m
+	s.alerts = newAlerts(s.log)
+	s.rec = newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize)
 	secrets := make([][]byte, len(cfg.AppSecrets))
 	for i, sec := range cfg.AppSecrets {
 		secrets[i] = []byte(sec)
 	}
 	s.verifier = webhook.NewVerifier(secrets)
-	s.bufs.New = func() any { b := make([]byte, 0, 16<<10); return &b }
 	s.e = s.routes()
+	s.h = s.withDeadline(s.e)
 	s.log.Info("ingest configured",
 		zap.Int("app_secrets", len(cfg.AppSecrets)),
 		zap.Bool("app_secret_set", len(cfg.AppSecrets) > 0),
@@ -119,6 +123,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Bool("capture", deps.Capture != nil),
 		zap.Duration("context_ttl", cfg.ContextTTL),
 		zap.Int64("body_limit", cfg.BodyLimit),
+		zap.Int64("max_body_bytes_in_flight", cfg.MaxBodyBytesInFlight),
+		zap.Int("max_connections", cfg.MaxConnections),
+		zap.Duration("response_deadline", cfg.ResponseDeadline),
 		zap.Duration("store_timeout", cfg.StoreTimeout),
 		zap.Duration("shutdown_timeout", cfg.ShutdownTimeout),
 	)
@@ -135,13 +142,18 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/webhook/onprem", s.timed(routeOnPrem, s.postOnPrem))
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{})))
-	e.GET("/v1/contexts/:channel/:business_id/:user_id", s.timed(routeContexts, s.getContext))
 	return e
 }
 
-// Handler returns the HTTP handler of every route.
-func (s *Server) Handler() http.Handler { return s.e }
+// AdminRoutes registers the admin API of ingest (the context lookup) on api,
+// a group of the admin listener behind ADMIN_TOKEN (internal/admin).
+func (s *Server) AdminRoutes(api *echo.Group) {
+	api.GET("/v1/contexts/:channel/:business_id/:user_id", s.timed(routeContexts, s.getContext))
+}
+
+// Handler returns the handler of the webhook listener: the webhook paths,
+// /healthz and /readyz, each answered within RESPONSE_DEADLINE.
+func (s *Server) Handler() http.Handler { return s.h }
 
 // Serve answers HTTP on ln until ctx is done, then stops accepting, lets
 // in-flight requests finish within Config.ShutdownTimeout, and flushes the
@@ -149,13 +161,19 @@ func (s *Server) Handler() http.Handler { return s.e }
 // clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.e,
+		Handler:           s.h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       30 * time.Second, // the body's own bound is RESPONSE_DEADLINE
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+		// Meta's headers are a few hundred bytes; Go's default of 1 MB
+		// would let each connection hold that much before any check.
+		MaxHeaderBytes: maxHeaderBytes,
+		ErrorLog:       zap.NewStdLog(s.log.Named("http")),
 	}
+	lim := newConnLimit(ln, s.cfg.MaxConnections)
+	s.conns.Store(lim)
+	ln = lim
 	captureCtx, stopCapture := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCapture()
 	var wg sync.WaitGroup
@@ -163,7 +181,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { s.capture.Run(captureCtx) })
 	}
 	errc := make(chan error, 1)
-	s.log.Info("listening", zap.String("addr", ln.Addr().String()))
+	s.log.Info("listening", zap.String("addr", ln.Addr().String()), zap.String("listener", "webhook"))
 	go func() { errc <- srv.Serve(ln) }()
 
 	var err error

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -52,6 +53,7 @@ type testEnv struct {
 	store *attribution.Store
 	mr    *miniredis.Miniredis
 	reg   *prometheus.Registry
+	adm   *admin.Server // the admin listener, with ingest's routes
 }
 
 // newTestEnv builds a Server with cfg (testConfig when nil) and log
@@ -71,7 +73,9 @@ func newTestEnv(t *testing.T, cfg *Config, log *zap.Logger) *testEnv {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return &testEnv{t: t, srv: srv, store: store, mr: mr, reg: reg}
+	adm := admin.New(admin.Config{Token: cfg.AdminToken}, log, reg)
+	srv.AdminRoutes(adm.API())
+	return &testEnv{t: t, srv: srv, store: store, mr: mr, reg: reg, adm: adm}
 }
 
 // newMiniStore returns a store over a fresh miniredis.
@@ -86,17 +90,32 @@ func newMiniStore(t *testing.T) (*attribution.Store, *miniredis.Miniredis) {
 	return attribution.NewStore(rdb, 0), mr
 }
 
-// do sends a request to the handler and returns the recorded response.
+// do sends a request to the webhook listener's handler and returns the
+// recorded response.
 func (e *testEnv) do(method, target string, body []byte, header http.Header) *httptest.ResponseRecorder {
 	e.t.Helper()
-	req := httptest.NewRequestWithContext(e.t.Context(), method, target, bytes.NewReader(body))
+	return serve(e.t, e.srv.Handler(), method, target, body, header)
+}
+
+// admin sends a request to the admin listener's handler.
+func (e *testEnv) admin(method, target string, header http.Header) *httptest.ResponseRecorder {
+	e.t.Helper()
+	return serve(e.t, e.adm.Handler(), method, target, nil, header)
+}
+
+func serve(t *testing.T, h http.Handler, method, target string, body []byte, header http.Header) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), method, target, bytes.NewReader(body))
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	rec := httptest.NewRecorder()
-	e.srv.Handler().ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	return rec
 }
+
+// bearer is the admin token's Authorization header.
+func bearer() http.Header { return http.Header{"Authorization": {"Bearer " + testAdminToken}} }
 
 // post sends body to /webhook signed with secret (unsigned when empty).
 func (e *testEnv) post(body []byte, secret string) *httptest.ResponseRecorder {
@@ -176,12 +195,12 @@ func expectations(t *testing.T) []expectation {
 
 func TestHealthAndMetricsEndpoints(t *testing.T) {
 	e := newTestEnv(t, nil, nil)
-	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+	for _, path := range []string{"/healthz", "/readyz"} {
 		if rec := e.do(http.MethodGet, path, nil, nil); rec.Code != http.StatusOK {
 			t.Errorf("GET %s = %d; want 200", path, rec.Code)
 		}
 	}
-	body := e.do(http.MethodGet, "/metrics", nil, nil).Body.String()
+	body := e.admin(http.MethodGet, "/metrics", bearer()).Body.String()
 	for _, name := range []string{"ingest_webhooks_total", "ingest_touches_total", "ingest_signature_failures_total", "ingest_store_duration_seconds", "ingest_http_request_duration_seconds"} {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s", name)

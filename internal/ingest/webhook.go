@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -36,19 +35,29 @@ func (s *Server) handshake(c echo.Context) error {
 }
 
 // postWebhook takes a signed delivery of any channel. This is the hot path:
-// pooled body buffer, no decoding beyond webhook.Parse, one store call.
+// pooled body buffer, no decoding beyond webhook.Parse, one store call. A
+// missing or malformed signature is refused before the body is read, so
+// that an unsigned request costs no body buffer at all.
 func (s *Server) postWebhook(c echo.Context) error {
 	req := c.Request()
-	buf, err := s.readBody(req)
+	sig := req.Header.Get(webhook.SignatureHeader)
+	if !webhook.SignatureWellFormed(sig) {
+		reason := sigMalformed
+		if sig == "" {
+			reason = sigMissing
+		}
+		s.signatureFailed(reason)
+		return errBadSignature
+	}
+	bd, err := s.readBody(req)
 	if err != nil {
 		s.m.webhooks[chanUnknown][outcomeOf(err)].Inc()
 		return err
 	}
-	defer s.putBuf(buf)
-	body := *buf
-	if s.verifier.Verify(body, req.Header.Get(webhook.SignatureHeader)) != nil {
-		s.m.sigFailures.Inc()
-		s.m.webhooks[chanUnknown][outBadSignature].Inc()
+	defer s.releaseBody(bd)
+	body := bd.b
+	if s.verifier.Verify(body, sig) != nil {
+		s.signatureFailed(sigMismatch)
 		return errBadSignature
 	}
 	p, err := webhook.Parse(body)
@@ -74,13 +83,13 @@ func (s *Server) postOnPrem(c echo.Context) error {
 		s.m.webhooks[chanOnPrem][outUnauthorized].Inc()
 		return errOnPremAuth
 	}
-	buf, err := s.readBody(req)
+	bd, err := s.readBody(req)
 	if err != nil {
 		s.m.webhooks[chanOnPrem][outcomeOf(err)].Inc()
 		return err
 	}
-	defer s.putBuf(buf)
-	body := *buf
+	defer s.releaseBody(bd)
+	body := bd.b
 	p, err := webhook.ParseOnPrem(body, s.cfg.OnPremWABAID)
 	if err != nil {
 		s.m.webhooks[chanOnPrem][outBadJSON].Inc()
@@ -228,56 +237,15 @@ func channelOf(c webhook.Channel) channel {
 
 // outcomeOf maps a readBody error to its metric outcome.
 func outcomeOf(err error) outcome {
-	if errors.Is(err, errBodyTooLarge) {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
 		return outTooLarge
+	case errors.Is(err, errOverloaded):
+		return outOverloaded
+	case errors.Is(err, errDeadline):
+		return outDeadline
 	}
 	return outBadJSON
-}
-
-// readBody reads the request body into a pooled buffer, refusing more than
-// BODY_LIMIT bytes. The caller returns the buffer with putBuf.
-func (s *Server) readBody(req *http.Request) (*[]byte, error) {
-	limit := s.cfg.BodyLimit
-	if req.ContentLength > limit {
-		return nil, errBodyTooLarge
-	}
-	bp := s.bufs.Get().(*[]byte)
-	b := (*bp)[:0]
-	if req.ContentLength > int64(cap(b)) {
-		b = make([]byte, 0, req.ContentLength+1) // +1 to see EOF without growing
-	}
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := req.Body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if int64(len(b)) > limit {
-			*bp = b
-			s.putBuf(bp)
-			return nil, errBodyTooLarge
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			*bp = b
-			s.putBuf(bp)
-			return nil, errReadBody
-		}
-	}
-	*bp = b
-	return bp, nil
-}
-
-// maxPooledBuf keeps rare huge bodies from pinning memory in the pool.
-const maxPooledBuf = 256 << 10
-
-func (s *Server) putBuf(bp *[]byte) {
-	if cap(*bp) <= maxPooledBuf {
-		*bp = (*bp)[:0]
-		s.bufs.Put(bp)
-	}
 }
 
 // secretEqual compares a presented secret with the configured one in

@@ -76,7 +76,7 @@ const (
 	DefaultRetryMin        = 2 * time.Second
 	DefaultRetryMax        = 5 * time.Minute
 	DefaultPauseInterval   = 5 * time.Minute
-	DefaultMetricsAddr     = ":9090"
+	DefaultMetricsAddr     = "127.0.0.1:9090" // metrics stay off the internet unless asked
 	DefaultShutdownTimeout = 20 * time.Second
 )
 
@@ -135,7 +135,7 @@ func Settings() []settings.Setting {
 		{Env: "RETRY_MIN", Flag: "retry-min", Default: dur(d.RetryMin), Help: "first backoff after a transient or throttling Graph error"},
 		{Env: "RETRY_MAX", Flag: "retry-max", Default: dur(d.RetryMax), Help: "longest backoff"},
 		{Env: "PAUSE_INTERVAL", Flag: "pause-interval", Default: dur(d.PauseInterval), Help: "how long a business is paused after a token error before it is tried again"},
-		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz (-metrics-addr= turns them off)"},
+		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz; localhost by default, keep it off the internet (-metrics-addr= turns them off)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long the in-flight batch may take to finish after SIGTERM"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},

@@ -24,7 +24,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	want := DefaultConfig()
 	if cfg.ContextWait != want.ContextWait || cfg.BatchSize != 1000 || cfg.SendLease != 2*time.Minute ||
 		cfg.SentTTL != 8*24*time.Hour || !slices.Equal(cfg.RequireReferral, []string{"messenger"}) || cfg.GraphVersion != "v24.0" ||
-		cfg.GraphBase != "https://graph.facebook.com" || cfg.MetricsAddr != ":9090" || cfg.AccessToken != "tok" {
+		cfg.GraphBase != "https://graph.facebook.com" || cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AccessToken != "tok" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 }

@@ -102,6 +102,15 @@ func (v *Verifier) Verify(body []byte, header string) error {
 	return ErrSignature
 }
 
+// SignatureWellFormed reports whether header has the one form Verify can
+// accept ("sha256=" and 64 lowercase hex digits). A receiver checks it before
+// reading the body, so that a request which can never verify costs no body
+// buffer.
+func SignatureWellFormed(header string) bool {
+	var sum [sha256.Size]byte
+	return decodeSignature(header, &sum)
+}
+
 // decodeSignature decodes the hex digest of a "sha256=<hex>" header into dst
 // without allocating. It reports false for anything but the canonical form.
 // Branching on the header's bytes leaks nothing secret: the header is what the

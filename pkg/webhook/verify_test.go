@@ -132,3 +132,25 @@ func TestChallenge(t *testing.T) {
 		})
 	}
 }
+
+func TestSignatureWellFormed(t *testing.T) {
+	good := Sign([]byte("{}"), []byte("k"))
+	tests := []struct {
+		header string
+		want   bool
+	}{
+		{good, true},
+		{"", false},
+		{"sha256=", false},
+		{"sha1=" + good[len("sha256="):], false},
+		{strings.ToUpper(good), false},
+		{good[:len(good)-1], false},
+		{good + "0", false},
+		{good[:len(good)-1] + "g", false},
+	}
+	for _, tt := range tests {
+		if got := SignatureWellFormed(tt.header); got != tt.want {
+			t.Errorf("SignatureWellFormed(%q) = %v; want %v", tt.header, got, tt.want)
+		}
+	}
+}
