@@ -47,7 +47,8 @@ func (s *Server) answerEvents(w http.ResponseWriter, r *http.Request, datasetID 
 	// Read the body first: only then does net/http notice a client that hangs
 	// up, which wait needs.
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if !s.wait(r) {
+	s.noteArrival(body)
+	if !s.wait(r, datasetID) {
 		return 499 // client went away; nothing written
 	}
 	if f, ok := s.takeFailure(); ok {

@@ -66,6 +66,7 @@ type Server struct {
 	tokens       map[string]bool
 	appSecrets   map[string]string // token → its app's secret
 	events       []Event
+	arrivals     map[string]int // RecordArrivals: event ids per request that arrived, nil: off
 	requests     int
 	rejected     int
 	faults       faults
