@@ -32,13 +32,24 @@ type Event struct {
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, datasetID string) {
 	s.mu.Lock()
 	s.requests++
+	s.inflight++
+	s.peakInflight = max(s.peakInflight, s.inflight)
 	s.mu.Unlock()
 	status := s.answerEvents(w, r, datasetID)
+	s.mu.Lock()
+	s.inflight--
 	if status != http.StatusOK {
-		s.mu.Lock()
 		s.rejected++
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
+}
+
+// PeakInFlight is the most /events requests that were being answered at
+// once since the server started or was Reset.
+func (s *Server) PeakInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peakInflight
 }
 
 // answerEvents writes the response and returns its status (200 also for a

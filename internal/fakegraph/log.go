@@ -46,7 +46,10 @@ func (s *Server) Rejected() int {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.events, s.requests, s.rejected, s.datasetCalls = nil, 0, 0, nil
+	s.events, s.requests, s.rejected, s.datasetCalls, s.peakInflight = nil, 0, 0, nil, s.inflight
+	if s.arrivals != nil {
+		s.arrivals = map[string]int{}
+	}
 }
 
 // arrivedID finds the event ids in a request body, answered or not.

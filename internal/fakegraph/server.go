@@ -69,6 +69,8 @@ type Server struct {
 	arrivals     map[string]int // RecordArrivals: event ids per request that arrived, nil: off
 	requests     int
 	rejected     int
+	inflight     int // /events requests being answered now
+	peakInflight int
 	faults       faults
 	datasets     map[string]string // business id → dataset id
 	datasetCalls []DatasetCall

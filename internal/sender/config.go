@@ -86,7 +86,10 @@ const (
 	DefaultPauseInterval   = 5 * time.Minute
 	DefaultMetricsAddr     = ":9090"
 	// DefaultHTTPTimeout: Meta answers "the majority of requests" to
-	// /events in under 600 ms; a request still unanswered after 20 s (over
+	// /events in under 600 ms and suggests a 1500 ms client timeout
+	// (Conversions API, Troubleshooting:
+	// https://developers.facebook.com/docs/marketing-api/conversions-api/support);
+	// a request still unanswered after 20 s (over
 	// 30 times that) is almost surely lost, and waiting longer only holds
 	// the business's slot. It is not shorter because a request cut off after
 	// it was written ends in_doubt, which an operator must check by hand.

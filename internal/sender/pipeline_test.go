@@ -21,7 +21,7 @@ func TestHungBusinessDoesNotHoldOthers(t *testing.T) {
 		c.Workers = 1
 		c.BatchSize = 10
 		c.MaxInflightPerBusiness = 2
-		c.Linger = 0 // each fetch of 10 its own request, to fill the business's slots
+		c.Linger = 0                // each fetch of 10 its own request, to fill the business's slots
 		c.HTTPTimeout = time.Minute // the hang outlasts the test
 		c.SendLease = 2 * time.Minute
 		c.ShutdownTimeout = time.Minute
