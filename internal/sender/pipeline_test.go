@@ -47,3 +47,24 @@ func TestHungBusinessDoesNotHoldOthers(t *testing.T) {
 	e.sentOnce(ids...)
 	e.fake.ClearFaults() // let the hung requests end, so that the sender can stop
 }
+
+// Copies of one event fetched apart (a duplicate publish under another
+// Nats-Msg-Id) meet in their dataset's queue and so in one request: the
+// event goes to Meta once, and both messages are settled.
+func TestCopiesInOneRequestSentOnce(t *testing.T) {
+	e := newEnv(t, func(c *sender.Config) {
+		c.Workers = 1
+		c.BatchSize = 1                   // one fetch per copy
+		c.Linger = 500 * time.Millisecond // both wait in the queue for one request
+	})
+	e.touch(attribution.Instagram, "ig1", "igsid-1")
+	data := conv("twice-1", "instagram", "ig1", "igsid-1")
+	e.publish("instagram", data, "copy-a")
+	e.publish("instagram", data, "copy-b")
+	e.waitSent(10*time.Second, "twice-1")
+	e.settled(10 * time.Second)
+	e.sentOnce("twice-1")
+	if n := len(e.dlq()); n != 0 {
+		t.Errorf("%d dead letters; want none", n)
+	}
+}

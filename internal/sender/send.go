@@ -20,8 +20,26 @@ const inDoubtText = "an earlier send of this event_id got no answer from Meta, w
 // and reads the answer.
 func (s *Service) send(ctx context.Context, business string, ds dataset, items []*item) settlements {
 	ss := make(settlements, 0, len(items))
-	s.sendInto(ctx, &ss, business, ds, items)
+	s.sendInto(ctx, &ss, business, ds, dedupe(items))
 	return ss
+}
+
+// dedupe makes later copies of an event in items followers of the first,
+// which settle with it. A queue gathers several fetches, so one request
+// may hold two copies of an event (a duplicate publish): claimed under one
+// owner, both would count as claimed and both be posted.
+func dedupe(items []*item) []*item {
+	seen := make(map[string]*item, len(items))
+	out := items[:0:0]
+	for _, it := range items {
+		if p := seen[it.ledgerID]; p != nil {
+			p.followers = append(p.followers, it)
+			continue
+		}
+		seen[it.ledgerID] = it
+		out = append(out, it)
+	}
+	return out
 }
 
 func (s *Service) sendInto(ctx context.Context, ss *settlements, business string, ds dataset, items []*item) {
