@@ -121,7 +121,7 @@ func (s *Service) settle(ss settlements) {
 				ackFailed++
 				ackErr = cmp.Or(ackErr, err)
 			}
-			for _, f := range it.followers {
+			for _, f := range followers(it) {
 				if !f.settled.Swap(true) {
 					if err := s.ackNow(f, outcomeDuplicate); err != nil {
 						ackFailed++
@@ -152,7 +152,7 @@ func (s *Service) settle(ss settlements) {
 			}
 			div = append(div, diverted{it: it, label: label, fut: fut, err: err})
 		}
-		for _, f := range it.followers {
+		for _, f := range followers(it) {
 			if !f.settled.Swap(true) {
 				if err := s.nakNow(f, time.Second, outcomeRetried); err != nil {
 					nakFailed++
@@ -200,6 +200,17 @@ func (s *Service) settle(ss settlements) {
 	if nakFailed > 0 {
 		s.log.Warn("nak failed; jetstream redelivers after ack_wait instead", zap.Int("count", nakFailed), zap.Error(nakErr))
 	}
+}
+
+// followers returns it's followers and theirs: a primary of one fetch may
+// itself follow another copy in its request (dedupe).
+func followers(it *item) []*item {
+	var out []*item
+	for _, f := range it.followers {
+		out = append(out, f)
+		out = append(out, followers(f)...)
+	}
+	return out
 }
 
 // ackNow acks it, counts it as label and lets the pipeline forget it.

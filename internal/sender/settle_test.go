@@ -203,3 +203,20 @@ func TestKeepAliveHeld(t *testing.T) {
 		t.Error("failed in-progress acks not logged")
 	}
 }
+
+// A follower with followers of its own (a fetch's primary that met another
+// copy in its request) settles them too: none is left held for ever.
+func TestSettleNestedFollowers(t *testing.T) {
+	s, _ := newSettleService(t)
+	for _, o := range []outcome{sent(), retry(time.Second)} {
+		p, _ := newTestItem(1, nil)
+		f, _ := newTestItem(2, nil)
+		ff, ffm := newTestItem(3, nil)
+		f.followers = []*item{ff}
+		p.followers = []*item{f}
+		s.settle(settlements{{p, o}})
+		if ffm.got() == "" {
+			t.Errorf("outcome %v: the follower's follower was not settled", o.kind)
+		}
+	}
+}
