@@ -55,7 +55,7 @@ type Config struct {
 	MetricsAddr            string        // METRICS_ADDR
 	PprofAddr              string        // PPROF_ADDR: /debug/pprof listener; empty: off
 	LogLevel               zapcore.Level // LOG_LEVEL
-	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the in-flight batch
+	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
 	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
 }
 
