@@ -149,7 +149,7 @@ func TestFaultMalformedConversions(t *testing.T) {
 	add("business_id missing", "invalid", false, func(m map[string]any) { delete(m, "business_id") })
 	add("business_id with a colon", "invalid", false, func(m map[string]any) { m["business_id"] = "1042:1" })
 	add("user_id a number", "invalid", false, func(m map[string]any) { m["user_id"] = 15550001 })
-	add("user_id too long", "invalid", false, func(m map[string]any) { m["user_id"] = strings.Repeat("1", 100) })
+	add("user_id too long", "invalid", false, func(m map[string]any) { m["user_id"] = strings.Repeat("1", 200) }) // over conversion.MaxUserIDLen (131)
 	add("dataset_id with braces", "invalid", false, func(m map[string]any) { m["dataset_id"] = "{9}" })
 	add("event_time a string", "invalid", false, func(m map[string]any) { m["event_time"] = "yesterday" })
 	add("event_time in milliseconds", "invalid", false, func(m map[string]any) { m["event_time"] = now.UnixMilli() })
