@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,4 +214,93 @@ func TestSenderKilledDuringPost(t *testing.T) {
 	if reason := r.deadLetters()[ids[0]]; reason != "in_doubt" {
 		t.Fatalf("%s dead letter reason %q; want in_doubt", ids[0], reason)
 	}
+}
+
+// (c) The sender is SIGKILLed with requests of many businesses in flight
+// (a slow Graph, several requests per business, each business its own
+// dataset): one request is being accepted, others are on the wire. After a
+// restart nothing is lost and nothing is sent twice; only events whose
+// request may have reached Meta end in_doubt: ones a request carried to the
+// fake, or ones of a business whose requests were going out at the kill
+// (the sender marks a post just before writing it, so a kill in between
+// leaves a request that never left in doubt, by design).
+func TestSenderKilledWithManyBusinessesInFlight(t *testing.T) {
+	r := newCrashRig(t)
+	const businesses, perBusiness = 40, 6
+	store := attribution.NewStore(r.redis.Client(t), 0)
+	var touches []attribution.Touch
+	for b := range businesses {
+		touches = append(touches, attribution.Touch{
+			Key:     attribution.Key{Channel: attribution.WhatsApp, BusinessID: strconv.Itoa(104222330000000 + b), UserID: "16315551234"},
+			ClickID: "clid-many", AdID: "1", Time: time.Now(),
+		})
+	}
+	if err := store.Record(context.Background(), touches); err != nil {
+		t.Fatal(err)
+	}
+	r.fake.RecordArrivals()
+	r.fake.Latency(300 * time.Millisecond)
+	var (
+		mu       sync.Mutex
+		victim   *proc
+		accepted int
+	)
+	r.fake.OnAccept(func(evs []fakegraph.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if accepted++; accepted == 10 && victim != nil {
+			victim.Kill() // while this request is accepted and others wait
+		}
+	})
+	p := r.startSender("LINGER=0", "BATCH_SIZE=20", "MAX_INFLIGHT_PER_BUSINESS=2", "HTTP_TIMEOUT=2s", "SHUTDOWN_TIMEOUT=2s")
+	mu.Lock()
+	victim = p
+	mu.Unlock()
+	var ids []string
+	for i := range perBusiness {
+		for b := range businesses {
+			id := fmt.Sprintf("many-%d-%d", b, i)
+			ids = append(ids, id)
+			m := nats.NewMsg("conversions.whatsapp")
+			m.Header.Set(jetstream.MsgIDHeader, id)
+			m.Data = fmt.Appendf(nil, `{"event_id":%q,"event_name":"OrderCreated","event_time":%d,"channel":"whatsapp","business_id":"%d","user_id":"16315551234"}`,
+				id, time.Now().Unix(), 104222330000000+b)
+			if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, 30*time.Second, "the sender to be killed with requests in flight", func() bool { return exited(p) })
+	arrivedBefore := r.fake.Arrivals()
+	postingBiz := map[string]bool{} // businesses with a request at the fake before the kill
+	for id := range arrivedBefore {
+		if b, _, ok := strings.Cut(strings.TrimPrefix(id, "many-"), "-"); ok {
+			postingBiz[b] = true
+		}
+	}
+	r.fake.OnAccept(nil)
+	r.fake.Latency(0)
+
+	r.startSender()
+	r.settled(60 * time.Second)
+	counts, dead := r.fake.CountByEventID(), r.deadLetters()
+	var inDoubt int
+	for _, id := range ids {
+		switch reason, ok := dead[id]; {
+		case counts[id] > 1:
+			t.Errorf("%s reached Meta %d times; want at most 1", id, counts[id])
+		case ok && reason != "in_doubt":
+			t.Errorf("%s dead-lettered %s; want sent, or in_doubt", id, reason)
+		case ok && arrivedBefore[id] == 0 && !postingBiz[strings.Split(id, "-")[1]]:
+			t.Errorf("%s in_doubt although its business had no request out before the kill", id)
+		case ok:
+			inDoubt++
+		case counts[id] != 1:
+			t.Errorf("%s lost: neither at Meta nor dead-lettered", id)
+		}
+	}
+	if inDoubt == 0 {
+		t.Error("no event in doubt: the kill did not happen with a request in flight")
+	}
+	t.Logf("%d events, %d in doubt, %d carried to the fake before the kill", len(ids), inDoubt, len(arrivedBefore))
 }

@@ -123,7 +123,7 @@ func allSettings() []settings.Setting {
 			d.Help = "append the requests to this JSONL file instead of posting them (unset and no token: DATA_DIR/" + dryRunFile + ")"
 		case "SHUTDOWN_TIMEOUT":
 			d.Default = ""
-			d.Help = "how long in-flight webhooks and the sender's batch may take after SIGTERM (unset: 15s and 20s)"
+			d.Help = "how long in-flight webhooks and the sender's batch may take after SIGTERM (unset: 15s and 25s; at least HTTP_TIMEOUT)"
 		}
 	}
 	return all

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,7 +39,11 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	rateFor := fs.Duration("rate-d", 10*time.Second, "fixed-rate run duration")
 	contexts := fs.Int("contexts", 0, "contexts to seed (default -n)")
 	mix := fs.String("mix", loadgen.DefaultMix, "channel weights")
-	businesses := fs.Int("businesses", 8, "business ids per channel")
+	businesses := fs.Int("businesses", 8, "business ids per channel (each its own dataset)")
+	latency := fs.Duration("graph-latency", 0, "fake Graph answer time: log-normal around it, p99 about 2.5 times it (0: at once)")
+	hang := fs.Int("hang", 0, "businesses whose requests hang past HTTP_TIMEOUT (fake Graph); their conversions are not waited for")
+	noRaw := fs.Bool("no-raw", false, "skip the raw fetch+ack rounds")
+	senderEnv := fs.String("sender-env", "", "more sender settings, K=V,K=V (e.g. LINGER=0,MAX_INFLIGHT=64)")
 	graph := fs.String("graph", "fake", `Graph API: "fake" (internal/fakegraph, checks Meta's rules) or "sink" (answers only)`)
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on waiting for one round")
 	procsFlag := fs.String("procs", "", "more processes to report CPU time per conversion for, name=pid,... (e.g. nats=123,redis=456)")
@@ -86,8 +93,20 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	for i, b := range gen.Businesses() {
 		datasets[b] = strconv.Itoa(900000000000 + i)
 	}
-	graphURL, attach, closeGraph := startGraph(*graph, datasets)
-	defer closeGraph()
+	g := startGraph(*graph, datasets)
+	defer g.close()
+	hung := map[string]bool{}
+	if *hang > 0 || *latency > 0 {
+		if g.fake == nil {
+			return errors.New("-hang and -graph-latency need -graph fake")
+		}
+		g.fake.Latency(*latency)
+		g.fake.LatencyJitter(logNormal)
+		for _, b := range gen.Businesses()[:min(*hang, len(datasets))] {
+			hung[b] = true
+			g.fake.HangDataset(datasets[b])
+		}
+	}
 	dsFile, err := writeDatasets(dir, datasets)
 	if err != nil {
 		return err
@@ -95,40 +114,66 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	if *senderLog == "" {
 		*senderLog = filepath.Join(dir, "sender.log")
 	}
-	proc, err := startSender(*bin, *senderLog, []string{
-		"NATS_URL=" + *natsURL, "REDIS_URL=" + *redisURL, "GRAPH_API_BASE=" + graphURL,
+	env := []string{
+		"NATS_URL=" + *natsURL, "REDIS_URL=" + *redisURL, "GRAPH_API_BASE=" + g.url,
 		"CAPI_ACCESS_TOKEN=" + fakegraph.DefaultToken, "CAPI_DATASETS_FILE=" + dsFile,
 		"BATCH_SIZE=" + strconv.Itoa(*batch), "LOG_LEVEL=warn",
-	})
+	}
+	if *senderEnv != "" {
+		env = append(env, strings.Split(*senderEnv, ",")...)
+	}
+	proc, err := startSender(*bin, *senderLog, env)
 	if err != nil {
 		return err
 	}
 	defer stopSender(proc, *senderLog, stdout)
 
-	fmt.Fprintf(stdout, "loadgen sender: n=%d rounds=%d batch=%d rate=%.0f rate-d=%s graph=%s contexts=%d\n",
-		*n, *rounds, *batch, *rate, *rateFor, *graph, *contexts)
+	fmt.Fprintf(stdout, "loadgen sender: n=%d rounds=%d batch=%d rate=%.0f rate-d=%s graph=%s contexts=%d businesses=%d graph-latency=%s hang=%d sender-env=%q\n",
+		*n, *rounds, *batch, *rate, *rateFor, *graph, *contexts, len(datasets), *latency, len(hung), *senderEnv)
 	b := &loadgen.SenderBench{
 		JS: js, Gen: gen, RunID: strconv.FormatInt(time.Now().UnixNano(), 36), N: *n, Rounds: *rounds, Batch: *batch,
-		Rate: *rate, RateFor: *rateFor, Attach: attach, Timeout: *timeout, Out: stdout,
+		Rate: *rate, RateFor: *rateFor, Attach: g.attach, Timeout: *timeout, Out: stdout,
 		Hold:  true,
 		Procs: append([]loadgen.Proc{{Name: "sender", PID: proc.Process.Pid}}, procs...),
-		Redis: rdb,
+		Redis: rdb, NoRaw: *noRaw,
 	}
-	return b.Run(ctx)
+	if len(hung) > 0 {
+		b.Hung = func(i int) bool { return hung[gen.BusinessOf(i)] }
+	}
+	if g.fake != nil {
+		b.GraphStats = g.stats
+	}
+	err = b.Run(ctx)
+	if len(hung) > 0 {
+		g.fake.ClearFaults() // let the hung requests end, so the sender can stop
+	}
+	if err == nil {
+		err = reportRSS(stdout, proc.Process.Pid)
+	}
+	return err
 }
 
-// startGraph starts the Graph API the sender posts to and returns its URL,
-// how to attach a tracker, and how to stop it.
-func startGraph(kind string, datasets map[string]string) (string, func(*loadgen.Tracker), func()) {
+// graphUnderTest is the Graph API the sender posts to.
+type graphUnderTest struct {
+	url    string
+	attach func(*loadgen.Tracker)
+	close  func()
+	fake   *fakegraph.Server // nil for the sink
+
+	requests int // at the last stats
+}
+
+// startGraph starts the Graph API the sender posts to.
+func startGraph(kind string, datasets map[string]string) *graphUnderTest {
 	if kind == "sink" {
 		s := loadgen.NewSink()
-		return s.URL(), s.Attach, s.Close
+		return &graphUnderTest{url: s.URL(), attach: s.Attach, close: s.Close}
 	}
 	g := fakegraph.NewServer(fakegraph.Options{Datasets: datasets, StrictDatasets: true})
-	attach := func(t *loadgen.Tracker) {
+	gt := &graphUnderTest{url: g.URL(), close: g.Close, fake: g}
+	gt.attach = func(t *loadgen.Tracker) {
 		if t == nil {
 			g.OnAccept(nil)
-			g.Reset() // forget accepted events: a long run would hold them all
 			return
 		}
 		g.OnAccept(func(evs []fakegraph.Event) {
@@ -140,7 +185,46 @@ func startGraph(kind string, datasets map[string]string) (string, func(*loadgen.
 			t.Accept(now, ids...)
 		})
 	}
-	return g.URL(), attach, g.Close
+	return gt
+}
+
+// stats describes the fake's requests since the last call and forgets
+// them (a long run would hold every accepted event).
+func (g *graphUnderTest) stats() string {
+	reqs, evs, peak := g.fake.Requests(), len(g.fake.Events()), g.fake.PeakInFlight()
+	g.fake.Reset()
+	per := 0.0
+	if reqs > 0 {
+		per = float64(evs) / float64(reqs)
+	}
+	return fmt.Sprintf("requests %d  events/request %.1f  peak in flight %d", reqs, per, peak)
+}
+
+// logNormal draws a Graph answer time around d: log-normal with median d
+// and σ = ln 2.5 / 2.326, so that the 99th percentile is 2.5·d.
+func logNormal(d time.Duration) time.Duration {
+	const sigma = 0.3939 // ln(2.5) / z(0.99)
+	return time.Duration(float64(d) * math.Exp(sigma*rand.NormFloat64()))
+}
+
+// reportRSS prints the sender's peak resident memory (VmHWM) and current
+// (VmRSS) from /proc.
+func reportRSS(out io.Writer, pid int) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil // not Linux, or gone: nothing to report
+	}
+	var hwm, rss string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			hwm = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			rss = strings.TrimSpace(v)
+		}
+	}
+	fmt.Fprintf(out, "RESULT sender_rss peak=%s now=%s\n", hwm, rss)
+	return nil
 }
 
 // writeDatasets writes CAPI_DATASETS_FILE for the harness's businesses.

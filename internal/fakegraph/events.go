@@ -32,13 +32,24 @@ type Event struct {
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, datasetID string) {
 	s.mu.Lock()
 	s.requests++
+	s.inflight++
+	s.peakInflight = max(s.peakInflight, s.inflight)
 	s.mu.Unlock()
 	status := s.answerEvents(w, r, datasetID)
+	s.mu.Lock()
+	s.inflight--
 	if status != http.StatusOK {
-		s.mu.Lock()
 		s.rejected++
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
+}
+
+// PeakInFlight is the most /events requests that were being answered at
+// once since the server started or was Reset.
+func (s *Server) PeakInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peakInflight
 }
 
 // answerEvents writes the response and returns its status (200 also for a
@@ -47,7 +58,8 @@ func (s *Server) answerEvents(w http.ResponseWriter, r *http.Request, datasetID 
 	// Read the body first: only then does net/http notice a client that hangs
 	// up, which wait needs.
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if !s.wait(r) {
+	s.noteArrival(body)
+	if !s.wait(r, datasetID) {
 		return 499 // client went away; nothing written
 	}
 	if f, ok := s.takeFailure(); ok {

@@ -11,6 +11,10 @@ type faults struct {
 	failNext     []failure
 	rejectIDs    map[string]bool
 	latency      time.Duration
+	jitter       func(time.Duration) time.Duration
+	hang         map[string]bool
+	unhang       chan struct{} // closed by ClearFaults: hung requests end
+	hanging      int
 	onAccept     func([]Event)
 	dropNext     int
 	usagePercent int
@@ -72,6 +76,27 @@ func (s *Server) Latency(d time.Duration) {
 	s.faults.latency = d
 }
 
+// LatencyJitter makes each /events answer wait f(d) instead of the Latency
+// d (a load generator's log-normal around d, say); nil removes it.
+func (s *Server) LatencyJitter(f func(time.Duration) time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.jitter = f
+}
+
+// HangDataset makes every /events request to datasetID hang until the
+// client gives up (its timeout) or the server closes; nothing is recorded.
+// A hung business, while the others answer.
+func (s *Server) HangDataset(datasetID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faults.hang == nil {
+		s.faults.hang = map[string]bool{}
+		s.faults.unhang = make(chan struct{})
+	}
+	s.faults.hang[datasetID] = true
+}
+
 // OnAccept sets a hook called with the events of each accepted request after
 // they are recorded and before the 200 response is written (nil removes it).
 // Crash tests kill the sender here: Meta has the events, the sender no answer.
@@ -120,11 +145,23 @@ func (s *Server) echoes() bool {
 	return s.faults.echo
 }
 
-// ClearFaults removes every injected fault.
+// Hanging is how many /events requests hang now (HangDataset).
+func (s *Server) Hanging() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults.hanging
+}
+
+// ClearFaults removes every injected fault. Requests hanging end without an
+// answer written (the client sees an empty response).
 func (s *Server) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = faults{}
+	if s.faults.unhang != nil {
+		close(s.faults.unhang)
+	}
+	hanging := s.faults.hanging
+	s.faults = faults{hanging: hanging}
 }
 
 func (s *Server) takeFailure() (failure, bool) {
@@ -144,19 +181,37 @@ func (s *Server) isRejectedID(id string) bool {
 	return id != "" && s.faults.rejectIDs[id]
 }
 
-// wait sleeps the configured latency; false if the client went away first.
-func (s *Server) wait(r *http.Request) bool {
+// wait sleeps the configured latency; false if the client went away first
+// (always, for a hung dataset).
+func (s *Server) wait(r *http.Request, datasetID string) bool {
 	s.mu.Lock()
-	d := s.faults.latency
+	d, jitter, hang, unhang := s.faults.latency, s.faults.jitter, s.faults.hang[datasetID], s.faults.unhang
+	if hang {
+		s.faults.hanging++
+		defer func() {
+			s.mu.Lock()
+			s.faults.hanging--
+			s.mu.Unlock()
+		}()
+	}
 	s.mu.Unlock()
-	if d <= 0 {
+	if jitter != nil && d > 0 {
+		d = jitter(d)
+	}
+	if d <= 0 && !hang {
 		return true
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	var fire <-chan time.Time
+	if !hang {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		fire = t.C
+	}
 	select {
-	case <-t.C:
+	case <-fire:
 		return true
+	case <-unhang:
+		return false
 	case <-r.Context().Done():
 		return false
 	case <-s.closed:

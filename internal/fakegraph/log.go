@@ -1,5 +1,10 @@
 package fakegraph
 
+import (
+	"maps"
+	"regexp"
+)
+
 // Events returns the accepted events in arrival order.
 func (s *Server) Events() []Event {
 	s.mu.Lock()
@@ -41,5 +46,45 @@ func (s *Server) Rejected() int {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.events, s.requests, s.rejected, s.datasetCalls = nil, 0, 0, nil
+	s.events, s.requests, s.rejected, s.datasetCalls, s.peakInflight = nil, 0, 0, nil, s.inflight
+	if s.arrivals != nil {
+		s.arrivals = map[string]int{}
+	}
+}
+
+// arrivedID finds the event ids in a request body, answered or not.
+var arrivedID = regexp.MustCompile(`"event_id"\s*:\s*"([^"]*)"`)
+
+// RecordArrivals makes the server note the event ids of every /events
+// request whose body arrived, before any latency, hang or check: the events
+// a sender "may have delivered to Meta" although none was accepted.
+func (s *Server) RecordArrivals() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.arrivals == nil {
+		s.arrivals = map[string]int{}
+	}
+}
+
+// Arrivals counts, per event id, the requests that carried it to the
+// server (RecordArrivals), accepted or not.
+func (s *Server) Arrivals() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.arrivals)
+}
+
+func (s *Server) noteArrival(body []byte) {
+	s.mu.Lock()
+	on := s.arrivals != nil
+	s.mu.Unlock()
+	if !on {
+		return
+	}
+	ms := arrivedID.FindAllSubmatch(body, -1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		s.arrivals[string(m[1])]++
+	}
 }

@@ -66,8 +66,11 @@ type Server struct {
 	tokens       map[string]bool
 	appSecrets   map[string]string // token → its app's secret
 	events       []Event
+	arrivals     map[string]int // RecordArrivals: event ids per request that arrived, nil: off
 	requests     int
 	rejected     int
+	inflight     int // /events requests being answered now
+	peakInflight int
 	faults       faults
 	datasets     map[string]string // business id → dataset id
 	datasetCalls []DatasetCall

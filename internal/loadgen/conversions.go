@@ -75,11 +75,18 @@ func (c *ConvGen) Seed(ctx context.Context, store *attribution.Store) error {
 	return RecordAll(ctx, store, ts, 100, 8)
 }
 
+// BusinessOf returns the business of conversion i (Message's).
+func (c *ConvGen) BusinessOf(i int) string {
+	seq := uint64(i % c.Contexts)
+	b, _ := c.Bodies.Business(c.Mix.Channel(seq), seq)
+	return b
+}
+
 // Businesses returns every business id conversions can name.
 func (c *ConvGen) Businesses() []string {
 	seen := map[string]bool{}
 	var out []string
-	for seq := range uint64(min(c.Contexts, 10000)) {
+	for seq := range uint64(min(c.Contexts, 200000)) {
 		b, _ := c.Bodies.Business(c.Mix.Channel(seq), seq)
 		if !seen[b] {
 			seen[b] = true
@@ -163,6 +170,21 @@ func (t *Tracker) Accept(now time.Time, ids ...string) {
 		if t.received == len(t.seen) {
 			close(t.done)
 		}
+	}
+}
+
+// Skip stops waiting for conversion i (its business hangs, say): it counts
+// as received, without a latency, and arriving later as a duplicate.
+func (t *Tracker) Skip(i int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i < 0 || i >= len(t.seen) || t.seen[i] {
+		return
+	}
+	t.seen[i] = true
+	t.received++
+	if t.received == len(t.seen) {
+		close(t.done)
 	}
 }
 

@@ -51,6 +51,16 @@ type SenderBench struct {
 	// Redis, when set, is the sender's Redis: each sender round reports the
 	// commands it served per conversion.
 	Redis redis.UniversalClient
+	// NoRaw skips the raw fetch+ack rounds (the many-businesses runs compare
+	// sender with sender).
+	NoRaw bool
+	// Hung reports conversions of businesses whose requests hang: they are
+	// not waited for, and rounds are timed to the Graph only (their messages
+	// stay unacked).
+	Hung func(i int) bool
+	// GraphStats, when set, describes the Graph's side of a round (requests,
+	// events per request, peak requests in flight) and starts afresh.
+	GraphStats func() string
 }
 
 // SenderResult is one max-rate round of the sender.
@@ -78,6 +88,9 @@ func (b *SenderBench) Run(ctx context.Context) error {
 		order := []string{"raw", "sender"}
 		if round%2 == 1 {
 			order = []string{"sender", "raw"}
+		}
+		if b.NoRaw {
+			order = []string{"sender"}
 		}
 		got := map[string]float64{}
 		for _, name := range order {
@@ -109,6 +122,9 @@ func (b *SenderBench) Run(ctx context.Context) error {
 				fmt.Fprintf(b.Out, "sender round %d   n %d  end-to-end %9.0f conv/s  (graph %s, acked %s, publish %s)  dups %d missing %d\n",
 					round+1, r.N, got[name], r.ToGraph.Round(time.Millisecond), r.ToAcked.Round(time.Millisecond),
 					r.Published.Round(time.Millisecond), r.Dups, r.Missing)
+				if b.GraphStats != nil {
+					fmt.Fprintf(b.Out, "  graph: %s\n", b.GraphStats())
+				}
 			}
 			after := SampleCPU(procs)
 			cpu := PerRequest(before, after, uint64(b.N))
@@ -132,7 +148,9 @@ func (b *SenderBench) Run(ctx context.Context) error {
 		senderRates = append(senderRates, got["sender"])
 		ratios = append(ratios, safeDiv(got["sender"], got["raw"]))
 	}
-	if b.Rounds > 0 {
+	if b.Rounds > 0 && b.NoRaw {
+		fmt.Fprintf(b.Out, "RESULT sender_only n=%d sender_rps=%.0f rates=%s\n", b.N, Median(senderRates), formatFloats(senderRates))
+	} else if b.Rounds > 0 {
 		fmt.Fprintf(b.Out, "RESULT sender n=%d raw_rps=%.0f sender_rps=%.0f ratio=%.3f ratios=%s others_cpu_max=%.0f%% target>=0.6\n",
 			b.N, Median(rawRates), Median(senderRates), Median(ratios), formatFloats(ratios), 100*othersMax)
 	}
@@ -173,13 +191,17 @@ func (b *SenderBench) waitForSender(ctx context.Context) (jetstream.Consumer, er
 func (b *SenderBench) warmUp(ctx context.Context) error {
 	const n = 200
 	prefix := fmt.Sprintf("lg-%s-warm-", b.RunID)
-	t := NewTracker(prefix, n)
+	t := b.tracker(prefix, n)
 	b.Attach(t)
 	defer b.Attach(nil)
 	if err := PublishAll(ctx, b.JS, b.messages(prefix, n)); err != nil {
 		return err
 	}
-	return b.wait(ctx, t, "warm-up")
+	err := b.wait(ctx, t, "warm-up")
+	if b.GraphStats != nil {
+		b.GraphStats() // start the rounds' counts afresh
+	}
+	return err
 }
 
 func (b *SenderBench) wait(ctx context.Context, t *Tracker, what string) error {
@@ -209,7 +231,7 @@ func (b *SenderBench) messages(prefix string, n int) []*nats.Msg {
 // maxRound publishes msgs while the sender is held, releases it, and times
 // the drain.
 func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, prefix string, msgs []*nats.Msg, published func()) (SenderResult, error) {
-	t := NewTracker(prefix, len(msgs))
+	t := b.tracker(prefix, len(msgs))
 	b.Attach(t)
 	defer b.Attach(nil)
 	if b.Hold {
@@ -239,12 +261,29 @@ func (b *SenderBench) maxRound(ctx context.Context, cons jetstream.Consumer, pre
 		return SenderResult{}, err
 	}
 	toGraph := time.Since(start)
-	if err := WaitDrained(ctx, cons, b.Timeout); err != nil {
-		return SenderResult{}, err
+	toAcked := toGraph
+	if b.Hung == nil { // hung businesses' messages stay unacked
+		if err := WaitDrained(ctx, cons, b.Timeout); err != nil {
+			return SenderResult{}, err
+		}
+		toAcked = time.Since(start)
 	}
 	s := t.Stats()
-	return SenderResult{N: len(msgs), ToGraph: toGraph, ToAcked: time.Since(start), Dups: s.Dups,
+	return SenderResult{N: len(msgs), ToGraph: toGraph, ToAcked: toAcked, Dups: s.Dups,
 		Missing: s.Missing, Published: pubTime}, nil
+}
+
+// tracker tracks n conversions of prefix, not waiting for hung ones.
+func (b *SenderBench) tracker(prefix string, n int) *Tracker {
+	t := NewTracker(prefix, n)
+	if b.Hung != nil {
+		for i := range n {
+			if b.Hung(i) {
+				t.Skip(i)
+			}
+		}
+	}
+	return t
 }
 
 // rateRun publishes open loop at b.Rate for b.RateFor and reports publish →
@@ -253,7 +292,7 @@ func (b *SenderBench) rateRun(ctx context.Context) error {
 	n := int(Schedule{Rate: b.Rate}.Count(b.RateFor))
 	prefix := fmt.Sprintf("lg-%s-rate-", b.RunID)
 	msgs := b.messages(prefix, n)
-	t := NewTracker(prefix, n)
+	t := b.tracker(prefix, n)
 	b.Attach(t)
 	defer b.Attach(nil)
 	s := Schedule{Start: time.Now().Add(50 * time.Millisecond), Rate: b.Rate}
@@ -274,6 +313,9 @@ func (b *SenderBench) rateRun(ctx context.Context) error {
 	}
 	waitErr := b.wait(ctx, t, "fixed-rate run")
 	st := t.Stats()
+	if b.GraphStats != nil {
+		fmt.Fprintf(b.Out, "  graph: %s\n", b.GraphStats())
+	}
 	fmt.Fprintf(b.Out, "RESULT sender_latency rate=%.0f n=%d received=%d dups=%d p50=%s p90=%s p99=%s max=%s publish_lag_p99=%s target_p99<=250ms\n",
 		b.Rate, n, st.Received, st.Dups, ms(st.Latency.Quantile(.5)), ms(st.Latency.Quantile(.9)),
 		ms(st.Latency.Quantile(.99)), ms(st.Latency.Max()), ms(lag.Quantile(.99)))

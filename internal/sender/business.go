@@ -9,13 +9,23 @@ import (
 )
 
 // businesses holds the per-business send state, so that one business's
-// throttling or broken token never slows another down.
+// throttling or broken token never slows another down. A business whose
+// state is back to the start (no failures, no wait, not paused) and that
+// was not looked at for businessIdle is forgotten, so that tens of
+// thousands of businesses do not keep an entry each for ever. Forgetting
+// loses little: a backoff count long since waited out, or a pause over for
+// businessIdle (whose business then counts as never paused here; the shared
+// pause in Redis and the parked messages are unaffected).
 type businesses struct {
 	retryMin, retryMax, pauseInterval time.Duration
 
-	mu sync.Mutex
-	m  map[string]*business
+	mu        sync.Mutex
+	m         map[string]*business
+	lastSweep time.Time
 }
+
+// businessIdle is how long an idle business's state is kept.
+const businessIdle = 10 * time.Minute
 
 // business is one business's backoff and pause state.
 type business struct {
@@ -24,6 +34,7 @@ type business struct {
 	notBefore   time.Time // throttled: no request before this
 	paused      bool      // token error: sends stop until pausedUntil, then one probe
 	pausedUntil time.Time
+	seen        time.Time // last get, for sweep (guarded by businesses.mu)
 }
 
 func newBusinesses(cfg Config) *businesses {
@@ -31,14 +42,46 @@ func newBusinesses(cfg Config) *businesses {
 }
 
 func (bs *businesses) get(id string) *business {
+	return bs.getAt(id, time.Now())
+}
+
+func (bs *businesses) getAt(id string, now time.Time) *business {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
+	if now.Sub(bs.lastSweep) >= businessIdle/10 {
+		bs.sweep(now)
+	}
 	b := bs.m[id]
 	if b == nil {
 		b = &business{}
 		bs.m[id] = b
 	}
+	b.seen = now
 	return b
+}
+
+// sweep forgets businesses idle for businessIdle that have nothing left to
+// wait for; bs.mu is held.
+func (bs *businesses) sweep(now time.Time) {
+	bs.lastSweep = now
+	for id, b := range bs.m {
+		if now.Sub(b.seen) < businessIdle {
+			continue
+		}
+		b.mu.Lock()
+		idle := !now.Before(b.notBefore) && (!b.paused || now.Sub(b.pausedUntil) >= businessIdle)
+		b.mu.Unlock()
+		if idle {
+			delete(bs.m, id)
+		}
+	}
+}
+
+// len is how many businesses have state.
+func (bs *businesses) len() int {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return len(bs.m)
 }
 
 // blocked returns how long the business's events must wait before a request
@@ -121,4 +164,16 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return d + rand.N(d/10+1)
+}
+
+// sweepOK forgets when this sender last stored ok keys (park.go) that are
+// due again anyway, so that the map stays as small as the businesses that
+// sent within the last refresh.
+func (s *Service) sweepOK(now time.Time) {
+	s.okAt.Range(func(k, v any) bool {
+		if now.Sub(v.(time.Time)) >= s.okRefresh() {
+			s.okAt.CompareAndDelete(k, v)
+		}
+		return true
+	})
 }

@@ -36,19 +36,27 @@ type Config struct {
 	RequireReferral []string                 // REQUIRE_REFERRAL: channels whose conversions need an ad referral (referral.go)
 	BatchSize       int                      // BATCH_SIZE: messages per fetch
 	Workers         int                      // WORKERS: concurrent fetch loops
-	MaxAckPending   int                      // MAX_ACK_PENDING of the consumer it creates
-	AckWait         time.Duration            // ACK_WAIT of the consumer it creates
-	SendLease       time.Duration            // SEND_LEASE: ledger claim lease, > HTTPTimeout
-	SentTTL         time.Duration            // SENT_TTL: how long sent markers are kept
-	HTTPTimeout     time.Duration            // HTTP_TIMEOUT of one Graph API request
-	RetryMin        time.Duration            // RETRY_MIN: first backoff after a Graph error
-	RetryMax        time.Duration            // RETRY_MAX: longest backoff
-	PauseInterval   time.Duration            // PAUSE_INTERVAL after a token error
-	MetricsAddr     string                   // METRICS_ADDR
-	PprofAddr       string                   // PPROF_ADDR: /debug/pprof listener; empty: off
-	LogLevel        zapcore.Level            // LOG_LEVEL
-	ShutdownTimeout time.Duration            // SHUTDOWN_TIMEOUT for the in-flight batch
-	Failpoint       string                   // CTM_FAILPOINT (env only, tests only)
+	// MaxInflight (MAX_INFLIGHT) bounds the Graph requests in flight at
+	// once, MaxInflightPerBusiness (MAX_INFLIGHT_PER_BUSINESS) those of one
+	// business, so that one business can neither take every slot nor be
+	// starved (pipeline.go).
+	MaxInflight            int
+	MaxInflightPerBusiness int
+	Linger                 time.Duration // LINGER: how long a dataset's queue waits to fill a request; 0: none
+	QueueMemory            int64         // QUEUE_MEMORY: message bytes held before fetching pauses
+	MaxAckPending          int           // MAX_ACK_PENDING of the consumer it creates
+	AckWait                time.Duration // ACK_WAIT of the consumer it creates
+	SendLease              time.Duration // SEND_LEASE: ledger claim lease, > HTTPTimeout
+	SentTTL                time.Duration // SENT_TTL: how long sent markers are kept
+	HTTPTimeout            time.Duration // HTTP_TIMEOUT of one Graph API request
+	RetryMin               time.Duration // RETRY_MIN: first backoff after a Graph error
+	RetryMax               time.Duration // RETRY_MAX: longest backoff
+	PauseInterval          time.Duration // PAUSE_INTERVAL after a token error
+	MetricsAddr            string        // METRICS_ADDR
+	PprofAddr              string        // PPROF_ADDR: /debug/pprof listener; empty: off
+	LogLevel               zapcore.Level // LOG_LEVEL
+	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
+	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -77,32 +85,53 @@ const (
 	DefaultRetryMax        = 5 * time.Minute
 	DefaultPauseInterval   = 5 * time.Minute
 	DefaultMetricsAddr     = "127.0.0.1:9090" // metrics stay off the internet unless asked
-	DefaultShutdownTimeout = 20 * time.Second
+	// DefaultHTTPTimeout: Meta answers "the majority of requests" to
+	// /events in under 600 ms and suggests a 1500 ms client timeout
+	// (Conversions API, Troubleshooting:
+	// https://developers.facebook.com/docs/marketing-api/conversions-api/support);
+	// a request still unanswered after 20 s (over
+	// 30 times that) is almost surely lost, and waiting longer only holds
+	// the business's slot. It is not shorter because a request cut off after
+	// it was written ends in_doubt, which an operator must check by hand.
+	// (A hung business no longer holds up the others however long it is:
+	// MAX_INFLIGHT_PER_BUSINESS.)
+	DefaultHTTPTimeout = 20 * time.Second
+	// DefaultShutdownTimeout is HTTP_TIMEOUT and a margin for the acks,
+	// within Kubernetes's default 30 s grace period.
+	DefaultShutdownTimeout        = 25 * time.Second
+	DefaultMaxInflight            = 256
+	DefaultMaxInflightPerBusiness = 4
+	DefaultLinger                 = 100 * time.Millisecond
+	DefaultQueueMemory            = 128 << 20
 )
 
 // DefaultConfig returns a Config with every default filled in and nothing
 // required set.
 func DefaultConfig() Config {
 	return Config{
-		GraphBase:       capi.DefaultBaseURL,
-		GraphVersion:    capi.DefaultVersion,
-		ContextWait:     DefaultContextWait,
-		ContextRetryMin: DefaultContextRetryMin,
-		ContextRetryMax: DefaultContextRetryMax,
-		RequireReferral: []string{DefaultRequireReferral},
-		BatchSize:       DefaultBatchSize,
-		Workers:         DefaultWorkers,
-		MaxAckPending:   DefaultMaxAckPending,
-		AckWait:         DefaultAckWait,
-		SendLease:       DefaultSendLease,
-		SentTTL:         ledger.DefaultSentTTL,
-		HTTPTimeout:     capi.DefaultTimeout,
-		RetryMin:        DefaultRetryMin,
-		RetryMax:        DefaultRetryMax,
-		PauseInterval:   DefaultPauseInterval,
-		MetricsAddr:     DefaultMetricsAddr,
-		LogLevel:        zapcore.InfoLevel,
-		ShutdownTimeout: DefaultShutdownTimeout,
+		GraphBase:              capi.DefaultBaseURL,
+		GraphVersion:           capi.DefaultVersion,
+		ContextWait:            DefaultContextWait,
+		ContextRetryMin:        DefaultContextRetryMin,
+		ContextRetryMax:        DefaultContextRetryMax,
+		RequireReferral:        []string{DefaultRequireReferral},
+		BatchSize:              DefaultBatchSize,
+		Workers:                DefaultWorkers,
+		MaxInflight:            DefaultMaxInflight,
+		MaxInflightPerBusiness: DefaultMaxInflightPerBusiness,
+		Linger:                 DefaultLinger,
+		QueueMemory:            DefaultQueueMemory,
+		MaxAckPending:          DefaultMaxAckPending,
+		AckWait:                DefaultAckWait,
+		SendLease:              DefaultSendLease,
+		SentTTL:                ledger.DefaultSentTTL,
+		HTTPTimeout:            DefaultHTTPTimeout,
+		RetryMin:               DefaultRetryMin,
+		RetryMax:               DefaultRetryMax,
+		PauseInterval:          DefaultPauseInterval,
+		MetricsAddr:            DefaultMetricsAddr,
+		LogLevel:               zapcore.InfoLevel,
+		ShutdownTimeout:        DefaultShutdownTimeout,
 	}
 }
 
@@ -126,7 +155,11 @@ func Settings() []settings.Setting {
 		{Env: "CONTEXT_RETRY_MAX", Flag: "context-retry-max", Default: dur(d.ContextRetryMax), Help: "longest delay between context lookups"},
 		{Env: "REQUIRE_REFERRAL", Flag: "require-referral", Default: strings.Join(d.RequireReferral, ","), Help: "channels (messenger, instagram) whose conversions wait for a stored ad referral; none: send with page/IG ids alone; true: both (Meta documents no referral on Instagram message webhooks)"},
 		{Env: "BATCH_SIZE", Flag: "batch-size", Default: strconv.Itoa(d.BatchSize), Help: "messages fetched and processed together (1-10000)"},
-		{Env: "WORKERS", Flag: "workers", Default: strconv.Itoa(d.Workers), Help: "concurrent fetch-process loops"},
+		{Env: "WORKERS", Flag: "workers", Default: strconv.Itoa(d.Workers), Help: "concurrent fetch loops (each parses, joins and queues what it fetched)"},
+		{Env: "MAX_INFLIGHT", Flag: "max-inflight", Default: strconv.Itoa(d.MaxInflight), Help: "Graph API requests in flight at once, over all businesses (sized for a 200-600 ms Graph)"},
+		{Env: "MAX_INFLIGHT_PER_BUSINESS", Flag: "max-inflight-per-business", Default: strconv.Itoa(d.MaxInflightPerBusiness), Help: "Graph API requests of one business in flight at once: a slow or hung business holds at most these"},
+		{Env: "LINGER", Flag: "linger", Default: dur(d.Linger), Help: "how long a dataset's events wait for more to fill a request (up to 1000 events); 0: send at once"},
+		{Env: "QUEUE_MEMORY", Flag: "queue-memory", Default: "128MiB", Help: "message bytes queued or in flight before the sender stops fetching (MAX_ACK_PENDING bounds the count)"},
 		{Env: "MAX_ACK_PENDING", Flag: "max-ack-pending", Default: strconv.Itoa(d.MaxAckPending), Help: "MaxAckPending of the consumer when the sender creates it; waiting and paused messages count against it"},
 		{Env: "ACK_WAIT", Flag: "ack-wait", Default: dur(d.AckWait), Help: "AckWait of the consumer when the sender creates it: an unacked message comes again after it"},
 		{Env: "SEND_LEASE", Flag: "send-lease", Default: dur(d.SendLease), Help: "how long a claim on an event protects a send in flight; must exceed HTTP_TIMEOUT"},
@@ -137,7 +170,7 @@ func Settings() []settings.Setting {
 		{Env: "PAUSE_INTERVAL", Flag: "pause-interval", Default: dur(d.PauseInterval), Help: "how long a business is paused after a token error before it is tried again"},
 		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz; localhost by default, keep it off the internet (-metrics-addr= turns them off)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
-		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long the in-flight batch may take to finish after SIGTERM"},
+		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long requests in flight may take to finish after SIGTERM (at least HTTP_TIMEOUT)"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 	}
 }
@@ -152,37 +185,44 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{
-		NATSURL:         v.Text("NATS_URL"),
-		RedisURL:        v.Text("REDIS_URL"),
-		AccessToken:     v.Text("CAPI_ACCESS_TOKEN"),
-		DatasetsFile:    v.Text("CAPI_DATASETS_FILE"),
-		PartnerAgent:    v.Text("CAPI_PARTNER_AGENT"),
-		TestEventCode:   v.Text("CAPI_TEST_EVENT_CODE"),
-		DryRunFile:      v.Text("CAPI_DRYRUN_FILE"),
-		GraphBase:       strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
-		GraphVersion:    v.Text("GRAPH_API_VERSION"),
-		AppSecret:       v.Text("CAPI_APP_SECRET"),
-		ContextWait:     v.Duration("CONTEXT_WAIT"),
-		ContextRetryMin: v.Duration("CONTEXT_RETRY_MIN"),
-		ContextRetryMax: v.Duration("CONTEXT_RETRY_MAX"),
-		BatchSize:       v.Int("BATCH_SIZE"),
-		Workers:         v.Int("WORKERS"),
-		MaxAckPending:   v.Int("MAX_ACK_PENDING"),
-		AckWait:         v.Duration("ACK_WAIT"),
-		SendLease:       v.Duration("SEND_LEASE"),
-		SentTTL:         v.Duration("SENT_TTL"),
-		HTTPTimeout:     v.Duration("HTTP_TIMEOUT"),
-		RetryMin:        v.Duration("RETRY_MIN"),
-		RetryMax:        v.Duration("RETRY_MAX"),
-		PauseInterval:   v.Duration("PAUSE_INTERVAL"),
-		MetricsAddr:     v.Text("METRICS_ADDR"),
-		LogLevel:        v.Level("LOG_LEVEL"),
-		ShutdownTimeout: v.Duration("SHUTDOWN_TIMEOUT"),
-		PprofAddr:       v.Text("PPROF_ADDR"),
-		Failpoint:       getenv("CTM_FAILPOINT"),
+		NATSURL:                v.Text("NATS_URL"),
+		RedisURL:               v.Text("REDIS_URL"),
+		AccessToken:            v.Text("CAPI_ACCESS_TOKEN"),
+		DatasetsFile:           v.Text("CAPI_DATASETS_FILE"),
+		PartnerAgent:           v.Text("CAPI_PARTNER_AGENT"),
+		TestEventCode:          v.Text("CAPI_TEST_EVENT_CODE"),
+		DryRunFile:             v.Text("CAPI_DRYRUN_FILE"),
+		GraphBase:              strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
+		GraphVersion:           v.Text("GRAPH_API_VERSION"),
+		AppSecret:              v.Text("CAPI_APP_SECRET"),
+		ContextWait:            v.Duration("CONTEXT_WAIT"),
+		ContextRetryMin:        v.Duration("CONTEXT_RETRY_MIN"),
+		ContextRetryMax:        v.Duration("CONTEXT_RETRY_MAX"),
+		BatchSize:              v.Int("BATCH_SIZE"),
+		Workers:                v.Int("WORKERS"),
+		MaxInflight:            v.Int("MAX_INFLIGHT"),
+		MaxInflightPerBusiness: v.Int("MAX_INFLIGHT_PER_BUSINESS"),
+		QueueMemory:            v.Size("QUEUE_MEMORY"),
+		MaxAckPending:          v.Int("MAX_ACK_PENDING"),
+		AckWait:                v.Duration("ACK_WAIT"),
+		SendLease:              v.Duration("SEND_LEASE"),
+		SentTTL:                v.Duration("SENT_TTL"),
+		HTTPTimeout:            v.Duration("HTTP_TIMEOUT"),
+		RetryMin:               v.Duration("RETRY_MIN"),
+		RetryMax:               v.Duration("RETRY_MAX"),
+		PauseInterval:          v.Duration("PAUSE_INTERVAL"),
+		MetricsAddr:            v.Text("METRICS_ADDR"),
+		LogLevel:               v.Level("LOG_LEVEL"),
+		ShutdownTimeout:        v.Duration("SHUTDOWN_TIMEOUT"),
+		PprofAddr:              v.Text("PPROF_ADDR"),
+		Failpoint:              getenv("CTM_FAILPOINT"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err
+	}
+	// LINGER may be 0 (no linger), which settings' Duration refuses.
+	if cfg.Linger, err = settings.ParseDuration(v.Text("LINGER")); err != nil || cfg.Linger < 0 {
+		return Config{}, errors.New("config: LINGER: want a duration such as 100ms, or 0 for none")
 	}
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
 		return Config{}, err
@@ -261,6 +301,18 @@ func (c Config) Validate() error {
 		return errors.New("config: CONTEXT_RETRY_MIN must be positive and at most CONTEXT_RETRY_MAX")
 	case c.ContextWait <= 0, c.PauseInterval <= 0, c.ShutdownTimeout <= 0:
 		return errors.New("config: CONTEXT_WAIT, PAUSE_INTERVAL and SHUTDOWN_TIMEOUT must be positive")
+	case c.ShutdownTimeout < c.HTTPTimeout:
+		// Shorter, a deploy during a slow Meta cuts off requests already
+		// written, and each becomes an in_doubt dead letter.
+		return errors.New("config: SHUTDOWN_TIMEOUT must be at least HTTP_TIMEOUT (requests in flight at SIGTERM may take that long)")
+	case c.MaxInflight < 1 || c.MaxInflight > 10000:
+		return errors.New("config: MAX_INFLIGHT must be between 1 and 10000")
+	case c.MaxInflightPerBusiness < 1 || c.MaxInflightPerBusiness > c.MaxInflight:
+		return errors.New("config: MAX_INFLIGHT_PER_BUSINESS must be between 1 and MAX_INFLIGHT")
+	case c.Linger < 0 || c.Linger > 10*time.Second:
+		return errors.New("config: LINGER must be between 0 and 10s")
+	case c.QueueMemory < 1<<20:
+		return errors.New("config: QUEUE_MEMORY must be at least 1MiB")
 	case c.AckWait < time.Second:
 		return errors.New("config: ACK_WAIT must be at least 1s")
 	case c.Failpoint != "" && c.Failpoint != FailpointAfterMarkSent && c.Failpoint != FailpointBeforePost:

@@ -94,6 +94,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad referral list", with("REQUIRE_REFERRAL", "maybe"), nil, "REQUIRE_REFERRAL: want a comma list of channels (messenger, instagram) or none"},
 		{"referral for whatsapp", with("REQUIRE_REFERRAL", "messenger,whatsapp"), nil, "whatsapp always needs its ad click"},
 		{"lease below timeout", with("SEND_LEASE", "10s"), nil, "SEND_LEASE must exceed HTTP_TIMEOUT"},
+		{"shutdown below http timeout", with("SHUTDOWN_TIMEOUT", "5s"), nil, "SHUTDOWN_TIMEOUT must be at least HTTP_TIMEOUT"},
+		{"too many inflight", with("MAX_INFLIGHT", "20000"), nil, "MAX_INFLIGHT must be between"},
+		{"negative linger", with("LINGER", "-1s"), nil, "LINGER: want a duration"},
+		{"per business above all", with("MAX_INFLIGHT_PER_BUSINESS", "300"), nil, "MAX_INFLIGHT_PER_BUSINESS must be between 1 and MAX_INFLIGHT"},
+		{"long linger", with("LINGER", "1m"), nil, "LINGER must be between"},
+		{"tiny queue memory", with("QUEUE_MEMORY", "1KiB"), nil, "QUEUE_MEMORY must be at least"},
 		{"short sent ttl", with("SENT_TTL", "2d"), nil, "SENT_TTL"},
 		{"batch too big", with("BATCH_SIZE", "20000"), nil, "BATCH_SIZE"},
 		{"unknown failpoint", with("CTM_FAILPOINT", "boom"), nil, "CTM_FAILPOINT"},
@@ -235,5 +241,21 @@ func TestParseConfigAppSecrets(t *testing.T) {
 	}
 	if _, err := ParseConfig(nil, envOf(env)); err == nil || !strings.Contains(err.Error(), "app_secret") {
 		t.Errorf("unknown field: ParseConfig = %v; want it named", err)
+	}
+}
+
+func TestParseConfigPipeline(t *testing.T) {
+	cfg, err := ParseConfig([]string{"-linger", "0", "-max-inflight", "64", "-max-inflight-per-business", "2", "-queue-memory", "16MiB"},
+		envOf(map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_ACCESS_TOKEN": "t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Linger != 0 || cfg.MaxInflight != 64 || cfg.MaxInflightPerBusiness != 2 || cfg.QueueMemory != 16<<20 {
+		t.Errorf("pipeline settings = linger %v, inflight %d/%d, memory %d; want 0, 64/2, 16MiB",
+			cfg.Linger, cfg.MaxInflight, cfg.MaxInflightPerBusiness, cfg.QueueMemory)
+	}
+	if d := DefaultConfig(); d.ShutdownTimeout < d.HTTPTimeout || d.Validate() != nil {
+		t.Errorf("defaults: SHUTDOWN_TIMEOUT %v, HTTP_TIMEOUT %v, Validate %v; want shutdown ≥ timeout and valid",
+			d.ShutdownTimeout, d.HTTPTimeout, d.Validate())
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
-// group is the claimed-or-to-claim events of one business going to one
-// dataset with one token.
+// group is the events of one fetch of one business going to one dataset
+// with one token.
 type group struct {
 	business string
 	ds       dataset
@@ -22,7 +22,7 @@ type group struct {
 // attributed conversions to events. A conversion without its context waits
 // (NakWithDelay, doubling from CONTEXT_RETRY_MIN) while it is younger than
 // CONTEXT_WAIT, then becomes dead letter unattributed.
-func (b *batch) join(ctx context.Context, live []*item, now time.Time) []*item {
+func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now time.Time) []*item {
 	if len(live) == 0 {
 		return nil
 	}
@@ -30,12 +30,10 @@ func (b *batch) join(ctx context.Context, live []*item, now time.Time) []*item {
 	for i, it := range live {
 		keys[i] = attribution.Key{Channel: it.conv.Channel, BusinessID: it.conv.BusinessID, UserID: it.conv.UserID}
 	}
-	cxs, err := b.s.store.Lookup(ctx, keys)
+	cxs, err := s.store.Lookup(ctx, keys)
 	if err != nil {
-		b.s.log.Warn("context lookup failed; batch handed back", zap.Error(err), zap.Int("count", len(live)))
-		for _, it := range live {
-			b.nak(it, b.s.cfg.RetryMin, outcomeRetried)
-		}
+		s.log.Warn("context lookup failed; batch handed back", zap.Error(err), zap.Int("count", len(live)))
+		ss.addAll(live, retry(s.cfg.RetryMin))
 		return nil
 	}
 	out := live[:0]
@@ -47,7 +45,7 @@ func (b *batch) join(ctx context.Context, live []*item, now time.Time) []*item {
 			missing = "no ad-click context for the conversation"
 		case it.conv.Channel == attribution.WhatsApp && cx.ClickID == "":
 			missing = "the conversation's context has no ctwa_clid, which WhatsApp conversions need"
-		case cx == nil && b.s.cfg.referralRequired(it.conv.Channel):
+		case cx == nil && s.cfg.referralRequired(it.conv.Channel):
 			missing = "no ad referral for the conversation (REQUIRE_REFERRAL lists " + it.conv.Channel + ")"
 		}
 		if missing == "" {
@@ -56,12 +54,12 @@ func (b *batch) join(ctx context.Context, live []*item, now time.Time) []*item {
 			out = append(out, it)
 			continue
 		}
-		left := it.stored.Add(b.s.cfg.ContextWait).Sub(now)
+		left := it.stored.Add(s.cfg.ContextWait).Sub(now)
 		if left <= 0 {
-			b.deadLetter(it, ReasonUnattributed, missing+" within CONTEXT_WAIT")
+			ss.add(it, deadLetter(ReasonUnattributed, missing+" within CONTEXT_WAIT"))
 			continue
 		}
-		b.nak(it, min(b.s.contextDelay(it.delivered), left+10*time.Millisecond), outcomeWaitingContext)
+		ss.add(it, retryAs(min(s.contextDelay(it.delivered), left+10*time.Millisecond), outcomeWaitingContext))
 	}
 	return out
 }
@@ -80,7 +78,7 @@ func (s *Service) contextDelay(delivered uint64) time.Duration {
 // same batch follows the first copy) and sorts them by business, dataset
 // and token. Businesses whose dataset cannot be resolved are handed back as
 // a send failure would be.
-func (b *batch) group(ctx context.Context, live []*item) []*group {
+func (s *Service) group(ctx context.Context, ss *settlements, live []*item) []*group {
 	type resolved struct {
 		ds  dataset
 		err error
@@ -101,7 +99,7 @@ func (b *batch) group(ctx context.Context, live []*item) []*group {
 		ck := [2]string{it.business, it.conv.DatasetID}
 		r, ok := cache[ck]
 		if !ok {
-			r.ds, r.err = b.s.datasets.resolve(ctx, it.business, it.conv.DatasetID)
+			r.ds, r.err = s.datasets.resolve(ctx, it.business, it.conv.DatasetID)
 			cache[ck] = r
 		}
 		if r.err != nil {
@@ -119,7 +117,7 @@ func (b *batch) group(ctx context.Context, live []*item) []*group {
 		g.items = append(g.items, it)
 	}
 	for business, items := range failed {
-		b.failure(business, items, failures[business], "dataset")
+		s.failure(ss, business, items, failures[business], "dataset")
 	}
 	return groups
 }

@@ -28,6 +28,11 @@ type metrics struct {
 	maxAckPending prometheus.Gauge
 	parked        prometheus.Gauge
 	paused        *prometheus.GaugeVec
+	// pipeline.go
+	queued           prometheus.Gauge
+	inflight         prometheus.Gauge
+	inflightPeak     prometheus.Gauge
+	eventsPerRequest prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -73,8 +78,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sender_business_paused",
 			Help: "1 while a business is paused after a token error (only paused businesses are present).",
 		}, []string{"business_id"}),
+		queued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_queued_events",
+			Help: "Events waiting in the per-dataset queues for a request slot or to fill a request (LINGER).",
+		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_requests_in_flight",
+			Help: "Conversions API requests in flight (at most MAX_INFLIGHT).",
+		}),
+		inflightPeak: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_requests_in_flight_peak",
+			Help: "The most Conversions API requests in flight at once since the sender started.",
+		}),
+		eventsPerRequest: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sender_events_per_request",
+			Help:    "Events per Conversions API request (at most 1000).",
+			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.parked, m.paused} {
+	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.parked, m.paused,
+		m.queued, m.inflight, m.inflightPeak, m.eventsPerRequest} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -92,12 +92,6 @@ func parkMsg(it *item, business string) *nats.Msg {
 	return m
 }
 
-// park moves it to PARKED; finish acks it once JetStream stored the copy
-// (or hands it back if that failed).
-func (b *batch) park(it *item, business string) {
-	b.divert(it, parkMsg(it, business), outcomePaused)
-}
-
 // pauseKey, okKey, probeKey and unparkKey hold a business's shared state in
 // Redis: paused (after a token error), known to work (after an accepted
 // request), a probe under way, and which sender is moving its messages.

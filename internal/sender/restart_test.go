@@ -83,13 +83,15 @@ func TestGracefulShutdownFinishesBatch(t *testing.T) {
 	}
 }
 
-// SIGTERM with a request that outlasts SHUTDOWN_TIMEOUT: the request is cut
-// off after it was written, so Meta may have it. The events are handed back,
-// their claims kept; the next sender dead-letters them as in_doubt instead of
-// sending them again.
+// SIGTERM with a request that outlasts SHUTDOWN_TIMEOUT (and so
+// HTTP_TIMEOUT, which it may not be shorter than): the request is cut off
+// after it was written, so Meta may have it. The events are handed back,
+// their claims kept; the next sender dead-letters them as in_doubt instead
+// of sending them again.
 func TestShutdownTimeoutHandsBack(t *testing.T) {
 	e := newEnv(t, func(c *sender.Config) {
 		c.Workers = 1
+		c.HTTPTimeout = 200 * time.Millisecond
 		c.ShutdownTimeout = 200 * time.Millisecond
 	})
 	e.touch(attribution.Instagram, "ig1", "igsid-1")

@@ -1,10 +1,8 @@
 package sender
 
 import (
-	"cmp"
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,73 +11,72 @@ import (
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
-// maxConcurrentGroups bounds the requests one batch has in flight.
-const maxConcurrentGroups = 8
+// inDoubtText is the Ctm-Dlq-Error of an in_doubt dead letter.
+const inDoubtText = "an earlier send of this event_id got no answer from Meta, which may have accepted it; not resent automatically"
 
-// sendAll sends the groups concurrently, so a slow or failing business does
-// not hold up the others in the same batch.
-func (b *batch) sendAll(ctx context.Context, groups []*group) {
-	sem := make(chan struct{}, maxConcurrentGroups)
-	var wg sync.WaitGroup
-	for _, g := range groups {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			b.sendGroup(ctx, g)
-		})
-	}
-	wg.Wait()
+// send takes one request's events (at most capi.MaxBatch, of one business,
+// dataset and token) to an outcome each: it claims them in the ledger under
+// an owner of the request's own (one lease per request), posts those it got
+// and reads the answer.
+func (s *Service) send(ctx context.Context, business string, ds dataset, items []*item) settlements {
+	ss := make(settlements, 0, len(items))
+	s.sendInto(ctx, &ss, business, ds, dedupe(items))
+	return ss
 }
 
-// sendGroup claims the group's events in the ledger and posts those it got.
-func (b *batch) sendGroup(ctx context.Context, g *group) {
-	s := b.s
-	if ctx.Err() != nil { // shutting down: hand back, untried
-		for _, it := range g.items {
-			b.nak(it, 0, outcomeRetried)
+// dedupe makes later copies of an event in items followers of the first,
+// which settle with it. A queue gathers several fetches, so one request
+// may hold two copies of an event (a duplicate publish): claimed under one
+// owner, both would count as claimed and both be posted.
+func dedupe(items []*item) []*item {
+	seen := make(map[string]*item, len(items))
+	out := items[:0:0]
+	for _, it := range items {
+		if p := seen[it.ledgerID]; p != nil {
+			p.followers = append(p.followers, it)
+			continue
 		}
+		seen[it.ledgerID] = it
+		out = append(out, it)
+	}
+	return out
+}
+
+func (s *Service) sendInto(ctx context.Context, ss *settlements, business string, ds dataset, items []*item) {
+	if ctx.Err() != nil { // cut off by shutdown: hand back, untried
+		ss.addAll(items, retry(0))
 		return
 	}
-	st := s.biz.get(g.business)
-	if wait, outcome := st.blocked(time.Now()); wait > 0 {
-		b.holdBack(g.items, g.business, wait, outcome)
+	st := s.biz.get(business)
+	if wait, label := st.blocked(time.Now()); wait > 0 {
+		s.holdBack(ss, items, business, wait, label)
 		return
 	}
 	owner := s.owner()
-	res, err := b.claim(ctx, owner, g.items)
+	res, err := s.claim(ctx, owner, items)
 	if err != nil {
 		// Some claims may have been stored before the connection broke: give
 		// them back, or they would end as in doubt although never sent.
-		s.log.Warn("ledger claim failed; events handed back", zap.Error(err), zap.Int("count", len(g.items)))
-		b.release(owner, g.items)
-		for _, it := range g.items {
-			b.nak(it, s.cfg.RetryMin, outcomeRetried)
-		}
+		s.log.Warn("ledger claim failed; events handed back", zap.Error(err), zap.Int("count", len(items)))
+		s.release(owner, items)
+		ss.addAll(items, retry(s.cfg.RetryMin))
 		return
 	}
-	claimed := make([]*item, 0, len(g.items))
-	for i, it := range g.items {
+	claimed := make([]*item, 0, len(items))
+	for i, it := range items {
 		switch r := res[i]; r.State {
 		case ledger.Claimed:
 			claimed = append(claimed, it)
 		case ledger.Sent:
-			b.ack(it, outcomeDuplicate)
+			ss.add(it, duplicate())
 		case ledger.Busy:
-			b.nak(it, r.Wait+100*time.Millisecond, outcomeRetried)
+			ss.add(it, retry(r.Wait+100*time.Millisecond))
 		default:
-			b.deadLetter(it, ReasonInDoubt, "an earlier send of this event_id got no answer from Meta, which may have accepted it; not resent automatically")
+			ss.add(it, deadLetter(ReasonInDoubt, inDoubtText))
 		}
 	}
-	for len(claimed) > 0 {
-		n := min(len(claimed), capi.MaxBatch)
-		if !b.post(ctx, g, st, owner, claimed[:n]) {
-			// The business is blocked now: hand back the rest untried.
-			b.release(owner, claimed[n:])
-			wait, outcome := st.blocked(time.Now())
-			b.holdBack(claimed[n:], g.business, max(wait, s.cfg.RetryMin), cmp.Or(outcome, outcomeRetried))
-			return
-		}
-		claimed = claimed[n:]
+	if len(claimed) > 0 {
+		s.post(ctx, ss, business, ds, st, owner, claimed)
 	}
 }
 
@@ -88,12 +85,12 @@ func (b *batch) sendGroup(ctx context.Context, g *group) {
 // in the ledger (ledger.AllowTakeOver); nothing in the message can ask for it,
 // since anyone who may publish conversions could set a header. The second
 // round trip happens only for events in doubt, which are rare.
-func (b *batch) claim(ctx context.Context, owner string, items []*item) ([]ledger.Result, error) {
+func (s *Service) claim(ctx context.Context, owner string, items []*item) ([]ledger.Result, error) {
 	ids := make([]string, len(items))
 	for i, it := range items {
 		ids[i] = it.ledgerID
 	}
-	out, err := b.s.ledger.Claim(ctx, owner, b.s.cfg.SendLease, ids)
+	out, err := s.lb.Claim(ctx, owner, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +104,7 @@ func (b *batch) claim(ctx context.Context, owner string, items []*item) ([]ledge
 	if len(doubt) == 0 {
 		return out, nil
 	}
-	rf, err := b.s.ledger.TakeOver(ctx, owner, b.s.cfg.SendLease, doubtIDs)
+	rf, err := s.ledger.TakeOver(ctx, owner, s.cfg.SendLease, doubtIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +114,9 @@ func (b *batch) claim(ctx context.Context, owner string, items []*item) ([]ledge
 	return out, nil
 }
 
-// post sends one request of claimed events and settles them by the answer.
-// It returns false when the business is blocked now (throttled, failing or
-// paused), so the caller does not try its remaining events.
-func (b *batch) post(ctx context.Context, g *group, st *business, owner string, items []*item) bool {
-	s := b.s
+// post sends one request of claimed events and adds their outcomes by the
+// answer.
+func (s *Service) post(ctx context.Context, ss *settlements, business string, ds dataset, st *business, owner string, items []*item) {
 	events := make([]capi.Event, len(items))
 	ids := make([]string, len(items))
 	for i, it := range items {
@@ -130,93 +125,88 @@ func (b *batch) post(ctx context.Context, g *group, st *business, owner string, 
 	s.failpoint(FailpointBeforePost)
 	// Mark the post first, so that a crash from here on leaves the events in
 	// doubt, and before it, free again when the lease ends (pkg/ledger).
-	if err := s.ledger.Posting(ctx, owner); err != nil {
+	if err := s.lb.Posting(ctx, owner); err != nil {
 		if errors.Is(err, ledger.ErrFenced) {
 			s.log.Warn("send lease ran out before posting; another sender took the events over", zap.Int("count", len(items)))
 		} else {
 			s.log.Warn("post marker not stored; events handed back", zap.Error(err), zap.Int("count", len(items)))
-			b.release(owner, items)
+			s.release(owner, items)
 		}
-		for _, it := range items {
-			b.nak(it, s.cfg.RetryMin, outcomeRetried)
-		}
-		return false
+		ss.addAll(items, retry(s.cfg.RetryMin))
+		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.HTTPTimeout)
 	start := time.Now()
-	resp, err := s.poster.Send(sctx, g.ds.id, g.ds.token, events)
+	resp, err := s.poster.Send(sctx, ds.id, ds.token, events)
 	cancel()
 	s.m.graphDuration.Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.markSent(ctx, ids)
 		s.failpoint(FailpointAfterMarkSent)
-		for _, it := range items {
-			b.ack(it, outcomeSent)
-		}
-		s.sharedOK(g.business, time.Now())
+		ss.addAll(items, sent())
+		s.sharedOK(business, time.Now())
 		if s.biz.succeeded(st, resp.Usage, time.Now()) {
-			s.m.paused.DeleteLabelValues(g.business)
-			s.log.Info("business resumed", zap.String("business_id", g.business))
+			s.m.paused.DeleteLabelValues(business)
+			s.log.Info("business resumed", zap.String("business_id", business))
 		}
-		return true
+		return
 	}
 	if capi.IsInDoubt(err) {
 		// Keep the claims (see the package comment): when the lease is over,
 		// the redelivered messages find them in doubt and go to in_doubt.
+		// The business backs off as after any failure, so that a hung one
+		// does not keep its slots busy with request after request.
 		s.m.graphErrors.WithLabelValues("transport").Inc()
+		d := s.biz.failed(st, false, 0, time.Now())
 		s.log.Warn("send in doubt; events held until their lease ends", zap.Error(err),
-			zap.String("business_id", g.business), zap.String("dataset_id", g.ds.id), zap.Int("count", len(items)))
-		for _, it := range items {
-			b.nak(it, s.cfg.SendLease, outcomeRetried)
-		}
-		return false
+			zap.String("business_id", business), zap.String("dataset_id", ds.id), zap.Int("count", len(items)),
+			zap.Duration("backoff", d))
+		ss.addAll(items, retry(s.cfg.SendLease))
+		return
 	}
-	b.release(owner, items) // Meta answered with an error or never got the request
+	s.release(owner, items) // Meta answered with an error or never got the request
 	if ctx.Err() != nil {   // cut off by shutdown before the request left
-		for _, it := range items {
-			b.nak(it, 0, outcomeRetried)
-		}
-		return false
+		ss.addAll(items, retry(0))
+		return
 	}
 	var ee *capi.EncodeError
 	if errors.As(err, &ee) && ee.Index >= 0 && ee.Index < len(items) {
 		// Nothing left the process, and sending it again cannot succeed:
 		// that event is invalid, the others go on. (conversion.Parse makes
 		// this unreachable; it is here so that no bug retries for 7 days.)
-		b.deadLetter(items[ee.Index], ReasonInvalid, "cannot be encoded for Meta: "+ee.Err.Error())
+		ss.add(items[ee.Index], deadLetter(ReasonInvalid, "cannot be encoded for Meta: "+ee.Err.Error()))
 		if rest := append(items[:ee.Index:ee.Index], items[ee.Index+1:]...); len(rest) > 0 {
-			b.sendGroup(ctx, &group{business: g.business, ds: g.ds, items: rest})
+			s.sendInto(ctx, ss, business, ds, rest)
 		}
-		return true
+		return
 	}
 	var ae *capi.APIError
 	if errors.As(err, &ae) && ae.Class() == capi.Rejected {
 		s.m.graphErrors.WithLabelValues(graphErrorCode(ae.Code, ae.Status)).Inc()
 		if len(items) == 1 {
-			b.deadLetter(items[0], ReasonRejected, ae.Detail())
-			return true
+			ss.add(items[0], deadLetter(ReasonRejected, ae.Detail()))
+			return
 		}
 		// Meta rejects a whole batch for one bad event: halve until the bad
-		// ones stand alone. Each half is claimed again, as it may have been
-		// sent meanwhile by another copy of a message.
+		// ones stand alone. Each half is claimed again (a lease of its own),
+		// as it may have been sent meanwhile by another copy of a message.
 		half := len(items) / 2
-		b.sendGroup(ctx, &group{business: g.business, ds: g.ds, items: items[:half]})
-		b.sendGroup(ctx, &group{business: g.business, ds: g.ds, items: items[half:]})
-		return true
+		s.sendInto(ctx, ss, business, ds, items[:half])
+		s.sendInto(ctx, ss, business, ds, items[half:])
+		return
 	}
 	if ae == nil {
 		s.m.graphErrors.WithLabelValues("transport").Inc()
 	} else {
 		s.m.graphErrors.WithLabelValues(graphErrorCode(ae.Code, ae.Status)).Inc()
 	}
-	b.failure(g.business, items, err, "send")
-	return false
+	s.failure(ss, business, items, err, "send")
 }
 
-// failure hands back items of business after a definite failure of what
-// (a send or a dataset lookup), slowing down or pausing the business.
-func (b *batch) failure(business string, items []*item, err error, what string) {
-	s := b.s
+// failure adds the outcomes of items of business after a definite failure
+// of what (a send or a dataset lookup), slowing down or pausing the
+// business.
+func (s *Service) failure(ss *settlements, business string, items []*item, err error, what string) {
 	st := s.biz.get(business)
 	now := time.Now()
 	var ae *capi.APIError
@@ -231,11 +221,11 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 		class = capi.SetupFault
 	}
 	var d time.Duration
-	outcome := outcomeRetried
+	label := outcomeRetried
 	switch class {
 	case capi.SetupFault:
 		first, pause := s.biz.pause(st, now)
-		d, outcome = pause, outcomePaused
+		d, label = pause, outcomePaused
 		s.sharedPause(business)
 		fields := []zap.Field{zap.String("business_id", business), zap.String("during", what),
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
@@ -258,19 +248,18 @@ func (b *batch) failure(business string, items []*item, err error, what string) 
 		s.log.Warn("transient failure; events handed back", zap.String("business_id", business),
 			zap.String("during", what), zap.Error(err), zap.Duration("wait", d))
 	}
-	b.holdBack(items, business, d, outcome)
+	s.holdBack(ss, items, business, d, label)
 }
 
-// holdBack settles items of a business that cannot be sent now: parked
-// while the business is paused (see park.go), else handed back after wait.
-func (b *batch) holdBack(items []*item, business string, wait time.Duration, outcome string) {
-	for _, it := range items {
-		if outcome == outcomePaused {
-			b.park(it, business)
-		} else {
-			b.nak(it, wait, outcome)
-		}
+// holdBack adds the outcomes of items of a business that cannot be sent
+// now: parked while the business is paused (see park.go), else handed back
+// after wait.
+func (s *Service) holdBack(ss *settlements, items []*item, business string, wait time.Duration, label string) {
+	if label == outcomePaused {
+		ss.addAll(items, park(business))
+		return
 	}
+	ss.addAll(items, retryAs(wait, label))
 }
 
 // markSent records accepted events, retrying while Redis is away: the
@@ -280,7 +269,7 @@ func (s *Service) markSent(ctx context.Context, ids []string) {
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for {
-		err := s.ledger.MarkSent(ctx, ids)
+		err := s.lb.MarkSent(ctx, ids)
 		if err == nil {
 			return
 		}
@@ -298,7 +287,7 @@ func (s *Service) markSent(ctx context.Context, ids []string) {
 // release gives back claims after a definite failure. It retries while
 // Redis is away, up to the lease (after which a claim could only end as in
 // doubt), on a context of its own so that a shutdown does not skip it.
-func (b *batch) release(owner string, items []*item) {
+func (s *Service) release(owner string, items []*item) {
 	if len(items) == 0 {
 		return
 	}
@@ -306,11 +295,11 @@ func (b *batch) release(owner string, items []*item) {
 	for i, it := range items {
 		ids[i] = it.ledgerID
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.s.cfg.SendLease)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.SendLease)
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for {
-		err := b.s.ledger.Release(ctx, owner, ids)
+		err := s.ledger.Release(ctx, owner, ids)
 		if err == nil {
 			return
 		}
@@ -318,7 +307,7 @@ func (b *batch) release(owner string, items []*item) {
 		case <-ctx.Done():
 			// The claims stay until their lease ends; the messages then come
 			// back as in doubt although Meta never got them. Safe, and rare.
-			b.s.log.Warn("ledger release failed", zap.Error(err), zap.Int("count", len(ids)))
+			s.log.Warn("ledger release failed", zap.Error(err), zap.Int("count", len(ids)))
 			return
 		case <-time.After(wait):
 		}

@@ -111,11 +111,13 @@ type Service struct {
 	store    lookup
 	rdb      redis.UniversalClient
 	ledger   *ledger.Ledger
+	lb       *ledgerBatch // the ledger, pipelined across requests
 	poster   poster
 	datasets *datasets
 	biz      *businesses
 	m        *metrics
 	failAt   func(string)
+	pipe     *pipeline
 	instance string
 	seq      atomic.Uint64
 	okAt     sync.Map // business → when this sender last stored its ok key (park.go)
@@ -151,18 +153,23 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
-	return &Service{
+	s := &Service{
 		cfg: cfg, log: deps.Log.With(zap.String("component", "sender")), js: deps.JS,
 		store: deps.Store, rdb: deps.Redis, ledger: ledger.New(deps.Redis, cfg.SentTTL),
 		poster: p, datasets: newDatasets(cfg, api, deps.Redis), biz: newBusinesses(cfg),
 		m: m, failAt: deps.Failpoint, instance: hex.EncodeToString(id[:]),
-	}, nil
+	}
+	s.pipe = newPipeline(s)
+	s.lb = newLedgerBatch(s.ledger, cfg.SendLease)
+	return s, nil
 }
 
 // Run creates the streams and the consumer when absent and processes
-// conversions until ctx is done. Then it stops fetching, lets the batches in
-// flight finish within SHUTDOWN_TIMEOUT (handing back what is left) and
-// returns nil. The caller drains the NATS connection afterwards.
+// conversions until ctx is done. Then it stops fetching and starting
+// requests, hands back what is queued, lets the requests in flight finish
+// within SHUTDOWN_TIMEOUT (at least HTTP_TIMEOUT, so that a request already
+// written gets its answer) and returns nil. The caller drains the NATS
+// connection afterwards.
 func (s *Service) Run(ctx context.Context) error {
 	cons, err := ensureStreams(ctx, s.js, s.cfg.MaxAckPending, s.cfg.AckWait)
 	if err != nil {
@@ -171,25 +178,37 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("sender: %w", err)
 	}
-	// A long batch keeps its messages with InProgress every AckWait/3 (the
+	// Held messages are kept with InProgress every AckWait/3 (the
 	// consumer's, which an operator may have changed).
 	keepAlive := s.cfg.AckWait / 3
 	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
 		keepAlive = info.Config.AckWait / 3
 	}
 	s.log.Info("sender started", zap.Int("batch_size", s.cfg.BatchSize), zap.Int("workers", s.cfg.Workers),
+		zap.Int("max_inflight", s.cfg.MaxInflight), zap.Int("max_inflight_per_business", s.cfg.MaxInflightPerBusiness),
+		zap.Duration("linger", s.cfg.Linger), zap.Int64("queue_memory", s.cfg.QueueMemory),
 		zap.Duration("context_wait", s.cfg.ContextWait), zap.Strings("require_referral", s.cfg.RequireReferral),
-		zap.Duration("send_lease", s.cfg.SendLease), zap.Bool("access_token_set", s.cfg.AccessToken != ""),
+		zap.Duration("send_lease", s.cfg.SendLease), zap.Duration("http_timeout", s.cfg.HTTPTimeout),
+		zap.Duration("shutdown_timeout", s.cfg.ShutdownTimeout), zap.Bool("access_token_set", s.cfg.AccessToken != ""),
 		zap.Int("datasets_mapped", len(s.cfg.Datasets)), zap.Bool("app_secret_set", s.cfg.AppSecret != ""),
 		zap.Bool("dry_run", s.cfg.DryRunFile != ""))
-	var wg sync.WaitGroup
+	// Work already fetched finishes on a context of its own, cut off
+	// SHUTDOWN_TIMEOUT after ctx ends (pipeline.run).
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	var wg, keeper sync.WaitGroup
+	kctx, stopKeepAlive := context.WithCancel(wctx)
+	keeper.Go(func() { s.pipe.keepAlive(kctx, keepAlive) })
 	for range s.cfg.Workers {
-		wg.Go(func() { s.work(ctx, cons, keepAlive) })
+		wg.Go(func() { s.work(ctx, wctx, cons) })
 	}
 	wg.Go(func() { s.pollPending(ctx, cons) })
 	wg.Go(func() { s.unparkLoop(ctx) })
+	wg.Go(func() { s.pipe.run(ctx, wctx, cancel) })
 	wg.Wait()
-	s.log.Info("sender stopped")
+	stopKeepAlive()
+	keeper.Wait()
+	s.log.Info("sender stopped", zap.Int("peak_inflight", s.pipe.peakInflight()))
 	return nil
 }
 
@@ -204,14 +223,18 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
-// work is one fetch-process loop. A batch in flight when ctx ends finishes
-// on its own context, cut off SHUTDOWN_TIMEOUT after ctx ends.
-func (s *Service) work(ctx context.Context, cons jetstream.Consumer, keepAlive time.Duration) {
+// work is one fetch loop: it fetches while the pipeline has room and hands
+// each fetch to intake, on wctx, which outlives ctx by SHUTDOWN_TIMEOUT.
+func (s *Service) work(ctx, wctx context.Context, cons jetstream.Consumer) {
 	backoff := 50 * time.Millisecond
 	msgs := make([]jetstream.Msg, 0, s.cfg.BatchSize)
 	for ctx.Err() == nil {
+		n := s.pipe.admit(ctx, s.cfg.BatchSize)
+		if n == 0 {
+			continue
+		}
 		msgs = msgs[:0]
-		mb, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(100*time.Millisecond))
+		mb, err := cons.Fetch(n, jetstream.FetchMaxWait(100*time.Millisecond))
 		if err == nil {
 			for m := range mb.Messages() {
 				msgs = append(msgs, m)
@@ -219,7 +242,7 @@ func (s *Service) work(ctx context.Context, cons jetstream.Consumer, keepAlive t
 			err = mb.Error()
 		}
 		if len(msgs) > 0 {
-			s.processWithShutdown(ctx, msgs, keepAlive)
+			s.intake(wctx, msgs)
 			backoff = 50 * time.Millisecond
 			continue
 		}
@@ -234,25 +257,6 @@ func (s *Service) work(ctx context.Context, cons jetstream.Consumer, keepAlive t
 	}
 }
 
-func (s *Service) processWithShutdown(ctx context.Context, msgs []jetstream.Msg, keepAlive time.Duration) {
-	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			select {
-			case <-done:
-			case <-time.After(s.cfg.ShutdownTimeout):
-				cancel()
-			}
-		}
-	}()
-	s.process(pctx, msgs, keepAlive)
-}
-
 // pollPending updates the consumer gauges every few seconds.
 func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 	t := time.NewTicker(5 * time.Second)
@@ -265,6 +269,7 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 			near = s.noteAckPending(info.NumAckPending, info.Config.MaxAckPending, near)
 		}
 		cancel()
+		s.sweepOK(time.Now())
 		select {
 		case <-ctx.Done():
 			return

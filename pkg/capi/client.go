@@ -82,15 +82,6 @@ func NewClient(cfg Config) *Client {
 // local sink (plain HTTP) in scripts/bench-sender.sh.
 const MaxIdleConnsPerHost = 64
 
-// newTransport is net/http's default transport keeping MaxIdleConnsPerHost
-// idle connections per host.
-func newTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
-	t.MaxIdleConns = max(t.MaxIdleConns, MaxIdleConnsPerHost)
-	return t
-}
-
 // Response is Meta's answer to an accepted /events request.
 type Response struct {
 	EventsReceived int      `json:"events_received"`

@@ -9,7 +9,41 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"sync/atomic"
+	"time"
 )
+
+// Connection reuse. Requests to graph.facebook.com go over TLS, where
+// net/http negotiates HTTP/2 by ALPN when the transport asks for it
+// (ForceAttemptHTTP2: a custom transport does not by default). Over
+// HTTP/2 the sender's many requests in flight (MAX_INFLIGHT) share a few
+// connections as streams instead of one TCP and TLS handshake each; over
+// plain HTTP (a local stand-in) they use up to MaxIdleConnsPerHost
+// keep-alive connections. Idle connections close after IdleConnTimeout.
+//
+// With many requests on one HTTP/2 connection, a connection that dies
+// silently would leave all of them waiting for HTTP_TIMEOUT, each then in
+// doubt: the transport pings a connection that read nothing for
+// HTTP2ReadIdleTimeout and closes it if the ping gets no answer within
+// HTTP2PingTimeout, so its requests fail early (still in doubt if they
+// were written, but seconds rather than HTTP_TIMEOUT later).
+const (
+	IdleConnTimeout      = 90 * time.Second
+	HTTP2ReadIdleTimeout = 15 * time.Second
+	HTTP2PingTimeout     = 10 * time.Second
+)
+
+// newTransport is net/http's default transport with HTTP/2 asked for,
+// MaxIdleConnsPerHost idle connections per host kept, and health pings on
+// idle HTTP/2 connections.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ForceAttemptHTTP2 = true
+	t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+	t.MaxIdleConns = max(t.MaxIdleConns, MaxIdleConnsPerHost)
+	t.IdleConnTimeout = IdleConnTimeout
+	t.HTTP2 = &http.HTTP2Config{SendPingTimeout: HTTP2ReadIdleTimeout, PingTimeout: HTTP2PingTimeout}
+	return t
+}
 
 // maxResponseBytes bounds what the client reads of a Graph response.
 const maxResponseBytes = 1 << 20

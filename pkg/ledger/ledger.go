@@ -179,27 +179,60 @@ return 0
 // to a broken connection). On an error some ids may be claimed: Release
 // them with the same owner.
 func (l *Ledger) Claim(ctx context.Context, owner string, lease time.Duration, ids []string) ([]Result, error) {
-	if len(ids) == 0 {
-		return nil, nil
+	out, err := l.ClaimMany(ctx, lease, []ClaimRequest{{Owner: owner, IDs: ids}})
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// ClaimRequest is one owner's ids for ClaimMany.
+type ClaimRequest struct {
+	Owner string
+	IDs   []string
+}
+
+// ClaimMany is Claim for several owners at once (the requests of many
+// businesses starting together), in the same round trips as one Claim: one
+// pipeline of SET NX for every id of every request (go-redis sends it to
+// each cluster node in one go) and, for ids found taken, one of GET. The
+// result has one entry per request, each one per id. On an error some ids
+// of any request may be claimed: each owner releases its own.
+func (l *Ledger) ClaimMany(ctx context.Context, lease time.Duration, reqs []ClaimRequest) ([][]Result, error) {
+	out := make([][]Result, len(reqs))
+	n := 0
+	for i, r := range reqs {
+		out[i] = make([]Result, len(r.IDs))
+		n += len(r.IDs)
+	}
+	if n == 0 {
+		return out, nil
 	}
 	now := time.Now()
-	val := "q:" + strconv.FormatInt(now.Add(lease).UnixMilli(), 10) + ":" + owner
-	set := make([]*redis.BoolCmd, len(ids))
+	deadline := strconv.FormatInt(now.Add(lease).UnixMilli(), 10)
+	vals := make([]string, len(reqs))
+	set := make([][]*redis.BoolCmd, len(reqs))
 	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			set[i] = p.SetNX(ctx, l.Key(id), val, l.sentTTL)
+		for i, r := range reqs {
+			vals[i] = "q:" + deadline + ":" + r.Owner
+			set[i] = make([]*redis.BoolCmd, len(r.IDs))
+			for j, id := range r.IDs {
+				set[i][j] = p.SetNX(ctx, l.Key(id), vals[i], l.sentTTL)
+			}
 		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("ledger: claim: %w", err)
 	}
-	out := make([]Result, len(ids))
-	var taken []int
-	for i, c := range set {
-		if c.Val() {
-			out[i] = Result{State: Claimed}
-		} else {
-			taken = append(taken, i)
+	type ref struct{ req, i int }
+	var taken []ref
+	for r := range reqs {
+		for i, c := range set[r] {
+			if c.Val() {
+				out[r][i] = Result{State: Claimed}
+			} else {
+				taken = append(taken, ref{r, i})
+			}
 		}
 	}
 	if len(taken) == 0 {
@@ -207,25 +240,27 @@ func (l *Ledger) Claim(ctx context.Context, owner string, lease time.Duration, i
 	}
 	get := make([]*redis.StringCmd, len(taken))
 	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for j, i := range taken {
-			get[j] = p.Get(ctx, l.Key(ids[i]))
+		for k, t := range taken {
+			get[k] = p.Get(ctx, l.Key(reqs[t.req].IDs[t.i]))
 		}
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("ledger: claim: %w", err)
 	}
-	var stale []staleClaim
-	for j, i := range taken {
-		v := get[j].Val()
+	stale := make([][]staleClaim, len(reqs))
+	for k, t := range taken {
+		v := get[k].Val()
 		var by string
-		out[i], by = classify(v, owner, now)
+		out[t.req][t.i], by = classify(v, reqs[t.req].Owner, now)
 		if by != "" {
-			stale = append(stale, staleClaim{i: i, id: ids[i], value: v, owner: by})
+			stale[t.req] = append(stale[t.req], staleClaim{i: t.i, id: reqs[t.req].IDs[t.i], value: v, owner: by})
 		}
 	}
-	if len(stale) > 0 {
-		if err := l.takeStale(ctx, val, stale, out); err != nil {
-			return nil, fmt.Errorf("ledger: claim: %w", err)
+	for r := range reqs {
+		if len(stale[r]) > 0 {
+			if err := l.takeStale(ctx, vals[r], stale[r], out[r]); err != nil {
+				return nil, fmt.Errorf("ledger: claim: %w", err)
+			}
 		}
 	}
 	return out, nil
@@ -301,19 +336,34 @@ var ErrFenced = errors.New("ledger: claims taken over after their lease ran out;
 // caller must not post them), or another error when Redis could not record
 // it (the caller must not post either: a crash would then look unposted).
 func (l *Ledger) Posting(ctx context.Context, owner string) error {
-	var set *redis.BoolCmd
-	var get *redis.StringCmd
+	errs, err := l.PostingMany(ctx, []string{owner})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// PostingMany is Posting for several owners in one round trip: the error
+// is Redis's, else each owner's nil or ErrFenced.
+func (l *Ledger) PostingMany(ctx context.Context, owners []string) ([]error, error) {
+	set := make([]*redis.BoolCmd, len(owners))
+	get := make([]*redis.StringCmd, len(owners))
 	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		set = p.SetNX(ctx, l.postKey(owner), markPosting, l.sentTTL)
-		get = p.Get(ctx, l.postKey(owner))
+		for i, o := range owners {
+			set[i] = p.SetNX(ctx, l.postKey(o), markPosting, l.sentTTL)
+			get[i] = p.Get(ctx, l.postKey(o))
+		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("ledger: posting: %w", err)
+		return nil, fmt.Errorf("ledger: posting: %w", err)
 	}
-	if set.Val() || get.Val() == markPosting { // set now, or by an earlier request of owner's
-		return nil
+	out := make([]error, len(owners))
+	for i := range owners {
+		if !set[i].Val() && get[i].Val() != markPosting { // set now, or by an earlier request of owner's
+			out[i] = ErrFenced
+		}
 	}
-	return ErrFenced
+	return out, nil
 }
 
 // classify reads the value SET NX found. An empty value means the key went

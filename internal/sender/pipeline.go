@@ -1,0 +1,308 @@
+package sender
+
+import (
+	"cmp"
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+)
+
+// pipeline decouples fetching from posting. The fetch loops put each
+// fetched conversion, once parsed, joined and its dataset found, in the
+// queue of its business and dataset; a dispatcher starts a request for a
+// queue when it holds capi.MaxBatch events or its oldest has waited LINGER,
+// as long as fewer than MAX_INFLIGHT requests are in flight in all and fewer
+// than MAX_INFLIGHT_PER_BUSINESS for that business. Each request settles
+// its own messages when it ends, so a slow or hung business holds only its
+// own messages and at most its share of the slots, never another's.
+//
+// Everything fetched and not yet settled is held: kept alive with
+// InProgress every AckWait/3, and bounded by MAX_ACK_PENDING (JetStream
+// delivers no more) and QUEUE_MEMORY (the fetch loops wait for room).
+type pipeline struct {
+	s           *Service
+	linger      time.Duration
+	maxInflight int
+	perBusiness int
+	maxBytes    int64
+
+	mu        sync.Mutex
+	held      map[*item]struct{}
+	heldBytes int64
+	queues    map[string]*queue
+	waiting   []*queue // queues with events, oldest first (roughly: a remainder goes to the back)
+	inflight  int
+	byBiz     map[string]int // requests in flight per business
+	peak      int
+	stopping  bool
+
+	wake chan struct{} // a queue or a slot changed
+	room chan struct{} // something held was settled
+	reqs sync.WaitGroup
+}
+
+// queue is the events of one business waiting for a request to one dataset
+// with one token.
+type queue struct {
+	key      string
+	business string
+	ds       dataset
+	items    []*item
+	first    time.Time // when the oldest waiting event arrived
+}
+
+func newPipeline(s *Service) *pipeline {
+	return &pipeline{
+		s: s, linger: s.cfg.Linger, maxInflight: s.cfg.MaxInflight, perBusiness: s.cfg.MaxInflightPerBusiness,
+		maxBytes: s.cfg.QueueMemory, held: map[*item]struct{}{}, queues: map[string]*queue{}, byBiz: map[string]int{},
+		wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// admit waits until the pipeline has room for a fetch and returns how many
+// messages it may fetch (0 when ctx ended first).
+func (p *pipeline) admit(ctx context.Context, want int) int {
+	for {
+		p.mu.Lock()
+		room := p.s.cfg.MaxAckPending - len(p.held)
+		full := p.heldBytes >= p.maxBytes
+		p.mu.Unlock()
+		if room > 0 && !full {
+			return min(want, room)
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-p.room:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// hold records fetched messages as the pipeline's until they are settled.
+func (p *pipeline) hold(items []*item) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, it := range items {
+		p.held[it] = struct{}{}
+		p.heldBytes += int64(len(it.msg.Data()))
+	}
+}
+
+// forget drops a settled message from what the pipeline holds.
+func (p *pipeline) forget(it *item) {
+	p.mu.Lock()
+	if _, ok := p.held[it]; ok {
+		delete(p.held, it)
+		p.heldBytes -= int64(len(it.msg.Data()))
+	}
+	p.mu.Unlock()
+	signal(p.room)
+}
+
+// enqueue puts a business's events for ds in their queue. During a
+// shutdown nothing new starts: it returns them to be handed back.
+func (p *pipeline) enqueue(business string, ds dataset, items []*item, now time.Time) (rejected []*item) {
+	key := business + "\x00" + ds.id + "\x00" + ds.token
+	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		return items
+	}
+	q := p.queues[key]
+	if q == nil {
+		q = &queue{key: key, business: business, ds: ds}
+		p.queues[key] = q
+	}
+	if len(q.items) == 0 {
+		q.first = now
+		p.waiting = append(p.waiting, q)
+	}
+	q.items = append(q.items, items...)
+	p.s.m.queued.Add(float64(len(items)))
+	p.mu.Unlock()
+	signal(p.wake)
+	return nil
+}
+
+// run dispatches until ctx ends, then hands back what is queued, lets the
+// requests in flight finish (within SHUTDOWN_TIMEOUT, after which cancel
+// cuts them off) and returns.
+func (p *pipeline) run(ctx context.Context, reqCtx context.Context, cancel context.CancelFunc) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		next := p.dispatch(reqCtx, time.Now())
+		if next <= 0 {
+			next = time.Hour
+		}
+		timer.Reset(next)
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+	p.stop()
+	done := make(chan struct{})
+	go func() { p.reqs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(p.s.cfg.ShutdownTimeout):
+		p.s.log.Warn("requests still in flight at SHUTDOWN_TIMEOUT; cutting them off")
+		cancel()
+		<-done
+	}
+}
+
+// stop starts no more requests and hands back every queued event, untried.
+func (p *pipeline) stop() {
+	p.mu.Lock()
+	p.stopping = true
+	var left []*item
+	for _, q := range p.waiting {
+		left = append(left, q.items...)
+		q.items = nil
+	}
+	p.waiting, p.queues = nil, map[string]*queue{}
+	p.s.m.queued.Set(0)
+	p.mu.Unlock()
+	if len(left) > 0 {
+		p.s.log.Info("shutting down: queued messages handed back", zap.Int("count", len(left)))
+		var ss settlements
+		ss.addAll(left, retry(0))
+		p.s.settle(ss)
+	}
+}
+
+// dispatch starts every request it may now and returns when it should look
+// again for a lingering queue (0: when woken). Queues are served oldest
+// first; one that still has events after a request goes to the back, so
+// that a busy business takes turns with the others.
+func (p *pipeline) dispatch(ctx context.Context, now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var next time.Duration
+	kept := p.waiting[:0]
+	var again []*queue
+	for i, q := range p.waiting {
+		if p.inflight >= p.maxInflight {
+			kept = append(kept, p.waiting[i:]...)
+			break
+		}
+		if p.linger > 0 && len(q.items) < capi.MaxBatch {
+			if wait := p.linger - now.Sub(q.first); wait > 0 {
+				kept = append(kept, q)
+				if next == 0 || wait < next {
+					next = wait
+				}
+				continue
+			}
+		}
+		if p.byBiz[q.business] >= p.perBusiness {
+			kept = append(kept, q)
+			continue
+		}
+		n := min(len(q.items), capi.MaxBatch)
+		items := q.items[:n:n]
+		if n == len(q.items) {
+			q.items = nil
+			delete(p.queues, q.key)
+		} else {
+			q.items = q.items[n:]
+			q.first = now.Add(-p.linger) // it waited long enough already
+			again = append(again, q)
+		}
+		p.s.m.queued.Sub(float64(n))
+		p.inflight++
+		p.byBiz[q.business]++
+		if p.inflight > p.peak {
+			p.peak = p.inflight
+			p.s.m.inflightPeak.Set(float64(p.peak))
+		}
+		p.s.m.inflight.Set(float64(p.inflight))
+		business, ds := q.business, q.ds
+		p.reqs.Go(func() { p.request(ctx, business, ds, items) })
+	}
+	p.waiting = append(kept, again...)
+	clear(p.waiting[len(p.waiting):cap(p.waiting)]) // drop references to queues served
+	return next
+}
+
+// request posts one request's events and settles them by its answer.
+func (p *pipeline) request(ctx context.Context, business string, ds dataset, items []*item) {
+	defer func() {
+		p.mu.Lock()
+		p.inflight--
+		if p.byBiz[business]--; p.byBiz[business] <= 0 {
+			delete(p.byBiz, business)
+		}
+		p.s.m.inflight.Set(float64(p.inflight))
+		p.mu.Unlock()
+		signal(p.wake)
+	}()
+	p.s.m.eventsPerRequest.Observe(float64(len(items)))
+	p.s.settle(p.s.send(ctx, business, ds, items))
+}
+
+// keepAlive tells JetStream every interval that the held messages are
+// still being worked on, so that one waiting in a queue or in a slow
+// request is not redelivered to another sender meanwhile.
+func (p *pipeline) keepAlive(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var items []*item
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		items = items[:0]
+		for it := range p.held {
+			items = append(items, it)
+		}
+		p.mu.Unlock()
+		var failed int
+		var first error
+		for _, it := range items {
+			if it.settled.Load() {
+				continue
+			}
+			if err := it.msg.InProgress(); err != nil {
+				failed++
+				first = cmp.Or(first, err)
+			}
+		}
+		if failed > 0 {
+			p.s.log.Warn("in-progress ack failed; jetstream may redeliver these messages to another sender, whose claim then waits for ours",
+				zap.Int("count", failed), zap.Error(first))
+		}
+		clear(items)
+	}
+}
+
+// peakInflight is the most requests that were in flight at once.
+func (p *pipeline) peakInflight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
+}
