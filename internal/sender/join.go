@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
@@ -21,24 +22,38 @@ type group struct {
 // join looks up the contexts of the whole batch in one call and maps the
 // attributed conversions to events. A conversion without its context waits
 // (NakWithDelay, doubling from CONTEXT_RETRY_MIN) while it is younger than
-// CONTEXT_WAIT, then becomes dead letter unattributed.
+// CONTEXT_WAIT, then becomes dead letter unattributed. A WhatsApp conversion
+// that carries its own ctwa_clid (Meta's automatic events) needs no context:
+// its business_id is the WABA id and the click id is the one Meta gave.
 func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now time.Time) []*item {
 	if len(live) == 0 {
 		return nil
 	}
-	keys := make([]attribution.Key, len(live))
-	for i, it := range live {
-		keys[i] = attribution.Key{Channel: it.conv.Channel, BusinessID: it.conv.BusinessID, UserID: it.conv.UserID}
+	keys := make([]attribution.Key, 0, len(live))
+	for _, it := range live {
+		if !carriesClick(&it.conv) {
+			keys = append(keys, attribution.Key{Channel: it.conv.Channel, BusinessID: it.conv.BusinessID, UserID: it.conv.UserID})
+		}
 	}
-	cxs, err := s.store.Lookup(ctx, keys)
-	if err != nil {
-		s.log.Warn("context lookup failed; batch handed back", zap.Error(err), zap.Int("count", len(live)))
-		ss.addAll(live, retry(s.cfg.RetryMin))
-		return nil
+	var found []*attribution.Context
+	if len(keys) > 0 {
+		var err error
+		if found, err = s.store.Lookup(ctx, keys); err != nil {
+			s.log.Warn("context lookup failed; batch handed back", zap.Error(err), zap.Int("count", len(live)))
+			ss.addAll(live, retry(s.cfg.RetryMin))
+			return nil
+		}
 	}
 	out := live[:0]
-	for i, it := range live {
-		cx := cxs[i]
+	for _, it := range live {
+		if carriesClick(&it.conv) {
+			it.business = it.conv.BusinessID
+			it.event = toEvent(&it.conv, nil, it.conv.EventTime)
+			out = append(out, it)
+			continue
+		}
+		cx := found[0]
+		found = found[1:]
 		var missing string
 		switch {
 		case it.conv.Channel == attribution.WhatsApp && cx == nil:
@@ -62,6 +77,13 @@ func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now t
 		ss.add(it, retryAs(min(s.contextDelay(it.delivered), left+10*time.Millisecond), outcomeWaitingContext))
 	}
 	return out
+}
+
+// carriesClick reports whether c names its own ad click (a WhatsApp
+// conversion with ctwa_clid, as automatic events are) and so needs no
+// stored context.
+func carriesClick(c *conversion.Conversion) bool {
+	return c.Channel == attribution.WhatsApp && c.CtwaClid != ""
 }
 
 // contextDelay is the wait before the n-th look for a missing context:

@@ -41,7 +41,10 @@ func toEvent(c *conversion.Conversion, cx *attribution.Context, eventTime int64)
 	switch c.Channel {
 	case attribution.WhatsApp:
 		ev.UserData.WhatsAppBusinessAccountID = business
-		if cx != nil {
+		switch {
+		case c.CtwaClid != "": // Meta's own click id (automatic events)
+			ev.UserData.CtwaClid = c.CtwaClid
+		case cx != nil:
 			ev.UserData.CtwaClid = cx.ClickID
 		}
 	case attribution.Messenger:
