@@ -71,6 +71,7 @@ func Start(t testing.TB, extraArgs ...string) *Server {
 func (s *Server) start(bin string) *exec.Cmd {
 	s.t.Helper()
 	cmd := exec.Command(bin, s.args...)
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}

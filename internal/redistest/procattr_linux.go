@@ -1,0 +1,13 @@
+package redistest
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// dieWithParent has the kernel kill redis-server when the test process
+// dies (a timeout's panic, a SIGKILL), which skips t.Cleanup: otherwise the
+// server is orphaned and keeps its port and any file descriptor it inherited.
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

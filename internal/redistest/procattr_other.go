@@ -1,0 +1,8 @@
+//go:build !linux
+
+package redistest
+
+import "os/exec"
+
+// dieWithParent is a no-op where there is no parent-death signal.
+func dieWithParent(*exec.Cmd) {}
