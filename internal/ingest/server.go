@@ -46,6 +46,16 @@ type Deps struct {
 	// runs its publisher; whoever serves Handler() without Serve must run
 	// Capture.Run alongside.
 	Capture *Capture
+	// Forward, when not nil, stores every verified /webhook body for
+	// forwarding (internal/forward's Enqueuer) before the answer: 200 only
+	// once both it and the store write succeeded.
+	Forward Enqueuer
+}
+
+// Enqueuer keeps a verified body and its signature headers durably for
+// forwarding; *forward.Enqueuer is one.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, body []byte, header http.Header) error
 }
 
 // Server is the ingest HTTP service.
@@ -58,6 +68,7 @@ type Server struct {
 	m        *metrics
 	alerts   alerts
 	capture  *Capture
+	forward  Enqueuer
 	budget   bodyBudget
 	bodies   sync.Pool // *body
 	conns    atomic.Pointer[connLimit]
@@ -85,6 +96,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:     deps.Logger.With(zap.String("component", "ingest")),
 		store:   deps.Store,
 		capture: deps.Capture,
+		forward: deps.Forward,
 		bodies:  newBodyPool(),
 	}
 	s.budget.max = cfg.MaxBodyBytesInFlight
@@ -121,6 +133,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Bool("redis_url_set", cfg.RedisURL != ""),
 		zap.Bool("nats_url_set", cfg.NATSURL != ""),
 		zap.Bool("capture", deps.Capture != nil),
+		zap.Bool("forward", deps.Forward != nil),
 		zap.Duration("context_ttl", cfg.ContextTTL),
 		zap.Int64("body_limit", cfg.BodyLimit),
 		zap.Int64("max_body_bytes_in_flight", cfg.MaxBodyBytesInFlight),

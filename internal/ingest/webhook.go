@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -60,6 +61,12 @@ func (s *Server) postWebhook(c echo.Context) error {
 		s.signatureFailed(sigMismatch)
 		return errBadSignature
 	}
+	// Forwarded byte for byte, whatever ingest itself makes of it: the
+	// downstream judges its own payloads. Meta's retry of a delivery whose
+	// store write failed is the same bytes, stored once (forward.DupWindow).
+	if err := s.enqueueForward(req, body); err != nil {
+		return err
+	}
 	p, err := webhook.Parse(body)
 	if err != nil {
 		s.m.webhooks[chanUnknown][outBadJSON].Inc()
@@ -68,6 +75,30 @@ func (s *Server) postWebhook(c echo.Context) error {
 	ch := channelOf(p.Channel)
 	s.capture.offer(ch, pathWebhook, body)
 	return s.record(c, ch, &p)
+}
+
+// enqueueForward stores body for forwarding when forwarding is on. NATS
+// away answers 503 (Meta retries); a body NATS cannot take even with room
+// for a dead letter's headers answers 413 and says so in the log, since a
+// retry cannot change it.
+func (s *Server) enqueueForward(req *http.Request, body []byte) error {
+	if s.forward == nil {
+		return nil
+	}
+	err := s.forward.Enqueue(req.Context(), body, req.Header)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, forward.ErrTooLarge):
+		s.m.webhooks[chanUnknown][outTooLarge].Inc()
+		s.log.Error("webhook body too large to forward: raise NATS max_payload", zap.Int("body_bytes", len(body)))
+		return errForwardTooLarge
+	case errors.Is(err, forward.ErrEnqueue):
+		s.m.webhooks[chanUnknown][outQueueError].Inc()
+		return queueError(err)
+	}
+	s.m.webhooks[chanUnknown][outQueueError].Inc()
+	return err // ErrUnsigned cannot happen after verification: a 500
 }
 
 // postOnPrem takes a WhatsApp On-Premises delivery. Meta does not sign
