@@ -207,6 +207,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// NeedsNATS reports whether a setting that publishes to JetStream is on.
+func (c Config) NeedsNATS() bool {
+	return c.Capture || c.Intake.Enabled() || c.Forward.Enabled()
+}
+
 // setDefaults fills zero values of a Config built by hand.
 func (c *Config) setDefaults() {
 	if c.Addr == "" {
