@@ -18,6 +18,8 @@ func (c *Conversion) checkLengths() error {
 		{"user_id", c.UserID, MaxUserIDLen},
 	} {
 		switch {
+		case f.v == "" && f.name == "user_id" && c.CtwaClid != "":
+			// A conversion that names its click needs no user to find it.
 		case f.v == "":
 			return invalid(f.name, "empty")
 		case len(f.v) > f.max:
@@ -26,6 +28,9 @@ func (c *Conversion) checkLengths() error {
 	}
 	if len(c.DatasetID) > MaxDatasetIDLen {
 		return invalid("dataset_id", "too long")
+	}
+	if len(c.CtwaClid) > MaxClickIDLen {
+		return invalid("ctwa_clid", "too long")
 	}
 	return nil
 }
@@ -47,6 +52,10 @@ func (c *Conversion) check(cd *fastjson.Value) error {
 		return invalid("user_id", idChars)
 	case c.DatasetID != "" && !plainID(c.DatasetID):
 		return invalid("dataset_id", idChars)
+	case c.CtwaClid != "" && c.Channel != WhatsApp:
+		return invalid("ctwa_clid", "only on channel whatsapp")
+	case !plainID(c.CtwaClid):
+		return invalid("ctwa_clid", idChars)
 	case c.EventTime < 0 || c.EventTime > MaxEventTime:
 		return invalid("event_time", "must be unix seconds (not milliseconds)")
 	}

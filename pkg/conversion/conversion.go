@@ -58,6 +58,9 @@ const (
 	// MaxUserIDLen bounds user_id: a WhatsApp BSUID is two letters, a period
 	// and up to 128 alphanumerics (131); phones, PSIDs and IGSIDs are shorter.
 	MaxUserIDLen = 131
+	// MaxClickIDLen bounds ctwa_clid (Meta's examples are 100 to 130
+	// characters; it documents no limit).
+	MaxClickIDLen = 512
 	// MaxDatasetIDLen bounds dataset_id.
 	MaxDatasetIDLen = 64
 	// MaxEventTime is the largest event_time taken as Unix seconds (the
@@ -117,8 +120,14 @@ type Conversion struct {
 	Channel    string `json:"channel"`
 	BusinessID string `json:"business_id"` // WABA id or phone_number_id, page id, IG account id
 	// UserID is personal data: the WhatsApp phone (wa_id) or BSUID, the
-	// PSID or the IGSID. Never log it.
-	UserID    string `json:"user_id"`
+	// PSID or the IGSID. Never log it. Required, except on a WhatsApp
+	// conversion that carries its CtwaClid.
+	UserID string `json:"user_id"`
+	// CtwaClid is the WhatsApp click id (ctwa_clid), for a publisher that
+	// has it already: Meta's automatic events carry it and no customer id.
+	// WhatsApp only; when set the sender reports it instead of looking up
+	// the conversation's context, and user_id may be empty. Personal data.
+	CtwaClid  string `json:"ctwa_clid,omitempty"`
 	DatasetID string `json:"dataset_id,omitempty"` // overrides the business's dataset
 	// CustomData is a JSON object passed to Meta as custom_data; nil when
 	// absent. Purchase needs currency and value.

@@ -41,7 +41,8 @@ func Parse(data []byte) (Conversion, error) {
 	c.EventName = r.str("event_name", true)
 	c.Channel = r.str("channel", true)
 	c.BusinessID = r.str("business_id", true)
-	c.UserID = r.str("user_id", true)
+	c.CtwaClid = r.str("ctwa_clid", false)
+	c.UserID = r.str("user_id", c.CtwaClid == "")
 	c.DatasetID = r.str("dataset_id", false)
 	if r.err != nil {
 		return c, r.err

@@ -41,6 +41,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(page(`{"sender":{"id":"U"},"recipient":{"id":"P"},"timestamp":1.7e12,"referral":` + adRef + `}`)))
 	f.Add([]byte(cloud(`{"contacts":[{"wa_id":"C"}],"messages":[{"referral":` + click + `}]}`)))
+	f.Add([]byte(automatic(`{"id":"M","event_name":"Purchase","custom_data":{"a\u0001":"\u0001\"<"}}`)))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		pl, err := Parse(body)
 		checkPayload(t, body, pl, err, true)
@@ -73,6 +74,12 @@ func checkPayload(t *testing.T, body []byte, pl Payload, err error, wantBusiness
 		}
 		if tc.Time < 0 {
 			t.Fatalf("negative time in %+v", tc)
+		}
+	}
+	for _, ae := range pl.AutomaticEvents {
+		if ae.BusinessID == "" || ae.MessageID == "" || ae.EventName == "" || ae.Time < 0 ||
+			(ae.CustomData != nil && (!json.Valid(ae.CustomData) || ae.CustomData[0] != '{')) {
+			t.Fatalf("unkeyed or odd automatic event %+v in %+v", ae, pl)
 		}
 	}
 	if pl.Ignored < 0 || pl.Malformed < 0 {

@@ -44,8 +44,11 @@ var fixtureCounts = map[string]counts{
 	"instagram_changes_message_strings.json":      {object: objectIG, channel: Instagram, ignored: 1},
 	"instagram_changes_message_numbers.json":      {object: objectIG, channel: Instagram},
 	"edge_empty_entry.json":                       {object: objectWhatsApp, channel: WhatsApp},
-	"edge_unknown_object.json":                    {object: "user"},
-	"edge_missing_ids.json":                       {object: objectWhatsApp, channel: WhatsApp, malformed: 1},
+	// Automatic events are neither Touches nor ignored: see automatic_test.go.
+	"whatsapp_automatic_events_purchase.json": {object: objectWhatsApp, channel: WhatsApp},
+	"whatsapp_automatic_events_lead.json":     {object: objectWhatsApp, channel: WhatsApp},
+	"edge_unknown_object.json":                {object: "user"},
+	"edge_missing_ids.json":                   {object: objectWhatsApp, channel: WhatsApp, malformed: 1},
 	// No referral at all: the event is understood and has nothing to store.
 	"edge_wrong_types.json": {object: objectPage, channel: Messenger, ignored: 1},
 }

@@ -73,6 +73,10 @@ type Payload struct {
 	Channel Channel `json:"channel,omitempty"`
 	// Touches are the ad clicks to store, in delivery order.
 	Touches []Touch `json:"touches"`
+	// AutomaticEvents are the purchases and leads Meta detected in
+	// click-to-WhatsApp threads (Cloud API field "automatic_events"), in
+	// delivery order; nil when there are none.
+	AutomaticEvents []AutomaticEvent `json:"automatic_events,omitempty"`
 	// Ignored counts events that were understood and carry nothing to store
 	// (statuses, errors, echoes, reads, messages without an ad referral,
 	// non-ad referrals, Instagram comment changes, template updates).

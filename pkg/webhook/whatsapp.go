@@ -62,7 +62,7 @@ func (pl *Payload) parseCloud(root *fastjson.Value) {
 // of a whole On-Premises delivery). A value with none of them, such as a
 // template status update, counts as one Ignored event.
 func (pl *Payload) parseValue(value *fastjson.Value, s waScope) {
-	before := len(pl.Touches) + pl.Ignored + pl.Malformed
+	before := pl.events()
 	messages, ok := arr(value, "messages")
 	if !ok {
 		pl.Malformed++
@@ -78,9 +78,23 @@ func (pl *Payload) parseValue(value *fastjson.Value, s waScope) {
 		}
 		pl.Ignored += len(items)
 	}
-	if len(pl.Touches)+pl.Ignored+pl.Malformed == before {
+	// Automatic events come only through the Cloud API (field
+	// "automatic_events"; see automatic.go).
+	if !s.onPrem {
+		events, ok := arr(value, "automatic_events")
+		if !ok {
+			pl.Malformed++
+		}
+		pl.waAutomatic(events, s)
+	}
+	if pl.events() == before {
 		pl.Ignored++
 	}
+}
+
+// events is how many events pl has counted so far.
+func (pl *Payload) events() int {
+	return len(pl.Touches) + len(pl.AutomaticEvents) + pl.Ignored + pl.Malformed
 }
 
 // waMessage turns one inbound WhatsApp message into a Touch, or counts it.
