@@ -109,7 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	ing, err := newIngest(cfg, log, nc, store, reg, svc.Enqueuer())
+	ing, err := newIngest(cfg, log, nc, store, reg, svc)
 	if err != nil {
 		return err
 	}
@@ -157,8 +157,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // newIngest builds the ingest server; its capture publishes on nc.
-func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry, fwd ingest.Enqueuer) (*ingest.Server, error) {
-	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Forward: fwd}
+func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry, svc *ingest.Services) (*ingest.Server, error) {
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Forward: svc.Enqueuer(), AutoEvents: svc.AutoPublisher()}
 	if cfg.Ingest.Capture {
 		c, err := ingest.NewCapture(nc, cfg.Ingest, log, reg)
 		if err != nil {

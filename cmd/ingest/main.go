@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	deps.Forward = svc.Enqueuer()
+	deps.Forward, deps.AutoEvents = svc.Enqueuer(), svc.AutoPublisher()
 	srv, err := ingest.New(cfg, deps)
 	if err != nil {
 		return err

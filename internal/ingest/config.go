@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
@@ -48,12 +49,13 @@ type Config struct {
 
 	// The admin listener's other services, wired by cmd/ingest and
 	// cmd/all-in-one (the Server itself only enqueues for Forward).
-	Intake          intake.Config  // INTAKE_*: POST /v1/conversions
-	Forward         forward.Config // FORWARD_*: copies of verified /webhook bodies
-	RegistryKey     string         // REGISTRY_KEY (env only): encrypts the registry's secrets
-	GraphBase       string         // GRAPH_API_BASE: the registry API's Dataset API calls
-	GraphVersion    string         // GRAPH_API_VERSION
-	CAPIAccessToken string         // CAPI_ACCESS_TOKEN (env only): resolves datasets of businesses without a token
+	Intake          intake.Config     // INTAKE_*: POST /v1/conversions
+	Forward         forward.Config    // FORWARD_*: copies of verified /webhook bodies
+	AutoEvents      autoevents.Config // AUTOMATIC_EVENTS: Meta's automatic events become conversions
+	RegistryKey     string            // REGISTRY_KEY (env only): encrypts the registry's secrets
+	GraphBase       string            // GRAPH_API_BASE: the registry API's Dataset API calls
+	GraphVersion    string            // GRAPH_API_VERSION
+	CAPIAccessToken string            // CAPI_ACCESS_TOKEN (env only): resolves datasets of businesses without a token
 }
 
 // Defaults for settings the operator leaves unset.
@@ -82,7 +84,7 @@ const (
 // then the intake's and forwarding's (all-in-one merges it with the
 // sender's).
 func Settings() []settings.Setting {
-	all, err := settings.Merge(ownSettings(), intake.Settings(), forward.Settings(), registrySettings())
+	all, err := settings.Merge(ownSettings(), intake.Settings(), forward.Settings(), autoevents.Settings(), registrySettings())
 	if err != nil {
 		panic(err) // a programming error, caught by TestSettingsMerge
 	}
@@ -160,6 +162,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		ShutdownTimeout:      v.Duration("SHUTDOWN_TIMEOUT"),
 		PprofAddr:            v.Text("PPROF_ADDR"),
 		Intake:               intake.ConfigFrom(v),
+		AutoEvents:           autoevents.ConfigFrom(v),
 		RegistryKey:          v.Text(registry.KeyEnv),
 		GraphBase:            strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
 		GraphVersion:         v.Text("GRAPH_API_VERSION"),
@@ -191,6 +194,8 @@ func (c Config) Validate() error {
 		return errors.New("config: CAPTURE=on needs NATS_URL")
 	case c.Intake.Enabled() && c.NATSURL == "":
 		return errors.New("config: INTAKE_TOKEN needs NATS_URL (the intake publishes conversions to JetStream)")
+	case c.AutoEvents.On && c.NATSURL == "":
+		return errors.New("config: AUTOMATIC_EVENTS=on needs NATS_URL (automatic events are published as conversions)")
 	case c.Forward.Enabled() && c.NATSURL == "":
 		return errors.New("config: FORWARD_URLS needs NATS_URL (forwarded bodies wait in JetStream stream FORWARD)")
 	case c.BodyLimit <= 0:
@@ -209,7 +214,7 @@ func (c Config) Validate() error {
 
 // NeedsNATS reports whether a setting that publishes to JetStream is on.
 func (c Config) NeedsNATS() bool {
-	return c.Capture || c.Intake.Enabled() || c.Forward.Enabled()
+	return c.Capture || c.Intake.Enabled() || c.Forward.Enabled() || c.AutoEvents.On
 }
 
 // setDefaults fills zero values of a Config built by hand.

@@ -113,6 +113,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"empty capture flag", nil, []string{"-capture="}, "CAPTURE"},
 		{"capture without nats", map[string]string{"CAPTURE": "on"}, nil, "NATS_URL"},
 		{"intake without nats", map[string]string{"INTAKE_TOKEN": "intake-token-0123456"}, nil, "NATS_URL"},
+		{"automatic events without nats", map[string]string{"AUTOMATIC_EVENTS": "on"}, nil, "NATS_URL"},
 		{"forwarding without nats", map[string]string{"FORWARD_URLS": "https://inbox.example/hook"}, nil, "NATS_URL"},
 		{"short intake token", map[string]string{"INTAKE_TOKEN": "short", "NATS_URL": "nats://n:4222"}, nil, "INTAKE_TOKEN"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
@@ -199,7 +200,7 @@ func TestSettingsMerge(t *testing.T) {
 		}
 		seen[d.Env] = true
 	}
-	for _, k := range []string{"INTAKE_TOKEN", "FORWARD_URLS", "REGISTRY_KEY", "GRAPH_API_BASE", "CAPI_ACCESS_TOKEN"} {
+	for _, k := range []string{"INTAKE_TOKEN", "FORWARD_URLS", "AUTOMATIC_EVENTS", "REGISTRY_KEY", "GRAPH_API_BASE", "CAPI_ACCESS_TOKEN"} {
 		if !seen[k] {
 			t.Errorf("Settings() lacks %s", k)
 		}

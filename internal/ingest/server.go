@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -50,6 +51,15 @@ type Deps struct {
 	// forwarding (internal/forward's Enqueuer) before the answer: 200 only
 	// once both it and the store write succeeded.
 	Forward Enqueuer
+	// AutoEvents, when not nil, publishes the automatic events of a
+	// verified /webhook delivery after its contexts are written, before
+	// the 200 (*autoevents.Publisher).
+	AutoEvents AutoPublisher
+}
+
+// AutoPublisher stores Meta's automatic events as conversions.
+type AutoPublisher interface {
+	Publish(ctx context.Context, events []webhook.AutomaticEvent) (autoevents.Result, error)
 }
 
 // Enqueuer keeps a verified body and its signature headers durably for
@@ -69,6 +79,7 @@ type Server struct {
 	alerts   alerts
 	capture  *Capture
 	forward  Enqueuer
+	auto     AutoPublisher
 	budget   bodyBudget
 	bodies   sync.Pool // *body
 	conns    atomic.Pointer[connLimit]
@@ -97,6 +108,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		store:   deps.Store,
 		capture: deps.Capture,
 		forward: deps.Forward,
+		auto:    deps.AutoEvents,
 		bodies:  newBodyPool(),
 	}
 	s.budget.max = cfg.MaxBodyBytesInFlight
@@ -134,6 +146,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Bool("nats_url_set", cfg.NATSURL != ""),
 		zap.Bool("capture", deps.Capture != nil),
 		zap.Bool("forward", deps.Forward != nil),
+		zap.Bool("automatic_events", deps.AutoEvents != nil),
 		zap.Duration("context_ttl", cfg.ContextTTL),
 		zap.Int64("body_limit", cfg.BodyLimit),
 		zap.Int64("max_body_bytes_in_flight", cfg.MaxBodyBytesInFlight),

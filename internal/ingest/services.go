@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
@@ -43,6 +44,7 @@ type Services struct {
 	intake    *intake.Handler
 	enqueuer  *forward.Enqueuer
 	forwarder *forward.Forwarder
+	auto      *autoevents.Publisher
 	registry  registryapi.Deps
 }
 
@@ -70,6 +72,18 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 			return nil, err
 		}
 	}
+	if cfg.AutoEvents.On {
+		if d.NATS == nil {
+			return nil, errors.New("ingest: automatic events need a NATS connection")
+		}
+		js, err := jetstream.New(d.NATS)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+		}
+		if s.auto, err = autoevents.NewPublisher(js, cfg.AutoEvents, d.Registerer); err != nil {
+			return nil, err
+		}
+	}
 	if d.Redis == nil {
 		return nil, errors.New("ingest: ServiceDeps.Redis is required (the business registry)")
 	}
@@ -90,6 +104,7 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 	d.Log.Info("admin services configured",
 		zap.Bool("intake", cfg.Intake.Enabled()),
 		zap.Int("forward_destinations", len(cfg.Forward.URLs)),
+		zap.Bool("automatic_events", cfg.AutoEvents.On),
 		zap.Bool("registry_key_set", keys != nil),
 		zap.Bool("capi_access_token_set", cfg.CAPIAccessToken != ""))
 	return s, nil
@@ -102,6 +117,15 @@ func (s *Services) Enqueuer() Enqueuer {
 		return nil
 	}
 	return s.enqueuer
+}
+
+// AutoPublisher is the automatic events' publisher for Deps.AutoEvents,
+// nil when AUTOMATIC_EVENTS is off.
+func (s *Services) AutoPublisher() AutoPublisher {
+	if s.auto == nil {
+		return nil
+	}
+	return s.auto
 }
 
 // Mount registers the intake (it authenticates with INTAKE_TOKEN itself,

@@ -185,6 +185,9 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		if bad := p.Malformed + invalid; bad > 0 {
 			out = outMalformed
 		}
+		if err := s.publishAutomatic(c, ch, p); err != nil {
+			return err
+		}
 		s.m.webhooks[ch][out].Inc()
 		return c.NoContent(http.StatusOK)
 	}
@@ -192,9 +195,34 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		s.m.webhooks[ch][outStoreError].Inc()
 		return storeError(err)
 	}
+	if err := s.publishAutomatic(c, ch, p); err != nil {
+		return err
+	}
 	s.m.webhooks[ch][outStored].Inc()
 	s.m.touches[channelOf(p.Touches[0].Channel)].Add(float64(len(touches)))
 	return c.NoContent(http.StatusOK)
+}
+
+// publishAutomatic publishes p's automatic events as conversions, after
+// the contexts were written and before the 200: JetStream away answers 503
+// and Meta redelivers (their event_ids make the retry a duplicate). Events
+// no retry could fix are counted and logged by event_id (a hash), never by
+// click id.
+func (s *Server) publishAutomatic(c echo.Context, ch channel, p *webhook.Payload) error {
+	if s.auto == nil || len(p.AutomaticEvents) == 0 {
+		return nil
+	}
+	res, err := s.auto.Publish(c.Request().Context(), p.AutomaticEvents)
+	if err != nil {
+		s.m.webhooks[ch][outQueueError].Inc()
+		return queueError(err)
+	}
+	for _, r := range res.Invalid {
+		s.log.Warn("automatic event not reported: it breaks the conversion contract", zap.String("event_id", r.EventID), zap.String("reason", r.Reason))
+	}
+	s.log.Debug("automatic events published", zap.Int("published", res.Published), zap.Int("duplicates", res.Duplicates),
+		zap.Int("disabled", res.Disabled), zap.Int("no_click", res.NoClick), zap.Int("invalid", len(res.Invalid)))
+	return nil
 }
 
 // logMalformed notes events that looked like ad clicks but could not be
