@@ -103,4 +103,40 @@ func TestIntakeE2E(t *testing.T) {
 	if len(seen) != n+1 {
 		t.Errorf("%d distinct events at the fake; want %d", len(seen), n+1)
 	}
+
+	// 3 bad items of 10: 202, naming the 3 by index with a reason.
+	body.Reset()
+	for i := range 10 {
+		name, ch := "Purchase", "messenger"
+		switch i {
+		case 2:
+			name = ""
+		case 5:
+			ch = "telegram"
+		}
+		ts := now
+		if i == 8 {
+			ts = 0
+		}
+		fmt.Fprintf(&body, `{"event_id":"%s-mixed-%d","event_name":%q,"event_time":%d,"channel":%q,"business_id":"109800000000001","user_id":"7200000000000","custom_data":{"currency":"USD","value":1}}`+"\n", r.run, i, name, ts, ch)
+	}
+	code, out = r.postIntake(t, "application/x-ndjson", body.Bytes(), faultIntakeToken)
+	res.Invalid = nil
+	if err := json.Unmarshal(out, &res); code != http.StatusAccepted || err != nil || res.Accepted != 7 || len(res.Invalid) != 3 {
+		t.Fatalf("mixed POST = %d %s; want 202 with 7 accepted and 3 invalid", code, out)
+	}
+	for i, want := range []int{2, 5, 8} {
+		if res.Invalid[i].Index != want {
+			t.Errorf("invalid[%d].index = %d; want %d (%s)", i, res.Invalid[i].Index, want, out)
+		}
+	}
+	if !bytes.Contains(out, []byte(`"reason"`)) {
+		t.Errorf("invalid items carry no reason: %s", out)
+	}
+
+	// NATS away: 503, nothing claimed as accepted.
+	r.nats.Shutdown()
+	if code, out := r.postIntake(t, "application/json", []byte(marker), faultIntakeToken); code != http.StatusServiceUnavailable {
+		t.Errorf("POST with NATS away = %d %s; want 503", code, out)
+	}
 }
