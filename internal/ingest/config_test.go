@@ -115,6 +115,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"intake without nats", map[string]string{"INTAKE_TOKEN": "intake-token-0123456"}, nil, "NATS_URL"},
 		{"automatic events without nats", map[string]string{"AUTOMATIC_EVENTS": "on"}, nil, "NATS_URL"},
 		{"forwarding without nats", map[string]string{"FORWARD_URLS": "https://inbox.example/hook"}, nil, "NATS_URL"},
+		{"intake ack timeout past the write timeout", map[string]string{"INTAKE_ACK_TIMEOUT": "2m"}, nil, "INTAKE_ACK_TIMEOUT"},
 		{"short intake token", map[string]string{"INTAKE_TOKEN": "short", "NATS_URL": "nats://n:4222"}, nil, "INTAKE_TOKEN"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{"onprem secret alone", map[string]string{"ONPREM_SECRET": "x"}, nil, "ONPREM_WABA_ID"},
