@@ -50,8 +50,9 @@ type binary struct {
 
 // binaries are the programs the files start, by the name the Dockerfile's
 // CMD argument and the Kubernetes container use. cmd/ingest reads
-// ingest.Settings() only: when it merges intake.Settings() and
-// forward.Settings(), add them here.
+// ingest.Settings(), which merges the intake's, forwarding's and the
+// registry API's settings (INTAKE_*, FORWARD_*, REGISTRY_KEY, GRAPH_API_*,
+// CAPI_ACCESS_TOKEN), so they are checked here with ingest's own.
 var binaries = map[string]binary{
 	"ingest": {
 		name:      "ingest",

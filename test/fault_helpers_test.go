@@ -110,6 +110,8 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 		"INGEST_ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "REDIS_URL=" + r.redis.URL(),
 		"META_APP_SECRET=" + faultAppSecret, "META_VERIFY_TOKEN=" + faultVerifyToken,
 		"ADMIN_TOKEN=" + faultAdminToken, "STORE_TIMEOUT=1s", "LOG_LEVEL=info",
+		// Connected only when a setting needs it (intake, forwarding).
+		"NATS_URL=" + r.nats.ClientURL(),
 	}, o.IngestEnv...)
 	r.startIngest()
 

@@ -23,7 +23,14 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	fmt.Fprintf(&b, "  admin      %s  (Bearer %s; not for the internet)\n", adminBase, admin)
 	fmt.Fprintf(&b, "  contexts   GET  %s/v1/contexts/{channel}/{business_id}/{user_id}\n", adminBase)
 	fmt.Fprintf(&b, "  metrics    %s/metrics  (ingest and sender)\n", adminBase)
-	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, PARKED, WEBHOOKS)\n", natsURL)
+	if cfg.Ingest.Intake.Enabled() {
+		fmt.Fprintf(&b, "  intake     POST %s/v1/conversions  (Bearer %s)\n", adminBase, ifDev(cfg, devIntakeToken, "$INTAKE_TOKEN"))
+	}
+	fmt.Fprintf(&b, "  registry   %s/v1/businesses  (Bearer %s)\n", adminBase, admin)
+	if n := len(cfg.Ingest.Forward.URLs); n > 0 {
+		fmt.Fprintf(&b, "  forwarding every verified /webhook delivery to %d destination(s) (FORWARD_URLS)\n", n)
+	}
+	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, PARKED, WEBHOOKS, FORWARD)\n", natsURL)
 	if cfg.RedisURL == "" {
 		fmt.Fprintf(&b, "  store      embedded, snapshot and journal in %s\n", filepath.Join(cfg.DataDir, storeDir))
 	} else {

@@ -12,6 +12,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // config is all-in-one's own settings; ingest's and sender's come from the
@@ -43,6 +44,8 @@ const (
 	devAppSecret   = "dev-app-secret"
 	devVerifyToken = "dev-verify-token"
 	devAdminToken  = "dev-admin-token"
+	// devIntakeToken is at least intake's 16 characters.
+	devIntakeToken = "dev-intake-token-0"
 )
 
 // devRule is what -help says of the three secrets, truthfully.
@@ -119,6 +122,10 @@ func allSettings() []settings.Setting {
 			d.Help = strings.Replace(d.Help, "required, env only", "env only; "+devRule, 1)
 		case "ADMIN_TOKEN":
 			d.Help = "bearer token of the admin listener's API (/v1/...) and /metrics (env only; " + devRule + ")"
+		case "INTAKE_TOKEN":
+			d.Help += "; with none of the three secrets set: " + devIntakeToken
+		case "REGISTRY_KEY":
+			d.Help = strings.Replace(d.Help, "unset: the registry stores no secrets", "unset: a development key kept in DATA_DIR/"+registry.DevKeyFile, 1)
 		case "CAPI_DRYRUN_FILE":
 			d.Help = "append the requests to this JSONL file instead of posting them (unset and no token: DATA_DIR/" + dryRunFile + ")"
 		case "SHUTDOWN_TIMEOUT":
@@ -210,6 +217,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 			return devVerifyToken
 		case "ADMIN_TOKEN":
 			return devAdminToken
+		case "INTAKE_TOKEN":
+			if c.DevSecrets {
+				return devIntakeToken
+			}
 		case "CAPTURE":
 			return "on"
 		case "CAPI_DRYRUN_FILE":

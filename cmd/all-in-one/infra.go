@@ -21,6 +21,10 @@ import (
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
+// embeddedMaxPayload is the embedded NATS's max_payload, room for Meta's
+// largest webhook (3 MB) and a dead letter's headers.
+const embeddedMaxPayload = 8 << 20
+
 // drainWait bounds how long shutdown waits for the NATS connection to drain.
 const drainWait = 10 * time.Second
 
@@ -57,6 +61,9 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
 		NoSigs:     true,
 		NoLog:      true,
+		// NATS's default 1 MB is below BODY_LIMIT's 3 MiB: a webhook kept
+		// for forwarding (or captured) is published whole, with headers.
+		MaxPayload: embeddedMaxPayload,
 	})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("nats: %w", err)

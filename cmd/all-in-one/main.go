@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +29,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 func main() {
@@ -64,6 +66,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer unlock()
+	if cfg.Ingest.RegistryKey == "" {
+		key, created, err := registry.LoadOrCreateDevKey(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("registry: development key: %w", err)
+		}
+		cfg.Ingest.RegistryKey = key
+		log.Warn("REGISTRY_KEY is not set: the registry's secrets are encrypted with a development key kept next to them; set REGISTRY_KEY in production",
+			zap.String("file", filepath.Join(cfg.DataDir, registry.DevKeyFile)), zap.Bool("created", created))
+	}
 	if cfg.DevSecrets {
 		log.Warn("development mode: META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are development values and every listener is bound to 127.0.0.1; set all three for real webhooks",
 			zap.Strings("rebound_to_loopback", cfg.Rebound))
@@ -87,7 +98,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer closeStore()
 
 	store := attribution.NewStore(rdb, cfg.Ingest.ContextTTL)
-	ing, err := newIngest(cfg, log, nc, store, reg)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	svc, err := ingest.NewServices(cfg.Ingest, ingest.ServiceDeps{
+		Log: log, NATS: nc, Redis: rdb, Registerer: reg,
+		Resumer: sender.Resumer{Redis: rdb, JS: js},
+	})
+	if err != nil {
+		return err
+	}
+	ing, err := newIngest(cfg, log, nc, store, reg, svc)
 	if err != nil {
 		return err
 	}
@@ -107,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// (the sender registers on the same registry).
 	adm := admin.New(admin.Config{Token: cfg.Ingest.AdminToken, ShutdownTimeout: cfg.Ingest.ShutdownTimeout}, log, reg)
 	ing.AdminRoutes(adm.API())
+	svc.Mount(adm)
 	ln, err := net.Listen("tcp", cfg.Ingest.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -123,6 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g.Go(func() error { return ing.Serve(gctx, ln) })
 	g.Go(func() error { return adm.Serve(gctx, aln) })
 	g.Go(func() error { return snd.Run(gctx) })
+	g.Go(func() error { return svc.Run(gctx) })
 	err = g.Wait()
 	// The sender hands back what it could not finish; drain before the
 	// server stops so those naks reach it.
@@ -133,8 +157,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // newIngest builds the ingest server; its capture publishes on nc.
-func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry) (*ingest.Server, error) {
-	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg}
+func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry, svc *ingest.Services) (*ingest.Server, error) {
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Forward: svc.Enqueuer(), AutoEvents: svc.AutoPublisher()}
 	if cfg.Ingest.Capture {
 		c, err := ingest.NewCapture(nc, cfg.Ingest, log, reg)
 		if err != nil {

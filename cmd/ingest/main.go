@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -24,6 +26,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
+	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -73,16 +76,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg}
-	if cfg.Capture {
-		nc, err := ingest.ConnectNATS(cfg.NATSURL, log)
-		if err != nil {
+	var nc *nats.Conn
+	if cfg.NeedsNATS() {
+		if nc, err = ingest.ConnectNATS(cfg.NATSURL, log); err != nil {
 			return err
 		}
-		defer nc.Close() // after Serve has flushed the capture queue
+		// Drained after both listeners and the forwarder stopped, so that
+		// capture's queue and the last acks get through.
+		defer drain(nc, log)
+	}
+	if cfg.Capture {
 		if deps.Capture, err = ingest.NewCapture(nc, cfg, log, reg); err != nil {
 			return err
 		}
 	}
+	var js jetstream.JetStream
+	if nc != nil {
+		if js, err = jetstream.New(nc); err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+	}
+	svc, err := ingest.NewServices(cfg, ingest.ServiceDeps{
+		Log: log, NATS: nc, Redis: rdb, Registerer: reg,
+		Resumer: sender.Resumer{Redis: rdb, JS: js},
+	})
+	if err != nil {
+		return err
+	}
+	deps.Forward, deps.AutoEvents = svc.Enqueuer(), svc.AutoPublisher()
 	srv, err := ingest.New(cfg, deps)
 	if err != nil {
 		return err
@@ -96,6 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	adm := admin.New(admin.Config{Token: cfg.AdminToken, ShutdownTimeout: cfg.ShutdownTimeout}, log, reg)
 	srv.AdminRoutes(adm.API())
+	svc.Mount(adm)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -108,7 +130,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	g.Go(func() error { return adm.Serve(gctx, aln) })
+	g.Go(func() error { return svc.Run(gctx) })
 	return g.Wait()
+}
+
+// drain flushes what is still queued on nc and closes it.
+func drain(nc *nats.Conn, log *zap.Logger) {
+	if err := nc.Drain(); err != nil {
+		log.Warn("nats drain", zap.Error(err))
+	}
 }
 
 // newLogger returns a JSON logger at level writing to w. It samples: past

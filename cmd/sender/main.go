@@ -50,6 +50,12 @@ func killSelf(log *zap.Logger) func(string) {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "redrive" {
+		if fwd, err := forwardReason(args[1:]); err != nil || fwd {
+			if err != nil {
+				return err
+			}
+			return redriveForward(ctx, args[1:], getenv, stdout)
+		}
 		return redrive(ctx, args[1:], getenv, stdout)
 	}
 	cfg, err := sender.ParseConfig(args, getenv)

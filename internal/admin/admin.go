@@ -25,6 +25,10 @@ import (
 	"go.uber.org/zap"
 )
 
+// WriteTimeout bounds writing one answer of the admin listener; handlers
+// that wait (the intake's JetStream acks) must answer within it.
+const WriteTimeout = time.Minute
+
 // Config is the admin listener's configuration.
 type Config struct {
 	// Token is ADMIN_TOKEN, the bearer token of API() and /metrics; empty
@@ -83,7 +87,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           s.e,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
-		WriteTimeout:      time.Minute,
+		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}

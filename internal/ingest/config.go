@@ -10,8 +10,14 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/autoevents"
+	"github.com/ctmpipe/ctmpipe/internal/forward"
+	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // Config is everything the ingest service is configured with. ParseConfig
@@ -41,6 +47,16 @@ type Config struct {
 	LogLevel             zapcore.Level // LOG_LEVEL
 	ShutdownTimeout      time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
 	PprofAddr            string        // PPROF_ADDR: /debug/pprof listener; empty: off
+
+	// The admin listener's other services, wired by cmd/ingest and
+	// cmd/all-in-one (the Server itself only enqueues for Forward).
+	Intake          intake.Config     // INTAKE_*: POST /v1/conversions
+	Forward         forward.Config    // FORWARD_*: copies of verified /webhook bodies
+	AutoEvents      autoevents.Config // AUTOMATIC_EVENTS: Meta's automatic events become conversions
+	RegistryKey     string            // REGISTRY_KEY (env only): encrypts the registry's secrets
+	GraphBase       string            // GRAPH_API_BASE: the registry API's Dataset API calls
+	GraphVersion    string            // GRAPH_API_VERSION
+	CAPIAccessToken string            // CAPI_ACCESS_TOKEN (env only): resolves datasets of businesses without a token
 }
 
 // Defaults for settings the operator leaves unset.
@@ -65,9 +81,30 @@ const (
 	DefaultShutdownTimeout  = 15 * time.Second
 )
 
-// Settings lists every knob, in the order --help prints them (all-in-one
-// merges it with the sender's).
+// Settings lists every knob, in the order --help prints them: ingest's own,
+// then the intake's and forwarding's (all-in-one merges it with the
+// sender's).
 func Settings() []settings.Setting {
+	all, err := settings.Merge(ownSettings(), intake.Settings(), forward.Settings(), autoevents.Settings(), registrySettings())
+	if err != nil {
+		panic(err) // a programming error, caught by TestSettingsMerge
+	}
+	return all
+}
+
+// registrySettings are those of the business registry's admin API, with the
+// sender's names and defaults for the Graph API, so that all-in-one merges
+// them.
+func registrySettings() []settings.Setting {
+	return []settings.Setting{
+		{Env: registry.KeyEnv, Help: "key(s) encrypting the business registry's tokens and app secrets: base64 of 32 bytes, as id:key, comma-separated, the first encrypts (e.g. k1:$(openssl rand -base64 32)); unset: the registry stores no secrets (env only)"},
+		{Env: "GRAPH_API_BASE", Flag: "graph-api-base", Default: capi.DefaultBaseURL, Help: "Graph API base URL"},
+		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: capi.DefaultVersion, Help: "Graph API version"},
+		{Env: "CAPI_ACCESS_TOKEN", Help: "default Conversions API access token: the admin API resolves the dataset of a business registered without a token of its own with it (env only)"},
+	}
+}
+
+func ownSettings() []settings.Setting {
 	return []settings.Setting{
 		{Env: "INGEST_ADDR", Flag: "addr", Default: DefaultAddr, Help: "address of the webhook listener, the one Meta reaches: /webhook, /webhook/onprem, /healthz, /readyz only (host:port; port 0 picks a free one)"},
 		{Env: "ADMIN_ADDR", Flag: "admin-addr", Default: DefaultAdminAddr, Help: "address of the admin listener: /metrics and the admin API (/v1/...); keep it off the internet"},
@@ -86,7 +123,7 @@ func Settings() []settings.Setting {
 		{Env: "CAPTURE", Flag: "capture", Default: "off", Bool: true, Help: "on: copy each verified body (message text and names redacted) to JetStream stream WEBHOOKS"},
 		{Env: "CAPTURE_MAX_AGE", Flag: "capture-max-age", Default: "72h", Help: "how long the WEBHOOKS stream keeps captured bodies (Go duration or days)"},
 		{Env: "CAPTURE_QUEUE", Flag: "capture-queue", Default: strconv.Itoa(DefaultCaptureQueue), Help: "captured bodies waiting to be published; when full, new ones are dropped"},
-		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required when CAPTURE=on)"},
+		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required when CAPTURE=on, INTAKE_TOKEN, FORWARD_URLS or AUTOMATIC_EVENTS=on is set)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: DefaultShutdownTimeout.String(), Help: "how long in-flight requests may take to finish after SIGTERM"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
@@ -125,8 +162,20 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		LogLevel:             v.Level("LOG_LEVEL"),
 		ShutdownTimeout:      v.Duration("SHUTDOWN_TIMEOUT"),
 		PprofAddr:            v.Text("PPROF_ADDR"),
+		Intake:               intake.ConfigFrom(v),
+		AutoEvents:           autoevents.ConfigFrom(v),
+		RegistryKey:          v.Text(registry.KeyEnv),
+		GraphBase:            strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
+		GraphVersion:         v.Text("GRAPH_API_VERSION"),
+		CAPIAccessToken:      v.Text("CAPI_ACCESS_TOKEN"),
 	}
 	if err := v.Err(); err != nil {
+		return Config{}, err
+	}
+	if cfg.Forward, err = forward.FromValues(v); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Intake.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, cfg.Validate()
@@ -144,6 +193,14 @@ func (c Config) Validate() error {
 		return errors.New("config: ONPREM_SECRET and ONPREM_WABA_ID must be set together (or neither, to disable /webhook/onprem)")
 	case c.Capture && c.NATSURL == "":
 		return errors.New("config: CAPTURE=on needs NATS_URL")
+	case c.Intake.Enabled() && c.NATSURL == "":
+		return errors.New("config: INTAKE_TOKEN needs NATS_URL (the intake publishes conversions to JetStream)")
+	case c.Intake.AckTimeout >= admin.WriteTimeout:
+		return errors.New("config: INTAKE_ACK_TIMEOUT must stay below the admin listener's write timeout (1m), or the 202 could not be written")
+	case c.AutoEvents.On && c.NATSURL == "":
+		return errors.New("config: AUTOMATIC_EVENTS=on needs NATS_URL (automatic events are published as conversions)")
+	case c.Forward.Enabled() && c.NATSURL == "":
+		return errors.New("config: FORWARD_URLS needs NATS_URL (forwarded bodies wait in JetStream stream FORWARD)")
 	case c.BodyLimit <= 0:
 		return errors.New("config: BODY_LIMIT must be positive")
 	case c.MaxBodyBytesInFlight < 2*c.BodyLimit:
@@ -156,6 +213,11 @@ func (c Config) Validate() error {
 		return errors.New("config: CAPTURE_QUEUE must be positive")
 	}
 	return nil
+}
+
+// NeedsNATS reports whether a setting that publishes to JetStream is on.
+func (c Config) NeedsNATS() bool {
+	return c.Capture || c.Intake.Enabled() || c.Forward.Enabled() || c.AutoEvents.On
 }
 
 // setDefaults fills zero values of a Config built by hand.

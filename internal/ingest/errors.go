@@ -37,21 +37,28 @@ func (e *httpError) PublicMessage() string { return e.msg }
 // The answers handlers return. Status codes are a promise to Meta, which
 // retries anything but 200.
 var (
-	errBodyTooLarge   = &httpError{status: http.StatusRequestEntityTooLarge, msg: "body exceeds BODY_LIMIT"}
-	errTooManyTouches = &httpError{status: http.StatusRequestEntityTooLarge, msg: "delivery carries more ad clicks than one delivery may (maxTouchesPerDelivery)"}
-	errBadSignature   = &httpError{status: http.StatusUnauthorized, msg: "missing or invalid X-Hub-Signature-256", cause: webhook.ErrSignature}
-	errNotJSON        = &httpError{status: http.StatusBadRequest, msg: "body is not a JSON object", cause: webhook.ErrNotJSON}
-	errReadBody       = &httpError{status: http.StatusBadRequest, msg: "could not read body"}
-	errOverloaded     = &httpError{status: http.StatusServiceUnavailable, msg: "too many request bodies in flight; retry later"}
-	errDeadline       = &httpError{status: http.StatusServiceUnavailable, msg: "response deadline exceeded; retry later"}
-	errHandshake      = &httpError{status: http.StatusForbidden, msg: "verification failed"}
-	errOnPremAuth     = &httpError{status: http.StatusUnauthorized, msg: "missing or wrong on-premises secret"}
-	errOnPremDisabled = &httpError{status: http.StatusNotFound, msg: "on-premises webhooks disabled: ONPREM_SECRET and ONPREM_WABA_ID are not set"}
-	errAdminAuth      = &httpError{status: http.StatusUnauthorized, msg: "missing or wrong bearer token"}
-	errAdminDisabled  = &httpError{status: http.StatusNotFound, msg: "admin API disabled: ADMIN_TOKEN is not set"}
-	errNoContext      = &httpError{status: http.StatusNotFound, msg: "no context stored for this conversation"}
-	errBadChannel     = &httpError{status: http.StatusBadRequest, msg: "channel must be whatsapp, messenger or instagram"}
+	errBodyTooLarge    = &httpError{status: http.StatusRequestEntityTooLarge, msg: "body exceeds BODY_LIMIT"}
+	errTooManyTouches  = &httpError{status: http.StatusRequestEntityTooLarge, msg: "delivery carries more ad clicks than one delivery may (maxTouchesPerDelivery)"}
+	errBadSignature    = &httpError{status: http.StatusUnauthorized, msg: "missing or invalid X-Hub-Signature-256", cause: webhook.ErrSignature}
+	errNotJSON         = &httpError{status: http.StatusBadRequest, msg: "body is not a JSON object", cause: webhook.ErrNotJSON}
+	errReadBody        = &httpError{status: http.StatusBadRequest, msg: "could not read body"}
+	errOverloaded      = &httpError{status: http.StatusServiceUnavailable, msg: "too many request bodies in flight; retry later"}
+	errDeadline        = &httpError{status: http.StatusServiceUnavailable, msg: "response deadline exceeded; retry later"}
+	errHandshake       = &httpError{status: http.StatusForbidden, msg: "verification failed"}
+	errOnPremAuth      = &httpError{status: http.StatusUnauthorized, msg: "missing or wrong on-premises secret"}
+	errOnPremDisabled  = &httpError{status: http.StatusNotFound, msg: "on-premises webhooks disabled: ONPREM_SECRET and ONPREM_WABA_ID are not set"}
+	errAdminAuth       = &httpError{status: http.StatusUnauthorized, msg: "missing or wrong bearer token"}
+	errAdminDisabled   = &httpError{status: http.StatusNotFound, msg: "admin API disabled: ADMIN_TOKEN is not set"}
+	errNoContext       = &httpError{status: http.StatusNotFound, msg: "no context stored for this conversation"}
+	errBadChannel      = &httpError{status: http.StatusBadRequest, msg: "channel must be whatsapp, messenger or instagram"}
+	errForwardTooLarge = &httpError{status: http.StatusRequestEntityTooLarge, msg: "body too large for the forwarding queue (NATS max_payload)"}
 )
+
+// queueError answers 503 when JetStream could not take what must be stored
+// before the 200 (a body to forward, automatic events): Meta retries.
+func queueError(err error) error {
+	return &httpError{status: http.StatusServiceUnavailable, msg: "queue unavailable", cause: err}
+}
 
 // storeError answers 503 so that Meta retries a delivery the store could not
 // take: nothing is lost.

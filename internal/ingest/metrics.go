@@ -47,11 +47,12 @@ const (
 	outUnauthorized
 	outOverloaded
 	outDeadline
+	outQueueError
 	numOutcomes
 )
 
 func (o outcome) String() string {
-	return [numOutcomes]string{"stored", "ignored", "malformed", "bad_signature", "bad_json", "too_large", "store_error", "unauthorized", "overloaded", "deadline"}[o]
+	return [numOutcomes]string{"stored", "ignored", "malformed", "bad_signature", "bad_json", "too_large", "store_error", "unauthorized", "overloaded", "deadline", "queue_error"}[o]
 }
 
 // Routes timed by ingest_http_request_duration_seconds.

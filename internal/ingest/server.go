@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -46,6 +47,25 @@ type Deps struct {
 	// runs its publisher; whoever serves Handler() without Serve must run
 	// Capture.Run alongside.
 	Capture *Capture
+	// Forward, when not nil, stores every verified /webhook body for
+	// forwarding (internal/forward's Enqueuer) before the answer: 200 only
+	// once both it and the store write succeeded.
+	Forward Enqueuer
+	// AutoEvents, when not nil, publishes the automatic events of a
+	// verified /webhook delivery after its contexts are written, before
+	// the 200 (*autoevents.Publisher).
+	AutoEvents AutoPublisher
+}
+
+// AutoPublisher stores Meta's automatic events as conversions.
+type AutoPublisher interface {
+	Publish(ctx context.Context, events []webhook.AutomaticEvent) (autoevents.Result, error)
+}
+
+// Enqueuer keeps a verified body and its signature headers durably for
+// forwarding; *forward.Enqueuer is one.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, body []byte, header http.Header) error
 }
 
 // Server is the ingest HTTP service.
@@ -58,6 +78,8 @@ type Server struct {
 	m        *metrics
 	alerts   alerts
 	capture  *Capture
+	forward  Enqueuer
+	auto     AutoPublisher
 	budget   bodyBudget
 	bodies   sync.Pool // *body
 	conns    atomic.Pointer[connLimit]
@@ -85,6 +107,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		log:     deps.Logger.With(zap.String("component", "ingest")),
 		store:   deps.Store,
 		capture: deps.Capture,
+		forward: deps.Forward,
+		auto:    deps.AutoEvents,
 		bodies:  newBodyPool(),
 	}
 	s.budget.max = cfg.MaxBodyBytesInFlight
@@ -121,6 +145,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Bool("redis_url_set", cfg.RedisURL != ""),
 		zap.Bool("nats_url_set", cfg.NATSURL != ""),
 		zap.Bool("capture", deps.Capture != nil),
+		zap.Bool("forward", deps.Forward != nil),
+		zap.Bool("automatic_events", deps.AutoEvents != nil),
 		zap.Duration("context_ttl", cfg.ContextTTL),
 		zap.Int64("body_limit", cfg.BodyLimit),
 		zap.Int64("max_body_bytes_in_flight", cfg.MaxBodyBytesInFlight),

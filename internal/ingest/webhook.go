@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -60,6 +61,12 @@ func (s *Server) postWebhook(c echo.Context) error {
 		s.signatureFailed(sigMismatch)
 		return errBadSignature
 	}
+	// Forwarded byte for byte, whatever ingest itself makes of it: the
+	// downstream judges its own payloads. Meta's retry of a delivery whose
+	// store write failed is the same bytes, stored once (forward.DupWindow).
+	if err := s.enqueueForward(req, body); err != nil {
+		return err
+	}
 	p, err := webhook.Parse(body)
 	if err != nil {
 		s.m.webhooks[chanUnknown][outBadJSON].Inc()
@@ -68,6 +75,30 @@ func (s *Server) postWebhook(c echo.Context) error {
 	ch := channelOf(p.Channel)
 	s.capture.offer(ch, pathWebhook, body)
 	return s.record(c, ch, &p)
+}
+
+// enqueueForward stores body for forwarding when forwarding is on. NATS
+// away answers 503 (Meta retries); a body NATS cannot take even with room
+// for a dead letter's headers answers 413 and says so in the log, since a
+// retry cannot change it.
+func (s *Server) enqueueForward(req *http.Request, body []byte) error {
+	if s.forward == nil {
+		return nil
+	}
+	err := s.forward.Enqueue(req.Context(), body, req.Header)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, forward.ErrTooLarge):
+		s.m.webhooks[chanUnknown][outTooLarge].Inc()
+		s.log.Error("webhook body too large to forward: raise NATS max_payload", zap.Int("body_bytes", len(body)))
+		return errForwardTooLarge
+	case errors.Is(err, forward.ErrEnqueue):
+		s.m.webhooks[chanUnknown][outQueueError].Inc()
+		return queueError(err)
+	}
+	s.m.webhooks[chanUnknown][outQueueError].Inc()
+	return err // ErrUnsigned cannot happen after verification: a 500
 }
 
 // postOnPrem takes a WhatsApp On-Premises delivery. Meta does not sign
@@ -154,6 +185,9 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		if bad := p.Malformed + invalid; bad > 0 {
 			out = outMalformed
 		}
+		if err := s.publishAutomatic(c, ch, p); err != nil {
+			return err
+		}
 		s.m.webhooks[ch][out].Inc()
 		return c.NoContent(http.StatusOK)
 	}
@@ -161,9 +195,34 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		s.m.webhooks[ch][outStoreError].Inc()
 		return storeError(err)
 	}
+	if err := s.publishAutomatic(c, ch, p); err != nil {
+		return err
+	}
 	s.m.webhooks[ch][outStored].Inc()
 	s.m.touches[channelOf(p.Touches[0].Channel)].Add(float64(len(touches)))
 	return c.NoContent(http.StatusOK)
+}
+
+// publishAutomatic publishes p's automatic events as conversions, after
+// the contexts were written and before the 200: JetStream away answers 503
+// and Meta redelivers (their event_ids make the retry a duplicate). Events
+// no retry could fix are counted and logged by event_id (a hash), never by
+// click id.
+func (s *Server) publishAutomatic(c echo.Context, ch channel, p *webhook.Payload) error {
+	if s.auto == nil || len(p.AutomaticEvents) == 0 {
+		return nil
+	}
+	res, err := s.auto.Publish(c.Request().Context(), p.AutomaticEvents)
+	if err != nil {
+		s.m.webhooks[ch][outQueueError].Inc()
+		return queueError(err)
+	}
+	for _, r := range res.Invalid {
+		s.log.Warn("automatic event not reported: it breaks the conversion contract", zap.String("event_id", r.EventID), zap.String("reason", r.Reason))
+	}
+	s.log.Debug("automatic events published", zap.Int("published", res.Published), zap.Int("duplicates", res.Duplicates),
+		zap.Int("disabled", res.Disabled), zap.Int("no_click", res.NoClick), zap.Int("invalid", len(res.Invalid)))
+	return nil
 }
 
 // logMalformed notes events that looked like ad clicks but could not be

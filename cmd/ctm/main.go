@@ -1,0 +1,311 @@
+// Command ctm administers a running pipeline: `ctm businesses ...` talks to
+// ingest's admin API (the business registry, docs/registry.md) and `ctm
+// registry rotate-key` re-encrypts the registry's secrets in Redis. Run it
+// with -h for the commands.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ctm:", err)
+		os.Exit(1)
+	}
+}
+
+// DefaultAdminURL is ingest's default ADMIN_ADDR.
+const DefaultAdminURL = "http://127.0.0.1:8081"
+
+const usage = `Usage:
+  ctm businesses add ID [FILE]      create or replace business ID from a JSON record (FILE, or stdin; see docs/registry.md)
+  ctm businesses show ID            the record (secrets as set/unset) and its health
+  ctm businesses list               every business, one JSON record a line
+  ctm businesses rm ID              delete business ID
+  ctm businesses import FILE -channel C
+                                    register the businesses of a CAPI_DATASETS_FILE that the registry does not hold
+  ctm businesses resume ID          end ID's pause on every sender and send its parked messages back
+  ctm registry rotate-key           re-encrypt every secret with REGISTRY_KEY's first key (talks to Redis)
+
+Environment:
+  ADMIN_URL     ingest's admin listener (default ` + DefaultAdminURL + `)
+  ADMIN_TOKEN   its bearer token (required by businesses)
+  REDIS_URL     the registry's Redis (rotate-key)
+  REGISTRY_KEY  the keys, current first (rotate-key)
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) < 2 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		io.WriteString(stdout, usage)
+		if len(args) == 0 || strings.TrimLeft(args[0], "-") == "h" || strings.TrimLeft(args[0], "-") == "help" {
+			return flag.ErrHelp
+		}
+		return errors.New("missing command")
+	}
+	switch args[0] {
+	case "registry":
+		if args[1] != "rotate-key" {
+			return fmt.Errorf("unknown command registry %s", args[1])
+		}
+		return rotateKey(ctx, getenv, stdout)
+	case "businesses":
+		c, err := newClient(getenv)
+		if err != nil {
+			return err
+		}
+		return c.businesses(ctx, args[1], args[2:], stdin, stdout, getenv)
+	}
+	return fmt.Errorf("unknown command %s (see ctm -h)", args[0])
+}
+
+// client calls the admin API.
+type client struct {
+	base, token string
+	http        *http.Client
+}
+
+func newClient(getenv func(string) string) (*client, error) {
+	base := strings.TrimRight(getenv("ADMIN_URL"), "/")
+	if base == "" {
+		base = DefaultAdminURL
+	}
+	if _, err := url.Parse(base); err != nil {
+		return nil, errors.New("ADMIN_URL is not a URL")
+	}
+	tok := getenv("ADMIN_TOKEN")
+	if tok == "" {
+		return nil, errors.New("ADMIN_TOKEN is not set (the admin API's bearer token)")
+	}
+	return &client{base: base, token: tok, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// do sends a request and returns the status and body; a status outside
+// want is an error carrying the API's own message.
+func (c *client) do(ctx context.Context, method, path string, body []byte, want ...int) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("admin API: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("admin API: %w", err)
+	}
+	for _, w := range want {
+		if resp.StatusCode == w {
+			return resp.StatusCode, out, nil
+		}
+	}
+	return resp.StatusCode, out, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(out)))
+}
+
+func (c *client) businesses(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout io.Writer, getenv func(string) string) error {
+	id := func() (string, error) {
+		if len(args) < 1 {
+			return "", fmt.Errorf("businesses %s: give the business id", cmd)
+		}
+		return url.PathEscape(args[0]), nil
+	}
+	switch cmd {
+	case "add":
+		bid, err := id()
+		if err != nil {
+			return err
+		}
+		var body []byte
+		if len(args) > 1 && args[1] != "-" {
+			body, err = os.ReadFile(args[1])
+		} else {
+			body, err = io.ReadAll(stdin)
+		}
+		if err != nil {
+			return err
+		}
+		code, out, err := c.do(ctx, http.MethodPut, "/v1/businesses/"+bid, body, http.StatusOK, http.StatusCreated)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s %s\n", map[int]string{http.StatusCreated: "created", http.StatusOK: "replaced"}[code], bytes.TrimSpace(out))
+		return nil
+	case "show":
+		bid, err := id()
+		if err != nil {
+			return err
+		}
+		_, out, err := c.do(ctx, http.MethodGet, "/v1/businesses/"+bid, nil, http.StatusOK)
+		if err == nil {
+			fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(out))
+		}
+		return err
+	case "rm":
+		bid, err := id()
+		if err != nil {
+			return err
+		}
+		_, _, err = c.do(ctx, http.MethodDelete, "/v1/businesses/"+bid, nil, http.StatusNoContent)
+		if err == nil {
+			fmt.Fprintln(stdout, "deleted")
+		}
+		return err
+	case "resume":
+		bid, err := id()
+		if err != nil {
+			return err
+		}
+		code, out, err := c.do(ctx, http.MethodPost, "/v1/businesses/"+bid+"/resume", nil, http.StatusAccepted, http.StatusNoContent)
+		if err != nil {
+			return err
+		}
+		if code == http.StatusNoContent {
+			fmt.Fprintln(stdout, "nothing to resume")
+			return nil
+		}
+		fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(out))
+		return nil
+	case "list":
+		return c.list(ctx, stdout)
+	case "import":
+		return c.importFile(ctx, args, stdout, getenv)
+	}
+	return fmt.Errorf("unknown command businesses %s (see ctm -h)", cmd)
+}
+
+// list pages through every business, one record a line.
+func (c *client) list(ctx context.Context, stdout io.Writer) error {
+	cursor := ""
+	for {
+		_, out, err := c.do(ctx, http.MethodGet, "/v1/businesses?limit=500&cursor="+url.QueryEscape(cursor), nil, http.StatusOK)
+		if err != nil {
+			return err
+		}
+		var page struct {
+			Businesses []json.RawMessage `json:"businesses"`
+			NextCursor string            `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(out, &page); err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+		for _, b := range page.Businesses {
+			fmt.Fprintf(stdout, "%s\n", b)
+		}
+		if page.NextCursor == "" {
+			return nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+// importFile registers the businesses of a CAPI_DATASETS_FILE the registry
+// does not hold yet (the tokens its access_token_env entries name come
+// from this environment), and leaves the others as they are.
+func (c *client) importFile(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("ctm businesses import", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	channel := fs.String("channel", "", "")
+	var file string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		file, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("businesses import: %w", err)
+	}
+	if file == "" && fs.NArg() > 0 {
+		file = fs.Arg(0)
+	}
+	if file == "" || !registry.Channel(*channel).Valid() {
+		return errors.New("businesses import FILE -channel whatsapp|messenger|instagram")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	bs, err := registry.ParseDatasetsFile(data, registry.Channel(*channel), getenv)
+	if err != nil {
+		return err
+	}
+	var created, skipped int
+	for _, b := range bs {
+		path := "/v1/businesses/" + url.PathEscape(b.ID)
+		code, _, err := c.do(ctx, http.MethodGet, path, nil, http.StatusOK, http.StatusNotFound)
+		if err != nil {
+			return err
+		}
+		if code == http.StatusOK {
+			skipped++
+			continue
+		}
+		rec := map[string]any{"channel": b.Channel}
+		if b.DatasetID != "" {
+			rec["dataset_id"] = b.DatasetID
+		}
+		if b.AccessToken.IsSet() {
+			rec["access_token"] = b.AccessToken.Reveal()
+		}
+		body, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if _, _, err := c.do(ctx, http.MethodPut, path, body, http.StatusOK, http.StatusCreated); err != nil {
+			return err
+		}
+		created++
+	}
+	fmt.Fprintf(stdout, "imported %d, already registered %d\n", created, skipped)
+	return nil
+}
+
+// rotateKey seals every secret again with REGISTRY_KEY's first key.
+func rotateKey(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	if getenv("REDIS_URL") == "" {
+		return errors.New("REDIS_URL is not set (the registry's Redis)")
+	}
+	keys, err := registry.ParseKeyring(getenv(registry.KeyEnv))
+	if err != nil {
+		return fmt.Errorf("%s: %w", registry.KeyEnv, err)
+	}
+	if keys == nil {
+		return fmt.Errorf("%s is not set (the new key first, then the old ones)", registry.KeyEnv)
+	}
+	rdb, err := attribution.NewClient(getenv("REDIS_URL"))
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	res, err := registry.NewStore(rdb, keys).RotateKey(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "records %d, re-encrypted %d\n", res.Records, res.Reencrypted)
+	return nil
+}

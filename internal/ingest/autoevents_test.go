@@ -1,0 +1,69 @@
+package ingest
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/ctmpipe/ctmpipe/internal/autoevents"
+	"github.com/ctmpipe/ctmpipe/internal/natstest"
+)
+
+var _ AutoPublisher = (*autoevents.Publisher)(nil)
+
+// TestPostWebhookAutomaticEvents: with AUTOMATIC_EVENTS=on, a verified
+// automatic_events delivery becomes a conversion in stream CONVERSIONS
+// before the 200; Meta redelivering it stores nothing new; JetStream away
+// answers 503 so that Meta retries.
+func TestPostWebhookAutomaticEvents(t *testing.T) {
+	ns := natstest.RunJetStream(t)
+	js, err := jetstream.New(ns.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "CONVERSIONS",
+		Subjects: []string{"conversions.>"}, Duplicates: 5 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := autoevents.NewPublisher(js, autoevents.Config{On: true}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, mr := newMiniStore(t)
+	srv, err := New(testConfig(), Deps{Logger: zaptest.NewLogger(t), Store: store, Registerer: prometheus.NewRegistry(), AutoEvents: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{t: t, srv: srv, store: store, mr: mr}
+	body := fixture(t, "whatsapp_automatic_events_purchase.json")
+	for i := range 2 {
+		if rec := e.post(body, testAppSecret); rec.Code != http.StatusOK {
+			t.Fatalf("POST %d = %d %s; want 200", i, rec.Code, rec.Body)
+		}
+	}
+	info, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("CONVERSIONS holds %d messages after the delivery and its redelivery; want 1", info.State.Msgs)
+	}
+	m, err := stream.GetMsg(t.Context(), info.State.LastSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "conversions.whatsapp" || !strings.Contains(string(m.Data), `"event_name":"Purchase"`) || !strings.Contains(string(m.Data), `"ctwa_clid"`) {
+		t.Errorf("published %s %s; want a whatsapp Purchase carrying ctwa_clid", m.Subject, m.Data)
+	}
+
+	ns.Shutdown()
+	if rec := e.post(fixture(t, "whatsapp_automatic_events_lead.json"), testAppSecret); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("POST with NATS away = %d; want 503", rec.Code)
+	}
+}

@@ -1,0 +1,146 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/autoevents"
+	"github.com/ctmpipe/ctmpipe/internal/forward"
+	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/registryapi"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
+)
+
+// ServiceDeps are what Services are built on, opened and closed by the
+// binary (cmd/ingest, cmd/all-in-one).
+type ServiceDeps struct {
+	Log *zap.Logger
+	// NATS is the connection of capture, the intake and forwarding; nil
+	// when none of them is on (Config.Validate requires NATS_URL then).
+	NATS       *nats.Conn
+	Redis      redis.UniversalClient // the registry's store: the contexts' Redis
+	Registerer prometheus.Registerer
+	// Resumer ends a business's pause for the registry API's resume
+	// (sender.Resumer); nil: resume answers 503.
+	Resumer registryapi.Resumer
+}
+
+// Services are what runs next to the Server: the intake and the registry
+// API on the admin listener, forwarding's enqueuer (pass Enqueuer() as
+// Deps.Forward) and its forwarder (Run).
+type Services struct {
+	cfg       Config
+	log       *zap.Logger
+	intake    *intake.Handler
+	enqueuer  *forward.Enqueuer
+	forwarder *forward.Forwarder
+	auto      *autoevents.Publisher
+	registry  registryapi.Deps
+}
+
+// NewServices builds the services cfg turns on. The registry API is always
+// built: without REGISTRY_KEY it stores businesses but refuses their
+// secrets, naming the setting.
+func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
+	s := &Services{cfg: cfg, log: d.Log}
+	var err error
+	if s.intake, err = intake.New(cfg.Intake, intake.Deps{Log: d.Log, NATS: d.NATS, Registerer: d.Registerer}); err != nil {
+		return nil, err
+	}
+	if cfg.Forward.Enabled() {
+		if d.NATS == nil {
+			return nil, errors.New("ingest: forwarding needs a NATS connection")
+		}
+		js, err := jetstream.New(d.NATS)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+		}
+		if s.enqueuer, err = forward.NewEnqueuer(js, cfg.Forward); err != nil {
+			return nil, err
+		}
+		if s.forwarder, err = forward.New(js, cfg.Forward, d.Log, d.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.AutoEvents.On {
+		if d.NATS == nil {
+			return nil, errors.New("ingest: automatic events need a NATS connection")
+		}
+		js, err := jetstream.New(d.NATS)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+		}
+		if s.auto, err = autoevents.NewPublisher(js, cfg.AutoEvents, d.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	if d.Redis == nil {
+		return nil, errors.New("ingest: ServiceDeps.Redis is required (the business registry)")
+	}
+	keys, err := registry.ParseKeyring(cfg.RegistryKey)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", registry.KeyEnv, err)
+	}
+	s.registry = registryapi.Deps{
+		Store: registry.NewStore(d.Redis, keys),
+		Datasets: capi.NewClient(capi.Config{
+			BaseURL: cfg.GraphBase,
+			Version: cfg.GraphVersion,
+		}),
+		Resumer:      d.Resumer,
+		DefaultToken: cfg.CAPIAccessToken,
+		Log:          d.Log.With(zap.String("component", "registry_api")),
+	}
+	d.Log.Info("admin services configured",
+		zap.Bool("intake", cfg.Intake.Enabled()),
+		zap.Int("forward_destinations", len(cfg.Forward.URLs)),
+		zap.Bool("automatic_events", cfg.AutoEvents.On),
+		zap.Bool("registry_key_set", keys != nil),
+		zap.Bool("capi_access_token_set", cfg.CAPIAccessToken != ""))
+	return s, nil
+}
+
+// Enqueuer is forwarding's enqueuer for Deps.Forward, nil when forwarding
+// is off.
+func (s *Services) Enqueuer() Enqueuer {
+	if s.enqueuer == nil {
+		return nil
+	}
+	return s.enqueuer
+}
+
+// AutoPublisher is the automatic events' publisher for Deps.AutoEvents,
+// nil when AUTOMATIC_EVENTS is off.
+func (s *Services) AutoPublisher() AutoPublisher {
+	if s.auto == nil {
+		return nil
+	}
+	return s.auto
+}
+
+// Mount registers the intake (it authenticates with INTAKE_TOKEN itself,
+// and answers 404 when off) and the registry API (behind ADMIN_TOKEN) on
+// adm.
+func (s *Services) Mount(adm *admin.Server) {
+	adm.Echo().POST(intake.Path, echo.WrapHandler(s.intake))
+	registryapi.Register(adm.API(), s.registry)
+}
+
+// Run runs the forwarder, when forwarding is on, until ctx is done; it
+// returns once the posts in flight finished.
+func (s *Services) Run(ctx context.Context) error {
+	if s.forwarder == nil {
+		return nil
+	}
+	return s.forwarder.Run(ctx)
+}

@@ -1,0 +1,65 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/registryapi"
+)
+
+// resumeOKFor is how long a resume marks a business as working: long
+// enough for every sender's unpark round (at most 10 s) to send its parked
+// messages back in full rather than as a probe, as README's "resume" does by
+// hand.
+const resumeOKFor = 10 * time.Minute
+
+// Resumer ends a business's pause through the shared keys every sender
+// reads (pauseKey, okKey): the pause is deleted and the business marked as
+// working, so the next unpark round of any sender sends its parked messages
+// back. It is what POST /v1/businesses/{id}/resume runs (registryapi).
+//
+// A sender's own in-memory pause is not reached from here: it ends with its
+// PAUSE_INTERVAL, or when that sender sees the ok key (the pipeline's side).
+type Resumer struct {
+	Redis redis.UniversalClient
+	// JS, when not nil, counts the business's parked messages for the
+	// answer; nil reports 0.
+	JS jetstream.JetStream
+}
+
+var _ registryapi.Resumer = Resumer{}
+
+// Resume implements registryapi.Resumer.
+func (r Resumer) Resume(ctx context.Context, businessID string) (registryapi.ResumeResult, error) {
+	var res registryapi.ResumeResult
+	var del *redis.IntCmd
+	if _, err := r.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, pauseKey(businessID))
+		p.Set(ctx, okKey(businessID), "1", resumeOKFor)
+		return nil
+	}); err != nil {
+		return res, fmt.Errorf("sender: resume: %w", err)
+	}
+	res.WasPaused = del.Val() > 0
+	if r.JS == nil {
+		return res, nil
+	}
+	stream, err := r.JS.Stream(ctx, StreamParked)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return res, nil
+	}
+	if err != nil {
+		return res, fmt.Errorf("sender: resume: parked stream: %w", err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(parkSubject(businessID)))
+	if err != nil {
+		return res, fmt.Errorf("sender: resume: parked stream: %w", err)
+	}
+	res.Parked = int(info.State.Subjects[parkSubject(businessID)])
+	return res, nil
+}
