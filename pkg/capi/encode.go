@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsonenc"
 )
 
 // appendEventsBody appends the JSON body of an /events request: what
@@ -53,7 +54,7 @@ var errCustomData = errors.New("custom_data is not valid JSON")
 
 func appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = append(b, `{"event_name":`...)
-	b = appendString(b, e.EventName)
+	b = jsonenc.AppendString(b, e.EventName)
 	b = append(b, `,"event_time":`...)
 	b = strconv.AppendInt(b, e.EventTime, 10)
 	if e.EventID != "" {
@@ -93,7 +94,7 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, o)
+			b = jsonenc.AppendString(b, o)
 		}
 		b = append(b, ']')
 	}
@@ -144,63 +145,5 @@ func appendStringField(b []byte, name, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	return appendString(b, v)
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string exactly as encoding/json does with
-// its default HTML escaping: \", \\, \n, \r, \t, \b, \f, \u00XX for other control
-// characters and for <, > and &, \u2028 and \u2029, and \ufffd for each
-// byte of invalid UTF-8.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return jsonenc.AppendString(b, v)
 }

@@ -1,9 +1,9 @@
 package conversion
 
 import (
-	"unicode/utf8"
-
 	"github.com/valyala/fastjson"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsonenc"
 )
 
 // appendJSON appends v as compact JSON, escaping strings as encoding/json
@@ -22,7 +22,7 @@ func appendJSON(b []byte, v *fastjson.Value) []byte {
 				b = append(b, ',')
 			}
 			first = false
-			b = appendString(b, k)
+			b = jsonenc.AppendString(b, k)
 			b = append(b, ':')
 			b = appendJSON(b, e)
 		})
@@ -38,62 +38,8 @@ func appendJSON(b []byte, v *fastjson.Value) []byte {
 		}
 		return append(b, ']')
 	case fastjson.TypeString:
-		return appendString(b, v.GetStringBytes())
+		return jsonenc.AppendString(b, v.GetStringBytes())
 	default: // numbers as written (valid: Parse checked the message), true, false, null
 		return v.MarshalTo(b)
 	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string with encoding/json's escaping:
-// \", \\, \n, \r, \t, \b, \f, \u00XX for other control characters and for <, >
-// and &, \u2028 and \u2029 (Parse has checked the UTF-8).
-func appendString(b, s []byte) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == '\u2028' || r == '\u2029' || (r == utf8.RuneError && size == 1) {
-			b = append(b, s[start:i]...)
-			if r == utf8.RuneError {
-				b = append(b, `\ufffd`...)
-			} else {
-				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			}
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
