@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsfetch"
 )
 
 // RedriveOptions selects dlq.forward dead letters to send again.
@@ -54,7 +56,7 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 		return res, fmt.Errorf("forward redrive: read %s: %w", streamDLQ, err)
 	}
 	known := map[string]bool{} // destination id → has a consumer
-	err = eachPending(ctx, cons, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+	err = jsfetch.Pending(ctx, cons, 0, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		if !opts.Until.IsZero() && md.Timestamp.After(opts.Until) {
 			return true, nil // later letters are newer still
 		}
@@ -135,47 +137,6 @@ func redriveOne(ctx context.Context, js jetstream.JetStream, dlq jetstream.Strea
 	}
 	if err := dlq.DeleteMsg(ctx, seq); err != nil {
 		return fmt.Errorf("delete dead letter %d: %w", seq, err)
-	}
-	return nil
-}
-
-// eachPending calls fn on each message cons had pending when called, in
-// order, until fn says stop or fails.
-func eachPending(ctx context.Context, cons jetstream.Consumer, fn func(jetstream.Msg, *jetstream.MsgMetadata) (stop bool, err error)) error {
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return err
-	}
-	for left := int(info.NumPending); left > 0; {
-		mb, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return fmt.Errorf("fetch: %w", err)
-		}
-		got := 0
-		for m := range mb.Messages() {
-			got++
-			if left <= 0 {
-				continue // stopped: drain the batch
-			}
-			left--
-			md, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			stop, err := fn(m, md)
-			if err != nil {
-				return err
-			}
-			if stop {
-				left = 0
-			}
-		}
-		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("fetch: %w", err)
-		}
-		if got == 0 {
-			break
-		}
 	}
 	return nil
 }

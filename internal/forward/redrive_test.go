@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsfetch"
 )
 
 // A dead letter redriven after its destination recovered is delivered, to
@@ -94,7 +96,7 @@ func readDeadLetters(t *testing.T, js jetstream.JetStream) []jetstream.Msg {
 		t.Fatal(err)
 	}
 	var out []jetstream.Msg
-	err = eachPending(t.Context(), cons, func(m jetstream.Msg, _ *jetstream.MsgMetadata) (bool, error) {
+	err = jsfetch.Pending(t.Context(), cons, 0, func(m jetstream.Msg, _ *jetstream.MsgMetadata) (bool, error) {
 		out = append(out, m)
 		return false, nil
 	})

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/jsfetch"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
@@ -252,7 +253,7 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 		return 0, err
 	}
 	n := 0
-	err = readPending(ctx, cons, limit, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+	err = jsfetch.Pending(ctx, cons, limit, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		if !before.IsZero() && !md.Timestamp.Before(before) {
 			return true, nil // the rest is newer
 		}
@@ -263,51 +264,6 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 		return false, nil
 	})
 	return n, err
-}
-
-// readPending calls fn on each message cons had pending when it was called,
-// in order, up to limit (0: all), until fn says stop or fails.
-func readPending(ctx context.Context, cons jetstream.Consumer, limit int, fn func(jetstream.Msg, *jetstream.MsgMetadata) (stop bool, err error)) error {
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return err
-	}
-	left := int(info.NumPending)
-	if limit > 0 {
-		left = min(left, limit)
-	}
-	for left > 0 {
-		mb, err := cons.Fetch(min(left, 256), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return fmt.Errorf("fetch: %w", err)
-		}
-		got := 0
-		for m := range mb.Messages() {
-			got++
-			if left <= 0 {
-				continue // stopped: drain the batch
-			}
-			left--
-			md, err := m.Metadata()
-			if err != nil {
-				return err
-			}
-			stop, err := fn(m, md)
-			if err != nil {
-				return err
-			}
-			if stop {
-				left = 0
-			}
-		}
-		if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("fetch: %w", err)
-		}
-		if got == 0 {
-			break
-		}
-	}
-	return nil
 }
 
 // republish publishes a dead letter or a parked message (m, at seq in

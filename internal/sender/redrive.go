@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ctmpipe/ctmpipe/internal/jsfetch"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
@@ -93,7 +94,7 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 	}
 	// Read what was there when the redrive began; letters added meanwhile
 	// wait for the next run.
-	err = readPending(ctx, cons, 0, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+	err = jsfetch.Pending(ctx, cons, 0, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		if !opts.Until.IsZero() && md.Timestamp.After(opts.Until) {
 			return true, nil // later letters are newer still
 		}
