@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,9 +135,56 @@ func TestIntakeE2E(t *testing.T) {
 		t.Errorf("invalid items carry no reason: %s", out)
 	}
 
-	// NATS away: 503, nothing claimed as accepted.
+	// NATS away: 503, nothing claimed as accepted. Then NATS back: the
+	// client's retry of the same body is answered 202, every item counted
+	// once as accepted or as a duplicate of what an earlier attempt got in,
+	// and each conversion reaches the fake Graph API exactly once.
+	const m = 20
+	body.Reset()
+	for i := range m {
+		fmt.Fprintf(&body, `{"event_id":"%s-retry-%d","event_name":"Purchase","event_time":%d,"channel":"messenger","business_id":"109800000000001","user_id":"%d","custom_data":{"currency":"USD","value":1}}`+"\n",
+			r.run, i, now, 7300000000000+i)
+	}
 	r.nats.Shutdown()
-	if code, out := r.postIntake(t, "application/json", []byte(marker), faultIntakeToken); code != http.StatusServiceUnavailable {
-		t.Errorf("POST with NATS away = %d %s; want 503", code, out)
+	if code, out := r.postIntake(t, "application/x-ndjson", body.Bytes(), faultIntakeToken); code != http.StatusServiceUnavailable {
+		t.Fatalf("POST with NATS away = %d %s; want 503", code, out)
+	}
+	r.nats.Restart()
+	waitFor(t, 60*time.Second, "the retried POST accepted once NATS is back", func() bool {
+		code, out = r.postIntake(t, "application/x-ndjson", body.Bytes(), faultIntakeToken)
+		if code != http.StatusAccepted {
+			return false
+		}
+		res.Invalid = nil
+		if err := json.Unmarshal(out, &res); err != nil || res.Accepted+res.Duplicates != m || len(res.Invalid) != 0 {
+			t.Fatalf("retried POST = %d %s (%v); want %d accepted or duplicates", code, out, err, m)
+		}
+		return true
+	})
+	retried := func() int {
+		n := 0
+		for _, ev := range r.graph.Events() {
+			if strings.HasPrefix(ev.EventID, r.run+"-retry-") {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 120*time.Second, "every retried conversion at the fake Graph API", func() bool { return retried() >= m })
+	// One more marker after them, so a second copy would have had its time.
+	marker2 := strings.Replace(marker, r.run+"-marker", r.run+"-marker2", 1)
+	if code, out := r.postIntake(t, "application/json", []byte(marker2), faultIntakeToken); code != http.StatusAccepted {
+		t.Fatalf("second marker POST = %d %s", code, out)
+	}
+	waitFor(t, 60*time.Second, "the second marker at the fake Graph API", func() bool {
+		for _, ev := range r.graph.Events() {
+			if ev.EventID == r.run+"-marker2" {
+				return true
+			}
+		}
+		return false
+	})
+	if got := retried(); got != m {
+		t.Errorf("%d retried conversions at the fake Graph API; want %d, each once", got, m)
 	}
 }
