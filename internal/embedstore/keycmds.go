@@ -29,17 +29,34 @@ func cmdInfo(s *Store, _ [][]byte, _ int64) any {
 		strconv.FormatInt(s.bytes, 10) + "\r\n# Keyspace\r\ndb0:keys=" + strconv.Itoa(s.keys) + "\r\n"
 }
 
+// getString is k's string value; a hash or sorted set there is
+// errWrongType.
+func (s *Store) getString(k string, now int64) (entry, bool, any) {
+	if s.objOf(k, now) != nil {
+		return entry{}, false, errWrongType
+	}
+	e, ok := s.lookup(k, now)
+	return e, ok, nil
+}
+
 func cmdGet(s *Store, a [][]byte, now int64) any {
-	if e, ok := s.lookup(string(a[1]), now); ok {
+	e, ok, err := s.getString(string(a[1]), now)
+	switch {
+	case err != nil:
+		return err
+	case ok:
 		return e.val
 	}
 	return nil
 }
 
+// cmdMGet answers null for a key that is not a string, as Redis does.
 func cmdMGet(s *Store, a [][]byte, now int64) any {
 	out := make([]any, len(a)-1)
 	for i, k := range a[1:] {
-		out[i] = cmdGet(s, [][]byte{nil, k}, now)
+		if e, ok := s.lookup(string(k), now); ok {
+			out[i] = e.val
+		}
 	}
 	return out
 }
@@ -47,7 +64,7 @@ func cmdMGet(s *Store, a [][]byte, now int64) any {
 func cmdExists(s *Store, a [][]byte, now int64) any {
 	n := int64(0)
 	for _, k := range a[1:] {
-		if _, ok := s.lookup(string(k), now); ok {
+		if kind, _ := s.kindOf(string(k), now); kind != 0 {
 			n++
 		}
 	}
@@ -55,27 +72,35 @@ func cmdExists(s *Store, a [][]byte, now int64) any {
 }
 
 func cmdType(s *Store, a [][]byte, now int64) any {
-	if _, ok := s.lookup(string(a[1]), now); ok {
+	switch kind, _ := s.kindOf(string(a[1]), now); kind {
+	case kindString:
 		return status("string")
+	case kindHash:
+		return status("hash")
+	case kindZset:
+		return status("zset")
 	}
 	return status("none")
 }
 
 func cmdStrlen(s *Store, a [][]byte, now int64) any {
-	e, _ := s.lookup(string(a[1]), now)
+	e, _, err := s.getString(string(a[1]), now)
+	if err != nil {
+		return err
+	}
 	return int64(len(e.val))
 }
 
 func cmdTTL(unit int64) func(*Store, [][]byte, int64) any {
 	return func(s *Store, a [][]byte, now int64) any {
-		e, ok := s.lookup(string(a[1]), now)
+		kind, exp := s.kindOf(string(a[1]), now)
 		switch {
-		case !ok:
+		case kind == 0:
 			return int64(-2)
-		case e.exp == 0:
+		case exp == 0:
 			return int64(-1)
 		}
-		return (e.exp - now + unit/2) / unit
+		return (exp - now + unit/2) / unit
 	}
 }
 
@@ -91,6 +116,13 @@ func cmdKeys(s *Store, a [][]byte, now int64) any {
 			}
 			return true
 		})
+		for k, o := range s.shards[i].objs {
+			if o.exp == 0 || o.exp > now {
+				if ok, _ := path.Match(pat, k); ok {
+					out = append(out, k)
+				}
+			}
+		}
 	}
 	slices.Sort(out)
 	res := make([]any, len(out))
@@ -157,9 +189,13 @@ func cmdSet(s *Store, a [][]byte, now int64) any {
 	if (nx && xx) || (keep && exp != 0) {
 		return errSyntax
 	}
-	old, had := s.lookup(k, now)
+	if get && s.objOf(k, now) != nil {
+		return errWrongType
+	}
+	kind, oldExp := s.kindOf(k, now)
+	had := kind != 0
 	var prev any
-	if had {
+	if old, ok := s.lookup(k, now); ok {
 		prev = old.val
 	}
 	if (nx && had) || (xx && !had) {
@@ -169,7 +205,7 @@ func cmdSet(s *Store, a [][]byte, now int64) any {
 		return nil
 	}
 	if keep && had {
-		exp = old.exp
+		exp = oldExp
 	}
 	s.setOrDrop(k, entry{val: v, exp: exp}, now)
 	if get {
@@ -189,7 +225,7 @@ func (s *Store) setOrDrop(k string, e entry, now int64) {
 }
 
 func cmdSetNX(s *Store, a [][]byte, now int64) any {
-	if _, ok := s.lookup(string(a[1]), now); ok {
+	if kind, _ := s.kindOf(string(a[1]), now); kind != 0 {
 		return int64(0)
 	}
 	s.put(string(a[1]), entry{val: string(a[2])})
@@ -221,7 +257,10 @@ func cmdMSet(s *Store, a [][]byte, _ int64) any {
 }
 
 func cmdGetDel(s *Store, a [][]byte, now int64) any {
-	e, ok := s.lookup(string(a[1]), now)
+	e, ok, err := s.getString(string(a[1]), now)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return nil
 	}
@@ -246,11 +285,20 @@ func cmdExpire(unit int64) func(*Store, [][]byte, int64) any {
 			return errNotInt
 		}
 		k := string(a[1])
+		exp := now + n*unit
+		if o := s.objOf(k, now); o != nil {
+			if exp <= now {
+				s.del(k, now)
+			} else {
+				s.setObjDeadline(k, o, exp, now)
+			}
+			return int64(1)
+		}
 		e, ok := s.lookup(k, now)
 		if !ok {
 			return int64(0)
 		}
-		e.exp = now + n*unit
+		e.exp = exp
 		s.setOrDrop(k, e, now)
 		return int64(1)
 	}
@@ -258,6 +306,13 @@ func cmdExpire(unit int64) func(*Store, [][]byte, int64) any {
 
 func cmdPersist(s *Store, a [][]byte, now int64) any {
 	k := string(a[1])
+	if o := s.objOf(k, now); o != nil {
+		if o.exp == 0 {
+			return int64(0)
+		}
+		s.setObjDeadline(k, o, 0, now)
+		return int64(1)
+	}
 	e, ok := s.lookup(k, now)
 	if !ok || e.exp == 0 {
 		return int64(0)
@@ -278,7 +333,10 @@ func cmdIncrBy(by int64) func(*Store, [][]byte, int64) any {
 			by = n
 		}
 		k := string(a[1])
-		e, _ := s.lookup(k, now)
+		e, _, werr := s.getString(k, now)
+		if werr != nil {
+			return werr
+		}
 		cur := int64(0)
 		if e.val != "" {
 			n, err := strconv.ParseInt(e.val, 10, 64)

@@ -182,18 +182,28 @@ func (s *Store) lookup(k string, now int64) (entry, bool) {
 	return entry{val: string(v), exp: exp}, true
 }
 
-// drop removes k without journaling: used for expiry, whose deadline the
-// journal already holds, and for replay.
+// drop removes k, a string or an object, without journaling: used for
+// expiry, whose deadline the journal already holds, and for replay.
 func (s *Store) drop(sh *shard, h uint64, k string) {
+	if o, ok := sh.objs[k]; ok {
+		delete(sh.objs, k)
+		s.keys--
+		s.bytes -= int64(len(k)) + o.size
+		return
+	}
 	if ok, n := sh.remove(h, k); ok {
 		s.keys--
 		s.bytes -= int64(len(k) + n)
 	}
 }
 
-// store sets k without journaling. Call with mu held.
+// store sets k to a string without journaling, replacing an object
+// there. Call with mu held.
 func (s *Store) store(k string, e entry) {
 	sh, h := s.shardOf(k)
+	if _, ok := sh.objs[k]; ok {
+		s.drop(sh, h, k)
+	}
 	added, oldLen := sh.set(h, k, e.val, e.exp)
 	if added {
 		s.keys++
@@ -208,9 +218,10 @@ func (s *Store) put(k string, e entry) {
 	s.j.appendSet(k, e.val, e.exp)
 }
 
-// del removes k and journals it if it was there. Call with mu held.
+// del removes k (of any type) and journals it if it was there. Call with
+// mu held.
 func (s *Store) del(k string, now int64) bool {
-	if _, ok := s.lookup(k, now); !ok {
+	if kind, _ := s.kindOf(k, now); kind == 0 {
 		return false
 	}
 	sh, h := s.shardOf(k)
@@ -272,6 +283,11 @@ func (s *Store) sweepShard(i int) int {
 		}
 		return true
 	})
+	for k, o := range sh.objs {
+		if o.exp != 0 && o.exp <= now {
+			gone = append(gone, k)
+		}
+	}
 	for _, k := range gone {
 		_, h := s.shardOf(k)
 		s.drop(sh, h, k)
