@@ -135,13 +135,22 @@ func cmdKeys(s *Store, a [][]byte, now int64) any {
 // cmdScan answers in one step (cursor 0 back): the store is for one
 // machine, and SCAN is only there for redis-cli --scan.
 func cmdScan(s *Store, a [][]byte, now int64) any {
-	pat := "*"
+	pat, typ := "*", ""
 	for i := 2; i+1 < len(a); i += 2 {
-		if strings.EqualFold(string(a[i]), "match") {
+		switch {
+		case strings.EqualFold(string(a[i]), "match"):
 			pat = string(a[i+1])
+		case strings.EqualFold(string(a[i]), "type"):
+			typ = strings.ToLower(string(a[i+1]))
 		}
 	}
-	return []any{"0", cmdKeys(s, [][]byte{nil, []byte(pat)}, now)}
+	keys := cmdKeys(s, [][]byte{nil, []byte(pat)}, now).([]any)
+	if typ != "" {
+		keys = slices.DeleteFunc(keys, func(k any) bool {
+			return cmdType(s, [][]byte{nil, []byte(k.(string))}, now) != status(typ)
+		})
+	}
+	return []any{"0", keys}
 }
 
 // cmdSet is SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
@@ -189,14 +198,15 @@ func cmdSet(s *Store, a [][]byte, now int64) any {
 	if (nx && xx) || (keep && exp != 0) {
 		return errSyntax
 	}
-	if get && s.objOf(k, now) != nil {
-		return errWrongType
-	}
-	kind, oldExp := s.kindOf(k, now)
-	had := kind != 0
+	old, had := s.lookup(k, now)
 	var prev any
-	if old, ok := s.lookup(k, now); ok {
+	if had {
 		prev = old.val
+	} else if o := s.objOf(k, now); o != nil {
+		if get {
+			return errWrongType
+		}
+		had, old.exp = true, o.exp
 	}
 	if (nx && had) || (xx && !had) {
 		if get {
@@ -205,7 +215,7 @@ func cmdSet(s *Store, a [][]byte, now int64) any {
 		return nil
 	}
 	if keep && had {
-		exp = oldExp
+		exp = old.exp
 	}
 	s.setOrDrop(k, entry{val: v, exp: exp}, now)
 	if get {

@@ -3,6 +3,7 @@ package embedstore
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,18 @@ func TestHashAndZsetRepliesAsRedis(t *testing.T) {
 		got, gerr := c.Do(ctx, args...).Result()
 		if fmt.Sprint(got) != fmt.Sprint(want) || !sameError(gerr, werr) {
 			t.Errorf("%v: store = %#v, %v; redis-server = %#v, %v", args, got, gerr, want, werr)
+		}
+	}
+	// Key listings, whose order Redis does not fix.
+	if keys := c.Keys(ctx, "*s").Val(); fmt.Sprint(keys) != "[hs s zs]" {
+		t.Errorf("KEYS *s = %v; want [hs s zs]", keys)
+	}
+	for _, typ := range []string{"hash", "zset", "string"} {
+		want, _, werr := real.ScanType(ctx, 0, "*", 1000, typ).Result()
+		got, _, gerr := c.ScanType(ctx, 0, "*", 1000, typ).Result()
+		slices.Sort(want)
+		if gerr != nil || werr != nil || fmt.Sprint(got) != fmt.Sprint(want) || len(got) == 0 {
+			t.Errorf("SCAN 0 TYPE %s = %v, %v; redis-server %v, %v", typ, got, gerr, want, werr)
 		}
 	}
 }
