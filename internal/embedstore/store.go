@@ -1,7 +1,8 @@
 // Package embedstore is the all-in-one's embedded, durable, Redis-shaped
-// store: a keyspace of strings with TTLs held in memory, served over RESP
-// on a local port so that the services' go-redis clients (and their Lua
-// scripts) use it exactly as they use redis-server.
+// store: a keyspace of strings, hashes and sorted sets (objects.go) with
+// TTLs held in memory, served over RESP on a local port so that the
+// services' go-redis clients (and their Lua scripts) use it exactly as they
+// use redis-server.
 //
 // Every write is appended to a journal and fsynced (group commit) before its
 // reply leaves the server, so an acknowledged write survives SIGKILL. Keys
