@@ -119,6 +119,9 @@ func formatScore(f float64) string {
 // objOf returns k's object if k holds one, deleting it if its deadline has
 // passed. A string k gives nil.
 func (s *Store) objOf(k string, now int64) *object {
+	if s.objects == 0 {
+		return nil // the common case: a string command, and no object anywhere
+	}
 	sh, h := s.shardOf(k)
 	o := sh.objs[k]
 	if o == nil {
@@ -173,6 +176,7 @@ func (s *Store) newObj(k string, kind byte) *object {
 	}
 	o := newObject(kind)
 	sh.objs[k] = o
+	s.objects++
 	s.keys++
 	s.bytes += int64(len(k))
 	return o

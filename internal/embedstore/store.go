@@ -54,12 +54,13 @@ type Store struct {
 	now  func() time.Time
 	seed maphash.Seed
 
-	mu     sync.Mutex // guards the keyspace and the counters below
-	shards [numShards]shard
-	keys   int
-	bytes  int64 // sum of len(key)+len(value) of the keys held
-	cmds   map[string]command
-	lua    *luaEnv // scripts, run with mu held
+	mu      sync.Mutex // guards the keyspace and the counters below
+	shards  [numShards]shard
+	keys    int
+	objects int   // keys holding a hash or sorted set
+	bytes   int64 // sum of len(key)+len(value) of the keys held (fields and values for objects)
+	cmds    map[string]command
+	lua     *luaEnv // scripts, run with mu held
 
 	j  *journal
 	ln net.Listener
@@ -188,6 +189,7 @@ func (s *Store) lookup(k string, now int64) (entry, bool) {
 func (s *Store) drop(sh *shard, h uint64, k string) {
 	if o, ok := sh.objs[k]; ok {
 		delete(sh.objs, k)
+		s.objects--
 		s.keys--
 		s.bytes -= int64(len(k)) + o.size
 		return
@@ -236,7 +238,7 @@ func (s *Store) clear() {
 	for i := range s.shards {
 		s.shards[i] = newShard()
 	}
-	s.keys, s.bytes = 0, 0
+	s.keys, s.bytes, s.objects = 0, 0, 0
 }
 
 // flush removes every key. Call with mu held.
