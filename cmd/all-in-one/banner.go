@@ -26,12 +26,9 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	if cfg.Ingest.Intake.Enabled() {
 		fmt.Fprintf(&b, "  intake     POST %s/v1/conversions  (Bearer %s)\n", adminBase, ifDev(cfg, devIntakeToken, "$INTAKE_TOKEN"))
 	}
-	if cfg.RedisURL == "" {
-		// The embedded store keeps strings only; the registry needs hashes
-		// and sorted sets (a known gap, see docs/registry.md).
-		fmt.Fprintf(&b, "  registry   needs REDIS_URL: the embedded store does not hold the business registry yet\n")
-	} else {
-		fmt.Fprintf(&b, "  registry   %s/v1/businesses  (Bearer %s)\n", adminBase, admin)
+	fmt.Fprintf(&b, "  registry   %s/v1/businesses  (Bearer %s)\n", adminBase, admin)
+	if cfg.DevRegistryKey != "" {
+		fmt.Fprintf(&b, "             secrets encrypted with a development REGISTRY_KEY kept in %s; set REGISTRY_KEY in production\n", cfg.DevRegistryKey)
 	}
 	if n := len(cfg.Ingest.Forward.URLs); n > 0 {
 		fmt.Fprintf(&b, "  forwarding every verified /webhook delivery to %d destination(s) (FORWARD_URLS)\n", n)

@@ -29,8 +29,11 @@ type config struct {
 	// Rebound names the listener settings moved to 127.0.0.1 in
 	// development mode (their host was not a loopback one).
 	Rebound []string
-	Ingest  ingest.Config
-	Sender  sender.Config
+	// DevRegistryKey is the development key file in use when REGISTRY_KEY
+	// is not set (filled in by run, which creates it); "" otherwise.
+	DevRegistryKey string
+	Ingest         ingest.Config
+	Sender         sender.Config
 }
 
 // Development values, used only by all-in-one and only when none of the

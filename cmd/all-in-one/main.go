@@ -72,8 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("registry: development key: %w", err)
 		}
 		cfg.Ingest.RegistryKey = key
+		cfg.DevRegistryKey = filepath.Join(cfg.DataDir, registry.DevKeyFile)
 		log.Warn("REGISTRY_KEY is not set: the registry's secrets are encrypted with a development key kept next to them; set REGISTRY_KEY in production",
-			zap.String("file", filepath.Join(cfg.DataDir, registry.DevKeyFile)), zap.Bool("created", created))
+			zap.String("file", cfg.DevRegistryKey), zap.Bool("created", created))
 	}
 	if cfg.DevSecrets {
 		log.Warn("development mode: META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are development values and every listener is bound to 127.0.0.1; set all three for real webhooks",

@@ -76,13 +76,16 @@ func TestServicesMounted(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	// Mounted behind ADMIN_TOKEN. A PUT is not tried here: the embedded
-	// store lacks the hash and sorted-set commands the registry uses (HSET,
-	// ZRANGEBYLEX, ...), so with the embedded store the registry answers
-	// 503 until internal/embedstore has them; with REDIS_URL it works
-	// (test/registry_e2e_test.go).
+	// Mounted behind ADMIN_TOKEN, and kept in the embedded store
+	// (test/allinone_registry_e2e_test.go restarts it too).
 	if code := do(http.MethodPut, a.admin+"/v1/businesses/102290129340398", "wrong-token", `{"channel":"whatsapp","dataset_id":"1"}`); code != http.StatusUnauthorized {
 		t.Errorf("PUT business with a wrong token = %d; want 401", code)
+	}
+	if code := do(http.MethodPut, a.admin+"/v1/businesses/102290129340398", "aio-admin", `{"channel":"whatsapp","dataset_id":"1","access_token":"EAABaioTOKEN0001"}`); code != http.StatusCreated {
+		t.Errorf("PUT business on the embedded store = %d; want 201", code)
+	}
+	if code := do(http.MethodGet, a.admin+"/v1/businesses/102290129340398", "aio-admin", ""); code != http.StatusOK {
+		t.Errorf("GET business on the embedded store = %d; want 200", code)
 	}
 	conv := `{"event_id":"aio-intake-1","event_name":"Purchase","event_time":` + strconv.FormatInt(time.Now().Unix(), 10) + `,"channel":"messenger","business_id":"109800000000001","user_id":"7100000000001","custom_data":{"currency":"USD","value":1}}`
 	if code := do(http.MethodPost, a.admin+"/v1/conversions", "aio-intake-token-0123", conv); code != http.StatusAccepted {
@@ -103,4 +106,31 @@ func TestServicesMounted(t *testing.T) {
 		defer mu.Unlock()
 		return len(got) == 1 && bytes.Equal(got[0], body)
 	})
+}
+
+// TestBannerRegistry: the banner shows the registry API with the embedded
+// store too, and says when its secrets use the development key (and where
+// that key lives, never the key).
+func TestBannerRegistry(t *testing.T) {
+	cfg, err := parseConfig(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DevRegistryKey = filepath.Join(cfg.DataDir, registry.DevKeyFile)
+	var out bytes.Buffer
+	printBanner(&out, cfg, "127.0.0.1:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
+	for _, want := range []string{"registry   http://127.0.0.1:8081/v1/businesses", "development REGISTRY_KEY kept in " + cfg.DevRegistryKey} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "needs REDIS_URL") {
+		t.Errorf("banner still says the registry needs REDIS_URL:\n%s", out.String())
+	}
+	cfg.DevRegistryKey = ""
+	out.Reset()
+	printBanner(&out, cfg, "127.0.0.1:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
+	if strings.Contains(out.String(), "development REGISTRY_KEY") {
+		t.Errorf("banner claims a development key with REGISTRY_KEY set:\n%s", out.String())
+	}
 }

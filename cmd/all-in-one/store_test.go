@@ -13,6 +13,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/embedstore"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 func openTestStore(t *testing.T, dir string) (*embedstore.Store, *redis.Client) {
@@ -58,6 +59,16 @@ func TestStoreSurvivesACrash(t *testing.T) {
 		return nil
 	})
 	must(t, err)
+	// The business registry: hashes, sorted sets and scripts, its token
+	// sealed with a development key kept in the data directory.
+	regKey, _, err := registry.LoadOrCreateDevKey(dir)
+	must(t, err)
+	keys, err := registry.ParseKeyring(regKey)
+	must(t, err)
+	const bizToken = "EAAstoreCrashToken0123456789"
+	_, err = registry.NewStore(c, keys).Put(ctx, registry.Business{ID: "102290129340398", Channel: registry.WhatsApp,
+		DatasetID: "5550001", AccessToken: registry.NewSecret(bizToken), PhoneNumberIDs: []string{"106540352242922"}, Enabled: true})
+	must(t, err)
 	crash(st, c)
 	// "short" expires while the process is down.
 	waitFor(t, 5*time.Second, "the short key's expiry", func() bool { return time.Now().After(shortGoneBy) })
@@ -77,6 +88,20 @@ func TestStoreSurvivesACrash(t *testing.T) {
 	got, err := attribution.NewStore(c2, time.Hour).Get(ctx, key)
 	if err != nil || got.AdID != "120210000000000111" {
 		t.Errorf("context after restart = %+v, %v; want the recorded click", got, err)
+	}
+	regKey2, created, err := registry.LoadOrCreateDevKey(dir)
+	must(t, err)
+	keys2, err := registry.ParseKeyring(regKey2)
+	must(t, err)
+	reg := registry.NewStore(c2, keys2)
+	if b, err := reg.Get(ctx, "102290129340398"); created || err != nil || b.AccessToken.Reveal() != bizToken || b.DatasetID != "5550001" {
+		t.Errorf("business after restart: %v (new key %v); want it, its token decrypting with the same key file", err, created)
+	}
+	if id, err := reg.BusinessForPhone(ctx, "106540352242922"); err != nil || id != "102290129340398" {
+		t.Errorf("phone after restart = %q, %v; want the business", id, err)
+	}
+	if p, err := reg.List(ctx, "", 10); err != nil || len(p.Businesses) != 1 {
+		t.Errorf("list after restart = %d businesses, %v; want 1", len(p.Businesses), err)
 	}
 }
 

@@ -18,6 +18,8 @@ const (
 	errNotInt   = replyErr("ERR value is not an integer or out of range")
 	errExpire   = replyErr("ERR invalid expire time in 'set' command")
 	errNoScript = replyErr("NOSCRIPT No matching script. Please use EVAL.")
+	// errWrongType is Redis's own text, which clients match on.
+	errWrongType = replyErr("WRONGTYPE Operation against a key holding the wrong kind of value")
 )
 
 type command struct {
@@ -69,6 +71,44 @@ func commandTable() map[string]command {
 		"eval_ro":    {fn: cmdEval(false, true), arity: -3},
 		"evalsha_ro": {fn: cmdEval(true, true), arity: -3},
 		"script":     {fn: cmdScript, arity: -2},
+		// Hashes (hashcmds.go).
+		"hset":    {fn: cmdHSet("hset"), arity: -4, write: true},
+		"hmset":   {fn: cmdHSet("hmset"), arity: -4, write: true},
+		"hsetnx":  {fn: cmdHSetNX, arity: 4, write: true},
+		"hget":    {fn: cmdHGet, arity: 3},
+		"hmget":   {fn: cmdHMGet, arity: -3},
+		"hdel":    {fn: cmdHDel, arity: -3, write: true},
+		"hgetall": {fn: cmdHGetAll(true, true), arity: 2},
+		"hkeys":   {fn: cmdHGetAll(true, false), arity: 2},
+		"hvals":   {fn: cmdHGetAll(false, true), arity: 2},
+		"hexists": {fn: cmdHExists, arity: 3},
+		"hlen":    {fn: cmdHLen, arity: 2},
+		"hstrlen": {fn: cmdHStrlen, arity: 3},
+		"hincrby": {fn: cmdHIncrBy, arity: 4, write: true},
+		// Sorted sets (zsetcmds.go).
+		"zadd":             {fn: cmdZAdd, arity: -4, write: true},
+		"zincrby":          {fn: cmdZIncrBy, arity: 4, write: true},
+		"zrem":             {fn: cmdZRem, arity: -3, write: true},
+		"zcard":            {fn: cmdZCard, arity: 2},
+		"zscore":           {fn: cmdZScore, arity: 3},
+		"zmscore":          {fn: cmdZMScore, arity: -3},
+		"zrank":            {fn: cmdZRank(false), arity: 3},
+		"zrevrank":         {fn: cmdZRank(true), arity: 3},
+		"zrange":           {fn: cmdZRange(0, false), arity: -4},
+		"zrevrange":        {fn: cmdZRange('r', true), arity: -4},
+		"zrangebyscore":    {fn: cmdZRange('s', false), arity: -4},
+		"zrevrangebyscore": {fn: cmdZRange('s', true), arity: -4},
+		"zrangebylex":      {fn: cmdZRange('l', false), arity: -4},
+		"zrevrangebylex":   {fn: cmdZRange('l', true), arity: -4},
+		"zcount":           {fn: cmdZCount, arity: 4},
+		"zlexcount":        {fn: cmdZLexCount, arity: 4},
+		"zremrangebyrank":  {fn: cmdZRemRange('r'), arity: 4, write: true},
+		"zremrangebyscore": {fn: cmdZRemRange('s'), arity: 4, write: true},
+		// MULTI, EXEC and DISCARD are handled per connection (server.go);
+		// these entries answer them from a script.
+		"multi":   {fn: notFromScript, arity: 1},
+		"exec":    {fn: notFromScript, arity: 1},
+		"discard": {fn: notFromScript, arity: 1},
 		// BGREWRITEAOF starts a compaction, as it starts an AOF rewrite in
 		// Redis: loadgen measures both under one.
 		"bgrewriteaof": {fn: cmdBGRewrite, arity: 1},
@@ -115,6 +155,10 @@ func (s *Store) call(args [][]byte, fromScript bool) any {
 		return replyErr("ERR This Redis command is not allowed from script")
 	}
 	return c.fn(s, args, s.nowMS())
+}
+
+func notFromScript(*Store, [][]byte, int64) any {
+	return replyErr("ERR This Redis command is not allowed from script")
 }
 
 func clip(s string) string {

@@ -104,6 +104,12 @@ func (s *Store) writeSnapshot(path string, base uint64) (int64, error) {
 			}
 			return true
 		})
+		for k, o := range s.shards[i].objs {
+			if o.exp == 0 || o.exp > now {
+				buf = appendObjectRecord(buf, k, o)
+				count++
+			}
+		}
 		s.mu.Unlock()
 		w.Write(buf)
 		size += int64(len(buf))

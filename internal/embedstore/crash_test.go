@@ -28,8 +28,9 @@ func TestMain(m *testing.M) {
 }
 
 // crashHelper opens the store in dir, compacts it over and over, and
-// writes from four goroutines, printing "ack KEY VALUE" after each write's
-// reply, "compact" when a compaction begins and "mid" halfway through its
+// writes strings from four goroutines, printing "ack KEY VALUE" after each
+// write's reply, and a hash and a sorted set from a fifth ("hack KEY FIELD
+// VALUE", "zack KEY MEMBER SCORE"), "compact" when a compaction begins and "mid" halfway through its
 // snapshot (where it then dawdles, writes going on), until it is killed.
 func crashHelper(dir string) {
 	s, err := Open(Options{Dir: dir})
@@ -80,6 +81,30 @@ func crashHelper(dir string) {
 			}
 		}()
 	}
+	// A fifth writer changes a hash and a sorted set a field at a time, and
+	// counts with HINCRBY (journaled as sums).
+	go func() {
+		hk, zk := "r"+round+"-hash", "r"+round+"-zset"
+		for i := 0; ; i++ {
+			f := "f" + strconv.Itoa(i)
+			if err := c.HSet(contextBG, hk, f, i).Err(); err != nil {
+				say("error %v", err)
+				return
+			}
+			say("hack %s %s %d", hk, f, i)
+			n, err := c.HIncrBy(contextBG, hk, "count", 1).Result()
+			if err != nil {
+				say("error %v", err)
+				return
+			}
+			say("hack %s count-hot %d", hk, n)
+			if err := c.ZAdd(contextBG, zk, redis.Z{Score: float64(i), Member: f}).Err(); err != nil {
+				say("error %v", err)
+				return
+			}
+			say("zack %s %s %d", zk, f, i)
+		}
+	}()
 	for {
 		say("compact")
 		if err := s.Compact(); err != nil {
@@ -97,6 +122,7 @@ func TestSIGKILLDuringCompaction(t *testing.T) {
 	}
 	dir := t.TempDir()
 	want := map[string]string{}
+	fields := map[[3]string]string{} // hack|zack, key, field → value
 	midCompaction := 0
 	for round := range 4 {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -112,6 +138,8 @@ func TestSIGKILLDuringCompaction(t *testing.T) {
 			switch f := strings.Fields(line); {
 			case len(f) == 3 && f[0] == "ack":
 				want[f[1]] = f[2]
+			case len(f) == 4 && (f[0] == "hack" || f[0] == "zack"):
+				fields[[3]string{f[0], f[1], f[2]}] = f[3]
 			case line == "compact":
 				compacts++
 			case line == "mid":
@@ -148,8 +176,24 @@ func TestSIGKILLDuringCompaction(t *testing.T) {
 				lost++
 			}
 		}
+		for kf, v := range fields {
+			var got string
+			var err error
+			if kf[0] == "zack" {
+				got, err = c.Do(t.Context(), "ZSCORE", kf[1], kf[2]).Text()
+			} else {
+				got, err = c.HGet(t.Context(), kf[1], strings.TrimSuffix(kf[2], "-hot")).Result()
+			}
+			if strings.HasSuffix(kf[2], "-hot") {
+				if n, _ := strconv.Atoi(got); err != nil || n < atoi(v) {
+					lost++
+				}
+			} else if err != nil || got != v {
+				lost++
+			}
+		}
 		if lost > 0 {
-			t.Errorf("round %d: %d of %d acknowledged writes lost", round, lost, len(want))
+			t.Errorf("round %d: %d of %d acknowledged writes lost", round, lost, len(want)+len(fields))
 		}
 		c.Close()
 		must(t, s.Close())

@@ -132,6 +132,10 @@ func (j *journal) appendSet(k, v string, exp int64) {
 	j.add(func(b []byte) []byte { return appendSetRecord(b, k, v, exp) })
 }
 
+func (j *journal) appendField(op byte, at, exp int64, k, f, rest string) {
+	j.add(func(b []byte) []byte { return appendFieldRecord(b, op, at, exp, k, f, rest) })
+}
+
 func (j *journal) appendDel(k string) {
 	j.add(func(b []byte) []byte { return appendDelRecord(b, k) })
 }

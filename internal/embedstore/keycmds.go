@@ -29,17 +29,34 @@ func cmdInfo(s *Store, _ [][]byte, _ int64) any {
 		strconv.FormatInt(s.bytes, 10) + "\r\n# Keyspace\r\ndb0:keys=" + strconv.Itoa(s.keys) + "\r\n"
 }
 
+// getString is k's string value; a hash or sorted set there is
+// errWrongType.
+func (s *Store) getString(k string, now int64) (entry, bool, any) {
+	if s.objOf(k, now) != nil {
+		return entry{}, false, errWrongType
+	}
+	e, ok := s.lookup(k, now)
+	return e, ok, nil
+}
+
 func cmdGet(s *Store, a [][]byte, now int64) any {
-	if e, ok := s.lookup(string(a[1]), now); ok {
+	e, ok, err := s.getString(string(a[1]), now)
+	switch {
+	case err != nil:
+		return err
+	case ok:
 		return e.val
 	}
 	return nil
 }
 
+// cmdMGet answers null for a key that is not a string, as Redis does.
 func cmdMGet(s *Store, a [][]byte, now int64) any {
 	out := make([]any, len(a)-1)
 	for i, k := range a[1:] {
-		out[i] = cmdGet(s, [][]byte{nil, k}, now)
+		if e, ok := s.lookup(string(k), now); ok {
+			out[i] = e.val
+		}
 	}
 	return out
 }
@@ -47,7 +64,7 @@ func cmdMGet(s *Store, a [][]byte, now int64) any {
 func cmdExists(s *Store, a [][]byte, now int64) any {
 	n := int64(0)
 	for _, k := range a[1:] {
-		if _, ok := s.lookup(string(k), now); ok {
+		if kind, _ := s.kindOf(string(k), now); kind != 0 {
 			n++
 		}
 	}
@@ -55,27 +72,35 @@ func cmdExists(s *Store, a [][]byte, now int64) any {
 }
 
 func cmdType(s *Store, a [][]byte, now int64) any {
-	if _, ok := s.lookup(string(a[1]), now); ok {
+	switch kind, _ := s.kindOf(string(a[1]), now); kind {
+	case kindString:
 		return status("string")
+	case kindHash:
+		return status("hash")
+	case kindZset:
+		return status("zset")
 	}
 	return status("none")
 }
 
 func cmdStrlen(s *Store, a [][]byte, now int64) any {
-	e, _ := s.lookup(string(a[1]), now)
+	e, _, err := s.getString(string(a[1]), now)
+	if err != nil {
+		return err
+	}
 	return int64(len(e.val))
 }
 
 func cmdTTL(unit int64) func(*Store, [][]byte, int64) any {
 	return func(s *Store, a [][]byte, now int64) any {
-		e, ok := s.lookup(string(a[1]), now)
+		kind, exp := s.kindOf(string(a[1]), now)
 		switch {
-		case !ok:
+		case kind == 0:
 			return int64(-2)
-		case e.exp == 0:
+		case exp == 0:
 			return int64(-1)
 		}
-		return (e.exp - now + unit/2) / unit
+		return (exp - now + unit/2) / unit
 	}
 }
 
@@ -91,6 +116,13 @@ func cmdKeys(s *Store, a [][]byte, now int64) any {
 			}
 			return true
 		})
+		for k, o := range s.shards[i].objs {
+			if o.exp == 0 || o.exp > now {
+				if ok, _ := path.Match(pat, k); ok {
+					out = append(out, k)
+				}
+			}
+		}
 	}
 	slices.Sort(out)
 	res := make([]any, len(out))
@@ -103,13 +135,22 @@ func cmdKeys(s *Store, a [][]byte, now int64) any {
 // cmdScan answers in one step (cursor 0 back): the store is for one
 // machine, and SCAN is only there for redis-cli --scan.
 func cmdScan(s *Store, a [][]byte, now int64) any {
-	pat := "*"
+	pat, typ := "*", ""
 	for i := 2; i+1 < len(a); i += 2 {
-		if strings.EqualFold(string(a[i]), "match") {
+		switch {
+		case strings.EqualFold(string(a[i]), "match"):
 			pat = string(a[i+1])
+		case strings.EqualFold(string(a[i]), "type"):
+			typ = strings.ToLower(string(a[i+1]))
 		}
 	}
-	return []any{"0", cmdKeys(s, [][]byte{nil, []byte(pat)}, now)}
+	keys := cmdKeys(s, [][]byte{nil, []byte(pat)}, now).([]any)
+	if typ != "" {
+		keys = slices.DeleteFunc(keys, func(k any) bool {
+			return cmdType(s, [][]byte{nil, []byte(k.(string))}, now) != status(typ)
+		})
+	}
+	return []any{"0", keys}
 }
 
 // cmdSet is SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
@@ -161,6 +202,11 @@ func cmdSet(s *Store, a [][]byte, now int64) any {
 	var prev any
 	if had {
 		prev = old.val
+	} else if o := s.objOf(k, now); o != nil {
+		if get {
+			return errWrongType
+		}
+		had, old.exp = true, o.exp
 	}
 	if (nx && had) || (xx && !had) {
 		if get {
@@ -189,7 +235,7 @@ func (s *Store) setOrDrop(k string, e entry, now int64) {
 }
 
 func cmdSetNX(s *Store, a [][]byte, now int64) any {
-	if _, ok := s.lookup(string(a[1]), now); ok {
+	if kind, _ := s.kindOf(string(a[1]), now); kind != 0 {
 		return int64(0)
 	}
 	s.put(string(a[1]), entry{val: string(a[2])})
@@ -221,7 +267,10 @@ func cmdMSet(s *Store, a [][]byte, _ int64) any {
 }
 
 func cmdGetDel(s *Store, a [][]byte, now int64) any {
-	e, ok := s.lookup(string(a[1]), now)
+	e, ok, err := s.getString(string(a[1]), now)
+	if err != nil {
+		return err
+	}
 	if !ok {
 		return nil
 	}
@@ -246,11 +295,20 @@ func cmdExpire(unit int64) func(*Store, [][]byte, int64) any {
 			return errNotInt
 		}
 		k := string(a[1])
+		exp := now + n*unit
+		if o := s.objOf(k, now); o != nil {
+			if exp <= now {
+				s.del(k, now)
+			} else {
+				s.setObjDeadline(k, o, exp, now)
+			}
+			return int64(1)
+		}
 		e, ok := s.lookup(k, now)
 		if !ok {
 			return int64(0)
 		}
-		e.exp = now + n*unit
+		e.exp = exp
 		s.setOrDrop(k, e, now)
 		return int64(1)
 	}
@@ -258,6 +316,13 @@ func cmdExpire(unit int64) func(*Store, [][]byte, int64) any {
 
 func cmdPersist(s *Store, a [][]byte, now int64) any {
 	k := string(a[1])
+	if o := s.objOf(k, now); o != nil {
+		if o.exp == 0 {
+			return int64(0)
+		}
+		s.setObjDeadline(k, o, 0, now)
+		return int64(1)
+	}
 	e, ok := s.lookup(k, now)
 	if !ok || e.exp == 0 {
 		return int64(0)
@@ -278,7 +343,10 @@ func cmdIncrBy(by int64) func(*Store, [][]byte, int64) any {
 			by = n
 		}
 		k := string(a[1])
-		e, _ := s.lookup(k, now)
+		e, _, werr := s.getString(k, now)
+		if werr != nil {
+			return werr
+		}
 		cur := int64(0)
 		if e.val != "" {
 			n, err := strconv.ParseInt(e.val, 10, 64)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -214,7 +215,59 @@ func (s *Store) apply(r record, now int64) {
 		s.remove(string(r.key))
 	case opFlush:
 		s.clear()
+	case opObject:
+		// Kept even past its deadline: a later record in the journal may
+		// be the PERSIST that saved it. Lazy expiry and the sweep drop it
+		// otherwise.
+		k := string(r.key)
+		o := s.newObj(k, r.kind)
+		o.exp = r.exp
+		decodeEntries(r.kind, r.val, func(f, v []byte, score float64) { //nolint:errcheck // checked when the snapshot was read
+			if r.kind == kindHash {
+				s.hset(o, string(f), string(v))
+			} else {
+				s.zput(o, string(f), score)
+			}
+		})
+		s.dropIfEmpty(k, o)
+	case opHSet, opHDel, opZAdd, opZRem, opDeadline:
+		s.applyField(r)
 	}
+}
+
+// applyField replays a field record as its command did: a key past its
+// deadline at the write's time is gone first, then the field changes and
+// the key takes the deadline it had after the write.
+func (s *Store) applyField(r record) {
+	k := string(r.key)
+	sh, h := s.shardOf(k)
+	kind := byte(kindHash)
+	if r.op == opZAdd || r.op == opZRem {
+		kind = kindZset
+	}
+	o := sh.objs[k]
+	if o != nil && (o.exp != 0 && o.exp <= r.at || r.op != opDeadline && o.kind != kind) {
+		s.drop(sh, h, k)
+		o = nil
+	}
+	if o == nil {
+		if r.op != opHSet && r.op != opZAdd {
+			return // removing from, or expiring, what a later snapshot record or write settles
+		}
+		o = s.newObj(k, kind)
+	}
+	switch r.op {
+	case opHSet:
+		s.hset(o, string(r.field), string(r.val))
+	case opHDel:
+		s.hdel(o, string(r.field))
+	case opZAdd:
+		s.zput(o, string(r.field), math.Float64frombits(binary.LittleEndian.Uint64(r.val)))
+	case opZRem:
+		s.zrem(o, string(r.field))
+	}
+	o.exp = r.exp
+	s.dropIfEmpty(k, o)
 }
 
 func (s *Store) remove(k string) {

@@ -57,6 +57,7 @@ func (s *Store) handle(c net.Conn) {
 	var out []byte
 	var args [][]byte
 	var scratch []byte
+	var tx txState
 	n := 0
 	for {
 		var err error
@@ -70,7 +71,7 @@ func (s *Store) handle(c net.Conn) {
 			return
 		}
 		quit := len(args) > 0 && bytes.EqualFold(args[0], []byte("quit"))
-		out = s.exec(out, args)
+		out = tx.exec(s, out, args)
 		n++
 		if quit || r.Buffered() == 0 || len(out) > 1<<20 {
 			if s.send(c, out, n) != nil || quit {
@@ -164,4 +165,66 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 
 func appendError(b []byte, msg string) []byte {
 	return append(append(append(b, '-'), msg...), '\r', '\n')
+}
+
+// txState is a connection's MULTI: the commands queued until EXEC, which
+// runs them under one hold of the store's lock, so no other client's
+// command comes between them (WATCH is not supported: nothing uses it).
+type txState struct {
+	on     bool
+	failed bool // a queued command was unknown or had the wrong arity
+	queue  [][][]byte
+}
+
+func (tx *txState) exec(s *Store, out []byte, args [][]byte) []byte {
+	if len(args) == 0 {
+		return out
+	}
+	name, c, known := s.lookupCommand(args[0])
+	switch name {
+	case "multi":
+		if tx.on {
+			return appendError(out, "ERR MULTI calls can not be nested")
+		}
+		*tx = txState{on: true}
+		return appendValue(out, status("OK"))
+	case "discard":
+		if !tx.on {
+			return appendError(out, "ERR DISCARD without MULTI")
+		}
+		*tx = txState{}
+		return appendValue(out, status("OK"))
+	case "exec":
+		if !tx.on {
+			return appendError(out, "ERR EXEC without MULTI")
+		}
+		queue, failed := tx.queue, tx.failed
+		*tx = txState{}
+		if failed {
+			return appendError(out, "EXECABORT Transaction discarded because of previous errors.")
+		}
+		replies := make([]any, len(queue))
+		s.mu.Lock()
+		for i, q := range queue {
+			replies[i] = s.call(q, false)
+		}
+		s.mu.Unlock()
+		return appendValue(out, replies)
+	}
+	if !tx.on {
+		return s.exec(out, args)
+	}
+	if !known || (c.arity > 0 && len(args) != c.arity) || (c.arity < 0 && len(args) < -c.arity) {
+		tx.failed = true
+		s.mu.Lock()
+		v := s.call(args, false) // the same error an unqueued call gets
+		s.mu.Unlock()
+		return appendValue(out, v)
+	}
+	q := make([][]byte, len(args))
+	for i, a := range args {
+		q[i] = append([]byte(nil), a...) // args alias the read buffer
+	}
+	tx.queue = append(tx.queue, q)
+	return appendValue(out, status("QUEUED"))
 }

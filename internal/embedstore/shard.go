@@ -20,7 +20,8 @@ type shard struct {
 	idx     map[uint64]uint32 // hash → offset in arena
 	arena   []byte
 	garbage int
-	coll    map[string]entry // keys whose hash another key already has
+	coll    map[string]entry   // keys whose hash another key already has
+	objs    map[string]*object // hashes and sorted sets (objects.go)
 }
 
 type entry struct {
@@ -32,7 +33,7 @@ const recHeader = 16
 
 func newShard() shard { return shard{idx: map[uint64]uint32{}} }
 
-func (sh *shard) len() int { return len(sh.idx) + len(sh.coll) }
+func (sh *shard) len() int { return len(sh.idx) + len(sh.coll) + len(sh.objs) }
 
 // at decodes the record at off; key and val alias the arena.
 func (sh *shard) at(off uint32) (key, val []byte, exp int64) {

@@ -1,7 +1,8 @@
 // Package embedstore is the all-in-one's embedded, durable, Redis-shaped
-// store: a keyspace of strings with TTLs held in memory, served over RESP
-// on a local port so that the services' go-redis clients (and their Lua
-// scripts) use it exactly as they use redis-server.
+// store: a keyspace of strings, hashes and sorted sets (objects.go) with
+// TTLs held in memory, served over RESP on a local port so that the
+// services' go-redis clients (and their Lua scripts) use it exactly as they
+// use redis-server.
 //
 // Every write is appended to a journal and fsynced (group commit) before its
 // reply leaves the server, so an acknowledged write survives SIGKILL. Keys
@@ -53,12 +54,13 @@ type Store struct {
 	now  func() time.Time
 	seed maphash.Seed
 
-	mu     sync.Mutex // guards the keyspace and the counters below
-	shards [numShards]shard
-	keys   int
-	bytes  int64 // sum of len(key)+len(value) of the keys held
-	cmds   map[string]command
-	lua    *luaEnv // scripts, run with mu held
+	mu      sync.Mutex // guards the keyspace and the counters below
+	shards  [numShards]shard
+	keys    int
+	objects int   // keys holding a hash or sorted set
+	bytes   int64 // sum of len(key)+len(value) of the keys held (fields and values for objects)
+	cmds    map[string]command
+	lua     *luaEnv // scripts, run with mu held
 
 	j  *journal
 	ln net.Listener
@@ -182,18 +184,29 @@ func (s *Store) lookup(k string, now int64) (entry, bool) {
 	return entry{val: string(v), exp: exp}, true
 }
 
-// drop removes k without journaling: used for expiry, whose deadline the
-// journal already holds, and for replay.
+// drop removes k, a string or an object, without journaling: used for
+// expiry, whose deadline the journal already holds, and for replay.
 func (s *Store) drop(sh *shard, h uint64, k string) {
+	if o, ok := sh.objs[k]; ok {
+		delete(sh.objs, k)
+		s.objects--
+		s.keys--
+		s.bytes -= int64(len(k)) + o.size
+		return
+	}
 	if ok, n := sh.remove(h, k); ok {
 		s.keys--
 		s.bytes -= int64(len(k) + n)
 	}
 }
 
-// store sets k without journaling. Call with mu held.
+// store sets k to a string without journaling, replacing an object
+// there. Call with mu held.
 func (s *Store) store(k string, e entry) {
 	sh, h := s.shardOf(k)
+	if _, ok := sh.objs[k]; ok {
+		s.drop(sh, h, k)
+	}
 	added, oldLen := sh.set(h, k, e.val, e.exp)
 	if added {
 		s.keys++
@@ -208,9 +221,10 @@ func (s *Store) put(k string, e entry) {
 	s.j.appendSet(k, e.val, e.exp)
 }
 
-// del removes k and journals it if it was there. Call with mu held.
+// del removes k (of any type) and journals it if it was there. Call with
+// mu held.
 func (s *Store) del(k string, now int64) bool {
-	if _, ok := s.lookup(k, now); !ok {
+	if kind, _ := s.kindOf(k, now); kind == 0 {
 		return false
 	}
 	sh, h := s.shardOf(k)
@@ -224,7 +238,7 @@ func (s *Store) clear() {
 	for i := range s.shards {
 		s.shards[i] = newShard()
 	}
-	s.keys, s.bytes = 0, 0
+	s.keys, s.bytes, s.objects = 0, 0, 0
 }
 
 // flush removes every key. Call with mu held.
@@ -272,6 +286,11 @@ func (s *Store) sweepShard(i int) int {
 		}
 		return true
 	})
+	for k, o := range sh.objs {
+		if o.exp != 0 && o.exp <= now {
+			gone = append(gone, k)
+		}
+	}
 	for _, k := range gone {
 		_, h := s.shardOf(k)
 		s.drop(sh, h, k)

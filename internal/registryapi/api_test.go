@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -88,7 +89,12 @@ type apiOpts struct {
 
 func newTestAPI(t *testing.T, o apiOpts) *testAPI {
 	t.Helper()
-	rdb := redistest.Start(t).Client(t)
+	var rdb *redis.Client
+	if onEmbedded {
+		rdb = embeddedClient(t)
+	} else {
+		rdb = redistest.Start(t).Client(t)
+	}
 	var kr *registry.Keyring
 	if !o.noKey {
 		var err error

@@ -40,8 +40,9 @@ func runCache(t *testing.T, s *Store, cfg CacheConfig) *Cache {
 
 // TestCacheSeesChanges changes records through one store (the admin API)
 // while a cache on another (a sender) serves them.
-func TestCacheSeesChanges(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestCacheSeesChanges(t *testing.T) { forBackends(t, testCacheSeesChanges) }
+
+func testCacheSeesChanges(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	admin := newTestStore(t, rdb, testKey("k1", 'a'))
 	a := testBusiness("111")
@@ -136,8 +137,9 @@ func TestCacheServesFromMemory(t *testing.T) {
 	}
 }
 
-func TestCacheTTLAndBound(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestCacheTTLAndBound(t *testing.T) { forBackends(t, testCacheTTLAndBound) }
+
+func testCacheTTLAndBound(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -176,8 +178,9 @@ func TestCacheTTLAndBound(t *testing.T) {
 
 // TestCacheResetsWhenRedisForgets: a Redis that lost its data (a restart
 // without persistence) has a lower version; the cache drops everything.
-func TestCacheResetsWhenRedisForgets(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestCacheResetsWhenRedisForgets(t *testing.T) { forBackends(t, testCacheResetsWhenRedisForgets) }
+
+func testCacheResetsWhenRedisForgets(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	for _, id := range []string{"111", "222"} {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestParseDatasetsFile(t *testing.T) {
@@ -55,8 +57,9 @@ func TestParseDatasetsFile(t *testing.T) {
 	}
 }
 
-func TestImport(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestImport(t *testing.T) { forBackends(t, testImport) }
+
+func testImport(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	bs, err := ParseDatasetsFile([]byte(`{"111": {"dataset_id": "9001", "access_token_env": "T1"}, "222": {"dataset_id": "9002"}}`),

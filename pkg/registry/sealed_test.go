@@ -4,10 +4,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestStoreRefusesSecretsWithoutKey(t *testing.T) {
-	rdb := newTestRedis(t)
+	forBackends(t, testStoreRefusesSecretsWithoutKey)
+}
+
+func testStoreRefusesSecretsWithoutKey(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, "")
 	_, err := s.Put(ctx, testBusiness("111"))
@@ -29,8 +34,9 @@ func TestStoreRefusesSecretsWithoutKey(t *testing.T) {
 	}
 }
 
-func TestStoreWrongKey(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestStoreWrongKey(t *testing.T) { forBackends(t, testStoreWrongKey) }
+
+func testStoreWrongKey(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	if _, err := newTestStore(t, rdb, testKey("k1", 'a')).Put(ctx, testBusiness("111")); err != nil {
 		t.Fatal(err)
@@ -46,8 +52,9 @@ func TestStoreWrongKey(t *testing.T) {
 // TestStoreBindsSecretsToRecord copies a sealed value into another record
 // and into another field, as someone with write access to Redis could: it
 // must not decrypt there.
-func TestStoreBindsSecretsToRecord(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestStoreBindsSecretsToRecord(t *testing.T) { forBackends(t, testStoreBindsSecretsToRecord) }
+
+func testStoreBindsSecretsToRecord(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	a, b := testBusiness("111"), testBusiness("222")
@@ -78,8 +85,9 @@ func between(s, start, end string) string {
 	return v
 }
 
-func TestRotateKey(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestRotateKey(t *testing.T) { forBackends(t, testRotateKey) }
+
+func testRotateKey(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	k1, k2 := testKey("k1", 'a'), testKey("k2", 'b')
 	old := newTestStore(t, rdb, k1)
@@ -131,8 +139,9 @@ func TestRotateKey(t *testing.T) {
 	}
 }
 
-func TestRotateKeyReportsUnreadable(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestRotateKeyReportsUnreadable(t *testing.T) { forBackends(t, testRotateKeyReportsUnreadable) }
+
+func testRotateKeyReportsUnreadable(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	if _, err := newTestStore(t, rdb, testKey("k0", 'z')).Put(ctx, testBusiness("101")); err != nil {
 		t.Fatal(err)

@@ -44,8 +44,9 @@ func testBusiness(id string) Business {
 		Enabled: true}
 }
 
-func TestStoreRoundTrip(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestStoreRoundTrip(t *testing.T) { forBackends(t, testStoreRoundTrip) }
+
+func testStoreRoundTrip(t *testing.T, rdb *redis.Client) {
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	ctx := t.Context()
 	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -94,8 +95,10 @@ func TestStoreRoundTrip(t *testing.T) {
 	}
 }
 
-func TestStoreValidates(t *testing.T) {
-	s := newTestStore(t, newTestRedis(t), testKey("k1", 'a'))
+func TestStoreValidates(t *testing.T) { forBackends(t, testStoreValidates) }
+
+func testStoreValidates(t *testing.T, rdb *redis.Client) {
+	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	tests := []struct {
 		name, field string
 		mut         func(*Business)
@@ -125,8 +128,9 @@ func TestStoreValidates(t *testing.T) {
 	}
 }
 
-func TestStoreListPaging(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestStoreListPaging(t *testing.T) { forBackends(t, testStoreListPaging) }
+
+func testStoreListPaging(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	var want []string
@@ -174,8 +178,9 @@ func TestStoreListPaging(t *testing.T) {
 	}
 }
 
-func TestStorePhones(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestStorePhones(t *testing.T) { forBackends(t, testStorePhones) }
+
+func testStorePhones(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	a := testBusiness("111")
@@ -210,8 +215,9 @@ func TestStorePhones(t *testing.T) {
 	}
 }
 
-func TestStoreChanges(t *testing.T) {
-	rdb := newTestRedis(t)
+func TestStoreChanges(t *testing.T) { forBackends(t, testStoreChanges) }
+
+func testStoreChanges(t *testing.T, rdb *redis.Client) {
 	ctx := t.Context()
 	s := newTestStore(t, rdb, testKey("k1", 'a'))
 	s.changeLog = 3

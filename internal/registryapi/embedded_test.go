@@ -1,0 +1,46 @@
+package registryapi
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/embedstore"
+)
+
+// onEmbedded makes newTestAPI keep the registry in the all-in-one's
+// embedded store instead of redis-server (set only by
+// TestEndpointsOnEmbeddedStore; no test here runs in parallel).
+var onEmbedded bool
+
+// TestEndpointsOnEmbeddedStore runs the endpoint tests again with the
+// registry in the embedded store, as all-in-one runs it without REDIS_URL.
+func TestEndpointsOnEmbeddedStore(t *testing.T) {
+	onEmbedded = true
+	defer func() { onEmbedded = false }()
+	for _, tt := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"Auth", TestAuth}, {"PutCreateReplaceGet", TestPutCreateReplaceGet}, {"PutRejects", TestPutRejects},
+		{"PutResolvesDataset", TestPutResolvesDataset}, {"PutWithoutKey", TestPutWithoutKey},
+		{"GetHealth", TestGetHealth}, {"ListPages", TestListPages}, {"Delete", TestDelete},
+		{"UnknownBusiness", TestUnknownBusiness}, {"Resume", TestResume},
+	} {
+		t.Run(tt.name, tt.f)
+	}
+}
+
+func embeddedClient(t *testing.T) *redis.Client {
+	t.Helper()
+	s, err := embedstore.Open(embedstore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	t.Cleanup(func() {
+		c.Close()
+		s.Close()
+	})
+	return c
+}
