@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
@@ -94,7 +95,9 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 		}
 		alog := d.Log.With(zap.String("component", "automatic_events"))
 		s.cache = registry.NewCache(store, registry.CacheConfig{
-			OnError: func(err error) { alog.Warn("registry poll failed; records are served from memory", zap.Error(err)) },
+			OnError: registry.ErrorEvery(time.Minute, func(err error) {
+				alog.Warn("registry poll failed (logged at most once a minute); records are served from memory", zap.Error(err))
+			}),
 		})
 		sw := &autoevents.RegistrySwitch{Config: cfg.AutoEvents, Registry: s.cache,
 			OnUnreadable: func(id string, err error) {

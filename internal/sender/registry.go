@@ -22,7 +22,9 @@ func NewRegistry(cfg Config, rdb redis.UniversalClient, log *zap.Logger) (*regis
 	}
 	log = log.With(zap.String("component", "sender"))
 	return registry.NewCache(registry.NewStore(rdb, keys), registry.CacheConfig{
-		OnError: func(err error) { log.Warn("registry poll failed; records are served from memory", zap.Error(err)) },
+		OnError: registry.ErrorEvery(time.Minute, func(err error) {
+			log.Warn("registry poll failed (logged at most once a minute); records are served from memory", zap.Error(err))
+		}),
 	}), nil
 }
 
