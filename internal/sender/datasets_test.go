@@ -2,9 +2,13 @@ package sender
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -75,5 +79,20 @@ func TestResolveDoesNotWaitForSlowDatasetAPI(t *testing.T) {
 	}
 	if v := rdb.Get(ctx, "ds:{1001}").Val(); v != "ds-1001" {
 		t.Errorf("ds:{1001} = %q; want the id cached in Redis", v)
+	}
+}
+
+func TestPauseRecord(t *testing.T) {
+	long := strings.Repeat("é", 400)
+	r := newPauseRecord(&capi.APIError{Status: 400, Code: 190, Subcode: 463, Message: long}, time.UnixMilli(1234))
+	if r.Since != 1234 || r.Code != 190 || r.Subcode != 463 || r.Class != "setup_fault" || len(r.Message) > pauseRecordMessageMax || !utf8.ValidString(r.Message) {
+		t.Errorf("record = %+v", r)
+	}
+	b, _ := json.Marshal(r)
+	if got, ok := ParsePauseRecord(string(b)); !ok || got != r {
+		t.Errorf("ParsePauseRecord(%s) = %+v, %v", b, got, ok)
+	}
+	if _, ok := ParsePauseRecord("1"); ok {
+		t.Error(`the old "1" parsed as a record`)
 	}
 }

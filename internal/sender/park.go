@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -133,7 +134,11 @@ func newPauseRecord(err error, now time.Time) PauseRecord {
 		r.Message = err.Error()
 	}
 	if len(r.Message) > pauseRecordMessageMax {
-		r.Message = r.Message[:pauseRecordMessageMax]
+		cut := pauseRecordMessageMax
+		for cut > 0 && !utf8.RuneStart(r.Message[cut]) {
+			cut-- // not inside a character
+		}
+		r.Message = r.Message[:cut]
 	}
 	return r
 }
