@@ -98,6 +98,11 @@ type datasets struct {
 	rdb                            redis.UniversalClient
 	reg                            BusinessSource // nil: no registry
 	lookupTimeout                  time.Duration
+	// onUnusable is told, once, that the store refuses the registry's
+	// commands (an error reply: a store without hashes); the registry is
+	// then treated as empty.
+	onUnusable func(error)
+	unusable   sync.Once
 
 	mu       sync.Mutex
 	mem      *lru                 // business → dataset id found with the Dataset API
@@ -164,6 +169,16 @@ func (d *datasets) record(ctx context.Context, business string) (registry.Busine
 		return registry.Business{}, false, &heldError{"its registry record holds encrypted secrets and REGISTRY_KEY is not set on this sender; set it (the same key as ingest's)"}
 	case errors.Is(err, registry.ErrDecrypt):
 		return registry.Business{}, false, &heldError{"its registry record's secrets do not open with this sender's REGISTRY_KEY (" + err.Error() + ")"}
+	}
+	if reply := redis.Error(nil); errors.As(err, &reply) {
+		// The store answered, refusing the commands: it cannot hold a
+		// registry, so no business is in it. (Redis away is retried.)
+		d.unusable.Do(func() {
+			if d.onUnusable != nil {
+				d.onUnusable(err)
+			}
+		})
+		return registry.Business{}, false, nil
 	}
 	return registry.Business{}, false, fmt.Errorf("registry: %w", err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 func TestLRUBounded(t *testing.T) {
@@ -94,5 +96,37 @@ func TestPauseRecord(t *testing.T) {
 	}
 	if _, ok := ParsePauseRecord("1"); ok {
 		t.Error(`the old "1" parsed as a record`)
+	}
+}
+
+type replyErr string
+
+func (e replyErr) Error() string { return string(e) }
+func (replyErr) RedisError()     {}
+
+type failingSource struct{ err error }
+
+func (f failingSource) Business(context.Context, string) (registry.Business, error) {
+	return registry.Business{}, f.err
+}
+
+// A store that refuses the registry's commands (the all-in-one's embedded
+// store before it had hashes) holds no registry: the defaults apply and
+// that is said once. Redis away is an error (retried), not the defaults.
+func TestRegistryRefusedByStore(t *testing.T) {
+	told := 0
+	d := newDatasets(Config{AccessToken: "tok"}, nil, nil, failingSource{fmt.Errorf("registry: get business 1: %w", replyErr("ERR unknown command 'hgetall'"))})
+	d.onUnusable = func(error) { told++ }
+	for range 2 {
+		if ds, err := d.resolve(t.Context(), "1001", ""); err != nil || ds.token != "tok" {
+			t.Fatalf("resolve = %v; want the default token", err)
+		}
+	}
+	if told != 1 {
+		t.Errorf("told %d times; want once", told)
+	}
+	d = newDatasets(Config{AccessToken: "tok"}, nil, nil, failingSource{errors.New("dial tcp: connection refused")})
+	if _, err := d.resolve(t.Context(), "1001", ""); err == nil {
+		t.Error("Redis away: resolve fell back to the defaults; want an error")
 	}
 }

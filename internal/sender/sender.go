@@ -170,6 +170,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		poster: p, datasets: newDatasets(cfg, api, deps.Redis, reg), biz: newBusinesses(cfg),
 		m: m, failAt: deps.Failpoint, instance: hex.EncodeToString(id[:]), registry: deps.Registry,
 	}
+	s.datasets.onUnusable = func(err error) {
+		s.log.Error("the store refuses the business registry's commands: businesses come from CAPI_DATASETS_FILE and the defaults alone", zap.Error(err))
+	}
 	s.pipe = newPipeline(s)
 	s.lb = newLedgerBatch(s.ledger, cfg.SendLease)
 	return s, nil
