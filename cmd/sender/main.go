@@ -95,6 +95,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	deps := sender.Deps{Log: log, JS: js, Store: attribution.NewStore(rdb, 0), Redis: rdb,
 		Registerer: reg, Failpoint: killSelf(log)}
+	if deps.Registry, err = sender.NewRegistry(cfg, rdb, log); err != nil {
+		return err
+	}
 	if cfg.DryRunFile != "" {
 		dr, err := sender.NewDryRun(cfg.DryRunFile, cfg.PartnerAgent, cfg.TestEventCode)
 		if err != nil {

@@ -1,12 +1,18 @@
 package autoevents
 
-import "github.com/ctmpipe/ctmpipe/internal/settings"
+import (
+	"context"
+
+	"github.com/ctmpipe/ctmpipe/internal/settings"
+)
 
 // Switch decides per business whether its automatic events are reported.
-// The global AUTOMATIC_EVENTS setting (Config) implements it; the business
-// registry's per-business flag will too.
+// The global AUTOMATIC_EVENTS setting (Config) implements it, and
+// RegistrySwitch adds the business registry's per-business flag. An error
+// means the answer is unknown for now (Redis away): the delivery is not
+// answered 200, so that Meta sends it again.
 type Switch interface {
-	Enabled(businessID string) bool
+	Enabled(ctx context.Context, businessID string) (bool, error)
 }
 
 // Config is the feature's configuration.
@@ -33,4 +39,4 @@ func ConfigFrom(v *settings.Values) Config {
 
 // Enabled reports whether AUTOMATIC_EVENTS is on; it is the same for every
 // business.
-func (c Config) Enabled(string) bool { return c.On }
+func (c Config) Enabled(context.Context, string) (bool, error) { return c.On, nil }

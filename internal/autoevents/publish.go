@@ -83,7 +83,11 @@ func (p *Publisher) Publish(ctx context.Context, events []webhook.AutomaticEvent
 	var res Result
 	var valid []conversion.Conversion
 	for _, ev := range events {
-		if !p.sw.Enabled(ev.BusinessID) {
+		on, err := p.sw.Enabled(ctx, ev.BusinessID)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if !on {
 			res.Disabled++
 			continue
 		}

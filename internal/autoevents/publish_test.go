@@ -23,7 +23,7 @@ var _ Switch = Config{}
 // switchFunc lets a test decide per business.
 type switchFunc func(string) bool
 
-func (f switchFunc) Enabled(id string) bool { return f(id) }
+func (f switchFunc) Enabled(_ context.Context, id string) (bool, error) { return f(id), nil }
 
 type env struct {
 	nats *natstest.Server

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
@@ -46,6 +47,7 @@ type Services struct {
 	forwarder *forward.Forwarder
 	auto      *autoevents.Publisher
 	registry  registryapi.Deps
+	cache     *registry.Cache // the registry as the automatic events' switch reads it; nil without NATS
 }
 
 // NewServices builds the services cfg turns on. The registry API is always
@@ -72,17 +74,8 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 			return nil, err
 		}
 	}
-	if cfg.AutoEvents.On {
-		if d.NATS == nil {
-			return nil, errors.New("ingest: automatic events need a NATS connection")
-		}
-		js, err := jetstream.New(d.NATS)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: jetstream: %w", err)
-		}
-		if s.auto, err = autoevents.NewPublisher(js, cfg.AutoEvents, d.Registerer); err != nil {
-			return nil, err
-		}
+	if cfg.AutoEvents.On && d.NATS == nil {
+		return nil, errors.New("ingest: automatic events need a NATS connection")
 	}
 	if d.Redis == nil {
 		return nil, errors.New("ingest: ServiceDeps.Redis is required (the business registry)")
@@ -91,8 +84,32 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %s: %w", registry.KeyEnv, err)
 	}
+	store := registry.NewStore(d.Redis, keys)
+	// Automatic events are reported for every business with
+	// AUTOMATIC_EVENTS=on, else for those whose registry record says
+	// automatic_events: true; publishing them needs NATS.
+	if d.NATS != nil {
+		js, err := jetstream.New(d.NATS)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+		}
+		alog := d.Log.With(zap.String("component", "automatic_events"))
+		s.cache = registry.NewCache(store, registry.CacheConfig{
+			OnError: registry.ErrorEvery(time.Minute, func(err error) {
+				alog.Warn("registry poll failed (logged at most once a minute); records are served from memory", zap.Error(err))
+			}),
+		})
+		sw := &autoevents.RegistrySwitch{Config: cfg.AutoEvents, Registry: s.cache,
+			OnUnreadable: func(id string, err error) {
+				alog.Error("automatic events of this business are not reported: its registry record cannot be read here (set REGISTRY_KEY, the senders' key, on ingest)",
+					zap.String("business_id", id), zap.Error(err))
+			}}
+		if s.auto, err = autoevents.NewPublisher(js, sw, d.Registerer); err != nil {
+			return nil, err
+		}
+	}
 	s.registry = registryapi.Deps{
-		Store: registry.NewStore(d.Redis, keys),
+		Store: store,
 		Datasets: capi.NewClient(capi.Config{
 			BaseURL: cfg.GraphBase,
 			Version: cfg.GraphVersion,
@@ -120,7 +137,7 @@ func (s *Services) Enqueuer() Enqueuer {
 }
 
 // AutoPublisher is the automatic events' publisher for Deps.AutoEvents,
-// nil when AUTOMATIC_EVENTS is off.
+// nil without NATS.
 func (s *Services) AutoPublisher() AutoPublisher {
 	if s.auto == nil {
 		return nil
@@ -136,10 +153,17 @@ func (s *Services) Mount(adm *admin.Server) {
 	registryapi.Register(adm.API(), s.registry)
 }
 
-// Run runs the forwarder, when forwarding is on, until ctx is done; it
-// returns once the posts in flight finished.
+// Run runs the forwarder, when forwarding is on, and keeps the registry
+// cache of the automatic events current, until ctx is done; it returns once
+// the posts in flight finished.
 func (s *Services) Run(ctx context.Context) error {
+	if s.cache != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); _ = s.cache.Run(ctx) }()
+		defer func() { <-done }()
+	}
 	if s.forwarder == nil {
+		<-ctx.Done()
 		return nil
 	}
 	return s.forwarder.Run(ctx)

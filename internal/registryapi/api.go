@@ -15,8 +15,15 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
+
+// credentialResolver is a DatasetResolver that signs with a business's own
+// app secret (capi.Client).
+type credentialResolver interface {
+	DatasetAs(ctx context.Context, businessID string, cr capi.Credentials) (string, error)
+}
 
 // DatasetResolver finds (or creates) a business's dataset with the Dataset
 // API; *capi.Client is one.

@@ -40,10 +40,11 @@ var registryKey = "k1:" + base64.StdEncoding.EncodeToString(keyBytes)
 
 // fakeDatasets is the Dataset API: it records the calls and answers ds or err.
 type fakeDatasets struct {
-	mu    sync.Mutex
-	calls []string // "business token"
-	ds    string
-	err   error
+	mu      sync.Mutex
+	calls   []string // "business token"
+	secrets []string // the app secret of each DatasetAs call
+	ds      string
+	err     error
 }
 
 func (f *fakeDatasets) Dataset(_ context.Context, businessID, token string) (string, error) {
@@ -52,6 +53,15 @@ func (f *fakeDatasets) Dataset(_ context.Context, businessID, token string) (str
 	f.calls = append(f.calls, businessID+" "+token)
 	return f.ds, f.err
 }
+
+func (f *fakeDatasets) DatasetAs(ctx context.Context, businessID string, cr capi.Credentials) (string, error) {
+	f.mu.Lock()
+	f.secrets = append(f.secrets, cr.AppSecret)
+	f.mu.Unlock()
+	return f.Dataset(ctx, businessID, cr.Token)
+}
+
+var _ credentialResolver = (*capi.Client)(nil)
 
 type fakeHealth struct{ h Health }
 

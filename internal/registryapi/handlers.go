@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
@@ -56,7 +57,15 @@ func (a *api) put(c echo.Context) error {
 		case token == "":
 			return a.fail(c, badRequest("dataset_id", "dataset_id: required when the business has no access_token and CAPI_ACCESS_TOKEN is not set"))
 		}
-		ds, err := a.Datasets.Dataset(ctx, id, token)
+		var ds string
+		var err error
+		if cr, ok := a.Datasets.(credentialResolver); ok && b.AccessToken.IsSet() && b.AppSecret.IsSet() {
+			// The proof of the business's token is keyed with the
+			// business's own app secret (the app that issued the token).
+			ds, err = cr.DatasetAs(ctx, id, capi.Credentials{Token: token, AppSecret: b.AppSecret.Reveal()})
+		} else {
+			ds, err = a.Datasets.Dataset(ctx, id, token)
+		}
 		if err != nil {
 			return a.fail(c, datasetError(id, err, token, b.AppSecret.Reveal(), a.DefaultToken))
 		}

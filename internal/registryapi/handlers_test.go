@@ -256,3 +256,17 @@ func TestResume(t *testing.T) {
 	status, body = off.do("POST", "/v1/businesses/111/resume", "")
 	wantError(t, status, body, http.StatusServiceUnavailable, "", "no sender is connected")
 }
+
+// A business's own token is proven with its own app secret when the
+// dataset is resolved (Meta refuses a proof keyed with another app's).
+func TestPutResolvesDatasetWithBusinessSecret(t *testing.T) {
+	ta := newTestAPI(t, apiOpts{})
+	const secret = "business-app-secret-0000000001"
+	status, body := ta.do("PUT", "/v1/businesses/111", `{"channel": "messenger", "access_token": "`+testToken+`", "app_secret": "`+secret+`"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("PUT = %d %s", status, body)
+	}
+	if fmt.Sprint(ta.datasets.secrets) != "["+secret+"]" {
+		t.Errorf("Dataset API asked with app secrets %d times; want the business's once", len(ta.datasets.secrets))
+	}
+}

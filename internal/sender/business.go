@@ -157,6 +157,37 @@ func (bs *businesses) pause(b *business, now time.Time) (first bool, d time.Dura
 	return first, bs.pauseInterval
 }
 
+// pausedIDs lists the businesses paused here whose pause has not run out.
+func (bs *businesses) pausedIDs(now time.Time) []string {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	var out []string
+	for id, b := range bs.m {
+		b.mu.Lock()
+		if b.paused && now.Before(b.pausedUntil) {
+			out = append(out, id)
+		}
+		b.mu.Unlock()
+	}
+	return out
+}
+
+// unpause ends business id's pause here (the next request goes out at
+// once); it reports whether it was paused.
+func (bs *businesses) unpause(id string) bool {
+	bs.mu.Lock()
+	b := bs.m[id]
+	bs.mu.Unlock()
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	was := b.paused
+	b.paused, b.pausedUntil, b.failures = false, time.Time{}, 0
+	return was
+}
+
 // jitter adds up to a tenth of d, so that handed-back messages do not all
 // come back in the same instant.
 func jitter(d time.Duration) time.Duration {

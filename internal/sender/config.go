@@ -13,6 +13,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // Config is everything the sender is configured with. ParseConfig fills it
@@ -57,6 +58,9 @@ type Config struct {
 	LogLevel               zapcore.Level // LOG_LEVEL
 	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
 	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
+	// RegistryKey is REGISTRY_KEY (env only): opens the business registry's
+	// encrypted tokens and app secrets (NewRegistry).
+	RegistryKey string
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -171,6 +175,7 @@ func Settings() []settings.Setting {
 		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz; localhost by default, keep it off the internet (-metrics-addr= turns them off)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long requests in flight may take to finish after SIGTERM (at least HTTP_TIMEOUT)"},
+		{Env: registry.KeyEnv, Help: "key(s) that open the business registry's tokens and app secrets: the same value as ingest's (base64 of 32 bytes, as id:key, comma-separated); unset: businesses whose records hold secrets are parked and logged (env only)"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 	}
 }
@@ -216,6 +221,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		ShutdownTimeout:        v.Duration("SHUTDOWN_TIMEOUT"),
 		PprofAddr:              v.Text("PPROF_ADDR"),
 		Failpoint:              getenv("CTM_FAILPOINT"),
+		RegistryKey:            v.Text(registry.KeyEnv),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err
@@ -251,8 +257,13 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 			return Config{}, err
 		}
 	}
-	if cfg.AccessToken == "" && len(cfg.Datasets) == 0 && cfg.DryRunFile == "" {
-		return Config{}, errors.New("config: CAPI_ACCESS_TOKEN is required (or CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)")
+	if _, err := registry.ParseKeyring(cfg.RegistryKey); err != nil {
+		return Config{}, fmt.Errorf("config: %s: %w", registry.KeyEnv, err)
+	}
+	// With REGISTRY_KEY, businesses may bring their own tokens (the
+	// registry); one without a token is paused and logged when it sends.
+	if cfg.AccessToken == "" && len(cfg.Datasets) == 0 && cfg.DryRunFile == "" && cfg.RegistryKey == "" {
+		return Config{}, errors.New("config: CAPI_ACCESS_TOKEN is required (or REGISTRY_KEY with tokens in the business registry, CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)")
 	}
 	return cfg, cfg.Validate()
 }

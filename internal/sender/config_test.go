@@ -259,3 +259,23 @@ func TestParseConfigPipeline(t *testing.T) {
 			d.ShutdownTimeout, d.HTTPTimeout, d.Validate())
 	}
 }
+
+// REGISTRY_KEY is read from the environment only; a malformed one is an
+// error naming the setting, never quoting it; with it, CAPI_ACCESS_TOKEN is
+// no longer required (tokens may come from the registry).
+func TestParseConfigRegistryKey(t *testing.T) {
+	base := map[string]string{"NATS_URL": "n", "REDIS_URL": "r"}
+	env := maps.Clone(base)
+	env["REGISTRY_KEY"] = "k1:not-base64-of-32-bytes"
+	if _, err := ParseConfig(nil, envOf(env)); err == nil || !strings.Contains(err.Error(), "REGISTRY_KEY") || strings.Contains(err.Error(), "not-base64") {
+		t.Errorf("malformed REGISTRY_KEY: err = %v; want one naming the setting without its value", err)
+	}
+	env["REGISTRY_KEY"] = "k1:" + strings.Repeat("A", 43) + "="
+	cfg, err := ParseConfig(nil, envOf(env))
+	if err != nil || cfg.RegistryKey != env["REGISTRY_KEY"] {
+		t.Errorf("REGISTRY_KEY without CAPI_ACCESS_TOKEN: %v", err)
+	}
+	if _, err := ParseConfig([]string{"-registry-key", "x"}, envOf(base)); err == nil {
+		t.Error("REGISTRY_KEY has a flag; want env only")
+	}
+}

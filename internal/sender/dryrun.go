@@ -47,13 +47,17 @@ func NewDryRun(path, partnerAgent, testEventCode string) (*DryRun, error) {
 
 // Send appends the request and reports every event as received.
 func (d *DryRun) Send(ctx context.Context, datasetID, token string, events []capi.Event) (capi.Response, error) {
+	return d.send(datasetID, d.partnerAgent, d.testEventCode, events)
+}
+
+func (d *DryRun) send(datasetID, partnerAgent, testEventCode string, events []capi.Event) (capi.Response, error) {
 	switch {
 	case len(events) == 0:
 		return capi.Response{}, capi.ErrEmptyBatch
 	case len(events) > capi.MaxBatch:
 		return capi.Response{}, capi.ErrBatchTooLarge
 	}
-	b, err := json.Marshal(dryRunLine{DatasetID: datasetID, Data: events, PartnerAgent: d.partnerAgent, TestEventCode: d.testEventCode})
+	b, err := json.Marshal(dryRunLine{DatasetID: datasetID, Data: events, PartnerAgent: partnerAgent, TestEventCode: testEventCode})
 	if err != nil {
 		return capi.Response{}, fmt.Errorf("dry run: encode: %w", err)
 	}
@@ -67,6 +71,20 @@ func (d *DryRun) Send(ctx context.Context, datasetID, token string, events []cap
 		return capi.Response{}, fmt.Errorf("dry run: sync: %w", err)
 	}
 	return capi.Response{EventsReceived: len(events)}, nil
+}
+
+// SendAs is Send with the business's own test_event_code and partner_agent
+// where it has them (else NewDryRun's); the token and app secret are never
+// written.
+func (d *DryRun) SendAs(ctx context.Context, datasetID string, cr capi.Credentials, events []capi.Event) (capi.Response, error) {
+	agent, code := d.partnerAgent, d.testEventCode
+	if cr.PartnerAgent != "" {
+		agent = cr.PartnerAgent
+	}
+	if cr.TestEventCode != "" {
+		code = cr.TestEventCode
+	}
+	return d.send(datasetID, agent, code, events)
 }
 
 // Close closes the file.

@@ -60,7 +60,7 @@ func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now t
 			missing = "no ad-click context for the conversation"
 		case it.conv.Channel == attribution.WhatsApp && cx.ClickID == "":
 			missing = "the conversation's context has no ctwa_clid, which WhatsApp conversions need"
-		case cx == nil && s.cfg.referralRequired(it.conv.Channel):
+		case cx == nil && s.referralRequired(ctx, it.conv.BusinessID, it.conv.Channel):
 			missing = "no ad referral for the conversation (REQUIRE_REFERRAL lists " + it.conv.Channel + ")"
 		}
 		if missing == "" {

@@ -3,11 +3,13 @@ package sender
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -101,15 +103,73 @@ func okKey(business string) string     { return "ctm:biz:{" + business + "}:ok" 
 func probeKey(business string) string  { return "ctm:biz:{" + business + "}:probe" }
 func unparkKey(business string) string { return "ctm:biz:{" + business + "}:unpark" }
 
-// sharedPause records for every sender that business is paused.
-func (s *Service) sharedPause(business string) {
+// PauseRecord is the value of a business's shared pause key: when the
+// pause began and Meta's error that caused it (its message holds no token:
+// capi scrubs it), for the admin API's health. An older sender wrote "1"
+// (paused, why unknown).
+type PauseRecord struct {
+	Since   int64  `json:"since"` // Unix milliseconds
+	Code    int    `json:"code"`
+	Subcode int    `json:"subcode"`
+	Class   string `json:"class"` // capi.Class's name: setup_fault
+	Message string `json:"message"`
+}
+
+// pauseRecordMessageMax bounds the message kept in a pause record.
+const pauseRecordMessageMax = 300
+
+// newPauseRecord describes the pause err caused at now.
+func newPauseRecord(err error, now time.Time) PauseRecord {
+	r := PauseRecord{Since: now.UnixMilli(), Class: capi.SetupFault.String()}
+	var ae *capi.APIError
+	switch {
+	case errors.As(err, &ae):
+		r.Code, r.Subcode, r.Message = ae.Code, ae.Subcode, ae.Message
+		if r.Message == "" {
+			r.Message = fmt.Sprintf("HTTP status %d", ae.Status)
+		}
+	case errors.Is(err, capi.ErrNoToken):
+		r.Message = "no access token: set the business's access_token in the registry or CAPI_ACCESS_TOKEN"
+	default:
+		r.Message = err.Error()
+	}
+	if len(r.Message) > pauseRecordMessageMax {
+		cut := pauseRecordMessageMax
+		for cut > 0 && !utf8.RuneStart(r.Message[cut]) {
+			cut-- // not inside a character
+		}
+		r.Message = r.Message[:cut]
+	}
+	return r
+}
+
+// ParsePauseRecord reads a shared pause key's value; ok is false for the
+// older "1" (or anything unreadable), which still means paused.
+func ParsePauseRecord(v string) (r PauseRecord, ok bool) {
+	return r, json.Unmarshal([]byte(v), &r) == nil && r.Since > 0
+}
+
+// pauseScript stores a pause record (ARGV[1]) for ARGV[2] ms and drops the
+// ok key; a pause already recorded keeps its record (its since and cause)
+// and has its TTL extended. The two keys share the business's hash tag.
+var pauseScript = redis.NewScript(`
+local old = redis.call('GET', KEYS[1])
+if old and string.sub(old, 1, 1) == '{' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+redis.call('DEL', KEYS[2])
+return 1`)
+
+// sharedPause records for every sender that business is paused, and why
+// (err).
+func (s *Service) sharedPause(business string, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, pauseKey(business), "1", s.cfg.PauseInterval)
-		p.Del(ctx, okKey(business))
-		return nil
-	})
+	rec, _ := json.Marshal(newPauseRecord(cause, time.Now()))
+	err := pauseScript.Run(ctx, s.rdb, []string{pauseKey(business), okKey(business)},
+		string(rec), s.cfg.PauseInterval.Milliseconds()).Err()
 	if err != nil {
 		// Only parking is less informed: other senders find out on their own.
 		s.log.Warn("shared pause not stored", zap.String("business_id", business), zap.Error(err))
@@ -186,6 +246,18 @@ func (s *Service) unparkRound(ctx context.Context) error {
 		return err
 	}
 	for i, b := range businesses {
+		if he, err := s.datasets.held(ctx, b); err != nil || he != nil {
+			// Disabled, or its secrets cannot be opened here: its messages
+			// stay until that changes (or the registry answers again).
+			if he != nil {
+				s.noteHeld(b, he)
+				if err := s.unparkExpired(ctx, stream, b); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		s.released(b)
 		if paused[i].Val() == 1 {
 			// Parked longer than Meta's window, its events are too old to
 			// send however long the pause lasts: back they go, to become

@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -46,6 +47,19 @@ func ParseRequireReferral(s string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// referralRequired reports whether a conversion of business on channel
+// waits for a stored ad referral: the registry record's require_referral
+// when it has one, else REQUIRE_REFERRAL.
+func (s *Service) referralRequired(ctx context.Context, business, channel string) bool {
+	if channel == conversion.WhatsApp {
+		return false // checked on its own: ctwa_clid
+	}
+	if r := s.datasets.requireReferral(ctx, business); r != nil {
+		return *r
+	}
+	return s.cfg.referralRequired(channel)
 }
 
 // referralRequired reports whether a conversion on channel waits for a

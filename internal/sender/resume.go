@@ -23,8 +23,8 @@ const resumeOKFor = 10 * time.Minute
 // working, so the next unpark round of any sender sends its parked messages
 // back. It is what POST /v1/businesses/{id}/resume runs (registryapi).
 //
-// A sender's own in-memory pause is not reached from here: it ends with its
-// PAUSE_INTERVAL, or when that sender sees the ok key (the pipeline's side).
+// Each sender's own in-memory pause ends within about a second: its
+// resumeLoop (registry.go) sees the pause key gone and the ok key set.
 type Resumer struct {
 	Redis redis.UniversalClient
 	// JS, when not nil, counts the business's parked messages for the

@@ -137,7 +137,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.HTTPTimeout)
 	start := time.Now()
-	resp, err := s.poster.Send(sctx, ds.id, ds.token, events)
+	resp, err := s.postAs(sctx, ds, events)
 	cancel()
 	s.m.graphDuration.Observe(time.Since(start).Seconds())
 	if err == nil {
@@ -203,10 +203,34 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	s.failure(ss, business, items, err, "send")
 }
 
+// credPoster is a poster that sends with one business's credentials
+// (capi.Client, DryRun); a poster without it gets the token alone.
+type credPoster interface {
+	SendAs(ctx context.Context, datasetID string, cr capi.Credentials, events []capi.Event) (capi.Response, error)
+}
+
+// postAs posts events with ds's credentials.
+func (s *Service) postAs(ctx context.Context, ds dataset, events []capi.Event) (capi.Response, error) {
+	if p, ok := s.poster.(credPoster); ok {
+		return p.SendAs(ctx, ds.id, ds.creds(), events)
+	}
+	return s.poster.Send(ctx, ds.id, ds.token, events)
+}
+
 // failure adds the outcomes of items of business after a definite failure
 // of what (a send or a dataset lookup), slowing down or pausing the
 // business.
 func (s *Service) failure(ss *settlements, business string, items []*item, err error, what string) {
+	var he *heldError
+	switch {
+	case errors.As(err, &he):
+		s.noteHeld(business, he)
+		ss.addAll(items, park(business))
+		return
+	case errors.Is(err, errLookupPending):
+		ss.addAll(items, retry(lookupRetry))
+		return
+	}
 	st := s.biz.get(business)
 	now := time.Now()
 	var ae *capi.APIError
@@ -226,7 +250,7 @@ func (s *Service) failure(ss *settlements, business string, items []*item, err e
 	case capi.SetupFault:
 		first, pause := s.biz.pause(st, now)
 		d, label = pause, outcomePaused
-		s.sharedPause(business)
+		s.sharedPause(business, err)
 		fields := []zap.Field{zap.String("business_id", business), zap.String("during", what),
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
 		if first {

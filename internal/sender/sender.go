@@ -64,6 +64,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // Failpoints: CTM_FAILPOINT values (tests only) at which the sender stops:
@@ -96,6 +97,10 @@ type Deps struct {
 	// nil uses the capi.Client built for a nil Poster, and with a Poster
 	// given (a dry run) such businesses get "dryrun-<business_id>".
 	Datasets DatasetAPI
+	// Registry is the business registry (NewRegistry); nil: businesses come
+	// from CAPI_DATASETS_FILE and the defaults alone. Run keeps it current
+	// (Cache.Run): do not run it elsewhere.
+	Registry *registry.Cache
 	// Registerer takes the sender_* metrics; nil keeps them private.
 	Registerer prometheus.Registerer
 	// Failpoint is called at the named failpoint when Config.Failpoint names
@@ -121,6 +126,8 @@ type Service struct {
 	instance string
 	seq      atomic.Uint64
 	okAt     sync.Map // business → when this sender last stored its ok key (park.go)
+	registry *registry.Cache
+	heldLog  sync.Map // business → the reason last logged for holding it
 }
 
 // New checks cfg and builds a Service over deps.
@@ -151,13 +158,20 @@ func New(cfg Config, deps Deps) (*Service, error) {
 			api = c
 		}
 	}
+	var reg BusinessSource
+	if deps.Registry != nil {
+		reg = deps.Registry
+	}
 	var id [6]byte
 	_, _ = rand.Read(id[:])
 	s := &Service{
 		cfg: cfg, log: deps.Log.With(zap.String("component", "sender")), js: deps.JS,
 		store: deps.Store, rdb: deps.Redis, ledger: ledger.New(deps.Redis, cfg.SentTTL),
-		poster: p, datasets: newDatasets(cfg, api, deps.Redis), biz: newBusinesses(cfg),
-		m: m, failAt: deps.Failpoint, instance: hex.EncodeToString(id[:]),
+		poster: p, datasets: newDatasets(cfg, api, deps.Redis, reg), biz: newBusinesses(cfg),
+		m: m, failAt: deps.Failpoint, instance: hex.EncodeToString(id[:]), registry: deps.Registry,
+	}
+	s.datasets.onUnusable = func(err error) {
+		s.log.Error("the store refuses the business registry's commands: businesses come from CAPI_DATASETS_FILE and the defaults alone", zap.Error(err))
 	}
 	s.pipe = newPipeline(s)
 	s.lb = newLedgerBatch(s.ledger, cfg.SendLease)
@@ -191,7 +205,8 @@ func (s *Service) Run(ctx context.Context) error {
 		zap.Duration("send_lease", s.cfg.SendLease), zap.Duration("http_timeout", s.cfg.HTTPTimeout),
 		zap.Duration("shutdown_timeout", s.cfg.ShutdownTimeout), zap.Bool("access_token_set", s.cfg.AccessToken != ""),
 		zap.Int("datasets_mapped", len(s.cfg.Datasets)), zap.Bool("app_secret_set", s.cfg.AppSecret != ""),
-		zap.Bool("dry_run", s.cfg.DryRunFile != ""))
+		zap.Bool("dry_run", s.cfg.DryRunFile != ""), zap.Bool("registry", s.registry != nil),
+		zap.Bool("registry_key_set", s.cfg.RegistryKey != ""))
 	// Work already fetched finishes on a context of its own, cut off
 	// SHUTDOWN_TIMEOUT after ctx ends (pipeline.run).
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -204,6 +219,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { s.pollPending(ctx, cons) })
 	wg.Go(func() { s.unparkLoop(ctx) })
+	wg.Go(func() { s.resumeLoop(ctx) })
+	if s.registry != nil {
+		wg.Go(func() { _ = s.registry.Run(ctx) })
+	}
 	wg.Go(func() { s.pipe.run(ctx, wctx, cancel) })
 	wg.Wait()
 	stopKeepAlive()

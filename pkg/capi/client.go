@@ -105,7 +105,28 @@ type eventsBody struct {
 // back as *APIError; a request without an answer as *TransportError (see
 // IsInDoubt). Error texts never contain the token or event contents.
 func (c *Client) Send(ctx context.Context, datasetID, token string, events []Event) (Response, error) {
+	return c.SendAs(ctx, datasetID, c.credentials(token), events)
+}
+
+// Credentials are what one business's requests are made with: its access
+// token, the secret of the app that issued it (for appsecret_proof; "" for
+// none), and the test_event_code and partner_agent of its requests ("" for
+// none). SendAs and DatasetAs take them as they are, without the Config's
+// defaults, so that one Client serves many businesses.
+type Credentials struct {
+	Token, AppSecret, TestEventCode, PartnerAgent string
+}
+
+// credentials are the Config's credentials for token.
+func (c *Client) credentials(token string) Credentials {
+	return Credentials{Token: token, AppSecret: c.appSecret(token), TestEventCode: c.cfg.TestEventCode, PartnerAgent: c.cfg.PartnerAgent}
+}
+
+// SendAs is Send with cr instead of the Config's token, app secret, test
+// event code and partner agent.
+func (c *Client) SendAs(ctx context.Context, datasetID string, cr Credentials, events []Event) (Response, error) {
 	const op = "post events"
+	token := cr.Token
 	switch {
 	case len(events) == 0:
 		return Response{}, ErrEmptyBatch
@@ -118,11 +139,11 @@ func (c *Client) Send(ctx context.Context, datasetID, token string, events []Eve
 	}
 	// A fresh buffer each time, not a pooled one: net/http may still be
 	// writing a request body after Do returned (a timeout, an early answer).
-	body, err := appendEventsBody(make([]byte, 0, 64+256*len(events)), events, c.cfg.PartnerAgent, c.cfg.TestEventCode)
+	body, err := appendEventsBody(make([]byte, 0, 64+256*len(events)), events, cr.PartnerAgent, cr.TestEventCode)
 	if err != nil {
 		return Response{}, fmt.Errorf("capi: encode events: %w", err)
 	}
-	r, err := c.do(ctx, op, http.MethodPost, c.url(datasetID, "events", token), token, body)
+	r, err := c.do(ctx, op, http.MethodPost, c.url(datasetID, "events", token, cr.AppSecret), token, body)
 	if err != nil {
 		return Response{}, err
 	}
@@ -156,6 +177,13 @@ func (c *Client) Send(ctx context.Context, datasetID, token string, events []Eve
 // two senders is harmless, and a GET (refused for a WABA) is never needed.
 // An answer {"id": ...} or a list {"data": [{"id": ...}]} is read.
 func (c *Client) Dataset(ctx context.Context, businessID, token string) (string, error) {
+	return c.DatasetAs(ctx, businessID, c.credentials(token))
+}
+
+// DatasetAs is Dataset with cr's token and app secret (the business's own),
+// instead of the Config's.
+func (c *Client) DatasetAs(ctx context.Context, businessID string, cr Credentials) (string, error) {
+	token := cr.Token
 	switch {
 	case token == "":
 		return "", ErrNoToken
@@ -163,7 +191,7 @@ func (c *Client) Dataset(ctx context.Context, businessID, token string) (string,
 		return "", ErrNoID
 	}
 	const op = "create dataset"
-	id, err := c.datasetCall(ctx, op, http.MethodPost, c.url(businessID, "dataset", token), token)
+	id, err := c.datasetCall(ctx, op, http.MethodPost, c.url(businessID, "dataset", token, cr.AppSecret), token)
 	if err == nil && id == "" {
 		return "", &TransportError{Op: op, Err: errors.New("response has no dataset id")}
 	}
@@ -196,9 +224,9 @@ func (c *Client) datasetCall(ctx context.Context, op, method, u, token string) (
 // url builds {BaseURL}/{Version}/{id}/{edge}?access_token=...&appsecret_proof=...
 // The token goes in the query string as Meta's samples show
 // ("/events?access_token={TOKEN}"); transport errors drop the URL (scrub).
-func (c *Client) url(id, edge, token string) string {
+func (c *Client) url(id, edge, token, secret string) string {
 	q := url.Values{"access_token": {token}}
-	if secret := c.appSecret(token); secret != "" {
+	if secret != "" {
 		q.Set("appsecret_proof", AppSecretProof(token, secret))
 	}
 	return c.cfg.BaseURL + "/" + url.PathEscape(c.cfg.Version) + "/" + url.PathEscape(id) + "/" + edge + "?" + q.Encode()

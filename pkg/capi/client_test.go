@@ -361,3 +361,26 @@ func TestSendProofKeyedWithTheTokensAppSecret(t *testing.T) {
 		}
 	}
 }
+
+// SendAs and DatasetAs use the credentials given, not the Config's: one
+// client serves businesses with tokens of different apps and test codes.
+func TestSendAsUsesTheBusinessesCredentials(t *testing.T) {
+	g, srv := newGraphStub(t, 200, `{"events_received":1,"id":"77"}`)
+	c := NewClient(Config{BaseURL: srv.URL, AppSecret: "default-secret", TestEventCode: "TESTDEFAULT", PartnerAgent: "default-agent"})
+	cr := Credentials{Token: testToken, AppSecret: testSecret, TestEventCode: "TEST123", PartnerAgent: "agent-b"}
+	if _, err := c.SendAs(t.Context(), "1", cr, []Event{channelEvents["whatsapp"]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DatasetAs(t.Context(), "1001", cr); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range g.requests() {
+		if v := r.Query["appsecret_proof"]; len(v) != 1 || v[0] != testProof {
+			t.Errorf("request %d: appsecret_proof = %v; want the business's", i, v)
+		}
+	}
+	body := string(g.requests()[0].Body)
+	if !strings.Contains(body, `"test_event_code":"TEST123"`) || !strings.Contains(body, `"partner_agent":"agent-b"`) {
+		t.Errorf("body = %s; want the business's test_event_code and partner_agent", body)
+	}
+}

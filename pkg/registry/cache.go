@@ -225,6 +225,27 @@ func (c *Cache) BusinessForPhone(ctx context.Context, phoneNumberID string) (Bus
 	return c.Business(ctx, p.id)
 }
 
+// ErrorEvery returns an OnError that passes the first failure of a run of
+// failed polls to report, then at most one every d, so that a registry that
+// stays unreachable (or a store without its commands) does not write a log
+// line a second. It is safe for concurrent use.
+func ErrorEvery(d time.Duration, report func(error)) func(error) {
+	var mu sync.Mutex
+	var last time.Time
+	return func(err error) {
+		mu.Lock()
+		now := time.Now()
+		due := now.Sub(last) >= d
+		if due {
+			last = now
+		}
+		mu.Unlock()
+		if due {
+			report(err)
+		}
+	}
+}
+
 // Len is the number of businesses held (found or not), for a gauge.
 func (c *Cache) Len() int {
 	c.mu.Lock()

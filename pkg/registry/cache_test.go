@@ -198,3 +198,14 @@ func testCacheResetsWhenRedisForgets(t *testing.T, rdb *redis.Client) {
 		t.Fatalf("Business(111) after Redis lost it = %v; want ErrNotFound", err)
 	}
 }
+
+func TestErrorEveryLimitsReports(t *testing.T) {
+	n := 0
+	f := ErrorEvery(time.Hour, func(error) { n++ })
+	for range 5 {
+		f(errors.New("down"))
+	}
+	if n != 1 {
+		t.Errorf("%d reports of 5 failures within the hour; want 1", n)
+	}
+}
