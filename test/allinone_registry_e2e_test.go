@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -103,8 +104,35 @@ func TestAllInOneRegistryE2E(t *testing.T) {
 	if again, err := os.ReadFile(keyFile); err != nil || !bytes.Equal(again, key) {
 		t.Errorf("the development key file changed across the restart: %v", err)
 	}
-	if status, _ := do(w, http.MethodPut, strings.Replace(put, "5550001", "5550002", 1)); status != http.StatusOK {
+	// The all-in-one's sender reads the record: a conversion of the
+	// business goes (dry) to the record's new dataset with its test event
+	// code, with no restart after the change.
+	replaced := strings.Replace(put, "5550001", "5550002", 1)
+	replaced = strings.Replace(replaced, `"channel":"whatsapp"`, `"channel":"whatsapp","test_event_code":"TEST4242"`, 1)
+	if status, _ := do(w, http.MethodPut, replaced); status != http.StatusOK {
 		t.Errorf("PUT replacing the restored record = %d; want 200", status)
+	}
+	conv := fmt.Sprintf(`{"event_id":"aio-registry-1","event_name":"Purchase","event_time":%d,"channel":"whatsapp","business_id":"%s","ctwa_clid":"ARAkLkA8rmlFeiCktEJQ-QTwRiyYHAFDLMNDBH0CD3qpjd0HR4irJ6LEkR7JwFF4XvnO2E4Nx0-eM-GABDLOPaOdRMv-_zfUQ2a","custom_data":{"currency":"USD","value":1}}`, time.Now().Unix(), id)
+	req, _ := http.NewRequest(http.MethodPost, w.admin+"/v1/conversions", strings.NewReader(conv))
+	req.Header.Set("Authorization", "Bearer dev-intake-token-0") // all-in-one's development INTAKE_TOKEN
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/conversions = %d; want 202", resp.StatusCode)
+	}
+	dry := filepath.Join(data, "capi-dryrun.jsonl")
+	waitFor(t, time.Minute, "the conversion in the dry-run file under the record's dataset", func() bool {
+		b, _ := os.ReadFile(dry)
+		return bytes.Contains(b, []byte(`"dataset_id":"5550002"`)) && bytes.Contains(b, []byte("aio-registry-1"))
+	})
+	if b, _ := os.ReadFile(dry); !bytes.Contains(b, []byte(`"test_event_code":"TEST4242"`)) {
+		t.Errorf("the dry-run request lacks the record's test_event_code:\n%s", b)
+	} else if bytes.Contains(b, []byte(token)) || bytes.Contains(b, []byte(appSecret)) {
+		t.Error("the dry-run file shows a secret")
 	}
 	if err := w.p.Stop(time.Minute); err != nil {
 		t.Fatal(err)

@@ -141,8 +141,19 @@ type loggedDryRun struct {
 
 func (l loggedDryRun) Send(ctx context.Context, datasetID, token string, events []capi.Event) (capi.Response, error) {
 	r, err := l.d.Send(ctx, datasetID, token, events)
+	return r, l.logged(err, datasetID, events)
+}
+
+// SendAs keeps the business's own test_event_code and partner_agent from
+// the registry (the sender calls it when its Poster has it).
+func (l loggedDryRun) SendAs(ctx context.Context, datasetID string, cr capi.Credentials, events []capi.Event) (capi.Response, error) {
+	r, err := l.d.SendAs(ctx, datasetID, cr, events)
+	return r, l.logged(err, datasetID, events)
+}
+
+func (l loggedDryRun) logged(err error, datasetID string, events []capi.Event) error {
 	if err != nil {
-		return r, err
+		return err
 	}
 	ids := make([]string, len(events))
 	for i, e := range events {
@@ -150,7 +161,7 @@ func (l loggedDryRun) Send(ctx context.Context, datasetID, token string, events 
 	}
 	l.log.Info("capi request written (dry run)", zap.String("dataset_id", datasetID),
 		zap.Int("events", len(events)), zap.Strings("event_ids", ids), zap.String("file", l.file))
-	return r, nil
+	return nil
 }
 
 // newLogger returns a JSON logger at level writing to w.

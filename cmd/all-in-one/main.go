@@ -76,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("REGISTRY_KEY is not set: the registry's secrets are encrypted with a development key kept next to them; set REGISTRY_KEY in production",
 			zap.String("file", cfg.DevRegistryKey), zap.Bool("created", created))
 	}
+	// The sender reads the registry with the key ingest's API writes it with.
+	cfg.Sender.RegistryKey = cfg.Ingest.RegistryKey
 	if cfg.DevSecrets {
 		log.Warn("development mode: META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are development values and every listener is bound to 127.0.0.1; set all three for real webhooks",
 			zap.Strings("rebound_to_loopback", cfg.Rebound))
@@ -178,6 +180,9 @@ func newSender(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.St
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	deps := sender.Deps{Log: log, JS: js, Store: store, Redis: rdb, Registerer: reg}
+	if deps.Registry, err = sender.NewRegistry(cfg.Sender, rdb, log); err != nil {
+		return nil, nil, err
+	}
 	closeFn := func() {}
 	if cfg.Sender.DryRunFile != "" {
 		d, err := sender.NewDryRun(cfg.Sender.DryRunFile, cfg.Sender.PartnerAgent, cfg.Sender.TestEventCode)
