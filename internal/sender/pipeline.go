@@ -3,9 +3,11 @@ package sender
 import (
 	"cmp"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -329,7 +331,8 @@ func (p *pipeline) keepAlive(ctx context.Context, interval time.Duration) {
 			if it.settled.Load() {
 				continue
 			}
-			if err := it.msg.InProgress(); err != nil {
+			// Settled since the copy above: its ack won the race, nothing is wrong.
+			if err := it.msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
 				failed++
 				first = cmp.Or(first, err)
 			}
