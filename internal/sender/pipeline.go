@@ -47,6 +47,9 @@ type pipeline struct {
 
 	slots chan struct{} // MAX_INFLIGHT: one per request being posted
 
+	// start runs one request (p.request; tests record instead).
+	start func(ctx context.Context, business string, ds dataset, items []*item)
+
 	wake chan struct{} // a queue or a slot changed
 	room chan struct{} // something held was settled
 	reqs sync.WaitGroup
@@ -73,12 +76,14 @@ type queue struct {
 }
 
 func newPipeline(s *Service) *pipeline {
-	return &pipeline{
+	p := &pipeline{
 		s: s, linger: s.cfg.Linger, maxInflight: s.cfg.MaxInflight, perBusiness: s.cfg.MaxInflightPerBusiness,
 		maxBytes: s.cfg.QueueMemory, held: map[*item]struct{}{}, queues: map[string]*queue{}, byBiz: map[string]int{},
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
 		maxStarted: startedPerSlot * s.cfg.MaxInflight, slots: make(chan struct{}, s.cfg.MaxInflight),
 	}
+	p.start = p.request
+	return p
 }
 
 // slot waits for one of MAX_INFLIGHT slots to post a request in and returns
@@ -284,7 +289,7 @@ func (p *pipeline) dispatch(ctx context.Context, now time.Time) time.Duration {
 		p.started++
 		p.byBiz[q.business]++
 		business, ds := q.business, q.ds
-		p.reqs.Go(func() { p.request(ctx, business, ds, items) })
+		p.reqs.Go(func() { p.start(ctx, business, ds, items) })
 	}
 	p.waiting = append(kept, again...)
 	clear(p.waiting[len(p.waiting):cap(p.waiting)]) // drop references to queues served
