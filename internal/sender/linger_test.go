@@ -117,3 +117,33 @@ func TestHungBusinessDelaysOthersAtMostOneLinger(t *testing.T) {
 			p.byBiz["hung"], len(p.queues["hung\x00111\x00t"].items), cfg.MaxInflightPerBusiness)
 	}
 }
+
+// After SIGTERM (pipeline.stop) no post starts: a request waiting for a
+// posting slot gets none, even when one frees up, and hands its events
+// back untried (Service.post releases their claims).
+func TestNoPostStartsAfterStop(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxInflight, cfg.MaxInflightPerBusiness = 1, 1
+	p, _ := recordingPipeline(t, cfg)
+	ctx := t.Context()
+	release, ok := p.slot(ctx)
+	if !ok {
+		t.Fatal("no slot in an idle pipeline")
+	}
+	waited := make(chan bool)
+	go func() {
+		r, ok := p.slot(ctx)
+		if ok {
+			r()
+		}
+		waited <- ok
+	}()
+	p.stop()
+	release() // the slot frees up after the stop
+	if <-waited {
+		t.Error("a request waiting for a slot posted after the stop")
+	}
+	if _, ok := p.slot(ctx); ok {
+		t.Error("a request got a posting slot after the stop")
+	}
+}
