@@ -6,7 +6,7 @@
 #   scripts/bench-sender.sh -n 20000        # extra flags go to `loadgen sender`
 #   GRAPHS=fake scripts/bench-sender.sh     # only the fake Graph that checks Meta's rules
 #   SECTIONS=many scripts/bench-sender.sh   # only the many-businesses section (scale, latency hiding, isolation, RSS)
-#   MANY_N=20000 RSS_N=200000 ...           # its sizes (conversions per round; the RSS backlog over 10,000 businesses)
+#   MANY_N=100000 RSS_N=1000000 ...         # its sizes (conversions per round; the RSS backlog over 10,000 businesses)
 #
 # NATS: `loadgen nats` runs the nats-server module go.mod pins, in its own
 # process. That needs no nats-server binary and no download (go run
@@ -19,8 +19,8 @@ source "$(dirname "$0")/bench-lib.sh"
 
 GRAPHS=${GRAPHS:-fake sink}
 SECTIONS=${SECTIONS:-raw many}
-MANY_N=${MANY_N:-20000}
-RSS_N=${RSS_N:-200000}
+MANY_N=${MANY_N:-100000}
+RSS_N=${RSS_N:-1000000}
 
 log "building"
 build sender loadgen
@@ -67,7 +67,7 @@ if [[ " $SECTIONS " == *" many "* ]]; then
 	log "many businesses: RSS at a backlog of $RSS_N over 10,000 businesses"
 	run "$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
 		-sender-log "$WORK/sender-rss.log" -graph fake -no-raw -businesses 3334 -n "$RSS_N" -rounds 1 -rate 0 \
-		-timeout 10m "$@" >"$WORK/many-rss.txt" 2>&1 || { cat "$WORK/many-rss.txt"; exit 1; }
+		-rss-every 10s -timeout 15m "$@" >"$WORK/many-rss.txt" 2>&1 || { cat "$WORK/many-rss.txt"; exit 1; }
 	sed "s/^RESULT /RESULT rss /" "$WORK/many-rss.txt"
 	many b8-200ms-hang1 -businesses 3 -graph-latency 200ms -hang 1 "$@"
 	many b1000-200ms-hang3 -businesses 334 -graph-latency 200ms -hang 3 "$@"

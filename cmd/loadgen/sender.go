@@ -46,6 +46,7 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	senderEnv := fs.String("sender-env", "", "more sender settings, K=V,K=V (e.g. LINGER=0,MAX_INFLIGHT=64)")
 	graph := fs.String("graph", "fake", `Graph API: "fake" (internal/fakegraph, checks Meta's rules) or "sink" (answers only)`)
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on waiting for one round")
+	rssEvery := fs.Duration("rss-every", 0, "print the sender's VmRSS and VmHWM this often while the rounds run (0: only at the end)")
 	procsFlag := fs.String("procs", "", "more processes to report CPU time per conversion for, name=pid,... (e.g. nats=123,redis=456)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -143,7 +144,9 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	if g.fake != nil {
 		b.GraphStats = g.stats
 	}
+	stopRSS := sampleRSS(stdout, proc.Process.Pid, *rssEvery)
 	err = b.Run(ctx)
+	stopRSS()
 	if len(hung) > 0 {
 		g.fake.ClearFaults() // let the hung requests end, so the sender can stop
 	}
@@ -207,14 +210,39 @@ func logNormal(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * math.Exp(sigma*rand.NormFloat64()))
 }
 
-// reportRSS prints the sender's peak resident memory (VmHWM) and current
-// (VmRSS) from /proc.
-func reportRSS(out io.Writer, pid int) error {
+// sampleRSS prints the sender's memory every d until the returned stop is
+// called (nothing when d is 0), so that a drain's RSS can be followed, not
+// only its peak.
+func sampleRSS(out io.Writer, pid int, d time.Duration) (stop func()) {
+	if d <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			hwm, rss := readRSS(pid)
+			fmt.Fprintf(out, "rss t=%s now=%s peak=%s\n", time.Since(start).Round(time.Second), rss, hwm)
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// readRSS reads VmHWM and VmRSS of pid from /proc ("" when unavailable).
+func readRSS(pid int) (hwm, rss string) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return nil // not Linux, or gone: nothing to report
+		return "", ""
 	}
-	var hwm, rss string
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			hwm = strings.TrimSpace(v)
@@ -222,6 +250,16 @@ func reportRSS(out io.Writer, pid int) error {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			rss = strings.TrimSpace(v)
 		}
+	}
+	return hwm, rss
+}
+
+// reportRSS prints the sender's peak resident memory (VmHWM) and current
+// (VmRSS) from /proc.
+func reportRSS(out io.Writer, pid int) error {
+	hwm, rss := readRSS(pid)
+	if hwm == "" {
+		return nil // not Linux, or gone: nothing to report
 	}
 	fmt.Fprintf(out, "RESULT sender_rss peak=%s now=%s\n", hwm, rss)
 	return nil

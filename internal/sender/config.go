@@ -37,8 +37,8 @@ type Config struct {
 	RequireReferral []string                 // REQUIRE_REFERRAL: channels whose conversions need an ad referral (referral.go)
 	BatchSize       int                      // BATCH_SIZE: messages per fetch
 	Workers         int                      // WORKERS: concurrent fetch loops
-	// MaxInflight (MAX_INFLIGHT) bounds the Graph requests in flight at
-	// once, MaxInflightPerBusiness (MAX_INFLIGHT_PER_BUSINESS) those of one
+	// MaxInflight (MAX_INFLIGHT) bounds the Graph requests being posted at
+	// once (twice as many may be started), MaxInflightPerBusiness (MAX_INFLIGHT_PER_BUSINESS) those of one
 	// business, so that one business can neither take every slot nor be
 	// starved (pipeline.go).
 	MaxInflight            int
@@ -102,8 +102,14 @@ const (
 	DefaultHTTPTimeout = 20 * time.Second
 	// DefaultShutdownTimeout is HTTP_TIMEOUT and a margin for the acks,
 	// within Kubernetes's default 30 s grace period.
-	DefaultShutdownTimeout        = 25 * time.Second
-	DefaultMaxInflight            = 256
+	DefaultShutdownTimeout = 25 * time.Second
+	// DefaultMaxInflight: 512 posts at once. By Little's law, 1,000
+	// businesses' backlog at the CPU's ~12,000 conversions/s in requests of
+	// ~15 events is ~800 requests/s; at a 200 ms Graph (log-normal, mean
+	// ~220 ms) plus the post marker and the client's own time each holds a
+	// slot ~0.4 s here, so 256 capped it at ~0.7 of the instant-Graph rate
+	// and 512 reached ~0.9 (docs/sender.md, BENCHMARKS.md).
+	DefaultMaxInflight            = 512
 	DefaultMaxInflightPerBusiness = 4
 	DefaultLinger                 = 100 * time.Millisecond
 	DefaultQueueMemory            = 128 << 20
@@ -160,7 +166,7 @@ func Settings() []settings.Setting {
 		{Env: "REQUIRE_REFERRAL", Flag: "require-referral", Default: strings.Join(d.RequireReferral, ","), Help: "channels (messenger, instagram) whose conversions wait for a stored ad referral; none: send with page/IG ids alone; true: both (Meta documents no referral on Instagram message webhooks)"},
 		{Env: "BATCH_SIZE", Flag: "batch-size", Default: strconv.Itoa(d.BatchSize), Help: "messages fetched and processed together (1-10000)"},
 		{Env: "WORKERS", Flag: "workers", Default: strconv.Itoa(d.Workers), Help: "concurrent fetch loops (each parses, joins and queues what it fetched)"},
-		{Env: "MAX_INFLIGHT", Flag: "max-inflight", Default: strconv.Itoa(d.MaxInflight), Help: "Graph API requests in flight at once, over all businesses (sized for a 200-600 ms Graph)"},
+		{Env: "MAX_INFLIGHT", Flag: "max-inflight", Default: strconv.Itoa(d.MaxInflight), Help: "Graph API requests being posted at once, over all businesses (sized for a 200-600 ms Graph); twice as many may be claiming or marking sent"},
 		{Env: "MAX_INFLIGHT_PER_BUSINESS", Flag: "max-inflight-per-business", Default: strconv.Itoa(d.MaxInflightPerBusiness), Help: "Graph API requests of one business in flight at once: a slow or hung business holds at most these"},
 		{Env: "LINGER", Flag: "linger", Default: dur(d.Linger), Help: "how long a dataset's events wait for more to fill a request (up to 1000 events); 0: send at once"},
 		{Env: "QUEUE_MEMORY", Flag: "queue-memory", Default: "128MiB", Help: "message bytes queued or in flight before the sender stops fetching (MAX_ACK_PENDING bounds the count)"},

@@ -97,7 +97,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"shutdown below http timeout", with("SHUTDOWN_TIMEOUT", "5s"), nil, "SHUTDOWN_TIMEOUT must be at least HTTP_TIMEOUT"},
 		{"too many inflight", with("MAX_INFLIGHT", "20000"), nil, "MAX_INFLIGHT must be between"},
 		{"negative linger", with("LINGER", "-1s"), nil, "LINGER: want a duration"},
-		{"per business above all", with("MAX_INFLIGHT_PER_BUSINESS", "300"), nil, "MAX_INFLIGHT_PER_BUSINESS must be between 1 and MAX_INFLIGHT"},
+		{"per business above all", with("MAX_INFLIGHT_PER_BUSINESS", "600"), nil, "MAX_INFLIGHT_PER_BUSINESS must be between 1 and MAX_INFLIGHT"},
 		{"long linger", with("LINGER", "1m"), nil, "LINGER must be between"},
 		{"tiny queue memory", with("QUEUE_MEMORY", "1KiB"), nil, "QUEUE_MEMORY must be at least"},
 		{"short sent ttl", with("SENT_TTL", "2d"), nil, "SENT_TTL"},

@@ -15,9 +15,10 @@ const ledgerFlushTimeout = 10 * time.Second
 // ledgerBatch pipelines the ledger work of requests that start or end
 // together: claims, post markers and sent marks each go to Redis as one
 // round trip (per node) per flush, not one per request. There is no timer:
-// a call finding no flush under way flushes at once, with whatever others
-// queued meanwhile; calls arriving during a flush go in the next. So an
-// idle sender pays nothing, and a busy one batches as much as it waits.
+// a call finding fewer than maxFlushes under way flushes at once, with
+// whatever others queued meanwhile; calls arriving while they run go in the
+// next. So an idle sender pays nothing, and a busy one batches as much as
+// it waits.
 type ledgerBatch struct {
 	l     *ledger.Ledger
 	lease time.Duration
@@ -102,6 +103,14 @@ func (b *ledgerBatch) MarkSent(ctx context.Context, ids []string) error {
 	return b.marking.do(ctx, &markCall{ids: ids})
 }
 
+// maxFlushes is how many flushes of one kind may run at once. With one, a
+// call arriving just after a flush began waited for that flush and then its
+// own: measured at 1,000 businesses, requests spent as long waiting for
+// ledger flushes as at a 200 ms Graph. A second flush takes what queued
+// meanwhile at once (on another pooled connection), so a call waits about
+// one round trip, and calls still share one while both are busy.
+const maxFlushes = 2
+
 // flusher runs queued calls of one kind together.
 type flusher[T any] struct {
 	run func(ctx context.Context, calls []*T) error
@@ -109,7 +118,7 @@ type flusher[T any] struct {
 	mu       sync.Mutex
 	queue    []*T
 	waiters  []chan error
-	flushing bool
+	flushing int // flushes running, at most maxFlushes
 }
 
 // do queues c and returns once a flush that included it ended, with that
@@ -123,8 +132,8 @@ func (f *flusher[T]) do(ctx context.Context, c *T) error {
 	f.mu.Lock()
 	f.queue = append(f.queue, c)
 	f.waiters = append(f.waiters, done)
-	if !f.flushing {
-		f.flushing = true
+	if f.flushing < maxFlushes {
+		f.flushing++
 		go f.flush(context.WithoutCancel(ctx))
 	}
 	f.mu.Unlock()
@@ -138,7 +147,7 @@ func (f *flusher[T]) flush(ctx context.Context) {
 		calls, waiters := f.queue, f.waiters
 		f.queue, f.waiters = nil, nil
 		if len(calls) == 0 {
-			f.flushing = false
+			f.flushing--
 			f.mu.Unlock()
 			return
 		}

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Calls made while a flush runs go together in the next one, and each gets
-// the error of the flush it was in.
+// Calls made while maxFlushes flushes run go together in the next one, and
+// each gets the error of the flush it was in.
 func TestFlusherCoalesces(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
@@ -17,17 +17,19 @@ func TestFlusherCoalesces(t *testing.T) {
 	f := &flusher[int]{run: func(_ context.Context, calls []*int) error {
 		mu.Lock()
 		sizes = append(sizes, len(calls))
-		first := len(sizes) == 1
+		early := len(sizes) <= maxFlushes
 		mu.Unlock()
-		if first {
+		if early {
 			<-release
 			return nil
 		}
 		return errors.New("redis away")
 	}}
-	firstErr := make(chan error, 1)
-	go func() { v := 0; firstErr <- f.do(t.Context(), &v) }()
-	waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == 1 })
+	earlyErr := make(chan error, maxFlushes)
+	for i := range maxFlushes {
+		go func() { v := -1; earlyErr <- f.do(t.Context(), &v) }()
+		waitUntil(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(sizes) == i+1 })
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, 10)
 	for i := range errs {
@@ -36,17 +38,23 @@ func TestFlusherCoalesces(t *testing.T) {
 	waitUntil(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.queue) == 10 })
 	close(release)
 	wg.Wait()
-	if err := <-firstErr; err != nil {
-		t.Errorf("first call: %v; want nil", err)
+	for range maxFlushes {
+		if err := <-earlyErr; err != nil {
+			t.Errorf("early call: %v; want nil", err)
+		}
 	}
 	for i, err := range errs {
 		if err == nil {
 			t.Errorf("call %d: nil; want its flush's error", i)
 		}
 	}
-	if len(sizes) != 2 || sizes[1] != 10 {
-		t.Errorf("flushes of %v; want [1 10]", sizes)
+	mu.Lock()
+	if len(sizes) != maxFlushes+1 || sizes[maxFlushes] != 10 {
+		t.Errorf("flushes of %v; want %d of 1, then one of 10", sizes, maxFlushes)
 	}
+	mu.Unlock()
+	// The flushes end after answering their calls: none is left running.
+	waitUntil(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.flushing == 0 })
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -123,6 +123,14 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		events[i], ids[i] = it.event, it.ledgerID
 	}
 	s.failpoint(FailpointBeforePost)
+	// One of MAX_INFLIGHT slots for the post; the ledger work before and
+	// after it does not hold one (pipeline.slot).
+	done, ok := s.pipe.slot(ctx)
+	if !ok { // cut off by shutdown before the request left
+		s.release(owner, items)
+		ss.addAll(items, retry(0))
+		return
+	}
 	// Mark the post first, so that a crash from here on leaves the events in
 	// doubt, and before it, free again when the lease ends (pkg/ledger).
 	if err := s.lb.Posting(ctx, owner); err != nil {
@@ -132,6 +140,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 			s.log.Warn("post marker not stored; events handed back", zap.Error(err), zap.Int("count", len(items)))
 			s.release(owner, items)
 		}
+		done()
 		ss.addAll(items, retry(s.cfg.RetryMin))
 		return
 	}
@@ -139,6 +148,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	start := time.Now()
 	resp, err := s.postAs(sctx, ds, events)
 	cancel()
+	done()
 	s.m.graphDuration.Observe(time.Since(start).Seconds())
 	if err == nil {
 		s.markSent(ctx, ids)
