@@ -14,6 +14,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
+	"github.com/ctmpipe/ctmpipe/internal/console"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
@@ -129,11 +130,13 @@ func (s *Services) AutoPublisher() AutoPublisher {
 }
 
 // Mount registers the intake (it authenticates with INTAKE_TOKEN itself,
-// and answers 404 when off) and the registry API (behind ADMIN_TOKEN) on
-// adm.
+// and answers 404 when off), the registry API (behind ADMIN_TOKEN) and the
+// operator console (/console, which logs in with ADMIN_TOKEN and reads
+// everything from adm's own API) on adm.
 func (s *Services) Mount(adm *admin.Server) {
 	adm.Echo().POST(intake.Path, echo.WrapHandler(s.intake))
 	registryapi.Register(adm.API(), s.registry)
+	console.New(console.Config{Token: s.cfg.AdminToken, Log: s.log}, adm.Handler()).Register(adm.Echo())
 }
 
 // Run runs the forwarder, when forwarding is on, until ctx is done; it
