@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -146,7 +147,8 @@ func (f *fakeAPI) stats(w http.ResponseWriter, r *http.Request) {
 	for i, name := range []string{"webhooks", "conversions", "sent", "dead_letters"} {
 		vals := make([]float64, n)
 		for j := range vals {
-			vals[j] = float64((j*7+i*3)%11) * float64(4-i)
+			// A day's swell with some noise, smaller down the funnel.
+			vals[j] = math.Round(float64(4-i) * (3 + 2*math.Sin(float64(j)/6+float64(i)/2) + float64((j*7+i*3)%5)/2))
 		}
 		series[name] = vals
 	}
