@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,10 +31,10 @@ const (
 // in, sees the overview, opens the business, finds the dead letter,
 // redrives it once Meta accepts the event, and sees the event's trail turn
 // sent. Any console error or uncaught exception in the page fails it;
-// screenshots go to a temp dir (logged) and CONSOLE_SCREENSHOT_DIR.
+// screenshots go to a temp dir (logged).
 func TestConsoleBrowserE2E(t *testing.T) {
 	binary(t, "all-in-one") // build first (and skip under -short)
-	b := browsertest.Start(t, os.Getenv("CONSOLE_SCREENSHOT_DIR"))
+	b := browsertest.Start(t)
 	rd := redistest.Start(t)
 	graph := fakegraph.New(t, fakegraph.Options{})
 	dir := t.TempDir()

@@ -45,19 +45,18 @@ func Path(t testing.TB) string {
 
 // Browser is one headless chromium tab.
 type Browser struct {
-	t      testing.TB
-	ctx    context.Context
-	dir    string // screenshots
-	export string // a second copy of screenshots, when set
-	done   chan struct{}
+	t    testing.TB
+	ctx  context.Context
+	dir  string // screenshots
+	done chan struct{}
 
 	mu       sync.Mutex
 	problems []string
 }
 
 // Start starts chromium with one tab and stops it at cleanup. Screenshots go
-// to a temp dir (logged), and also to exportDir when it is not "".
-func Start(t testing.TB, exportDir string) *Browser {
+// to a temp dir (logged).
+func Start(t testing.TB) *Browser {
 	t.Helper()
 	path := Path(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -71,7 +70,7 @@ func Start(t testing.TB, exportDir string) *Browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	b := &Browser{t: t, ctx: ctx, dir: t.TempDir(), export: exportDir, done: make(chan struct{})}
+	b := &Browser{t: t, ctx: ctx, dir: t.TempDir(), done: make(chan struct{})}
 	messages := chromedp.Console(ctx) // starts the browser and subscribes
 	go func() {
 		defer close(b.done)
@@ -146,11 +145,6 @@ func (b *Browser) Screenshot(name string) string {
 	path := filepath.Join(b.dir, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.t.Errorf("browser: screenshot %s: %v", name, err)
-	}
-	if b.export != "" {
-		if err := os.WriteFile(filepath.Join(b.export, name+".png"), png, 0o644); err != nil {
-			b.t.Errorf("browser: screenshot %s: %v", name, err)
-		}
 	}
 	return path
 }
