@@ -234,6 +234,20 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// A pause recorded by an older sender ("1") has no time and no code.
+func TestPauseWhyUnknown(t *testing.T) {
+	c, f := newTestConsole(t)
+	f.addBusiness("3003", "instagram", map[string]any{"since": "0001-01-01T00:00:00Z", "code": 0, "class": ""}, 0, 0, 0, nil)
+	ck, _ := login(t, c)
+	for path, want := range map[string]string{"/console/businesses?q=3003": "paused</span> (why unknown)",
+		"/console/businesses/3003": "paused</span>: why unknown"} {
+		w := c.serve(t, req{method: "GET", path: path, cookie: ck})
+		if body := w.Body.String(); w.Code != http.StatusOK || !strings.Contains(body, want) || strings.Contains(body, "0001") {
+			t.Errorf("GET %s = %d; want %q and no zero time:\n%s", path, w.Code, want, body)
+		}
+	}
+}
+
 func TestRedriveCSRF(t *testing.T) {
 	c, f := newTestConsole(t)
 	ck, csrf := login(t, c)
