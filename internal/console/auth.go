@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -94,10 +95,13 @@ func (c *Console) sessionOf(r *http.Request) (session, bool) {
 
 // setCookie stores value (or clears the cookie when value is ""). HttpOnly:
 // no script reads it; SameSite=Strict: no other site's page sends it;
-// Secure when the console is served over TLS.
+// Secure when the console is served over TLS, directly or behind a proxy
+// that says so (X-Forwarded-Proto: a client that forges it on plain HTTP
+// only loses its own cookie).
 func setCookie(w http.ResponseWriter, r *http.Request, value string) {
+	secure := r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 	ck := &http.Cookie{Name: cookieName, Value: value, Path: basePath, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(SessionTTL / time.Second)}
+		SameSite: http.SameSiteStrictMode, Secure: secure, MaxAge: int(SessionTTL / time.Second)}
 	if value == "" {
 		ck.MaxAge = -1
 	}
@@ -106,15 +110,13 @@ func setCookie(w http.ResponseWriter, r *http.Request, value string) {
 
 // sameOrigin is the CSRF check of every POST besides the session's token:
 // a browser names the page's origin in Origin (or at least Sec-Fetch-Site)
-// on a form POST; it must be this console's. A request with neither (curl)
-// passes on the token alone.
+// on a form POST; its host must be the one the request was sent to. The
+// scheme is not compared, so that the check holds behind a proxy that ends
+// TLS. A request with neither header (curl) passes on the token alone.
 func sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		return o == scheme+"://"+r.Host
+		u, err := url.Parse(o)
+		return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":

@@ -61,6 +61,16 @@ func TestLogin(t *testing.T) {
 	if cks := tw.Result().Cookies(); tw.Code != http.StatusSeeOther || len(cks) != 1 || !cks[0].Secure {
 		t.Errorf("login over TLS: %d %v; want a Secure cookie", tw.Code, cks)
 	}
+	// Behind a proxy that ends TLS: the Origin is https, the request http.
+	r = httptest.NewRequestWithContext(t.Context(), "POST", "http://admin.test/console/login", strings.NewReader("token="+testToken))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.Header.Set("Origin", "https://admin.test")
+	r.Header.Set("X-Forwarded-Proto", "https")
+	tw = httptest.NewRecorder()
+	c.ServeHTTP(tw, r)
+	if cks := tw.Result().Cookies(); tw.Code != http.StatusSeeOther || len(cks) != 1 || !cks[0].Secure {
+		t.Errorf("login behind a TLS proxy: %d %v; want a Secure cookie", tw.Code, cks)
+	}
 
 	// Logout clears the cookie.
 	// Its form token belongs to its session only.
@@ -136,6 +146,8 @@ func TestRedriveCSRF(t *testing.T) {
 		{"another session's token", ck, "x" + csrf[1:], "http://admin.test", http.StatusForbidden},
 		{"another origin", ck, csrf, "http://evil.test", http.StatusForbidden},
 		{"opaque origin", ck, csrf, "null", http.StatusForbidden},
+		{"another port", ck, csrf, "http://admin.test:8443", http.StatusForbidden},
+		{"not a web origin", ck, csrf, "file://admin.test", http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		w := c.serve(t, req{method: "POST", path: "/console/dead-letters/redrive", form: form(tt.csrf), cookie: tt.cookie, origin: tt.origin})
