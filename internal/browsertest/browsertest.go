@@ -55,7 +55,8 @@ type Browser struct {
 }
 
 // Start starts chromium with one tab and stops it at cleanup. Screenshots go
-// to a temp dir (logged).
+// to a temp dir, or to $BROWSER_SCREENSHOT_DIR when set, to keep them; the
+// test logs where.
 func Start(t testing.TB) *Browser {
 	t.Helper()
 	path := Path(t)
@@ -70,7 +71,13 @@ func Start(t testing.TB) *Browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	b := &Browser{t: t, ctx: ctx, dir: t.TempDir(), done: make(chan struct{})}
+	dir := os.Getenv("BROWSER_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := &Browser{t: t, ctx: ctx, dir: dir, done: make(chan struct{})}
 	messages := chromedp.Console(ctx) // starts the browser and subscribes
 	go func() {
 		defer close(b.done)
