@@ -49,6 +49,9 @@ func killSelf(log *zap.Logger) func(string) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "dlq" {
+		return dlq(ctx, args[1:], getenv, stdout)
+	}
 	if len(args) > 0 && args[0] == "redrive" {
 		if fwd, err := forwardReason(args[1:]); err != nil || fwd {
 			if err != nil {

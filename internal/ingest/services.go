@@ -16,6 +16,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
@@ -46,6 +47,7 @@ type Services struct {
 	forwarder *forward.Forwarder
 	auto      *autoevents.Publisher
 	registry  registryapi.Deps
+	ops       opsapi.Deps
 }
 
 // NewServices builds the services cfg turns on. The registry API is always
@@ -98,8 +100,17 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 			Version: cfg.GraphVersion,
 		}),
 		Resumer:      d.Resumer,
+		Health:       opsapi.Health{Redis: d.Redis},
 		DefaultToken: cfg.CAPIAccessToken,
 		Log:          d.Log.With(zap.String("component", "registry_api")),
+	}
+	// The event trail, dead letters and stats of the senders sharing this
+	// Redis (and NATS, for the dead letters).
+	s.ops = opsapi.Deps{Redis: d.Redis, Log: d.Log.With(zap.String("component", "ops_api"))}
+	if d.NATS != nil {
+		if s.ops.JS, err = jetstream.New(d.NATS); err != nil {
+			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+		}
 	}
 	d.Log.Info("admin services configured",
 		zap.Bool("intake", cfg.Intake.Enabled()),
@@ -134,6 +145,7 @@ func (s *Services) AutoPublisher() AutoPublisher {
 func (s *Services) Mount(adm *admin.Server) {
 	adm.Echo().POST(intake.Path, echo.WrapHandler(s.intake))
 	registryapi.Register(adm.API(), s.registry)
+	opsapi.Register(adm.API(), s.ops)
 }
 
 // Run runs the forwarder, when forwarding is on, until ctx is done; it

@@ -57,6 +57,7 @@ type Config struct {
 	LogLevel               zapcore.Level // LOG_LEVEL
 	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
 	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
+	Trail                  bool          // TRAIL: keep each event's trail (internal/trail)
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -132,6 +133,7 @@ func DefaultConfig() Config {
 		MetricsAddr:            DefaultMetricsAddr,
 		LogLevel:               zapcore.InfoLevel,
 		ShutdownTimeout:        DefaultShutdownTimeout,
+		Trail:                  true,
 	}
 }
 
@@ -171,6 +173,7 @@ func Settings() []settings.Setting {
 		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz; localhost by default, keep it off the internet (-metrics-addr= turns them off)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long requests in flight may take to finish after SIGTERM (at least HTTP_TIMEOUT)"},
+		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 	}
 }
@@ -216,6 +219,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		ShutdownTimeout:        v.Duration("SHUTDOWN_TIMEOUT"),
 		PprofAddr:              v.Text("PPROF_ADDR"),
 		Failpoint:              getenv("CTM_FAILPOINT"),
+		Trail:                  v.Bool("TRAIL"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err

@@ -27,7 +27,11 @@ var Reasons = []string{ReasonInvalid, ReasonExpired, ReasonUnattributed, ReasonR
 
 // RedriveOptions selects dead letters to publish back to CONVERSIONS.
 type RedriveOptions struct {
-	Reasons []string  // required: dlq.<reason> subjects to read
+	// Reasons are the dlq.<reason> subjects to read. Empty with Business or
+	// Seqs given: every reason but in_doubt (and in_doubt too with Force).
+	Reasons  []string
+	Business string   // only letters of this business_id (empty: all)
+	Seqs     []uint64 // only these DLQ sequences (empty: all)
 	From    time.Time // dead-lettered at or after (zero: from the start)
 	Until   time.Time // dead-lettered at or before (zero: up to now)
 	Limit   int       // at most this many (0: all)
@@ -64,8 +68,15 @@ type RedriveResult struct {
 // no header for it).
 func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (RedriveResult, error) {
 	res := RedriveResult{ByReason: map[string]int{}}
+	if len(opts.Reasons) == 0 && opts.Business == "" && len(opts.Seqs) == 0 {
+		return res, errors.New("redrive: select by -reason, -business or -seq")
+	}
 	if len(opts.Reasons) == 0 {
-		return res, errors.New("redrive: at least one -reason is required")
+		for _, r := range Reasons {
+			if r != ReasonInDoubt || opts.Force {
+				opts.Reasons = append(opts.Reasons, r)
+			}
+		}
 	}
 	subjects := make([]string, 0, len(opts.Reasons))
 	for _, r := range opts.Reasons {
@@ -100,6 +111,12 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 		}
 		if opts.Limit > 0 && res.Matched >= opts.Limit {
 			return true, nil
+		}
+		if len(opts.Seqs) > 0 && !slices.Contains(opts.Seqs, md.Sequence.Stream) {
+			return false, nil
+		}
+		if opts.Business != "" && letterInfo("", "", "", 0, time.Time{}, m.Data()).BusinessID != opts.Business {
+			return false, nil
 		}
 		res.Matched++
 		res.ByReason[m.Headers().Get(HeaderReason)]++

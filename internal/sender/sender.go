@@ -61,6 +61,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
@@ -120,7 +121,8 @@ type Service struct {
 	pipe     *pipeline
 	instance string
 	seq      atomic.Uint64
-	okAt     sync.Map // business → when this sender last stored its ok key (park.go)
+	okAt     sync.Map      // business → when this sender last stored its ok key (park.go)
+	tw       *trail.Writer // the event trail and counters (trail.go)
 }
 
 // New checks cfg and builds a Service over deps.
@@ -161,6 +163,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.pipe = newPipeline(s)
 	s.lb = newLedgerBatch(s.ledger, cfg.SendLease)
+	s.tw = trail.NewWriter(cfg.SentTTL)
+	s.lb.carry = s.tw.Drain
 	return s, nil
 }
 
@@ -199,6 +203,13 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg, keeper sync.WaitGroup
 	kctx, stopKeepAlive := context.WithCancel(wctx)
 	keeper.Go(func() { s.pipe.keepAlive(kctx, keepAlive) })
+	// The trail's own flushes stop last, so the final settlements' writes
+	// go out too.
+	var trailer sync.WaitGroup
+	tctx, stopTrail := context.WithCancel(wctx)
+	trailer.Go(func() {
+		s.tw.Run(tctx, s.rdb, func(err error) { s.log.Debug("event trail not written", zap.Error(err)) })
+	})
 	for range s.cfg.Workers {
 		wg.Go(func() { s.work(ctx, wctx, cons) })
 	}
@@ -208,6 +219,8 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Wait()
 	stopKeepAlive()
 	keeper.Wait()
+	stopTrail()
+	trailer.Wait()
 	s.log.Info("sender stopped", zap.Int("peak_inflight", s.pipe.peakInflight()))
 	return nil
 }

@@ -1,0 +1,182 @@
+package trail
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// FlushAfter is how long buffered writes wait for a ledger round trip to
+// carry them before Run flushes them on their own.
+const FlushAfter = 250 * time.Millisecond
+
+// Writer buffers trail records and counter increments until a round trip
+// takes them (Drain) or Run flushes them. It is safe for concurrent use.
+// A write lost with its round trip (Redis away) is not written again: the
+// event's next change writes its trail anew, and the counters are
+// statistics, not accounts. A nil *Writer writes nothing.
+type Writer struct {
+	ttl time.Duration // of a record: SENT_TTL
+
+	mu     sync.Mutex
+	puts   []put
+	counts map[string]map[string]int64 // key → field → increment
+	last   map[string]int64            // business → last accepted (unix ms)
+	since  time.Time                   // when the oldest buffered write came
+}
+
+type put struct {
+	key string
+	val []byte
+	nx  bool // only if no trail exists (a duplicate keeps the sent trail)
+}
+
+// NewWriter returns a Writer keeping records for ttl.
+func NewWriter(ttl time.Duration) *Writer {
+	return &Writer{ttl: ttl, counts: map[string]map[string]int64{}, last: map[string]int64{}}
+}
+
+func (w *Writer) touch(now time.Time) {
+	if w.since.IsZero() {
+		w.since = now
+	}
+}
+
+// Put buffers r as its event's trail. With keepExisting, it is written
+// only where the event has no trail yet.
+func (w *Writer) Put(r *Record, keepExisting bool) {
+	if w == nil || r.BusinessID == "" || r.EventID == "" {
+		return // nothing to key it by (an undecodable message)
+	}
+	v, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	w.puts = append(w.puts, put{key: Key(r.BusinessID, r.EventID), val: v, nx: keepExisting})
+	w.touch(r.UpdatedAt.Time)
+	w.mu.Unlock()
+}
+
+// Count adds n to field of the minute of at and, when business is not
+// empty, to field of business's hour of at.
+func (w *Writer) Count(business string, at time.Time, field string, n int64) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	w.add(minuteKey(at), field, n)
+	if business != "" {
+		w.add(businessKey(business, at), field, n)
+	}
+	w.touch(time.Now())
+	w.mu.Unlock()
+}
+
+// Latency counts one Graph request of duration d in its bucket.
+func (w *Writer) Latency(at time.Time, d time.Duration) {
+	w.Count("", at, latencyField(d), 1)
+}
+
+// Accepted records that Meta accepted business's events at at.
+func (w *Writer) Accepted(business string, at time.Time) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	if ms := at.UnixMilli(); ms > w.last[business] {
+		w.last[business] = ms
+	}
+	w.touch(time.Now())
+	w.mu.Unlock()
+}
+
+func (w *Writer) add(key, field string, n int64) {
+	m := w.counts[key]
+	if m == nil {
+		m = map[string]int64{}
+		w.counts[key] = m
+	}
+	m[field] += n
+}
+
+// Drain queues every buffered write on p, the pipeline of a round trip
+// being made anyway, and empties the buffer.
+func (w *Writer) Drain(ctx context.Context, p redis.Pipeliner) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	puts, counts, last := w.puts, w.counts, w.last
+	if len(puts) == 0 && len(counts) == 0 && len(last) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	w.puts, w.counts, w.last, w.since = nil, map[string]map[string]int64{}, map[string]int64{}, time.Time{}
+	w.mu.Unlock()
+	for _, pt := range puts {
+		if pt.nx {
+			p.SetNX(ctx, pt.key, pt.val, w.ttl)
+		} else {
+			p.Set(ctx, pt.key, pt.val, w.ttl)
+		}
+	}
+	for key, fields := range counts {
+		for f, v := range fields {
+			p.HIncrBy(ctx, key, f, v)
+		}
+		p.Expire(ctx, key, statsTTL)
+	}
+	for b, ms := range last {
+		// Written by every sender; a slightly older value from a slower one
+		// may win for a moment, which a health page can live with.
+		p.Set(ctx, lastAcceptedKey(b), strconv.FormatInt(ms, 10), statsTTL)
+	}
+}
+
+// due reports whether buffered writes have waited FlushAfter.
+func (w *Writer) due(now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.since.IsZero() && now.Sub(w.since) >= FlushAfter
+}
+
+// Flush writes what is buffered in a round trip of its own.
+func (w *Writer) Flush(ctx context.Context, rdb redis.UniversalClient) error {
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		w.Drain(ctx, p)
+		return nil
+	})
+	return err
+}
+
+// Run flushes what no round trip took within FlushAfter until ctx ends,
+// and once more then. Errors go to onErr (nil: dropped).
+func (w *Writer) Run(ctx context.Context, rdb redis.UniversalClient, onErr func(error)) {
+	t := time.NewTicker(FlushAfter / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			if err := w.Flush(fctx, rdb); err != nil && onErr != nil {
+				onErr(err)
+			}
+			cancel()
+			return
+		case now := <-t.C:
+			if !w.due(now) {
+				continue
+			}
+			fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := w.Flush(fctx, rdb); err != nil && onErr != nil && ctx.Err() == nil {
+				onErr(err)
+			}
+			cancel()
+		}
+	}
+}
