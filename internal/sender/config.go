@@ -330,6 +330,7 @@ func (c Config) Validate() error {
 func PrintUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage: sender [flags]
        sender redrive -reason R[,R] [flags]   (sender redrive -h for details)
+       sender dlq list|show SEQ [flags]       (sender dlq -h: read the dead letters)
 
 Consumes conversions from JetStream stream CONVERSIONS, joins each to its
 ad-click context in Redis and reports it to Meta's Conversions API for
