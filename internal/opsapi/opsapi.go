@@ -260,6 +260,10 @@ func (a *api) stats(c echo.Context) error {
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	st, err := trail.ReadStats(ctx, a.Redis, w, a.Now())
+	var re redis.Error
+	if errors.As(err, &re) && strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+		return fail(http.StatusServiceUnavailable, "stats need a store that keeps hashes: Redis (REDIS_URL), or an embedded store that has them")
+	}
 	if err != nil {
 		return err
 	}

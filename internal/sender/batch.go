@@ -72,7 +72,9 @@ func (s *Service) parse(ss *settlements, items []*item, now time.Time) []*item {
 		}
 		c, err := conversion.Parse(it.msg.Data())
 		it.conv = c
-		if it.delivered <= 1 {
+		// Counted once: at the first delivery, and not again when redriven
+		// or unparked (those copies carry Ctm-Published).
+		if it.delivered <= 1 && h.Get(HeaderPublished) == "" {
 			s.tw.Count(c.BusinessID, now, trail.FieldConversions, 1)
 		}
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -74,8 +75,9 @@ func TestDeadLettersListShowRedrive(t *testing.T) {
 	if err := json.Unmarshal(body, &list); code != 200 || err != nil || len(list.DeadLetters) != 3 || list.NextCursor == "" {
 		t.Fatalf("GET /v1/dead-letters = %d %s; want 3 and a cursor", code, body)
 	}
-	if strings.Contains(string(body), "psid-secret") || list.DeadLetters[0]["business_id"] != "p2" || list.DeadLetters[0]["time"] == "" {
-		t.Errorf("list = %s; want p2's first, with time, and no personal id", body)
+	if strings.Contains(string(body), "psid-secret") || list.DeadLetters[0]["reason"] != "unattributed" || list.DeadLetters[0]["time"] == "" ||
+		list.DeadLetters[0]["seq"].(float64) != float64(un[0].Seq) {
+		t.Errorf("list = %s; want the newest unattributed first, with time, and no personal id", body)
 	}
 	code, body = get(t, srv, "/v1/dead-letters?reason=unattributed&cursor="+list.NextCursor, adminToken)
 	if code != 200 || strings.Count(string(body), `"seq"`) != 1 || strings.Contains(string(body), "next_cursor") {
@@ -120,8 +122,14 @@ func TestDeadLettersListShowRedrive(t *testing.T) {
 		t.Fatalf("redrive by seq = %d %s; want 1 redriven", code, body)
 	}
 	e.waitTrail(srv, "p2", "dl-3", trail.Sent)
-	// By business through the library: p1's unattributed and invalid ones.
-	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Business: "p1", Reasons: []string{sender.ReasonUnattributed}, Seqs: []uint64{all[len(all)-1].Seq}})
+	// By business, reason and sequence through the library: dl-0 only.
+	var dl0 uint64
+	for _, l := range all {
+		if l.EventID == "dl-0" {
+			dl0 = l.Seq
+		}
+	}
+	res, err := sender.Redrive(t.Context(), e.js, sender.RedriveOptions{Business: "p1", Reasons: []string{sender.ReasonUnattributed}, Seqs: []uint64{dl0}})
 	if err != nil || res.Matched != 1 || res.Republished != 1 {
 		t.Fatalf("Redrive(p1, one seq) = %+v, %v; want 1", res, err)
 	}
@@ -130,4 +138,17 @@ func TestDeadLettersListShowRedrive(t *testing.T) {
 		t.Errorf("%d dead letters left; want 3", n)
 	}
 	e.sentOnce("dl-3", "dl-0")
+
+	// The sender's counters: outcomes in /v1/stats, p2's health.
+	e.waitFor(10*time.Second, "counters", func() bool {
+		_, body := get(t, srv, "/v1/stats?window=1h", adminToken)
+		var st trail.Stats
+		_ = json.Unmarshal(body, &st)
+		return st.Outcomes["sent"] == 2 && st.Outcomes["dead_letter:unattributed"] == 4 && st.Outcomes["dead_letter:invalid"] == 1 &&
+			st.Outcomes["waiting_context"] > 0 && st.GraphLatencyMS["p99"] > 0
+	})
+	h, err := opsapi.Health{Redis: e.rdb}.Health(t.Context(), "p2")
+	if err != nil || h.Sent24h != 1 || h.DeadLettered24h["unattributed"] != 1 || h.Conversions24h != 1 || h.LastAccepted == nil || h.Paused != nil {
+		t.Errorf("p2 health = %+v, %v; want 1 sent, 1 unattributed, 1 conversion (a redrive is not another), accepted, not paused", h, err)
+	}
 }

@@ -205,6 +205,13 @@ func (s *Service) Run(ctx context.Context) error {
 	keeper.Go(func() { s.pipe.keepAlive(kctx, keepAlive) })
 	// The trail's own flushes stop last, so the final settlements' writes
 	// go out too.
+	pctx, cancelProbe := context.WithTimeout(ctx, 2*time.Second)
+	canCount := trail.CanCount(pctx, s.rdb)
+	cancelProbe()
+	if !canCount {
+		s.log.Warn("the store keeps no hashes: GET /v1/stats and business health get no counts from this sender (the event trail is kept)")
+		s.tw.CountsOff()
+	}
 	var trailer sync.WaitGroup
 	tctx, stopTrail := context.WithCancel(wctx)
 	trailer.Go(func() {

@@ -3,6 +3,7 @@ package trail
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -22,11 +23,12 @@ const FlushAfter = 250 * time.Millisecond
 type Writer struct {
 	ttl time.Duration // of a record: SENT_TTL
 
-	mu     sync.Mutex
-	puts   []put
-	counts map[string]map[string]int64 // key → field → increment
-	last   map[string]int64            // business → last accepted (unix ms)
-	since  time.Time                   // when the oldest buffered write came
+	mu        sync.Mutex
+	puts      []put
+	counts    map[string]map[string]int64 // key → field → increment
+	last      map[string]int64            // business → last accepted (unix ms)
+	since     time.Time                   // when the oldest buffered write came
+	countsOff bool                        // the store cannot count (CanCount)
 }
 
 type put struct {
@@ -69,6 +71,10 @@ func (w *Writer) Count(business string, at time.Time, field string, n int64) {
 		return
 	}
 	w.mu.Lock()
+	if w.countsOff {
+		w.mu.Unlock()
+		return
+	}
 	w.add(minuteKey(at), field, n)
 	if business != "" {
 		w.add(businessKey(business, at), field, n)
@@ -179,4 +185,24 @@ func (w *Writer) Run(ctx context.Context, rdb redis.UniversalClient, onErr func(
 			cancel()
 		}
 	}
+}
+
+// CountsOff stops the counters (a store that cannot keep them; see
+// CanCount); records are still written.
+func (w *Writer) CountsOff() {
+	w.mu.Lock()
+	w.countsOff = true
+	w.counts, w.last = map[string]map[string]int64{}, map[string]int64{}
+	w.mu.Unlock()
+}
+
+// CanCount asks the store once whether it keeps hashes (HINCRBY), which
+// the counters need: an embedded store without them refuses the command,
+// and a refused command in a pipeline makes the client dial again, so the
+// counters must not be sent there at all. Errors other than a refusal
+// (the store away) count as yes: the writes are then just lost.
+func CanCount(ctx context.Context, rdb redis.UniversalClient) bool {
+	err := rdb.HIncrBy(ctx, "ctm:stats:probe", "n", 0).Err()
+	var re redis.Error
+	return !errors.As(err, &re)
 }
