@@ -231,11 +231,18 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
 		return Config{}, err
 	}
-	switch {
-	case cfg.NATSURL == "":
-		return Config{}, errors.New("config: NATS_URL is required")
-	case cfg.RedisURL == "":
-		return Config{}, errors.New("config: REDIS_URL is required")
+	// Every missing one at once. The token is required unless the datasets
+	// file gives tokens (checked once it is read) or the run is dry.
+	token := cfg.AccessToken
+	if cfg.DatasetsFile != "" || cfg.DryRunFile != "" {
+		token = "not needed here"
+	}
+	if err := settings.Required(
+		settings.Need{Env: "NATS_URL", Value: cfg.NATSURL},
+		settings.Need{Env: "REDIS_URL", Value: cfg.RedisURL},
+		settings.Need{Env: "CAPI_ACCESS_TOKEN", Value: token, Text: accessTokenRequired},
+	); err != nil {
+		return Config{}, err
 	}
 	if cfg.DatasetsFile != "" {
 		ds, err := readDatasets(cfg.DatasetsFile, getenv)
@@ -256,10 +263,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		}
 	}
 	if cfg.AccessToken == "" && len(cfg.Datasets) == 0 && cfg.DryRunFile == "" {
-		return Config{}, errors.New("config: CAPI_ACCESS_TOKEN is required (or CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)")
+		return Config{}, errors.New("config: " + accessTokenRequired)
 	}
 	return cfg, cfg.Validate()
 }
+
+const accessTokenRequired = "CAPI_ACCESS_TOKEN is required (or CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)"
 
 // appSecrets maps each token to the secret of the app that issued it, as
 // capi.Config.AppSecrets takes it. A token is issued by one app, so one token

@@ -150,7 +150,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		s.tw.Accepted(business, now)
 		s.sharedOK(business, now)
 		if s.biz.succeeded(st, resp.Usage, time.Now()) {
-			s.m.paused.DeleteLabelValues(business)
+			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Info("business resumed", zap.String("business_id", business))
 		}
 		return
@@ -234,7 +234,7 @@ func (s *Service) failure(ss *settlements, business string, items []*item, err e
 		fields := []zap.Field{zap.String("business_id", business), zap.String("during", what),
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
 		if first {
-			s.m.paused.WithLabelValues(business).Set(1)
+			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Error("business paused: fix its access token, app secret, permissions or dataset; its events wait", fields...)
 		} else {
 			s.log.Warn("business still paused", fields...)

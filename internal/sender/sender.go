@@ -290,6 +290,7 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 		}
 		cancel()
 		s.sweepOK(time.Now())
+		s.m.paused.Set(float64(s.biz.pausedCount()))
 		select {
 		case <-ctx.Done():
 			return
@@ -322,7 +323,7 @@ func (s *Service) noteAckPending(ackPending, maxAckPending int, near bool) bool 
 	share := float64(ackPending) / float64(maxAckPending)
 	switch {
 	case !near && share >= nearMaxAckPending:
-		s.log.Warn("consumer near MaxAckPending: when it is reached, JetStream stops delivering and every business waits; check for paused businesses (sender_business_paused)",
+		s.log.Warn("consumer near MaxAckPending: when it is reached, JetStream stops delivering and every business waits; check for paused businesses (sender_businesses_paused)",
 			zap.Int("ack_pending", ackPending), zap.Int("max_ack_pending", maxAckPending))
 		return true
 	case near && share < nearMaxAckPending/2:

@@ -248,7 +248,16 @@ func (s *Service) ackNow(it *item, label string) error {
 // nakNow hands it back after delay (with jitter), counted as label.
 func (s *Service) nakNow(it *item, delay time.Duration, label string) error {
 	err := it.msg.NakWithDelay(jitter(delay))
-	s.m.count(cmp.Or(label, outcomeRetried), it.conv.Channel, 1)
+	label = cmp.Or(label, outcomeRetried)
+	if label == outcomeWaitingContext {
+		// Each look counts as a wait; the conversion counts once, at its first.
+		s.m.contextWaits.WithLabelValues(channelLabel(it.conv.Channel)).Inc()
+		if it.delivered > 1 {
+			s.forget(it)
+			return err
+		}
+	}
+	s.m.count(label, it.conv.Channel, 1)
 	s.forget(it)
 	return err
 }

@@ -335,6 +335,23 @@ func decodeInto(g *redis.StringCmd, k Key, dst **Context) (bool, error) {
 	return true, nil
 }
 
+// Expiry returns when the context stored under k expires (k as a returned
+// Context's Key: the key it is stored under); zero when it is not stored.
+func (s *Store) Expiry(ctx context.Context, k Key) (time.Time, error) {
+	ck, ok := contextKey(k)
+	if !ok {
+		return time.Time{}, nil
+	}
+	d, err := s.rdb.PTTL(ctx, ck).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("attribution: expiry: %w", err)
+	}
+	if d < 0 {
+		return time.Time{}, nil
+	}
+	return s.now().Add(d), nil
+}
+
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
