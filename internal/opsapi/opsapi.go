@@ -36,6 +36,7 @@ type Deps struct {
 	JS      jetstream.JetStream
 	Log     *zap.Logger      // nil: none
 	Now     func() time.Time // nil: time.Now
+	SentTTL time.Duration    // how long the senders keep trails (SENT_TTL); 0: ledger.DefaultSentTTL
 	Timeout time.Duration    // per request; default 30 s
 }
 
@@ -67,6 +68,9 @@ func Register(g *echo.Group, d Deps) {
 	if d.Timeout <= 0 {
 		d.Timeout = 30 * time.Second
 	}
+	if d.SentTTL <= 0 {
+		d.SentTTL = ledger.DefaultSentTTL
+	}
 	a := &api{d}
 	g.GET("/v1/events/:business_id/:event_id", a.event)
 	g.GET("/v1/dead-letters", a.listLetters)
@@ -84,7 +88,7 @@ func (a *api) ctx(c echo.Context) (context.Context, context.CancelFunc) {
 func (a *api) event(c echo.Context) error {
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	r, err := trail.Read(ctx, a.Redis, c.Param("business_id"), c.Param("event_id"))
+	r, err := trail.Read(ctx, a.Redis, c.Param("business_id"), c.Param("event_id"), a.SentTTL, a.Now())
 	if errors.Is(err, trail.ErrNotFound) {
 		return fail(http.StatusNotFound, "no trail for this event: the sender has not taken it in yet, its trail is older than SENT_TTL, "+
 			"or the sender runs with TRAIL=false; check business_id and event_id as published")

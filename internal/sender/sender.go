@@ -123,6 +123,7 @@ type Service struct {
 	seq      atomic.Uint64
 	okAt     sync.Map      // business → when this sender last stored its ok key (park.go)
 	tw       *trail.Writer // the event trail and counters (trail.go)
+	trailOff bool          // the store cannot keep the trail (set in Run before any settle)
 }
 
 // New checks cfg and builds a Service over deps.
@@ -209,8 +210,9 @@ func (s *Service) Run(ctx context.Context) error {
 	canCount := trail.CanCount(pctx, s.rdb)
 	cancelProbe()
 	if !canCount {
-		s.log.Warn("the store keeps no hashes: GET /v1/stats and business health get no counts from this sender (the event trail is kept)")
+		s.log.Warn("the store keeps no hashes: this sender keeps no event trail and no counters (GET /v1/events, /v1/stats, business health)")
 		s.tw.CountsOff()
+		s.trailOff = true
 	}
 	var trailer sync.WaitGroup
 	tctx, stopTrail := context.WithCancel(wctx)

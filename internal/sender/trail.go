@@ -60,7 +60,7 @@ func (s *Service) note(it *item, o outcome, seq uint64) {
 	default:
 		return
 	}
-	if s.cfg.Trail {
-		s.tw.Put(r, o.kind == kindDuplicate)
+	if s.cfg.Trail && !s.trailOff {
+		s.tw.Put(r)
 	}
 }

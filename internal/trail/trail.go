@@ -9,9 +9,14 @@
 // sender), so a busy sender pays nothing more per event, and an idle one
 // at most one round trip per FlushAfter.
 //
-// A record is one JSON string per event (business_id and event_id), kept
-// SENT_TTL, holding ids the ledger and the stream hold already (business_id,
-// event_id) and no personal id: no wa_id, BSUID, PSID, IGSID or click id.
+// A record is one JSON value per event, a field (the event_id) of its
+// business's hash of the hour it last changed in, ctm:trail:{<business>}:<unix
+// hour>, kept SENT_TTL after that hour. One hash per business and hour, not
+// one key per event, because a flush then writes a business's records with
+// one HSET, which costs Redis and the client a fraction of one SET per event
+// (BenchmarkTrailOnOff). A record holds ids the ledger and the stream hold
+// already (business_id, event_id) and no personal id: no wa_id, BSUID,
+// PSID, IGSID or click id.
 package trail
 
 import (
@@ -23,8 +28,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
 // The states of a trail.
@@ -99,27 +102,59 @@ type Letter struct {
 	Seq    uint64 `json:"seq,omitempty"`
 }
 
-// Key is the Redis key of the trail of business's eventID. Its hash tag is
-// the ledger id, so on Redis Cluster it lives with the event's ledger key.
-func Key(business, eventID string) string {
-	return "ctm:trail:{" + ledger.ID(business, eventID) + "}"
+// HourKey is the hash of business's trails that changed in at's hour.
+func HourKey(business string, at time.Time) string {
+	return hourKey(business, at.Unix()/3600)
+}
+
+func hourKey(business string, hour int64) string {
+	return "ctm:trail:{" + business + "}:" + strconv.FormatInt(hour, 10)
 }
 
 // ErrNotFound is Read's answer for an event without a trail.
 var ErrNotFound = errors.New("trail: no trail for this event")
 
-// Read returns the trail of business's eventID.
-func Read(ctx context.Context, rdb redis.UniversalClient, business, eventID string) (Record, error) {
+// Read returns the trail of business's eventID kept within ttl (SENT_TTL)
+// of now, in one round trip over the hour hashes: the newest record, except
+// that a duplicate does not hide an older sent record (a redelivered copy of
+// an event sent before).
+func Read(ctx context.Context, rdb redis.UniversalClient, business, eventID string, ttl time.Duration, now time.Time) (Record, error) {
 	var r Record
-	v, err := rdb.Get(ctx, Key(business, eventID)).Bytes()
-	if errors.Is(err, redis.Nil) {
+	hours := int(ttl/time.Hour) + 2
+	top := now.Unix() / 3600
+	gets := make([]*redis.StringCmd, hours)
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range gets {
+			gets[i] = p.HGet(ctx, hourKey(business, top-int64(i)), eventID)
+		}
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return r, fmt.Errorf("trail: read: %w", err)
+	}
+	found := false
+	for _, g := range gets {
+		v, err := g.Bytes()
+		if err != nil {
+			continue
+		}
+		var x Record
+		if err := json.Unmarshal(v, &x); err != nil {
+			return r, fmt.Errorf("trail: read: %w", err)
+		}
+		if !found {
+			r, found = x, true
+			if x.State != Duplicate {
+				break
+			}
+			continue
+		}
+		if x.State == Sent { // the duplicate's original
+			r = x
+			break
+		}
+	}
+	if !found {
 		return r, ErrNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("trail: read: %w", err)
-	}
-	if err := json.Unmarshal(v, &r); err != nil {
-		return r, fmt.Errorf("trail: read: %w", err)
 	}
 	return r, nil
 }

@@ -35,11 +35,12 @@ func TestWriterDrainStatsBusiness(t *testing.T) {
 	now := time.Now()
 	sent := &trail.Record{BusinessID: "1001", EventID: "ord-1", State: trail.Sent, Attempts: 1,
 		FirstSeenAt: trail.At(now), UpdatedAt: trail.At(now), Sent: &trail.SentTo{DatasetID: "7001", At: trail.At(now), FBTraceID: "AbC", EventsReceived: 3}}
-	w.Put(sent, false)
+	w.Put(sent)
 	dup := *sent
 	dup.State, dup.Sent = trail.Duplicate, nil
-	w.Put(&dup, true) // must not replace the sent trail
-	w.Put(&trail.Record{BusinessID: "1001", EventID: "ord-2", State: trail.Duplicate, UpdatedAt: trail.At(now)}, true)
+	dup.UpdatedAt = trail.At(now.Add(time.Hour)) // a copy an hour later: must not hide the sent trail
+	w.Put(&dup)
+	w.Put(&trail.Record{BusinessID: "1001", EventID: "ord-2", State: trail.Duplicate, UpdatedAt: trail.At(now)})
 	w.Count("1001", now, trail.FieldConversions, 2)
 	w.Count("1001", now, trail.FieldSent, 1)
 	w.Count("1001", now, trail.FieldDeadLetter+"rejected", 1)
@@ -67,18 +68,21 @@ func TestWriterDrainStatsBusiness(t *testing.T) {
 		t.Errorf("%d round trips; want the one made anyway", n)
 	}
 
-	r, err := trail.Read(ctx, rdb, "1001", "ord-1")
+	r, err := trail.Read(ctx, rdb, "1001", "ord-1", time.Hour, now.Add(time.Hour))
 	if err != nil || r.State != trail.Sent || r.Sent == nil || r.Sent.FBTraceID != "AbC" || r.Sent.EventsReceived != 3 {
 		t.Errorf("Read(ord-1) = %+v, %v; want still sent with Meta's answer", r, err)
 	}
-	if r, err := trail.Read(ctx, rdb, "1001", "ord-2"); err != nil || r.State != trail.Duplicate {
+	if r, err := trail.Read(ctx, rdb, "1001", "ord-2", time.Hour, now); err != nil || r.State != trail.Duplicate {
 		t.Errorf("Read(ord-2) = %+v, %v; want duplicate", r, err)
 	}
-	if _, err := trail.Read(ctx, rdb, "1001", "nope"); err != trail.ErrNotFound {
+	if _, err := trail.Read(ctx, rdb, "1001", "nope", time.Hour, now); err != trail.ErrNotFound {
 		t.Errorf("Read(nope) = %v; want ErrNotFound", err)
 	}
-	if ttl := rdb.TTL(ctx, trail.Key("1001", "ord-1")).Val(); ttl <= 0 || ttl > time.Hour {
-		t.Errorf("trail ttl = %v; want SENT_TTL (1h here)", ttl)
+	if ttl := rdb.TTL(ctx, trail.HourKey("1001", now)).Val(); ttl <= time.Hour || ttl > 2*time.Hour {
+		t.Errorf("trail ttl = %v; want SENT_TTL (1h here) after the hour ends", ttl)
+	}
+	if _, err := trail.Read(ctx, rdb, "1001", "ord-1", time.Hour, now.Add(5*time.Hour)); err != trail.ErrNotFound {
+		t.Errorf("Read past SENT_TTL = %v; want ErrNotFound", err)
 	}
 
 	st, err := trail.ReadStats(ctx, rdb, "1h", now)
@@ -117,10 +121,10 @@ func TestWriterRunFlushesLeftovers(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { w.Run(ctx, rdb, func(err error) { t.Error(err) }); close(done) }()
-	w.Put(&trail.Record{BusinessID: "b", EventID: "e", State: trail.Retrying, UpdatedAt: trail.At(time.Now())}, false)
+	w.Put(&trail.Record{BusinessID: "b", EventID: "e", State: trail.Retrying, UpdatedAt: trail.At(time.Now())})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := trail.Read(t.Context(), rdb, "b", "e"); err == nil {
+		if _, err := trail.Read(t.Context(), rdb, "b", "e", time.Hour, time.Now()); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

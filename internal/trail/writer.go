@@ -2,7 +2,6 @@ package trail
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"sync"
@@ -24,22 +23,30 @@ type Writer struct {
 	ttl time.Duration // of a record: SENT_TTL
 
 	mu        sync.Mutex
-	puts      []put
+	puts      map[hourOf][]any // a business's hour hash → its event_id, record pairs
 	counts    map[string]map[string]int64 // key → field → increment
 	last      map[string]int64            // business → last accepted (unix ms)
 	since     time.Time                   // when the oldest buffered write came
 	countsOff bool                        // the store cannot count (CanCount)
+	// The keys of the current minute and hours, built once, not per event.
+	minute    int64
+	minuteKey string
+	hourKeys  map[string]hourKeyOf
 }
 
-type put struct {
-	key string
-	val []byte
-	nx  bool // only if no trail exists (a duplicate keeps the sent trail)
+type hourKeyOf struct {
+	hour int64
+	key  string
+}
+
+type hourOf struct {
+	business string
+	hour     int64
 }
 
 // NewWriter returns a Writer keeping records for ttl.
 func NewWriter(ttl time.Duration) *Writer {
-	return &Writer{ttl: ttl, counts: map[string]map[string]int64{}, last: map[string]int64{}}
+	return &Writer{ttl: ttl, puts: map[hourOf][]any{}, counts: map[string]map[string]int64{}, last: map[string]int64{}}
 }
 
 func (w *Writer) touch(now time.Time) {
@@ -48,18 +55,16 @@ func (w *Writer) touch(now time.Time) {
 	}
 }
 
-// Put buffers r as its event's trail. With keepExisting, it is written
-// only where the event has no trail yet.
-func (w *Writer) Put(r *Record, keepExisting bool) {
+// Put buffers r as its event's trail. (A duplicate's record does not hide
+// the sent one: Read looks past it.)
+func (w *Writer) Put(r *Record) {
 	if w == nil || r.BusinessID == "" || r.EventID == "" {
 		return // nothing to key it by (an undecodable message)
 	}
-	v, err := json.Marshal(r)
-	if err != nil {
-		return
-	}
+	v := r.appendJSON(make([]byte, 0, 384))
 	w.mu.Lock()
-	w.puts = append(w.puts, put{key: Key(r.BusinessID, r.EventID), val: v, nx: keepExisting})
+	k := hourOf{r.BusinessID, r.UpdatedAt.Unix() / 3600}
+	w.puts[k] = append(w.puts[k], r.EventID, v)
 	w.touch(r.UpdatedAt.Time)
 	w.mu.Unlock()
 }
@@ -75,9 +80,20 @@ func (w *Writer) Count(business string, at time.Time, field string, n int64) {
 		w.mu.Unlock()
 		return
 	}
-	w.add(minuteKey(at), field, n)
+	if m := at.Unix() / 60; m != w.minute || w.minuteKey == "" {
+		w.minute, w.minuteKey = m, minuteKey(at)
+	}
+	w.add(w.minuteKey, field, n)
 	if business != "" {
-		w.add(businessKey(business, at), field, n)
+		if w.hourKeys == nil || len(w.hourKeys) > 10000 {
+			w.hourKeys = map[string]hourKeyOf{}
+		}
+		hk, h := w.hourKeys[business], at.Unix()/3600
+		if hk.key == "" || hk.hour != h {
+			hk = hourKeyOf{h, businessKey(business, at)}
+			w.hourKeys[business] = hk
+		}
+		w.add(hk.key, field, n)
 	}
 	w.touch(time.Now())
 	w.mu.Unlock()
@@ -122,14 +138,13 @@ func (w *Writer) Drain(ctx context.Context, p redis.Pipeliner) {
 		w.mu.Unlock()
 		return
 	}
-	w.puts, w.counts, w.last, w.since = nil, map[string]map[string]int64{}, map[string]int64{}, time.Time{}
+	w.puts, w.counts, w.last, w.since = map[hourOf][]any{}, map[string]map[string]int64{}, map[string]int64{}, time.Time{}
 	w.mu.Unlock()
-	for _, pt := range puts {
-		if pt.nx {
-			p.SetNX(ctx, pt.key, pt.val, w.ttl)
-		} else {
-			p.Set(ctx, pt.key, pt.val, w.ttl)
-		}
+	for k, pairs := range puts {
+		key := hourKey(k.business, k.hour)
+		p.HSet(ctx, key, pairs...)
+		// Kept SENT_TTL after its hour ends.
+		p.ExpireAt(ctx, key, time.Unix((k.hour+1)*3600, 0).Add(w.ttl))
 	}
 	for key, fields := range counts {
 		for f, v := range fields {
