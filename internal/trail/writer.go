@@ -23,7 +23,7 @@ type Writer struct {
 	ttl time.Duration // of a record: SENT_TTL
 
 	mu        sync.Mutex
-	puts      map[hourOf][]any // a business's hour hash → its event_id, record pairs
+	puts      map[hourOf][]any            // a business's hour hash → its event_id, record pairs
 	counts    map[string]map[string]int64 // key → field → increment
 	last      map[string]int64            // business → last accepted (unix ms)
 	since     time.Time                   // when the oldest buffered write came
