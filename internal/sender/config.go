@@ -57,6 +57,7 @@ type Config struct {
 	LogLevel               zapcore.Level // LOG_LEVEL
 	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
 	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
+	Trail                  bool          // TRAIL: keep each event's trail (internal/trail)
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -132,6 +133,7 @@ func DefaultConfig() Config {
 		MetricsAddr:            DefaultMetricsAddr,
 		LogLevel:               zapcore.InfoLevel,
 		ShutdownTimeout:        DefaultShutdownTimeout,
+		Trail:                  true,
 	}
 }
 
@@ -171,6 +173,7 @@ func Settings() []settings.Setting {
 		{Env: "METRICS_ADDR", Flag: "metrics-addr", Default: d.MetricsAddr, Help: "address for /metrics, /healthz and /readyz; localhost by default, keep it off the internet (-metrics-addr= turns them off)"},
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long requests in flight may take to finish after SIGTERM (at least HTTP_TIMEOUT)"},
+		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 	}
 }
@@ -216,6 +219,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		ShutdownTimeout:        v.Duration("SHUTDOWN_TIMEOUT"),
 		PprofAddr:              v.Text("PPROF_ADDR"),
 		Failpoint:              getenv("CTM_FAILPOINT"),
+		Trail:                  v.Bool("TRAIL"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err
@@ -227,11 +231,18 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
 		return Config{}, err
 	}
-	switch {
-	case cfg.NATSURL == "":
-		return Config{}, errors.New("config: NATS_URL is required")
-	case cfg.RedisURL == "":
-		return Config{}, errors.New("config: REDIS_URL is required")
+	// Every missing one at once. The token is required unless the datasets
+	// file gives tokens (checked once it is read) or the run is dry.
+	token := cfg.AccessToken
+	if cfg.DatasetsFile != "" || cfg.DryRunFile != "" {
+		token = "not needed here"
+	}
+	if err := settings.Required(
+		settings.Need{Env: "NATS_URL", Value: cfg.NATSURL},
+		settings.Need{Env: "REDIS_URL", Value: cfg.RedisURL},
+		settings.Need{Env: "CAPI_ACCESS_TOKEN", Value: token, Text: accessTokenRequired},
+	); err != nil {
+		return Config{}, err
 	}
 	if cfg.DatasetsFile != "" {
 		ds, err := readDatasets(cfg.DatasetsFile, getenv)
@@ -252,10 +263,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		}
 	}
 	if cfg.AccessToken == "" && len(cfg.Datasets) == 0 && cfg.DryRunFile == "" {
-		return Config{}, errors.New("config: CAPI_ACCESS_TOKEN is required (or CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)")
+		return Config{}, errors.New("config: " + accessTokenRequired)
 	}
 	return cfg, cfg.Validate()
 }
+
+const accessTokenRequired = "CAPI_ACCESS_TOKEN is required (or CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)"
 
 // appSecrets maps each token to the secret of the app that issued it, as
 // capi.Config.AppSecrets takes it. A token is issued by one app, so one token
@@ -326,6 +339,7 @@ func (c Config) Validate() error {
 func PrintUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage: sender [flags]
        sender redrive -reason R[,R] [flags]   (sender redrive -h for details)
+       sender dlq list|show SEQ [flags]       (sender dlq -h: read the dead letters)
 
 Consumes conversions from JetStream stream CONVERSIONS, joins each to its
 ad-click context in Redis and reports it to Meta's Conversions API for

@@ -259,3 +259,13 @@ func TestParseConfigPipeline(t *testing.T) {
 			d.ShutdownTimeout, d.HTTPTimeout, d.Validate())
 	}
 }
+
+// Every missing required setting is named in one error.
+func TestParseConfigAllMissingAtOnce(t *testing.T) {
+	_, err := ParseConfig(nil, envOf(nil))
+	for _, want := range []string{"NATS_URL is required", "REDIS_URL is required", "CAPI_ACCESS_TOKEN is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseConfig(nothing) = %v; want it to say %q", err, want)
+		}
+	}
+}
