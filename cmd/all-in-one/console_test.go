@@ -10,7 +10,7 @@ import (
 
 // TestConsoleMounted: /console is on the admin listener, logs in with
 // ADMIN_TOKEN, and reads its pages from the admin API in process (with the
-// embedded store the registry answers 503, which the page shows).
+// embedded store, whatever the registry answers, the page shows it).
 func TestConsoleMounted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -39,7 +39,9 @@ func TestConsoleMounted(t *testing.T) {
 	must(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "admin API answered 503") ||
+	// The embedded store may lack the registry's commands (503, shown as
+	// the API's error) or have them (the table): the page is there either way.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<h1>Businesses</h1>") ||
 		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'") {
 		t.Errorf("GET /console/businesses = %d %q:\n%s", resp.StatusCode, resp.Header.Get("Content-Security-Policy"), body)
 	}

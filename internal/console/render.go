@@ -32,6 +32,13 @@ var funcs = template.FuncMap{
 	"percent": func(a, b int64) string { return percent(a, b) },
 	"f1":      func(v float64) string { return fmt.Sprintf("%.1f", v) },
 	"f0":      func(v float64) string { return fmt.Sprintf("%.0f", v) },
+	// ms is a latency; 0 means no Graph request in the window.
+	"ms": func(v float64) string {
+		if v == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.0f", v)
+	},
 	"add":     func(a, b int) int { return a + b },
 	"pretty":  prettyJSON,
 	"sum":     sumCounts,

@@ -19,7 +19,11 @@
           section.querySelectorAll("[data-live]").forEach(function (el) {
             var v = res.body[el.getAttribute("data-live")];
             if (typeof v === "number") {
-              el.textContent = el.getAttribute("data-live").indexOf("latency") >= 0 ? v.toFixed(0) : v.toFixed(1);
+              if (el.getAttribute("data-live").indexOf("latency") < 0) {
+                el.textContent = v.toFixed(1);
+              } else {
+                el.textContent = v > 0 ? v.toFixed(0) : "\u2014"; // no Graph request in the window
+              }
             }
           });
           status.textContent = "updated " + new Date().toLocaleTimeString();
