@@ -39,9 +39,9 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.0f", v)
 	},
-	"add":     func(a, b int) int { return a + b },
-	"pretty":  prettyJSON,
-	"sum":     sumCounts,
+	"add":    func(a, b int) int { return a + b },
+	"pretty": prettyJSON,
+	"sum":    sumCounts,
 	"dlt": func(v dlView, csrf string) any {
 		return struct {
 			DL   dlView
