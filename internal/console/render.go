@@ -30,8 +30,15 @@ var funcs = template.FuncMap{
 	"when":    when,
 	"ago":     ago,
 	"percent": func(a, b int64) string { return percent(a, b) },
-	"f1":      func(v float64) string { return fmt.Sprintf("%.1f", v) },
-	"f0":      func(v float64) string { return fmt.Sprintf("%.0f", v) },
+	// rate is a per-second rate: two decimals below 1, so that one
+	// webhook a minute does not read 0.0.
+	"rate": func(v float64) string {
+		if v > 0 && v < 1 {
+			return fmt.Sprintf("%.2f", v)
+		}
+		return fmt.Sprintf("%.1f", v)
+	},
+	"f0": func(v float64) string { return fmt.Sprintf("%.0f", v) },
 	// ms is a latency; 0 means no Graph request in the window.
 	"ms": func(v float64) string {
 		if v == 0 {

@@ -20,7 +20,7 @@
             var v = res.body[el.getAttribute("data-live")];
             if (typeof v === "number") {
               if (el.getAttribute("data-live").indexOf("latency") < 0) {
-                el.textContent = v.toFixed(1);
+                el.textContent = v > 0 && v < 1 ? v.toFixed(2) : v.toFixed(1);
               } else {
                 el.textContent = v > 0 ? v.toFixed(0) : "\u2014"; // no Graph request in the window
               }
