@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
@@ -31,9 +32,13 @@ import (
 )
 
 func main() {
+	if buildinfo.Asked(os.Args[1:]) {
+		fmt.Println(buildinfo.Line("ingest"))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
 		os.Exit(1)
 	}
@@ -42,10 +47,10 @@ func main() {
 // run is the whole program: config → logger → Redis → (NATS) → server →
 // serve the webhook and admin listeners until ctx is done → shut down in
 // reverse order.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := ingest.ParseConfig(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
-		ingest.PrintUsage(stderr)
+		ingest.PrintUsage(stdout)
 		return nil
 	}
 	if err != nil {
@@ -75,6 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	_ = buildinfo.Register(reg) // build_info{version,commit,goversion}
 	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg}
 	var nc *nats.Conn
 	if cfg.NeedsNATS() {

@@ -20,9 +20,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 )
 
 func main() {
+	if buildinfo.Asked(os.Args[1:]) {
+		fmt.Println(buildinfo.Line("loadgen"))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -47,6 +53,10 @@ var commands = map[string]func(ctx context.Context, args []string, getenv func(s
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(stdout, "usage: loadgen ingest|bare|nats|sender|redis-mem|store|ingest-server [flags]  (loadgen <command> -h for its flags)")
+		return nil
+	}
 	if len(args) == 0 || commands[args[0]] == nil {
 		fmt.Fprintln(stderr, "usage: loadgen ingest|bare|nats|sender|redis-mem|store|ingest-server [flags]  (loadgen <command> -h for its flags)")
 		return flag.ErrHelp

@@ -21,10 +21,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
 func main() {
+	if buildinfo.Asked(os.Args[1:]) {
+		fmt.Println(buildinfo.Line("publish"))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
@@ -67,15 +72,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	url := fs.String("nats", def, "NATS server `URL` (env NATS_URL)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each JetStream ack")
 	check := fs.Bool("check", true, "check each line against the contract; -check=false publishes any line with an event_id and a channel (to see the sender's dead letters)")
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	printUsage := func(w io.Writer) { fmt.Fprint(w, usage); fs.SetOutput(w); fs.PrintDefaults() }
+	fs.Usage = func() {} // printed below: asked for (-h) to stdout, after a mistake to stderr
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout)
 			return err
 		}
+		fmt.Fprintln(stderr, err)
+		printUsage(stderr)
 		return errUsage
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
+		printUsage(stderr)
 		return errUsage
 	}
 	nc, err := nats.Connect(*url, nats.Name("ctmpipe-publish"))
@@ -87,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
-	var ok, failed int
+	var ok, dups, failed int
 	for _, name := range fs.Args() {
 		r := stdin
 		if name != "-" {
@@ -100,10 +109,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			defer f.Close()
 			r = f
 		}
-		o, f := publishAll(ctx, js, name, r, *timeout, *check, stdout)
-		ok, failed = ok+o, failed+f
+		o, d, f := publishAll(ctx, js, name, r, *timeout, *check, stdout)
+		ok, dups, failed = ok+o, dups+d, failed+f
 	}
-	fmt.Fprintf(stdout, "published %d, failed %d\n", ok, failed)
+	// A duplicate (JetStream's PubAck.Duplicate: the same Nats-Msg-Id within
+	// the stream's window) was stored before and is not stored again.
+	fmt.Fprintf(stdout, "published %d, duplicates %d (already stored, not stored again), failed %d\n", ok, dups, failed)
 	if failed > 0 {
 		return fmt.Errorf("%d line(s) not published", failed)
 	}
@@ -111,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 // publishAll publishes every line of r and reports each failure as name:line.
-func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.Reader, timeout time.Duration, check bool, out io.Writer) (ok, failed int) {
+func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.Reader, timeout time.Duration, check bool, out io.Writer) (ok, dups, failed int) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -134,16 +145,17 @@ func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.R
 			failed++
 			continue
 		}
-		dup := ""
 		if ack.Duplicate {
-			dup = " (duplicate, already stored)"
+			fmt.Fprintf(out, "%s:%d: %s → %s seq %d (duplicate, already stored)\n", name, line, m.EventID, ack.Stream, ack.Sequence)
+			dups++
+			continue
 		}
-		fmt.Fprintf(out, "%s:%d: %s → %s seq %d%s\n", name, line, m.EventID, ack.Stream, ack.Sequence, dup)
+		fmt.Fprintf(out, "%s:%d: %s → %s seq %d\n", name, line, m.EventID, ack.Stream, ack.Sequence)
 		ok++
 	}
 	if err := sc.Err(); err != nil {
 		fmt.Fprintf(out, "%s: read: %v\n", name, err)
 		failed++
 	}
-	return ok, failed
+	return ok, dups, failed
 }

@@ -41,7 +41,7 @@ func TestPublishLinesWithMsgIDAndReportsBadOnes(t *testing.T) {
 		"-:6: not a valid conversion: not JSON: syntax error at byte",
 		"-:7: not a valid conversion: event_name: not one of Purchase, LeadSubmitted",
 		"-:4: a → CONVERSIONS seq 1 (duplicate",
-		"published 3, failed 4",
+		"published 2, duplicates 1 (already stored, not stored again), failed 4",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
@@ -75,7 +75,18 @@ func TestPublishUnchecked(t *testing.T) {
 	in := `{"event_id":"d","event_name":"Refund","channel":"messenger","business_id":"1","user_id":"2"}` + "\n" + `{"channel":"instagram"}`
 	var out bytes.Buffer
 	err = run(ctx, []string{"-nats", s.ClientURL(), "-check=false", "-"}, func(string) string { return "" }, strings.NewReader(in), &out, &out)
-	if err == nil || !strings.Contains(out.String(), "published 1, failed 1") {
+	if err == nil || !strings.Contains(out.String(), "published 1, duplicates 0 (already stored, not stored again), failed 1") {
 		t.Fatalf("run = %v; want 1 published, 1 failed\n%s", err, out.String())
+	}
+}
+
+// Asked for with -h, the help goes to stdout.
+func TestPublishHelpToStdout(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"-h"}, func(string) string { return "" }, strings.NewReader(""), &out, &errOut); err == nil {
+		t.Fatal("run(-h) = nil; want flag.ErrHelp")
+	}
+	if !strings.Contains(out.String(), "Usage: publish") || errOut.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q; want the usage on stdout only", out.String(), errOut.String())
 	}
 }

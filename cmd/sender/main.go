@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -31,6 +32,10 @@ import (
 )
 
 func main() {
+	if buildinfo.Asked(os.Args[1:]) {
+		fmt.Println(buildinfo.Line("sender"))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
@@ -49,6 +54,9 @@ func killSelf(log *zap.Logger) func(string) {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "dlq" {
+		return dlq(ctx, args[1:], getenv, stdout)
+	}
 	if len(args) > 0 && args[0] == "redrive" {
 		if fwd, err := forwardReason(args[1:]); err != nil || fwd {
 			if err != nil {
@@ -93,6 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	_ = buildinfo.Register(reg) // build_info{version,commit,goversion}
 	deps := sender.Deps{Log: log, JS: js, Store: attribution.NewStore(rdb, 0), Redis: rdb,
 		Registerer: reg, Failpoint: killSelf(log)}
 	if deps.Registry, err = sender.NewRegistry(cfg, rdb, log); err != nil {

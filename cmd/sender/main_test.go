@@ -30,7 +30,7 @@ func TestRunConfigErrors(t *testing.T) {
 		{nil, nil, "NATS_URL is required"},
 		{nil, map[string]string{"NATS_URL": "nats://127.0.0.1:1"}, "REDIS_URL is required"},
 		{[]string{"redrive", "-reason", "in_doubt"}, map[string]string{"NATS_URL": "nats://127.0.0.1:1"}, "in_doubt needs -force"},
-		{[]string{"redrive"}, map[string]string{"NATS_URL": "nats://127.0.0.1:1"}, "-reason is required"},
+		{[]string{"redrive"}, map[string]string{"NATS_URL": "nats://127.0.0.1:1"}, "select with -reason"},
 	}
 	for _, tt := range tests {
 		var out bytes.Buffer

@@ -26,6 +26,11 @@ type contextJSON struct {
 	Ref        string    `json:"ref"`
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
+	// RecordedAt is when the latest click was last written (a context
+	// lives CONTEXT_TTL from then), ExpiresAt when it goes: a conversion
+	// after it is unattributed. Both are absent when the store cannot say.
+	RecordedAt *time.Time `json:"recorded_at,omitempty"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 }
 
 // getContext answers GET /v1/contexts/{channel}/{business_id}/{user_id}:
@@ -58,8 +63,15 @@ func (s *Server) getContext(c echo.Context) error {
 	if err != nil {
 		return storeError(err)
 	}
+	var recorded, expires *time.Time
+	if exp, err := s.store.Expiry(ctx, got.Key); err == nil && !exp.IsZero() {
+		e, r := exp.UTC().Truncate(time.Millisecond), exp.Add(-s.store.TTL()).UTC().Truncate(time.Millisecond)
+		expires, recorded = &e, &r
+	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, contextJSON{
+		RecordedAt: recorded,
+		ExpiresAt:  expires,
 		Channel:    got.Channel,
 		BusinessID: got.BusinessID,
 		UserID:     got.UserID,

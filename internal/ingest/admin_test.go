@@ -2,12 +2,15 @@ package ingest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
 func TestAdminContexts(t *testing.T) {
@@ -61,6 +64,15 @@ func TestAdminContexts(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
+	// When the click was recorded (now, by this test) and when the context
+	// expires: CONTEXT_TTL after.
+	rec0, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(got["recorded_at"]))
+	exp, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(got["expires_at"]))
+	if time.Since(rec0) > time.Minute || time.Since(rec0) < -time.Second || exp.Sub(rec0) != attribution.DefaultTTL {
+		t.Errorf("recorded_at %v, expires_at %v; want now and CONTEXT_TTL (%v) later", got["recorded_at"], got["expires_at"], attribution.DefaultTTL)
+	}
+	delete(got, "recorded_at")
+	delete(got, "expires_at")
 	want := map[string]any{
 		"channel":     "whatsapp",
 		"business_id": "102290129340398",

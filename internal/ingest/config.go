@@ -184,11 +184,17 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 // Validate reports the first required setting that is missing or
 // inconsistent, by name. New calls it too.
 func (c Config) Validate() error {
+	secrets := ""
+	if len(c.AppSecrets) > 0 {
+		secrets = "set"
+	}
+	if err := settings.Required(
+		settings.Need{Env: "META_APP_SECRET", Value: secrets, Text: "META_APP_SECRET is required (the app secret that signs Meta's webhooks)"},
+		settings.Need{Env: "META_VERIFY_TOKEN", Value: c.VerifyToken, Text: "META_VERIFY_TOKEN is required (the token of the GET /webhook handshake)"},
+	); err != nil {
+		return err
+	}
 	switch {
-	case len(c.AppSecrets) == 0:
-		return errors.New("config: META_APP_SECRET is required (the app secret that signs Meta's webhooks)")
-	case c.VerifyToken == "":
-		return errors.New("config: META_VERIFY_TOKEN is required (the token of the GET /webhook handshake)")
 	case (c.OnPremSecret == "") != (c.OnPremWABAID == ""):
 		return errors.New("config: ONPREM_SECRET and ONPREM_WABA_ID must be set together (or neither, to disable /webhook/onprem)")
 	case c.Capture && c.NATSURL == "":

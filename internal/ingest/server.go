@@ -127,6 +127,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.m = m
 	s.alerts = newAlerts(s.log)
+	deps.Store.SetRecordHook((&statsHook{rdb: deps.Store.Client()}).record) // GET /v1/stats and business health (stats.go)
 	s.rec = newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize)
 	secrets := make([][]byte, len(cfg.AppSecrets))
 	for i, sec := range cfg.AppSecrets {

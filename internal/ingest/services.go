@@ -15,8 +15,10 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
+	"github.com/ctmpipe/ctmpipe/internal/console"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
@@ -48,6 +50,7 @@ type Services struct {
 	auto      *autoevents.Publisher
 	registry  registryapi.Deps
 	cache     *registry.Cache // the registry as the automatic events' switch reads it; nil without NATS
+	ops       opsapi.Deps
 }
 
 // NewServices builds the services cfg turns on. The registry API is always
@@ -115,8 +118,17 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 			Version: cfg.GraphVersion,
 		}),
 		Resumer:      d.Resumer,
+		Health:       opsapi.Health{Redis: d.Redis},
 		DefaultToken: cfg.CAPIAccessToken,
 		Log:          d.Log.With(zap.String("component", "registry_api")),
+	}
+	// The event trail, dead letters and stats of the senders sharing this
+	// Redis (and NATS, for the dead letters).
+	s.ops = opsapi.Deps{Redis: d.Redis, Log: d.Log.With(zap.String("component", "ops_api"))}
+	if d.NATS != nil {
+		if s.ops.JS, err = jetstream.New(d.NATS); err != nil {
+			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+		}
 	}
 	d.Log.Info("admin services configured",
 		zap.Bool("intake", cfg.Intake.Enabled()),
@@ -146,11 +158,14 @@ func (s *Services) AutoPublisher() AutoPublisher {
 }
 
 // Mount registers the intake (it authenticates with INTAKE_TOKEN itself,
-// and answers 404 when off) and the registry API (behind ADMIN_TOKEN) on
-// adm.
+// and answers 404 when off), the registry and ops APIs (behind ADMIN_TOKEN)
+// and the operator console (/console, which logs in with ADMIN_TOKEN and reads
+// everything from adm's own API) on adm.
 func (s *Services) Mount(adm *admin.Server) {
 	adm.Echo().POST(intake.Path, echo.WrapHandler(s.intake))
 	registryapi.Register(adm.API(), s.registry)
+	opsapi.Register(adm.API(), s.ops)
+	console.New(console.Config{Token: s.cfg.AdminToken, Log: s.log}, adm.Handler()).Register(adm.Echo())
 }
 
 // Run runs the forwarder, when forwarding is on, and keeps the registry

@@ -39,20 +39,25 @@ type HealthSource interface {
 
 // Health is a business's state on the senders.
 type Health struct {
-	Paused       *Pause     `json:"paused"`        // nil: not paused
-	LastAccepted *time.Time `json:"last_accepted"` // Meta's last 2xx for the business
-	Sent24h      int64      `json:"sent_24h"`      // events Meta accepted in the last 24 h
+	Paused       *Pause     `json:"paused"`           // nil: not paused
+	LastAccepted *time.Time `json:"last_accepted_at"` // Meta's last 2xx for the business
+	Sent24h      int64      `json:"sent_24h"`         // events Meta accepted in the last 24 h
 	// DeadLettered24h counts dead letters of the last 24 h by reason.
-	DeadLettered24h map[string]int64 `json:"dead_lettered_24h"`
+	DeadLettered24h map[string]int64 `json:"dead_letters_24h"`
+	Conversions24h  int64            `json:"conversions_24h"` // conversions the senders took in
+	Contexts24h     int64            `json:"contexts_24h"`    // ad clicks ingest stored
 }
 
 // Pause says why a business's sending is paused: Meta's error code and
-// class (capi.Class's name, e.g. "setup_fault").
+// class (capi.Class's name, e.g. "setup_fault") and message. A pause
+// recorded by an older sender says only that it is paused: Since, Code and
+// Class are then zero.
 type Pause struct {
 	Since   time.Time `json:"since"`
 	Code    int       `json:"code"`
 	Subcode int       `json:"subcode,omitempty"`
 	Class   string    `json:"class"`
+	Message string    `json:"message,omitempty"`
 }
 
 // ErrNoHealth is NoHealth's answer.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
@@ -71,6 +72,11 @@ func (s *Service) parse(ss *settlements, items []*item, now time.Time) []*item {
 		}
 		c, err := conversion.Parse(it.msg.Data())
 		it.conv = c
+		// Counted once: at the first delivery, and not again when redriven
+		// or unparked (those copies carry Ctm-Published).
+		if it.delivered <= 1 && h.Get(HeaderPublished) == "" {
+			s.tw.Count(c.BusinessID, now, trail.FieldConversions, 1)
+		}
 		if err != nil {
 			ss.add(it, deadLetter(ReasonInvalid, err.Error()))
 			continue

@@ -61,6 +61,7 @@ type Config struct {
 	// RegistryKey is REGISTRY_KEY (env only): opens the business registry's
 	// encrypted tokens and app secrets (NewRegistry).
 	RegistryKey string
+	Trail                  bool          // TRAIL: keep each event's trail (internal/trail)
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -142,6 +143,7 @@ func DefaultConfig() Config {
 		MetricsAddr:            DefaultMetricsAddr,
 		LogLevel:               zapcore.InfoLevel,
 		ShutdownTimeout:        DefaultShutdownTimeout,
+		Trail:                  true,
 	}
 }
 
@@ -182,6 +184,7 @@ func Settings() []settings.Setting {
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long requests in flight may take to finish after SIGTERM (at least HTTP_TIMEOUT)"},
 		{Env: registry.KeyEnv, Help: "key(s) that open the business registry's tokens and app secrets: the same value as ingest's (base64 of 32 bytes, as id:key, comma-separated); unset: businesses whose records hold secrets are parked and logged (env only)"},
+		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 	}
 }
@@ -228,6 +231,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		PprofAddr:              v.Text("PPROF_ADDR"),
 		Failpoint:              getenv("CTM_FAILPOINT"),
 		RegistryKey:            v.Text(registry.KeyEnv),
+		Trail:                  v.Bool("TRAIL"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err
@@ -239,11 +243,20 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
 		return Config{}, err
 	}
-	switch {
-	case cfg.NATSURL == "":
-		return Config{}, errors.New("config: NATS_URL is required")
-	case cfg.RedisURL == "":
-		return Config{}, errors.New("config: REDIS_URL is required")
+	// Every missing one at once. The token is required unless the datasets
+	// file gives tokens (checked once it is read), the registry may (with
+	// REGISTRY_KEY; a business without one is parked and logged when it
+	// sends), or the run is dry.
+	token := cfg.AccessToken
+	if cfg.DatasetsFile != "" || cfg.DryRunFile != "" || cfg.RegistryKey != "" {
+		token = "not needed here"
+	}
+	if err := settings.Required(
+		settings.Need{Env: "NATS_URL", Value: cfg.NATSURL},
+		settings.Need{Env: "REDIS_URL", Value: cfg.RedisURL},
+		settings.Need{Env: "CAPI_ACCESS_TOKEN", Value: token, Text: accessTokenRequired},
+	); err != nil {
+		return Config{}, err
 	}
 	if cfg.DatasetsFile != "" {
 		ds, err := readDatasets(cfg.DatasetsFile, getenv)
@@ -266,13 +279,13 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if _, err := registry.ParseKeyring(cfg.RegistryKey); err != nil {
 		return Config{}, fmt.Errorf("config: %s: %w", registry.KeyEnv, err)
 	}
-	// With REGISTRY_KEY, businesses may bring their own tokens (the
-	// registry); one without a token is paused and logged when it sends.
 	if cfg.AccessToken == "" && len(cfg.Datasets) == 0 && cfg.DryRunFile == "" && cfg.RegistryKey == "" {
-		return Config{}, errors.New("config: CAPI_ACCESS_TOKEN is required (or REGISTRY_KEY with tokens in the business registry, CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)")
+		return Config{}, errors.New("config: " + accessTokenRequired)
 	}
 	return cfg, cfg.Validate()
 }
+
+const accessTokenRequired = "CAPI_ACCESS_TOKEN is required (or REGISTRY_KEY with tokens in the business registry, CAPI_DATASETS_FILE with tokens, or CAPI_DRYRUN_FILE for a dry run)"
 
 // appSecrets maps each token to the secret of the app that issued it, as
 // capi.Config.AppSecrets takes it. A token is issued by one app, so one token
@@ -343,6 +356,7 @@ func (c Config) Validate() error {
 func PrintUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage: sender [flags]
        sender redrive -reason R[,R] [flags]   (sender redrive -h for details)
+       sender dlq list|show SEQ [flags]       (sender dlq -h: read the dead letters)
 
 Consumes conversions from JetStream stream CONVERSIONS, joins each to its
 ad-click context in Redis and reports it to Meta's Conversions API for

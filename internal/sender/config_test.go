@@ -279,3 +279,13 @@ func TestParseConfigRegistryKey(t *testing.T) {
 		t.Error("REGISTRY_KEY has a flag; want env only")
 	}
 }
+
+// Every missing required setting is named in one error.
+func TestParseConfigAllMissingAtOnce(t *testing.T) {
+	_, err := ParseConfig(nil, envOf(nil))
+	for _, want := range []string{"NATS_URL is required", "REDIS_URL is required", "CAPI_ACCESS_TOKEN is required"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseConfig(nothing) = %v; want it to say %q", err, want)
+		}
+	}
+}

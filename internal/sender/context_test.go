@@ -16,7 +16,7 @@ func TestLateContextWaitsThenSends(t *testing.T) {
 	e := newEnv(t, nil)
 	e.publish("whatsapp", conv("late-1", "whatsapp", "w1", "wa-1"), "late-1")
 	e.waitFor(10*time.Second, "the conversion to wait for its context", func() bool {
-		return e.metric("sender_conversions_total", map[string]string{"outcome": "waiting_context"}) >= 2
+		return e.metric("sender_context_waits_total", nil) >= 2
 	})
 	if n := len(e.fake.Events()); n != 0 {
 		t.Fatalf("%d events sent before the context arrived", n)
@@ -24,6 +24,10 @@ func TestLateContextWaitsThenSends(t *testing.T) {
 	e.touch(attribution.WhatsApp, "w1", "wa-1")
 	e.settled(20 * time.Second)
 	e.sentOnce("late-1")
+	// It waited more than once, and is one conversion that waited.
+	if got := e.metric("sender_conversions_total", map[string]string{"outcome": "waiting_context"}); got != 1 {
+		t.Errorf("conversions waiting_context = %v; want 1 (the looks count in sender_context_waits_total)", got)
+	}
 	if n := len(e.dlq()); n != 0 {
 		t.Errorf("%d dead letters; want none", n)
 	}

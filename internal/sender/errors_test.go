@@ -68,7 +68,7 @@ func TestTokenErrorPausesOnlyThatBusiness(t *testing.T) {
 	}
 	e.waitSent(20*time.Second, "b-0", "b-1", "b-2", "b-3", "b-4")
 	e.waitFor(10*time.Second, "business pa paused", func() bool {
-		return e.metric("sender_business_paused", map[string]string{"business_id": "pa"}) == 1
+		return e.metric("sender_businesses_paused", nil) == 1
 	})
 	e.waitFor(10*time.Second, "a paused probe", func() bool {
 		return e.metric("sender_conversions_total", map[string]string{"outcome": "paused"}) >= 10
@@ -87,7 +87,7 @@ func TestTokenErrorPausesOnlyThatBusiness(t *testing.T) {
 	e.fake.SetTokens("token-a", "token-b")
 	e.settled(20 * time.Second)
 	e.sentOnce("a-0", "a-1", "a-2", "a-3", "a-4", "b-0", "b-1", "b-2", "b-3", "b-4")
-	if got := e.metric("sender_business_paused", map[string]string{"business_id": "pa"}); got != 0 {
+	if got := e.metric("sender_businesses_paused", nil); got != 0 {
 		t.Errorf("business pa still paused after recovery")
 	}
 	if e.logs.FilterMessage("business resumed").Len() == 0 {
@@ -265,7 +265,7 @@ func TestSetupFaultsPauseAndPark(t *testing.T) {
 				e.publish("whatsapp", conv(id, "whatsapp", "w1", "wa-1"), id)
 			}
 			e.waitFor(10*time.Second, "the business paused", func() bool {
-				return e.metric("sender_business_paused", map[string]string{"business_id": "w1"}) == 1
+				return e.metric("sender_businesses_paused", nil) == 1
 			})
 			e.waitFor(10*time.Second, "its messages parked", func() bool { return e.parked() > 0 })
 			e.settled(30 * time.Second)

@@ -40,7 +40,7 @@ func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now t
 		var err error
 		if found, err = s.store.Lookup(ctx, keys); err != nil {
 			s.log.Warn("context lookup failed; batch handed back", zap.Error(err), zap.Int("count", len(live)))
-			ss.addAll(live, retry(s.cfg.RetryMin))
+			ss.addAll(live, retry(s.cfg.RetryMin).because("the context lookup (Redis) failed"))
 			return nil
 		}
 	}
@@ -74,7 +74,8 @@ func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now t
 			ss.add(it, deadLetter(ReasonUnattributed, missing+" within CONTEXT_WAIT"))
 			continue
 		}
-		ss.add(it, retryAs(min(s.contextDelay(it.delivered), left+10*time.Millisecond), outcomeWaitingContext))
+		ss.add(it, retryAs(min(s.contextDelay(it.delivered), left+10*time.Millisecond), outcomeWaitingContext).
+			because(missing+" yet; looked up again until CONTEXT_WAIT ends"))
 	}
 	return out
 }

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
 
@@ -26,6 +28,10 @@ type ledgerBatch struct {
 	claims  flusher[claimCall]
 	posts   flusher[postCall]
 	marking flusher[markCall]
+
+	// carry queues writes that ride on each flush's round trip (the
+	// event trail and counters: internal/trail); nil: none.
+	carry func(context.Context, redis.Pipeliner)
 }
 
 type claimCall struct {
@@ -47,7 +53,7 @@ func newLedgerBatch(l *ledger.Ledger, lease time.Duration) *ledgerBatch {
 		for i, c := range calls {
 			reqs[i] = c.req
 		}
-		out, err := b.l.ClaimMany(ctx, b.lease, reqs)
+		out, err := b.l.ClaimMany(ledger.WithCarry(ctx, b.carry), b.lease, reqs)
 		if err != nil {
 			return err
 		}
@@ -61,7 +67,7 @@ func newLedgerBatch(l *ledger.Ledger, lease time.Duration) *ledgerBatch {
 		for i, c := range calls {
 			owners[i] = c.owner
 		}
-		errs, err := b.l.PostingMany(ctx, owners)
+		errs, err := b.l.PostingMany(ledger.WithCarry(ctx, b.carry), owners)
 		if err != nil {
 			return err
 		}
@@ -75,7 +81,7 @@ func newLedgerBatch(l *ledger.Ledger, lease time.Duration) *ledgerBatch {
 		for _, c := range calls {
 			ids = append(ids, c.ids...)
 		}
-		return b.l.MarkSent(ctx, ids)
+		return b.l.MarkSent(ledger.WithCarry(ctx, b.carry), ids)
 	}
 	return b
 }

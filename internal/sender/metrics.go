@@ -7,9 +7,11 @@ import (
 )
 
 // The outcomes of sender_conversions_total. Every message ends in exactly one
-// final outcome (sent, duplicate, or a dead-letter reason); retried,
-// waiting_context and paused count hand-backs, so a message may count in
-// them several times before its final outcome.
+// final outcome (sent, duplicate, or a dead-letter reason); retried and
+// paused count hand-backs, so a message may count in them several times
+// before its final outcome. waiting_context counts conversions that had to
+// wait for their ad-click context, once each (at their first wait); each
+// wait, the first and every later look, counts in sender_context_waits_total.
 const (
 	outcomeSent           = "sent"
 	outcomeDuplicate      = "duplicate"
@@ -27,7 +29,8 @@ type metrics struct {
 	ackPending    prometheus.Gauge
 	maxAckPending prometheus.Gauge
 	parked        prometheus.Gauge
-	paused        *prometheus.GaugeVec
+	paused        prometheus.Gauge
+	contextWaits  *prometheus.CounterVec
 	// pipeline.go
 	queued           prometheus.Gauge
 	inflight         prometheus.Gauge
@@ -42,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		conversions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sender_conversions_total",
-			Help: "Conversions handled, by outcome (sent, duplicate, a dead-letter reason, or a hand-back: retried, waiting_context, paused) and channel.",
+			Help: "Conversions handled, by outcome (sent, duplicate, a dead-letter reason; hand-backs retried and paused; waiting_context: conversions that waited for their context, once each) and channel.",
 		}, []string{"outcome", "channel"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sender_batch_size",
@@ -74,10 +77,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sender_parked_messages",
 			Help: "Messages of paused businesses waiting in stream PARKED.",
 		}),
-		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "sender_business_paused",
-			Help: "1 while a business is paused after a token error (only paused businesses are present).",
-		}, []string{"business_id"}),
+		// One series, not one per business: which ones and why is in the
+		// admin API (GET /v1/businesses/{id}: health.paused) and the console.
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sender_businesses_paused",
+			Help: "Businesses this sender holds paused after a token or setup error (which ones: the admin API's business health).",
+		}),
+		contextWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sender_context_waits_total",
+			Help: "Hand-backs of conversions whose ad-click context is not there yet: one per look (sender_conversions_total{outcome=\"waiting_context\"} counts the conversions).",
+		}, []string{"channel"}),
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sender_queued_events",
 			Help: "Events waiting in the per-dataset queues for a request slot or to fill a request (LINGER).",
@@ -96,7 +105,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.parked, m.paused,
+	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.parked, m.paused, m.contextWaits,
 		m.queued, m.inflight, m.inflightPeak, m.eventsPerRequest} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -114,6 +123,30 @@ func (m *metrics) count(outcome, channel string, n int) {
 		channel = "unknown"
 	}
 	m.conversions.WithLabelValues(outcome, channel).Add(float64(n))
+}
+
+// channelLabel is channel as a label value (the three known, else unknown).
+func channelLabel(channel string) string {
+	switch channel {
+	case "whatsapp", "messenger", "instagram":
+		return channel
+	}
+	return "unknown"
+}
+
+// pausedCount is how many businesses this sender holds paused.
+func (bs *businesses) pausedCount() int {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	n := 0
+	for _, b := range bs.m {
+		b.mu.Lock()
+		if b.paused {
+			n++
+		}
+		b.mu.Unlock()
+	}
+	return n
 }
 
 func graphErrorCode(code, status int) string {

@@ -27,12 +27,16 @@ var Reasons = []string{ReasonInvalid, ReasonExpired, ReasonUnattributed, ReasonR
 
 // RedriveOptions selects dead letters to publish back to CONVERSIONS.
 type RedriveOptions struct {
-	Reasons []string  // required: dlq.<reason> subjects to read
-	From    time.Time // dead-lettered at or after (zero: from the start)
-	Until   time.Time // dead-lettered at or before (zero: up to now)
-	Limit   int       // at most this many (0: all)
-	DryRun  bool      // count only
-	Force   bool      // allow in_doubt: the sender then takes over their claims
+	// Reasons are the dlq.<reason> subjects to read. Empty with Business or
+	// Seqs given: every reason but in_doubt (and in_doubt too with Force).
+	Reasons  []string
+	Business string    // only letters of this business_id (empty: all)
+	Seqs     []uint64  // only these DLQ sequences (empty: all)
+	From     time.Time // dead-lettered at or after (zero: from the start)
+	Until    time.Time // dead-lettered at or before (zero: up to now)
+	Limit    int       // at most this many (0: all)
+	DryRun   bool      // count only
+	Force    bool      // allow in_doubt: the sender then takes over their claims
 	// TakeOvers records the operator's request to resend in-doubt events
 	// (the sender's ledger); required with Force.
 	TakeOvers takeOvers
@@ -51,7 +55,13 @@ type RedriveResult struct {
 	Deleted     int            // removed from DLQ after their republish
 	Skipped     int            // without an original subject: left in DLQ
 	ByReason    map[string]int // selected per reason
+	// Letters are the selected letters of a dry run (the first
+	// maxDryRunList), which Print lists.
+	Letters []DeadLetterInfo
 }
+
+// maxDryRunList bounds the letters a dry run keeps to list.
+const maxDryRunList = 1000
 
 // Redrive publishes the selected dead letters back to their original
 // subject with their original data, then deletes each from DLQ once
@@ -64,8 +74,15 @@ type RedriveResult struct {
 // no header for it).
 func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (RedriveResult, error) {
 	res := RedriveResult{ByReason: map[string]int{}}
+	if len(opts.Reasons) == 0 && opts.Business == "" && len(opts.Seqs) == 0 {
+		return res, errors.New("redrive: select by -reason, -business or -seq")
+	}
 	if len(opts.Reasons) == 0 {
-		return res, errors.New("redrive: at least one -reason is required")
+		for _, r := range Reasons {
+			if r != ReasonInDoubt || opts.Force {
+				opts.Reasons = append(opts.Reasons, r)
+			}
+		}
 	}
 	subjects := make([]string, 0, len(opts.Reasons))
 	for _, r := range opts.Reasons {
@@ -101,9 +118,21 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 		if opts.Limit > 0 && res.Matched >= opts.Limit {
 			return true, nil
 		}
+		if len(opts.Seqs) > 0 && !slices.Contains(opts.Seqs, md.Sequence.Stream) {
+			return false, nil
+		}
+		if opts.Business != "" && letterInfo("", "", "", 0, time.Time{}, m.Data()).BusinessID != opts.Business {
+			return false, nil
+		}
 		res.Matched++
 		res.ByReason[m.Headers().Get(HeaderReason)]++
 		if opts.DryRun {
+			if len(res.Letters) < maxDryRunList {
+				h := m.Headers()
+				l := letterInfo(h.Get(HeaderReason), h.Get(HeaderError), h.Get(HeaderEventID), md.Sequence.Stream, md.Timestamp, m.Data())
+				l.data = nil
+				res.Letters = append(res.Letters, l)
+			}
 			return false, nil
 		}
 		return false, redriveOne(ctx, js, stream, m, md.Sequence.Stream, opts, &res)
@@ -170,6 +199,12 @@ func (r RedriveResult) Print(w io.Writer, dryRun bool) {
 		}
 	}
 	fmt.Fprintln(w)
+	if dryRun && len(r.Letters) > 0 {
+		PrintDeadLetters(w, r.Letters)
+		if r.Matched > len(r.Letters) {
+			fmt.Fprintf(w, "(the first %d listed)\n", len(r.Letters))
+		}
+	}
 	if !dryRun {
 		fmt.Fprintf(w, "republished %d, deleted from DLQ %d, skipped (no original subject) %d\n", r.Republished, r.Deleted, r.Skipped)
 	}

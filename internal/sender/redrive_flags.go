@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,8 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 	natsURL := fs.String("nats-url", getenv("NATS_URL"), "")
 	redisURL := fs.String("redis-url", getenv("REDIS_URL"), "")
 	reasons := fs.String("reason", "", "")
+	business := fs.String("business", "", "")
+	seqs := fs.String("seq", "", "")
 	since := fs.String("since", "", "")
 	from := fs.String("from", "", "")
 	until := fs.String("until", "", "")
@@ -43,17 +46,21 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 	if fs.NArg() > 0 {
 		return RedriveConfig{}, fmt.Errorf("redrive: unexpected argument %q (see sender redrive -h)", fs.Arg(0))
 	}
-	c := RedriveConfig{NATSURL: *natsURL, RedisURL: *redisURL, Options: RedriveOptions{Limit: *limit, DryRun: *dry, Force: *force}}
+	c := RedriveConfig{NATSURL: *natsURL, RedisURL: *redisURL, Options: RedriveOptions{Limit: *limit, DryRun: *dry, Force: *force, Business: *business}}
 	for _, r := range strings.Split(*reasons, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			c.Options.Reasons = append(c.Options.Reasons, r)
 		}
 	}
+	var err error
+	if c.Options.Seqs, err = ParseSeqs(*seqs); err != nil {
+		return c, fmt.Errorf("redrive: -seq: %w", err)
+	}
 	switch {
 	case c.NATSURL == "":
 		return c, errors.New("redrive: NATS_URL (or -nats-url) is required")
-	case len(c.Options.Reasons) == 0:
-		return c, fmt.Errorf("redrive: -reason is required (one or more of %s)", strings.Join(Reasons, ","))
+	case len(c.Options.Reasons) == 0 && c.Options.Business == "" && len(c.Options.Seqs) == 0:
+		return c, fmt.Errorf("redrive: select with -reason (one or more of %s), -business or -seq", strings.Join(Reasons, ","))
 	case *since != "" && *from != "":
 		return c, errors.New("redrive: give -since or -from, not both")
 	case *limit < 0:
@@ -76,7 +83,6 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 		}
 		c.Options.From = now.Add(-d)
 	}
-	var err error
 	if c.Options.From.IsZero() && *from != "" {
 		if c.Options.From, err = time.Parse(time.RFC3339, *from); err != nil {
 			return c, errors.New("redrive: -from: want an RFC 3339 time such as 2025-11-24T09:00:00Z")
@@ -92,16 +98,20 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 
 // PrintRedriveUsage writes the help of `sender redrive`.
 func PrintRedriveUsage(w io.Writer) {
-	fmt.Fprint(w, `Usage: sender redrive -reason R[,R...] [-since DUR | -from TIME] [-until TIME] [-limit N] [-dry-run] [-force]
+	fmt.Fprint(w, `Usage: sender redrive [-reason R[,R...]] [-business B] [-seq N[,N...]] [-since DUR | -from TIME] [-until TIME] [-limit N] [-dry-run] [-force]
 
 Publishes dead letters from stream DLQ back to CONVERSIONS (their original
 subject and bytes) and deletes each from DLQ once JetStream has stored it
 again. The sender then handles them like new messages: an event Meta already
 accepted is still never sent twice.
 
-  -reason R[,R]   dead-letter reasons to redrive (required): unattributed (after
+  -reason R[,R]   dead-letter reasons to redrive: unattributed (after
                   the context arrived), rejected (after fixing what Meta
-                  refused), expired, invalid, in_doubt (needs -force)
+                  refused), expired, invalid, in_doubt (needs -force).
+                  Give -reason, -business or -seq (any together); without
+                  -reason every reason but in_doubt is read
+  -business B     only letters of business_id B
+  -seq N[,N]      only these DLQ sequences (from sender dlq list)
   -since DUR      only letters dead-lettered in the last DUR (e.g. 2h, 3d)
   -from TIME      only letters dead-lettered at or after TIME (RFC 3339)
   -until TIME     only letters dead-lettered at or before TIME (RFC 3339)
@@ -118,4 +128,20 @@ accepted is still never sent twice.
   -nats-url URL   NATS server (default $NATS_URL)
   -redis-url URL  the sender's Redis (default $REDIS_URL; needed by -force)
 `)
+}
+
+// ParseSeqs reads a comma-separated list of DLQ sequences ("" is none).
+func ParseSeqs(s string) ([]uint64, error) {
+	var out []uint64
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil || n == 0 {
+			return nil, errors.New("want positive sequence numbers such as 42,43")
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -99,7 +99,7 @@ func (s *Service) checkResumed(ctx context.Context) int {
 	for i, b := range ids {
 		if paused[i].Val() == 0 && ok[i].Val() == 1 && s.biz.unpause(b) {
 			n++
-			s.m.paused.DeleteLabelValues(b)
+			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Info("business resumed", zap.String("business_id", b), zap.String("by", "shared state (resume or another sender)"))
 		}
 	}

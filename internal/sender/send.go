@@ -49,7 +49,7 @@ func (s *Service) sendInto(ctx context.Context, ss *settlements, business string
 	}
 	st := s.biz.get(business)
 	if wait, label := st.blocked(time.Now()); wait > 0 {
-		s.holdBack(ss, items, business, wait, label)
+		s.holdBack(ss, items, business, wait, label, "its business is backing off after a failure, or paused")
 		return
 	}
 	owner := s.owner()
@@ -59,7 +59,7 @@ func (s *Service) sendInto(ctx context.Context, ss *settlements, business string
 		// them back, or they would end as in doubt although never sent.
 		s.log.Warn("ledger claim failed; events handed back", zap.Error(err), zap.Int("count", len(items)))
 		s.release(owner, items)
-		ss.addAll(items, retry(s.cfg.RetryMin))
+		ss.addAll(items, retry(s.cfg.RetryMin).because("the ledger (Redis) did not answer the claim"))
 		return
 	}
 	claimed := make([]*item, 0, len(items))
@@ -70,7 +70,7 @@ func (s *Service) sendInto(ctx context.Context, ss *settlements, business string
 		case ledger.Sent:
 			ss.add(it, duplicate())
 		case ledger.Busy:
-			ss.add(it, retry(r.Wait+100*time.Millisecond))
+			ss.add(it, retry(r.Wait+100*time.Millisecond).because("another request (or sender) holds this event_id's claim; comes again when it ends"))
 		default:
 			ss.add(it, deadLetter(ReasonInDoubt, inDoubtText))
 		}
@@ -142,6 +142,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		}
 		done()
 		ss.addAll(items, retry(s.cfg.RetryMin))
+		ss.addAll(items, retry(s.cfg.RetryMin).because("the ledger could not record the post; not sent, comes again"))
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.HTTPTimeout)
@@ -150,13 +151,18 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	cancel()
 	done()
 	s.m.graphDuration.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	s.m.graphDuration.Observe(took.Seconds())
+	s.tw.Latency(start, took)
 	if err == nil {
 		s.markSent(ctx, ids)
 		s.failpoint(FailpointAfterMarkSent)
-		ss.addAll(items, sent())
-		s.sharedOK(business, time.Now())
+		now := time.Now()
+		ss.addAll(items, sentVia(ds.id, resp, now))
+		s.tw.Accepted(business, now)
+		s.sharedOK(business, now)
 		if s.biz.succeeded(st, resp.Usage, time.Now()) {
-			s.m.paused.DeleteLabelValues(business)
+			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Info("business resumed", zap.String("business_id", business))
 		}
 		return
@@ -171,7 +177,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		s.log.Warn("send in doubt; events held until their lease ends", zap.Error(err),
 			zap.String("business_id", business), zap.String("dataset_id", ds.id), zap.Int("count", len(items)),
 			zap.Duration("backoff", d))
-		ss.addAll(items, retry(s.cfg.SendLease))
+		ss.addAll(items, retry(s.cfg.SendLease).because("a send got no answer from Meta, which may have the event; held until the claim's lease ends, then in_doubt"))
 		return
 	}
 	s.release(owner, items) // Meta answered with an error or never got the request
@@ -264,7 +270,7 @@ func (s *Service) failure(ss *settlements, business string, items []*item, err e
 		fields := []zap.Field{zap.String("business_id", business), zap.String("during", what),
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
 		if first {
-			s.m.paused.WithLabelValues(business).Set(1)
+			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Error("business paused: fix its access token, app secret, permissions or dataset; its events wait", fields...)
 		} else {
 			s.log.Warn("business still paused", fields...)
@@ -282,18 +288,18 @@ func (s *Service) failure(ss *settlements, business string, items []*item, err e
 		s.log.Warn("transient failure; events handed back", zap.String("business_id", business),
 			zap.String("during", what), zap.Error(err), zap.Duration("wait", d))
 	}
-	s.holdBack(ss, items, business, d, label)
+	s.holdBack(ss, items, business, d, label, what+" failed: "+err.Error())
 }
 
 // holdBack adds the outcomes of items of a business that cannot be sent
 // now: parked while the business is paused (see park.go), else handed back
 // after wait.
-func (s *Service) holdBack(ss *settlements, items []*item, business string, wait time.Duration, label string) {
+func (s *Service) holdBack(ss *settlements, items []*item, business string, wait time.Duration, label, why string) {
 	if label == outcomePaused {
-		ss.addAll(items, park(business))
+		ss.addAll(items, park(business).because(why))
 		return
 	}
-	ss.addAll(items, retryAs(wait, label))
+	ss.addAll(items, retryAs(wait, label).because(why))
 }
 
 // markSent records accepted events, retrying while Redis is away: the

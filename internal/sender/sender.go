@@ -61,6 +61,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
@@ -127,7 +128,9 @@ type Service struct {
 	seq      atomic.Uint64
 	okAt     sync.Map // business → when this sender last stored its ok key (park.go)
 	registry *registry.Cache
-	heldLog  sync.Map // business → the reason last logged for holding it
+	heldLog  sync.Map      // business → the reason last logged for holding it
+	tw       *trail.Writer // the event trail and counters (trail.go)
+	trailOff bool          // the store cannot keep the trail (set in Run before any settle)
 }
 
 // New checks cfg and builds a Service over deps.
@@ -175,6 +178,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	s.pipe = newPipeline(s)
 	s.lb = newLedgerBatch(s.ledger, cfg.SendLease)
+	s.tw = trail.NewWriter(cfg.SentTTL)
+	s.lb.carry = s.tw.Drain
 	return s, nil
 }
 
@@ -214,6 +219,21 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg, keeper sync.WaitGroup
 	kctx, stopKeepAlive := context.WithCancel(wctx)
 	keeper.Go(func() { s.pipe.keepAlive(kctx, keepAlive) })
+	// The trail's own flushes stop last, so the final settlements' writes
+	// go out too.
+	pctx, cancelProbe := context.WithTimeout(ctx, 2*time.Second)
+	canCount := trail.CanCount(pctx, s.rdb)
+	cancelProbe()
+	if !canCount {
+		s.log.Warn("the store keeps no hashes: this sender keeps no event trail and no counters (GET /v1/events, /v1/stats, business health)")
+		s.tw.CountsOff()
+		s.trailOff = true
+	}
+	var trailer sync.WaitGroup
+	tctx, stopTrail := context.WithCancel(wctx)
+	trailer.Go(func() {
+		s.tw.Run(tctx, s.rdb, func(err error) { s.log.Debug("event trail not written", zap.Error(err)) })
+	})
 	for range s.cfg.Workers {
 		wg.Go(func() { s.work(ctx, wctx, cons) })
 	}
@@ -227,6 +247,8 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Wait()
 	stopKeepAlive()
 	keeper.Wait()
+	stopTrail()
+	trailer.Wait()
 	s.log.Info("sender stopped", zap.Int("peak_inflight", s.pipe.peakInflight()))
 	return nil
 }
@@ -289,6 +311,7 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 		}
 		cancel()
 		s.sweepOK(time.Now())
+		s.m.paused.Set(float64(s.biz.pausedCount()))
 		select {
 		case <-ctx.Done():
 			return
@@ -321,7 +344,7 @@ func (s *Service) noteAckPending(ackPending, maxAckPending int, near bool) bool 
 	share := float64(ackPending) / float64(maxAckPending)
 	switch {
 	case !near && share >= nearMaxAckPending:
-		s.log.Warn("consumer near MaxAckPending: when it is reached, JetStream stops delivering and every business waits; check for paused businesses (sender_business_paused)",
+		s.log.Warn("consumer near MaxAckPending: when it is reached, JetStream stops delivering and every business waits; check for paused businesses (sender_businesses_paused)",
 			zap.Int("ack_pending", ackPending), zap.Int("max_ack_pending", maxAckPending))
 		return true
 	case near && share < nearMaxAckPending/2:

@@ -8,6 +8,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/trail"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
 // kind is what becomes of a message.
@@ -32,10 +35,23 @@ type outcome struct {
 	label        string
 	reason, text string // kindDeadLetter: dlq.<reason>, and why (Ctm-Dlq-Error)
 	business     string // kindPark: whose PARKED subject
+	// why is the trail's reason of a retry (internal/trail); sentTo is
+	// where a sent event went, with Meta's answer.
+	why    string
+	sentTo *trail.SentTo
 }
 
-func sent() outcome      { return outcome{kind: kindSent} }
-func duplicate() outcome { return outcome{kind: kindDuplicate} }
+func sent() outcome { return outcome{kind: kindSent} }
+
+// sentVia is sent to dataset with Meta's answer resp, at at.
+func sentVia(dataset string, resp capi.Response, at time.Time) outcome {
+	return outcome{kind: kindSent, sentTo: &trail.SentTo{DatasetID: dataset, At: trail.At(at),
+		FBTraceID: resp.FBTraceID, EventsReceived: resp.EventsReceived}}
+}
+
+// because is o with the trail's reason why.
+func (o outcome) because(why string) outcome { o.why = why; return o }
+func duplicate() outcome                     { return outcome{kind: kindDuplicate} }
 
 // retry hands a message back to come again after d.
 func retry(d time.Duration) outcome { return outcome{kind: kindRetry, delay: d, label: outcomeRetried} }
@@ -99,6 +115,7 @@ func (s *Service) settle(ss settlements) {
 	}
 	type diverted struct {
 		it    *item
+		out   outcome
 		label string
 		fut   jetstream.PubAckFuture
 		err   error
@@ -110,6 +127,9 @@ func (s *Service) settle(ss settlements) {
 		it, o := st.it, st.out
 		if it.settled.Swap(true) {
 			continue
+		}
+		if o.kind != kindDeadLetter && o.kind != kindPark {
+			s.note(it, o, 0) // diverted ones once their copy is stored
 		}
 		switch o.kind {
 		case kindSent, kindDuplicate:
@@ -150,7 +170,7 @@ func (s *Service) settle(ss settlements) {
 			if err == nil {
 				fut, err = s.js.PublishMsgAsync(m)
 			}
-			div = append(div, diverted{it: it, label: label, fut: fut, err: err})
+			div = append(div, diverted{it: it, out: o, label: label, fut: fut, err: err})
 		}
 		for _, f := range followers(it) {
 			if !f.settled.Swap(true) {
@@ -167,9 +187,11 @@ func (s *Service) settle(ss settlements) {
 	defer timeout.Stop()
 	for _, d := range div {
 		err := d.err
+		var seq uint64
 		if err == nil {
 			select {
-			case <-d.fut.Ok():
+			case ack := <-d.fut.Ok():
+				seq = ack.Sequence
 			case err = <-d.fut.Err():
 			case <-timeout.C:
 				err = context.DeadlineExceeded
@@ -179,12 +201,14 @@ func (s *Service) settle(ss settlements) {
 		if err != nil {
 			divFailed++
 			divErr = cmp.Or(divErr, err)
+			s.note(d.it, retry(time.Second).because("its dead letter or parked copy was not stored; handed back"), 0)
 			if err := s.nakNow(d.it, time.Second, outcomeRetried); err != nil {
 				nakFailed++
 				nakErr = cmp.Or(nakErr, err)
 			}
 			continue
 		}
+		s.note(d.it, d.out, seq)
 		if err := s.ackNow(d.it, d.label); err != nil {
 			ackFailed++
 			ackErr = cmp.Or(ackErr, err)
@@ -224,7 +248,16 @@ func (s *Service) ackNow(it *item, label string) error {
 // nakNow hands it back after delay (with jitter), counted as label.
 func (s *Service) nakNow(it *item, delay time.Duration, label string) error {
 	err := it.msg.NakWithDelay(jitter(delay))
-	s.m.count(cmp.Or(label, outcomeRetried), it.conv.Channel, 1)
+	label = cmp.Or(label, outcomeRetried)
+	if label == outcomeWaitingContext {
+		// Each look counts as a wait; the conversion counts once, at its first.
+		s.m.contextWaits.WithLabelValues(channelLabel(it.conv.Channel)).Inc()
+		if it.delivered > 1 {
+			s.forget(it)
+			return err
+		}
+	}
+	s.m.count(label, it.conv.Channel, 1)
 	s.forget(it)
 	return err
 }

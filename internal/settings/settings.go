@@ -220,3 +220,30 @@ func PrintUsage(w io.Writer, defs []Setting) {
 		fmt.Fprintf(w, "%s\n      %s\n", strings.TrimRight(line, " "), d.Help)
 	}
 }
+
+// Need is a required setting: its variable, its value and what to say when
+// it is missing ("" for "<ENV> is required").
+type Need struct {
+	Env, Value, Text string
+}
+
+// Required reports every need whose value is empty in one error, so that
+// an operator fixes them all in one go rather than one per run. Nil when
+// none is missing.
+func Required(needs ...Need) error {
+	var missing []string
+	for _, n := range needs {
+		if n.Value != "" {
+			continue
+		}
+		t := n.Text
+		if t == "" {
+			t = n.Env + " is required"
+		}
+		missing = append(missing, t)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return errors.New("config: " + strings.Join(missing, "; "))
+}

@@ -341,3 +341,13 @@ func TestMerge(t *testing.T) {
 		}
 	}
 }
+
+func TestRequired(t *testing.T) {
+	if err := Required(Need{Env: "A", Value: "x"}); err != nil {
+		t.Errorf("nothing missing: %v", err)
+	}
+	err := Required(Need{Env: "A"}, Need{Env: "B", Value: "x"}, Need{Env: "C", Text: "C is required (or D)"})
+	if err == nil || err.Error() != "config: A is required; C is required (or D)" {
+		t.Errorf("Required = %v", err)
+	}
+}

@@ -33,6 +33,17 @@ type Store struct {
 	// phone_number_id then wait (sender CONTEXT_WAIT), they are not lost.
 	aliasMu sync.Mutex
 	aliasAt map[string]aliasWrite
+
+	// hook queues more writes in Record's round trip (SetRecordHook).
+	hook func(ctx context.Context, p redis.Pipeliner, touches []Touch)
+}
+
+// SetRecordHook makes every Record also queue fn's commands in its own
+// round trip (ingest's counters), so that they cost none of their own.
+// Their replies are ignored: an error of theirs never fails Record. Set it
+// before the Store is used.
+func (s *Store) SetRecordHook(fn func(ctx context.Context, p redis.Pipeliner, touches []Touch)) {
+	s.hook = fn
 }
 
 type aliasWrite struct {
@@ -55,6 +66,9 @@ func NewStore(rdb redis.UniversalClient, ttl time.Duration) *Store {
 	}
 	return &Store{rdb: rdb, ttl: ttl, upsert: redis.NewScript(upsertLua), now: time.Now, aliasAt: map[string]aliasWrite{}}
 }
+
+// Client returns the Store's Redis client.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // TTL returns how long a context lives after its latest click is recorded.
 func (s *Store) TTL() time.Duration { return s.ttl }
@@ -97,15 +111,32 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 	s.dropFreshAliases(aliases, now)
 	args = append(args, s.ttl.Milliseconds())
 	run := func(eval bool) ([]redis.Cmder, error) {
-		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		own := 0
+		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			s.upsertCalls(ctx, p, eval, keys, args)
 			// The alias lives as long as a context recorded now can, and
 			// every touch on that number renews it.
 			for pn, waba := range aliases {
 				p.Set(ctx, aliasKey(pn), waba, s.ttl)
 			}
+			own = p.Len()
+			// Not again on the EVAL retry: the first run's hook commands
+			// took effect already.
+			if s.hook != nil && !eval {
+				s.hook(ctx, p, touches)
+			}
 			return nil
 		})
+		if own < len(cmds) {
+			cmds, err = cmds[:own], nil
+			for _, c := range cmds {
+				if e := c.Err(); e != nil {
+					err = e
+					break
+				}
+			}
+		}
+		return cmds, err
 	}
 	cmds, err := run(false)
 	if err != nil && noScript(cmds) {
@@ -302,6 +333,23 @@ func decodeInto(g *redis.StringCmd, k Key, dst **Context) (bool, error) {
 	}
 	*dst = c
 	return true, nil
+}
+
+// Expiry returns when the context stored under k expires (k as a returned
+// Context's Key: the key it is stored under); zero when it is not stored.
+func (s *Store) Expiry(ctx context.Context, k Key) (time.Time, error) {
+	ck, ok := contextKey(k)
+	if !ok {
+		return time.Time{}, nil
+	}
+	d, err := s.rdb.PTTL(ctx, ck).Result()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("attribution: expiry: %w", err)
+	}
+	if d < 0 {
+		return time.Time{}, nil
+	}
+	return s.now().Add(d), nil
 }
 
 // Ping reports whether Redis answers.

@@ -212,16 +212,20 @@ func (l *Ledger) ClaimMany(ctx context.Context, lease time.Duration, reqs []Clai
 	deadline := strconv.FormatInt(now.Add(lease).UnixMilli(), 10)
 	vals := make([]string, len(reqs))
 	set := make([][]*redis.BoolCmd, len(reqs))
-	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	all := make([]*redis.BoolCmd, 0, n)
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, r := range reqs {
 			vals[i] = "q:" + deadline + ":" + r.Owner
 			set[i] = make([]*redis.BoolCmd, len(r.IDs))
 			for j, id := range r.IDs {
 				set[i][j] = p.SetNX(ctx, l.Key(id), vals[i], l.sentTTL)
+				all = append(all, set[i][j])
 			}
 		}
+		carry(ctx, p)
 		return nil
-	}); err != nil {
+	})
+	if err := ownErr(err, all); err != nil {
 		return nil, fmt.Errorf("ledger: claim: %w", err)
 	}
 	type ref struct{ req, i int }
@@ -348,13 +352,17 @@ func (l *Ledger) Posting(ctx context.Context, owner string) error {
 func (l *Ledger) PostingMany(ctx context.Context, owners []string) ([]error, error) {
 	set := make([]*redis.BoolCmd, len(owners))
 	get := make([]*redis.StringCmd, len(owners))
-	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	own := make([]redis.Cmder, 0, 2*len(owners))
+	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, o := range owners {
 			set[i] = p.SetNX(ctx, l.postKey(o), markPosting, l.sentTTL)
 			get[i] = p.Get(ctx, l.postKey(o))
+			own = append(own, set[i], get[i])
 		}
+		carry(ctx, p)
 		return nil
-	}); err != nil {
+	})
+	if err := ownErr(err, own); err != nil {
 		return nil, fmt.Errorf("ledger: posting: %w", err)
 	}
 	out := make([]error, len(owners))
@@ -400,13 +408,15 @@ func (l *Ledger) MarkSent(ctx context.Context, ids []string) error {
 		return nil
 	}
 	val := "s:" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	own := make([]*redis.StatusCmd, len(ids))
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, id := range ids {
-			p.Set(ctx, l.Key(id), val, l.sentTTL)
+		for i, id := range ids {
+			own[i] = p.Set(ctx, l.Key(id), val, l.sentTTL)
 		}
+		carry(ctx, p)
 		return nil
 	})
-	if err != nil {
+	if err := ownErr(err, own); err != nil {
 		return fmt.Errorf("ledger: mark sent: %w", err)
 	}
 	return nil

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/sender"
+)
+
+// dlq runs `sender dlq list|show`.
+func dlq(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	c, err := sender.ParseDLQArgs(args, getenv, time.Now())
+	if errors.Is(err, flag.ErrHelp) {
+		sender.PrintDLQUsage(stdout)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(c.NATSURL, nats.Name("ctmpipe-sender-dlq"))
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if c.Show > 0 {
+		info, msg, err := sender.ShowDeadLetter(ctx, js, c.Show, c.Reveal)
+		if err != nil {
+			return fmt.Errorf("dlq show %d: %w", c.Show, err)
+		}
+		fmt.Fprintf(stdout, "seq:       %d\ntime:      %s\nreason:    %s\nbusiness:  %s\nevent_id:  %s\nchannel:   %s\nerror:     %s\nmessage:   %s\n",
+			info.Seq, info.Time.Format(time.RFC3339), info.Reason, info.BusinessID, info.EventID, info.Channel, info.Error, msg)
+		return nil
+	}
+	letters, more, err := sender.ListDeadLetters(ctx, js, c.Filter, c.Limit)
+	if err != nil {
+		return err
+	}
+	sender.PrintDeadLetters(stdout, letters)
+	if more {
+		fmt.Fprintf(stdout, "(more: -limit %d shows the newest %d only)\n", c.Limit, c.Limit)
+	}
+	return nil
+}

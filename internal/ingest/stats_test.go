@@ -1,0 +1,61 @@
+package ingest
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/internal/trail"
+	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+)
+
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, c redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, c []redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
+}
+
+// The webhook and context counters ride on the context write: no round
+// trip of their own (after the one question, once, whether the store
+// keeps hashes).
+func TestStatsRideOnTheContextWrite(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	h := &roundTrips{}
+	rdb.AddHook(h)
+	store := attribution.NewStore(rdb, 0)
+	store.SetRecordHook((&statsHook{rdb: rdb}).record)
+	touch := func(biz, user string) attribution.Touch {
+		return attribution.Touch{Key: attribution.Key{Channel: attribution.Messenger, BusinessID: biz, UserID: user},
+			AdID: "1", SourceType: "ad", Time: time.Now()}
+	}
+	ctx := t.Context()
+	if err := store.Record(withDeliveries(ctx, 1), []attribution.Touch{touch("p1", "u0")}); err != nil {
+		t.Fatal(err)
+	}
+	h.n.Store(0)
+	if err := store.Record(withDeliveries(ctx, 3), []attribution.Touch{touch("p1", "u1"), touch("p1", "u2"), touch("p2", "u3")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.n.Load(); n != 1 {
+		t.Errorf("%d round trips for a write with its counters; want 1", n)
+	}
+	now := time.Now()
+	m := rdb.HGetAll(ctx, trail.MinuteKey(now)).Val()
+	if m[trail.FieldWebhooks] != "4" || m[trail.FieldContexts] != "4" {
+		t.Errorf("minute counters = %v; want 4 webhooks and 4 contexts", m)
+	}
+	if v := rdb.HGet(ctx, trail.BusinessKey("p1", now), trail.FieldContexts).Val(); v != "3" {
+		t.Errorf("p1 contexts = %q; want 3", v)
+	}
+	if ttl := rdb.TTL(ctx, trail.MinuteKey(now)).Val(); ttl <= 0 {
+		t.Errorf("minute key ttl = %v; want one", ttl)
+	}
+}

@@ -1,0 +1,130 @@
+package opsapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/opsapi"
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/internal/trail"
+)
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// GET /v1/stats answers the counters per step, by window; the dead-letter
+// routes say what they need without NATS; everything needs the token.
+func TestStatsAndNoNATS(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	now := time.Date(2026, 12, 2, 10, 30, 0, 0, time.UTC)
+	w := trail.NewWriter(time.Hour)
+	w.Count("1001", now, trail.FieldSent, 7)
+	w.Count("", now.Add(-10*time.Minute), trail.FieldWebhooks, 3)
+	w.Latency(now, 210*time.Millisecond)
+	if err := w.Flush(t.Context(), rdb); err != nil {
+		t.Fatal(err)
+	}
+	adm := admin.New(admin.Config{Token: "tok"}, zap.NewNop(), prometheus.NewRegistry())
+	opsapi.Register(adm.API(), opsapi.Deps{Redis: rdb, Now: func() time.Time { return now }})
+	srv := httptest.NewServer(adm.Handler())
+	defer srv.Close()
+
+	code, body := get(t, srv.URL+"/v1/stats?window=1h", "tok")
+	var st struct {
+		Window      string             `json:"window"`
+		StepSeconds int                `json:"step_seconds"`
+		Start       string             `json:"start"`
+		Series      map[string][]int64 `json:"series"`
+		Outcomes    map[string]int64   `json:"outcomes"`
+		Latency     map[string]int     `json:"graph_latency_ms"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+		t.Fatalf("GET /v1/stats = %d %s", code, body)
+	}
+	if st.Window != "1h" || st.StepSeconds != 60 || st.Start != "2026-12-02T09:31:00.000Z" || st.Series["sent"][59] != 7 ||
+		st.Series["webhooks"][49] != 3 || st.Outcomes["sent"] != 7 || st.Latency["p50"] != 300 || len(st.Series["dead_letters"]) != 60 {
+		t.Errorf("stats = %+v", st)
+	}
+	if code, body := get(t, srv.URL+"/v1/stats?window=24h", "tok"); code != 200 || !strings.Contains(body, `"step_seconds":3600`) {
+		t.Errorf("24h = %d %s", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/v1/stats?window=2d", "tok"); code != 400 {
+		t.Errorf("window=2d: %d; want 400", code)
+	}
+	if code, _ := get(t, srv.URL+"/v1/stats", ""); code != 401 {
+		t.Errorf("no token: %d; want 401", code)
+	}
+	if code, body := get(t, srv.URL+"/v1/dead-letters", "tok"); code != 503 || !strings.Contains(body, "NATS_URL") {
+		t.Errorf("dead letters without NATS = %d %s; want 503 naming NATS_URL", code, body)
+	}
+}
+
+// Health reads the pause record (JSON, or an older sender's "1") and the
+// business's counters of the last 24 h.
+func TestHealth(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := t.Context()
+	now := time.Now()
+	w := trail.NewWriter(time.Hour)
+	w.Count("1001", now, trail.FieldSent, 5)
+	w.Count("1001", now.Add(-3*time.Hour), trail.FieldDeadLetter+"rejected", 2)
+	w.Count("1001", now.Add(-25*time.Hour), trail.FieldSent, 100) // outside the 24 h
+	w.Count("1001", now, trail.FieldConversions, 8)
+	w.Count("1001", now, trail.FieldContexts, 9)
+	w.Accepted("1001", now)
+	if err := w.Flush(ctx, rdb); err != nil {
+		t.Fatal(err)
+	}
+	since := time.UnixMilli(now.Add(-time.Hour).UnixMilli()).UTC()
+	rec := `{"since":` + jsonInt(since.UnixMilli()) + `,"code":190,"subcode":463,"class":"token","message":"Error validating access token"}`
+	if err := rdb.Set(ctx, opsapi.PauseKey("1001"), rec, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := opsapi.Health{Redis: rdb}.Health(ctx, "1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Paused == nil || h.Paused.Code != 190 || h.Paused.Subcode != 463 || h.Paused.Class != "token" || !h.Paused.Since.Equal(since) ||
+		h.Paused.Message == "" || h.Sent24h != 5 || h.DeadLettered24h["rejected"] != 2 || h.Conversions24h != 8 || h.Contexts24h != 9 ||
+		h.LastAccepted == nil {
+		t.Errorf("Health = %+v (paused %+v)", h, h.Paused)
+	}
+	b, _ := json.Marshal(h)
+	for _, k := range []string{`"last_accepted_at"`, `"sent_24h":5`, `"dead_letters_24h":{"rejected":2}`, `"conversions_24h":8`, `"contexts_24h":9`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("health JSON %s lacks %s", b, k)
+		}
+	}
+	if err := rdb.Set(ctx, opsapi.PauseKey("2002"), "1", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := (opsapi.Health{Redis: rdb}).Health(ctx, "2002"); err != nil || h.Paused == nil || h.Sent24h != 0 {
+		t.Errorf("old pause record: %+v, %v; want paused, why unknown", h, err)
+	}
+	if h, err := (opsapi.Health{Redis: rdb}).Health(ctx, "3003"); err != nil || h.Paused != nil {
+		t.Errorf("not paused: %+v, %v", h, err)
+	}
+}
+
+func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,137 @@
+package trail_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/internal/trail"
+)
+
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, c redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, c []redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
+}
+
+// Records and counters buffered by the Writer go out in the pipeline of a
+// round trip made anyway; a duplicate keeps the trail there; the stats and
+// a business's 24 h read them back.
+func TestWriterDrainStatsBusiness(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := t.Context()
+	if !trail.CanCount(ctx, rdb) {
+		t.Fatal("redis-server cannot count?")
+	}
+	w := trail.NewWriter(time.Hour)
+	now := time.Now()
+	sent := &trail.Record{BusinessID: "1001", EventID: "ord-1", State: trail.Sent, Attempts: 1,
+		FirstSeenAt: trail.At(now), UpdatedAt: trail.At(now), Sent: &trail.SentTo{DatasetID: "7001", At: trail.At(now), FBTraceID: "AbC", EventsReceived: 3}}
+	w.Put(sent)
+	dup := *sent
+	dup.State, dup.Sent = trail.Duplicate, nil
+	dup.UpdatedAt = trail.At(now.Add(time.Hour)) // a copy an hour later: must not hide the sent trail
+	w.Put(&dup)
+	w.Put(&trail.Record{BusinessID: "1001", EventID: "ord-2", State: trail.Duplicate, UpdatedAt: trail.At(now)})
+	w.Count("1001", now, trail.FieldConversions, 2)
+	w.Count("1001", now, trail.FieldSent, 1)
+	w.Count("1001", now, trail.FieldDeadLetter+"rejected", 1)
+	w.Count("", now, trail.FieldWaitingContext, 4)
+	w.Count("", now, trail.FieldWebhooks, 5)
+	for _, d := range []time.Duration{100 * time.Millisecond, 180 * time.Millisecond, 190 * time.Millisecond, 2500 * time.Millisecond} {
+		w.Latency(now, d)
+	}
+	w.Accepted("1001", now)
+
+	h := &roundTrips{}
+	rdb.AddHook(h)
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { p.Ping(ctx); return nil }); err != nil { // dial first
+		t.Fatal(err)
+	}
+	h.n.Store(0)
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "the-round-trip-made-anyway", "1", time.Minute)
+		w.Drain(ctx, p)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.n.Load(); n != 1 {
+		t.Errorf("%d round trips; want the one made anyway", n)
+	}
+
+	r, err := trail.Read(ctx, rdb, "1001", "ord-1", time.Hour, now.Add(time.Hour))
+	if err != nil || r.State != trail.Sent || r.Sent == nil || r.Sent.FBTraceID != "AbC" || r.Sent.EventsReceived != 3 {
+		t.Errorf("Read(ord-1) = %+v, %v; want still sent with Meta's answer", r, err)
+	}
+	if r, err := trail.Read(ctx, rdb, "1001", "ord-2", time.Hour, now); err != nil || r.State != trail.Duplicate {
+		t.Errorf("Read(ord-2) = %+v, %v; want duplicate", r, err)
+	}
+	if _, err := trail.Read(ctx, rdb, "1001", "nope", time.Hour, now); err != trail.ErrNotFound {
+		t.Errorf("Read(nope) = %v; want ErrNotFound", err)
+	}
+	if ttl := rdb.TTL(ctx, trail.HourKey("1001", now)).Val(); ttl <= time.Hour || ttl > 2*time.Hour {
+		t.Errorf("trail ttl = %v; want SENT_TTL (1h here) after the hour ends", ttl)
+	}
+	if _, err := trail.Read(ctx, rdb, "1001", "ord-1", time.Hour, now.Add(5*time.Hour)); err != trail.ErrNotFound {
+		t.Errorf("Read past SENT_TTL = %v; want ErrNotFound", err)
+	}
+
+	st, err := trail.ReadStats(ctx, rdb, "1h", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := len(st.Series["sent"]) - 1
+	if st.StepSeconds != 60 || len(st.Series["sent"]) != 60 || st.Series["sent"][last] != 1 || st.Series["conversions"][last] != 2 ||
+		st.Series["webhooks"][last] != 5 || st.Series["dead_letters"][last] != 1 {
+		t.Errorf("1h series = %+v; want this minute last: sent 1, conversions 2, webhooks 5, dead letters 1", st.Series)
+	}
+	if st.Outcomes["sent"] != 1 || st.Outcomes["dead_letter:rejected"] != 1 || st.Outcomes["waiting_context"] != 4 || st.Outcomes["webhooks"] != 0 {
+		t.Errorf("outcomes = %v", st.Outcomes)
+	}
+	if st.GraphLatencyMS["p50"] != 200 || st.GraphLatencyMS["p99"] != 3000 {
+		t.Errorf("latency = %v; want p50 200, p99 3000 (bucket bounds)", st.GraphLatencyMS)
+	}
+	day, err := trail.ReadStats(ctx, rdb, "24h", now)
+	if err != nil || day.StepSeconds != 3600 || len(day.Series["sent"]) != 24 || day.Series["sent"][23] != 1 {
+		t.Errorf("24h = %+v, %v; want 24 hourly steps, this hour's sent 1", day, err)
+	}
+	if _, err := trail.ReadStats(ctx, rdb, "7d", now); err == nil {
+		t.Error("window 7d accepted")
+	}
+	b, err := trail.ReadBusiness(ctx, rdb, "1001", now)
+	if err != nil || b.Sent != 1 || b.Conversions != 2 || b.DeadLetters["rejected"] != 1 || b.LastAccepted == nil ||
+		b.LastAccepted.UnixMilli() != now.UnixMilli() {
+		t.Errorf("ReadBusiness = %+v, %v", b, err)
+	}
+}
+
+// Run flushes on its own what no round trip took within FlushAfter.
+func TestWriterRunFlushesLeftovers(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	w := trail.NewWriter(time.Hour)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { w.Run(ctx, rdb, func(err error) { t.Error(err) }); close(done) }()
+	w.Put(&trail.Record{BusinessID: "b", EventID: "e", State: trail.Retrying, UpdatedAt: trail.At(time.Now())})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := trail.Read(t.Context(), rdb, "b", "e", time.Hour, time.Now()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not flushed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
