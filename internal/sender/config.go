@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
@@ -57,6 +58,7 @@ type Config struct {
 	LogLevel               zapcore.Level // LOG_LEVEL
 	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
 	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
+	StreamReplicas         int           // STREAM_REPLICAS of the streams it creates; 0: 1
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -172,6 +174,7 @@ func Settings() []settings.Setting {
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: dur(d.ShutdownTimeout), Help: "how long requests in flight may take to finish after SIGTERM (at least HTTP_TIMEOUT)"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
+		jsstream.Setting(),
 	}
 }
 
@@ -225,6 +228,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("config: LINGER: want a duration such as 100ms, or 0 for none")
 	}
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
+		return Config{}, err
+	}
+	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {
 		return Config{}, err
 	}
 	switch {
