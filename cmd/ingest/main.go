@@ -27,6 +27,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -65,17 +66,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer rdb.Close()
 	store := attribution.NewStore(rdb, cfg.ContextTTL)
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	if err := store.Ping(pctx); err != nil {
-		// Start anyway: webhooks get 503 (Meta retries) and /readyz says
-		// not ready until Redis answers.
-		log.Warn("redis unreachable at start", zap.Error(err))
-	}
-	cancel()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg}
+	// Ingest serves at once, whatever is up: webhooks get 503 (Meta
+	// retries) while Redis is away. /readyz says "starting" until Redis
+	// and, when needed, NATS with JetStream have answered once (waitStart).
+	var gate startup.Gate
+	gate.Wait("start")
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Started: gate.Err}
 	var nc *nats.Conn
 	if cfg.NeedsNATS() {
 		if nc, err = ingest.ConnectNATS(cfg.NATSURL, log); err != nil {
@@ -85,6 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		// capture's queue and the last acks get through.
 		defer drain(nc, log)
 	}
+	go waitStart(ctx, log, &gate, store, nc)
 	if cfg.Capture {
 		if deps.Capture, err = ingest.NewCapture(nc, cfg, log, reg); err != nil {
 			return err
@@ -132,6 +132,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	g.Go(func() error { return adm.Serve(gctx, aln) })
 	g.Go(func() error { return svc.Run(gctx) })
 	return g.Wait()
+}
+
+// waitStart waits, with backoff and a log line naming the setting, until
+// Redis and (nc not nil) NATS with JetStream answer, then opens g.
+func waitStart(ctx context.Context, log *zap.Logger, g *startup.Gate, store *attribution.Store, nc *nats.Conn) {
+	if startup.Redis(ctx, log, g, store.Ping) != nil {
+		return
+	}
+	if nc != nil {
+		js, err := jetstream.New(nc)
+		if err != nil || startup.JetStream(ctx, log, g, nc, js) != nil {
+			return
+		}
+	}
+	g.Open()
 }
 
 // drain flushes what is still queued on nc and closes it.

@@ -26,6 +26,13 @@ type Server struct {
 // in a temporary directory, and shuts it down when the test ends.
 func RunJetStream(t testing.TB) *Server {
 	t.Helper()
+	return RunWith(t, nil)
+}
+
+// RunWith is RunJetStream with opts changed by mod (nil: none) before the
+// server starts: a fixed Port, JetStream off.
+func RunWith(t testing.TB, mod func(*server.Options)) *Server {
+	t.Helper()
 	opts := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
@@ -33,6 +40,9 @@ func RunJetStream(t testing.TB) *Server {
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,
+	}
+	if mod != nil {
+		mod(opts)
 	}
 	s := &Server{opts: opts, t: t}
 	s.start()

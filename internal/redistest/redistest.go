@@ -50,8 +50,14 @@ func Binary(t testing.TB) string {
 // stops it when the test ends.
 func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
+	return StartOn(t, FreePort(t), extraArgs...)
+}
+
+// StartOn is Start on a given port: a test that starts a service before its
+// Redis knows the address in advance.
+func StartOn(t testing.TB, port int, extraArgs ...string) *Server {
+	t.Helper()
 	bin := Binary(t)
-	port := FreePort(t)
 	dir := t.TempDir()
 	s := &Server{
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
