@@ -12,19 +12,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
@@ -56,10 +54,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return errors.New("config: REDIS_URL is required (e.g. redis://localhost:6379/0)")
 	}
 
-	log := newLogger(stderr, cfg.LogLevel)
+	// Sampled: an outage answered with 503 thousands of times a second
+	// must not flood the log.
+	log := logging.New(stderr, cfg.LogLevel, logging.Sample)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
-	redis.SetLogger(redisLog{log.Named("redis").Sugar()})
 	rdb, err := attribution.NewClient(cfg.RedisURL)
 	if err != nil {
 		return err
@@ -155,23 +154,3 @@ func drain(nc *nats.Conn, log *zap.Logger) {
 		log.Warn("nats drain", zap.Error(err))
 	}
 }
-
-// newLogger returns a JSON logger at level writing to w. It samples: past
-// 10 entries a second with the same message, it keeps every 100th, so that
-// an outage answered with 503 thousands of times a second cannot flood the
-// log.
-func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	enc.EncodeDuration = zapcore.StringDurationEncoder
-	out := zapcore.Lock(zapcore.AddSync(w))
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), out, level)
-	return zap.New(zapcore.NewSamplerWithOptions(core, time.Second, 10, 100), zap.ErrorOutput(out))
-}
-
-// redisLog sends go-redis's own messages (pool dial failures, in plain text
-// on stderr by default) to zap at debug level: each failure already reaches
-// the log once as "store unavailable".
-type redisLog struct{ log *zap.SugaredLogger }
-
-func (r redisLog) Printf(_ context.Context, format string, v ...any) { r.log.Debugf(format, v...) }

@@ -23,8 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
@@ -68,8 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
-		zapcore.Lock(zapcore.AddSync(stderr)), cfg.LogLevel))
+	log := logging.New(stderr, cfg.LogLevel)
 	defer func() { _ = log.Sync() }()
 
 	// /readyz answers 503 from the start until Redis and NATS answer and
@@ -105,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := startup.Redis(ctx, log, &gate, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
 		return nil // stopped while waiting
 	}
-	nc, err := startup.Connect(cfg.NATSURL, nats.Name("ctmpipe-sender"))
+	nc, err := startup.Connect(cfg.NATSURL, append(logging.NATS(log), nats.Name("ctmpipe-sender"))...)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 )
 
 // The capture stream and the headers of each captured body; cmd/replay
@@ -64,7 +65,7 @@ type captured struct {
 // starts anyway. The caller closes it after Serve returns.
 func ConnectNATS(url string, log *zap.Logger) (*nats.Conn, error) {
 	log = log.With(zap.String("component", "capture"))
-	nc, err := nats.Connect(url,
+	nc, err := nats.Connect(url, append(logging.NATS(log), // nats.go's own errors through zap; those below win
 		nats.Name("ctmpipe-ingest"),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -80,7 +81,7 @@ func ConnectNATS(url string, log *zap.Logger) (*nats.Conn, error) {
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
 		nats.ConnectHandler(func(*nats.Conn) { log.Info("nats connected") }),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("capture: connect nats: %w", err)
 	}
