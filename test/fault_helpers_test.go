@@ -72,8 +72,9 @@ type faultRig struct {
 	ingEnv []string
 	ingP   *proc
 	httpc  *http.Client
-	env    []string // the sender's
-	run    string   // random tag: ids differ between runs
+	env    []string   // the sender's
+	run    string     // random tag: ids differ between runs
+	rnd    *faultRand // the scenario's random choices, from the logged seed
 	seq    atomic.Int64
 
 	mu     sync.Mutex
@@ -95,7 +96,7 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 		t: t, redis: redistest.Start(t, o.RedisArgs...), nats: natstest.RunJetStream(t),
 		graph: fakegraph.New(t, fakegraph.Options{Tokens: o.Tokens, AppSecrets: o.AppSecrets}),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
-		run:   hex.EncodeToString(tag), wants: newFaultIndex(),
+		run:   hex.EncodeToString(tag), wants: newFaultIndex(), rnd: newFaultRand(t),
 	}
 	t.Cleanup(r.httpc.CloseIdleConnections)
 	js, err := jetstream.New(r.nats.Connect(t))
