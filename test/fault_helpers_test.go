@@ -79,6 +79,7 @@ type faultRig struct {
 	env     []string   // the sender's
 	run     string     // random tag: ids differ between runs
 	rnd     *faultRand // the scenario's random choices, from the logged seed
+	trnd    *faultRand // the traffic's (ids, businesses), from the same seed
 	seq     atomic.Int64
 
 	mu     sync.Mutex
@@ -100,7 +101,7 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 		t: t, redis: redistest.Start(t, o.RedisArgs...), nats: natstest.RunJetStream(t),
 		graph: fakegraph.New(t, fakegraph.Options{Tokens: o.Tokens, AppSecrets: o.AppSecrets}),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
-		run:   hex.EncodeToString(tag), wants: newFaultIndex(), rnd: newFaultRand(t),
+		run:   hex.EncodeToString(tag), wants: newFaultIndex(), rnd: newFaultRand(t), trnd: newTrafficRand(t),
 	}
 	t.Cleanup(r.httpc.CloseIdleConnections)
 	js, err := jetstream.New(r.nats.Connect(t))

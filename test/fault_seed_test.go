@@ -34,12 +34,24 @@ type faultRand struct {
 	r  *rand.Rand
 }
 
-// newFaultRand returns t's random source and logs how to replay it.
+// newFaultRand returns t's random source for kill points and fault
+// choices and logs how to replay it.
 func newFaultRand(t testing.TB) *faultRand {
 	seed := faultSeedOnce()
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(t.Name()))
 	t.Logf("fault seed %d (replay: go test ./test -run '^%s$' -args -seed=%d)", seed, t.Name(), seed)
+	return faultRandOf(seed, t.Name())
+}
+
+// newTrafficRand is t's random source for the traffic (ids, businesses),
+// apart from newFaultRand's: the traffic draws concurrently with the kill
+// points, which must replay the same whatever the interleaving.
+func newTrafficRand(t testing.TB) *faultRand {
+	return faultRandOf(faultSeedOnce(), t.Name()+"/traffic")
+}
+
+func faultRandOf(seed uint64, name string) *faultRand {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
 	return &faultRand{r: rand.New(rand.NewPCG(seed, h.Sum64()))}
 }
 

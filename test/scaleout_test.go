@@ -55,7 +55,7 @@ func newScaleRig(t *testing.T, senderEnv ...string) *scaleRig {
 	s := &scaleRig{faultRig: &faultRig{
 		t: t, graph: fakegraph.New(t, fakegraph.Options{}),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
-		run:   hex.EncodeToString(tag), wants: newFaultIndex(), rnd: newFaultRand(t),
+		run:   hex.EncodeToString(tag), wants: newFaultIndex(), rnd: newFaultRand(t), trnd: newTrafficRand(t),
 	}}
 	t.Cleanup(s.httpc.CloseIdleConnections)
 	s.graph.Latency(200 * time.Millisecond)
@@ -263,6 +263,11 @@ func TestScaleOutThroughput(t *testing.T) {
 	}
 	s := newScaleRig(t, "MAX_INFLIGHT=4", "MAX_INFLIGHT_PER_BUSINESS=1", "LINGER=0", "QUEUE_MEMORY=1MiB",
 		"BATCH_SIZE=50", "ACK_WAIT=30s", "SEND_LEASE=40s", "HTTP_TIMEOUT=10s", "SHUTDOWN_TIMEOUT=10s")
+	// A sender creates the streams (R3) and the consumer; the backlogs are
+	// published while none runs.
+	s.startSender()
+	s.checkReplicas()
+	s.stopSenders()
 	const n = 6000
 	rates := map[int]float64{}
 	for _, k := range []int{1, 3} {
