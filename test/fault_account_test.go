@@ -109,29 +109,43 @@ func (r *faultRig) deadLetters(ctx context.Context) ([]faultDead, error) {
 }
 
 // idle reports whether the sender's consumer has nothing left to deliver or
-// to settle (then every effect, Graph accept or dead letter, is visible).
-func (r *faultRig) idle(ctx context.Context) (bool, string) {
+// to settle (then every effect, Graph accept or dead letter, is visible):
+// PARKED empty, nothing pending or unacked, and the consumer's delivered
+// and ack floor sequences at CONVERSIONS' last sequence. floor is that last
+// sequence, for account to see two idle snapshots agree.
+func (r *faultRig) idle(ctx context.Context) (idle bool, floor uint64, state string) {
 	// Messages of paused businesses wait in PARKED until they come back. A
 	// message moving either way is published before it is acked or deleted,
 	// so PARKED, the consumer and PARKED again all empty means quiet.
 	before, err := r.parked(ctx)
 	if err != nil {
-		return false, "parked: " + err.Error()
+		return false, 0, "parked: " + err.Error()
+	}
+	st, err := r.js.Stream(ctx, "CONVERSIONS")
+	if err != nil {
+		return false, 0, "stream: " + err.Error()
+	}
+	si, err := st.Info(ctx)
+	if err != nil {
+		return false, 0, "stream info: " + err.Error()
 	}
 	c, err := r.js.Consumer(ctx, "CONVERSIONS", "sender")
 	if err != nil {
-		return false, "consumer: " + err.Error()
+		return false, 0, "consumer: " + err.Error()
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
-		return false, "consumer info: " + err.Error()
+		return false, 0, "consumer info: " + err.Error()
 	}
 	after, err := r.parked(ctx)
 	if err != nil {
-		return false, "parked: " + err.Error()
+		return false, 0, "parked: " + err.Error()
 	}
-	return before == 0 && info.NumPending == 0 && info.NumAckPending == 0 && after == 0,
-		fmt.Sprintf("consumer: %d pending, %d unacked, %d redelivered; parked: %d", info.NumPending, info.NumAckPending, info.NumRedelivered, after)
+	last := si.State.LastSeq
+	idle = before == 0 && info.NumPending == 0 && info.NumAckPending == 0 && after == 0 &&
+		info.Delivered.Stream >= last && info.AckFloor.Stream >= last
+	return idle, last, fmt.Sprintf("stream last seq %d; consumer: delivered %d, ack floor %d, %d pending, %d unacked, %d redelivered; parked: %d",
+		last, info.Delivered.Stream, info.AckFloor.Stream, info.NumPending, info.NumAckPending, info.NumRedelivered, after)
 }
 
 // parked is the number of messages in stream PARKED (0 before it exists).
@@ -183,11 +197,12 @@ func account(t *testing.T, r *faultRig, wants []faultWant, o faultAccountOpts) f
 		problems []string
 		tally    faultTally
 		state    string
+		prev     string // the previous idle snapshot: floor and dead letters
 	)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		var idle bool
-		idle, state = r.idle(ctx)
+		idle, floor, st := r.idle(ctx)
+		state = st
 		dead, err := r.deadLetters(ctx)
 		cancel()
 		if err == nil {
@@ -195,12 +210,22 @@ func account(t *testing.T, r *faultRig, wants []faultWant, o faultAccountOpts) f
 		} else {
 			state += "; " + err.Error()
 		}
-		if err == nil && idle && len(problems) == 0 {
+		// Settled: two idle snapshots in a row that agree (the consumer's
+		// delivered and ack floor at the stream's last sequence, the same
+		// dead letters), not the first idle one, which may lag the last
+		// publish or the last dead letter's store.
+		snap := ""
+		if err == nil && idle {
+			snap = fmt.Sprintf("%d/%d", floor, len(dead))
+		}
+		settled := snap != "" && snap == prev
+		prev = snap
+		if settled && len(problems) == 0 {
 			t.Logf("accounted for %d conversions: %d sent once, %d in doubt (%d of them at Meta), dead letters %v",
 				len(wants), tally.Sent, tally.InDoubt, tally.InDoubtAt, tally.Dead)
 			return tally
 		}
-		if (err == nil && idle) || time.Now().After(deadline) {
+		if settled || time.Now().After(deadline) {
 			break // settled with problems, or never settled
 		}
 		time.Sleep(200 * time.Millisecond) // poll

@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 // after everything was sent, one more copy of each arrives. Meta must see
 // each event_id exactly once and nothing may be dead-lettered.
 func TestFaultDuplicates(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{SenderEnv: []string{"WORKERS=4", "BATCH_SIZE=25"}})
 	mark := r.mark()
 	const n, copies = 400, 5
@@ -47,7 +47,7 @@ func TestFaultDuplicates(t *testing.T) {
 		}
 		posts = append(posts, faultWebhook(stale, time.Now().Add(-time.Hour)))
 	}
-	rand.Shuffle(len(posts), func(i, j int) { posts[i], posts[j] = posts[j], posts[i] })
+	r.rnd.Shuffle(len(posts), func(i, j int) { posts[i], posts[j] = posts[j], posts[i] })
 	faultParallel(t, 12, len(posts), func(i int) error {
 		if code := r.post(posts[i]); code != 200 {
 			return fmt.Errorf("duplicate delivery %d = %d; want 200", i, code)
@@ -73,12 +73,12 @@ func TestFaultDuplicates(t *testing.T) {
 		}
 		pubs = append(pubs, copyOf{c, c.EventID, now}) // same Nats-Msg-Id: dropped by JetStream
 	}
-	rand.Shuffle(len(pubs), func(i, j int) { pubs[i], pubs[j] = pubs[j], pubs[i] })
+	r.rnd.Shuffle(len(pubs), func(i, j int) { pubs[i], pubs[j] = pubs[j], pubs[i] })
 	faultParallel(t, 8, len(pubs), func(i int) error {
 		p := pubs[i]
 		// WhatsApp copies name the business by WABA id or phone_number_id
 		// at random: still one event.
-		return r.publish(p.c.subject(), p.msgID, p.c.conversionNaming(p.at, rand.IntN(2) == 0))
+		return r.publish(p.c.subject(), p.msgID, p.c.conversionNaming(p.at, r.rnd.IntN(2) == 0))
 	})
 	stream, err := r.js.Stream(t.Context(), "CONVERSIONS")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 // fixed, invalid events are isolated from their batches and dead-lettered
 // rejected, and lost responses end in doubt, never doubled.
 func TestFaultGraph(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{
 		Datasets:  faultDatasetsFile,
 		Tokens:    []string{fakegraph.DefaultToken, faultOwnToken},

@@ -68,13 +68,19 @@ type faultRig struct {
 	graph  *fakegraph.Server
 	js     jetstream.JetStream
 	ingest string // base URL of the webhook listener
-	admin  string // base URL of ingest's admin listener
-	ingEnv []string
-	ingP   *proc
-	httpc  *http.Client
-	env    []string // the sender's
-	run    string   // random tag: ids differ between runs
-	seq    atomic.Int64
+	// ingests, when set, are several ingests' webhook listeners: posts go
+	// to them in turn (scale-out), and ingest is unused.
+	ingests []string
+	rr      atomic.Uint64
+	admin   string // base URL of ingest's admin listener
+	ingEnv  []string
+	ingP    *proc
+	httpc   *http.Client
+	env     []string   // the sender's
+	run     string     // random tag: ids differ between runs
+	rnd     *faultRand // the scenario's random choices, from the logged seed
+	trnd    *faultRand // the traffic's (ids, businesses), from the same seed
+	seq     atomic.Int64
 
 	mu     sync.Mutex
 	sender *proc
@@ -95,7 +101,7 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 		t: t, redis: redistest.Start(t, o.RedisArgs...), nats: natstest.RunJetStream(t),
 		graph: fakegraph.New(t, fakegraph.Options{Tokens: o.Tokens, AppSecrets: o.AppSecrets}),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
-		run:   hex.EncodeToString(tag), wants: newFaultIndex(),
+		run:   hex.EncodeToString(tag), wants: newFaultIndex(), rnd: newFaultRand(t), trnd: newTrafficRand(t),
 	}
 	t.Cleanup(r.httpc.CloseIdleConnections)
 	js, err := jetstream.New(r.nats.Connect(t))
@@ -106,28 +112,10 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 
 	addr, adminAddr := freeAddr(t), freeAddr(t)
 	r.ingest, r.admin = "http://"+addr, "http://"+adminAddr
-	r.ingEnv = append([]string{
-		"INGEST_ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "REDIS_URL=" + r.redis.URL(),
-		"META_APP_SECRET=" + faultAppSecret, "META_VERIFY_TOKEN=" + faultVerifyToken,
-		"ADMIN_TOKEN=" + faultAdminToken, "STORE_TIMEOUT=1s", "LOG_LEVEL=info",
-		// Connected only when a setting needs it (intake, forwarding).
-		"NATS_URL=" + r.nats.ClientURL(),
-	}, o.IngestEnv...)
+	r.ingEnv = append(faultIngestEnv(addr, adminAddr, r.redis.URL(), r.nats.ClientURL()), o.IngestEnv...)
 	r.startIngest()
 
-	r.env = []string{
-		"NATS_URL=" + r.nats.ClientURL(), "REDIS_URL=" + r.redis.URL(),
-		"CAPI_ACCESS_TOKEN=" + fakegraph.DefaultToken, "GRAPH_API_BASE=" + r.graph.URL(),
-		"METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "WORKERS=2", "BATCH_SIZE=100",
-		// Generous against a slow (race-instrumented, shared) machine: a
-		// timed-out post is in doubt, which most scenarios do not expect.
-		"ACK_WAIT=3s", "SEND_LEASE=6s", "HTTP_TIMEOUT=5s", "SHUTDOWN_TIMEOUT=5s",
-		"RETRY_MIN=100ms", "RETRY_MAX=1s", "PAUSE_INTERVAL=1s",
-		"CONTEXT_WAIT=60s", "CONTEXT_RETRY_MIN=200ms", "CONTEXT_RETRY_MAX=1s",
-		// The scenarios hold every channel to its webhook, Instagram too
-		// (not the default; docs/contract.md#referral-requirement).
-		"REQUIRE_REFERRAL=messenger,instagram",
-	}
+	r.env = faultSenderEnv(r.nats.ClientURL(), r.redis.URL(), r.graph.URL())
 	if o.Datasets != "" {
 		path := filepath.Join(t.TempDir(), "datasets.json")
 		if err := os.WriteFile(path, []byte(o.Datasets), 0o600); err != nil {
@@ -138,6 +126,34 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	r.env = append(r.env, o.SenderEnv...)
 	r.startSender()
 	return r
+}
+
+// faultIngestEnv is the environment of an ingest under fault.
+func faultIngestEnv(addr, adminAddr, redisURL, natsURL string) []string {
+	return []string{
+		"INGEST_ADDR=" + addr, "ADMIN_ADDR=" + adminAddr, "REDIS_URL=" + redisURL,
+		"META_APP_SECRET=" + faultAppSecret, "META_VERIFY_TOKEN=" + faultVerifyToken,
+		"ADMIN_TOKEN=" + faultAdminToken, "STORE_TIMEOUT=1s", "LOG_LEVEL=info",
+		// Connected only when a setting needs it (intake, forwarding).
+		"NATS_URL=" + natsURL,
+	}
+}
+
+// faultSenderEnv is the environment of a sender under fault.
+func faultSenderEnv(natsURL, redisURL, graphURL string) []string {
+	return []string{
+		"NATS_URL=" + natsURL, "REDIS_URL=" + redisURL,
+		"CAPI_ACCESS_TOKEN=" + fakegraph.DefaultToken, "GRAPH_API_BASE=" + graphURL,
+		"METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=info", "WORKERS=2", "BATCH_SIZE=100",
+		// Generous against a slow (race-instrumented, shared) machine: a
+		// timed-out post is in doubt, which most scenarios do not expect.
+		"ACK_WAIT=3s", "SEND_LEASE=6s", "HTTP_TIMEOUT=5s", "SHUTDOWN_TIMEOUT=5s",
+		"RETRY_MIN=100ms", "RETRY_MAX=1s", "PAUSE_INTERVAL=1s",
+		"CONTEXT_WAIT=60s", "CONTEXT_RETRY_MIN=200ms", "CONTEXT_RETRY_MAX=1s",
+		// The scenarios hold every channel to its webhook, Instagram too
+		// (not the default; docs/contract.md#referral-requirement).
+		"REQUIRE_REFERRAL=messenger,instagram",
+	}
 }
 
 // startSender starts a sender (the previous one must be gone) and waits
@@ -176,7 +192,11 @@ func (r *faultRig) post(body []byte) int {
 
 // postWith posts body with the given X-Hub-Signature-256 ("" for none).
 func (r *faultRig) postWith(body []byte, signature string) int {
-	req, err := http.NewRequest(http.MethodPost, r.ingest+"/webhook", bytes.NewReader(body))
+	base := r.ingest
+	if len(r.ingests) > 0 {
+		base = r.ingests[r.rr.Add(1)%uint64(len(r.ingests))]
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/webhook", bytes.NewReader(body))
 	if err != nil {
 		return 0
 	}

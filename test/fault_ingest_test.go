@@ -1,7 +1,6 @@
 package test
 
 import (
-	"math/rand/v2"
 	"testing"
 )
 
@@ -12,6 +11,7 @@ import (
 // group commit of concurrent writes). A 200 for a context that was not
 // written would leave its conversion unattributed, which account reports.
 func TestFaultIngestKilled(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{})
 	mark := r.mark()
 	// Four concurrent streams keep several deliveries (and group commits)
@@ -25,7 +25,7 @@ func TestFaultIngestKilled(t *testing.T) {
 	}
 	var steps []faultStep
 	for i := range 3 {
-		steps = append(steps, faultStep{At: int64(100 + 150*i + rand.IntN(100)), Do: func() {
+		steps = append(steps, faultStep{At: int64(100 + 150*i + r.rnd.IntN(100)), Do: func() {
 			r.ingP.Kill()
 			t.Logf("ingest killed after %d conversions", s.published.Load())
 			r.startIngest()

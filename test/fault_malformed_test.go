@@ -18,6 +18,7 @@ import (
 // times concurrently, gets its documented status and stores nothing; ingest
 // stays healthy and a valid conversation still goes through afterwards.
 func TestFaultMalformedWebhooks(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{IngestEnv: []string{"BODY_LIMIT=64KiB"}})
 	rdb := r.redis.Client(t)
 	before, err := rdb.DBSize(t.Context()).Result()
@@ -92,6 +93,7 @@ func TestFaultMalformedWebhooks(t *testing.T) {
 // reason (invalid, or expired for an event_time Meta would refuse), never
 // at Meta; the valid ones are sent once.
 func TestFaultMalformedConversions(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{})
 	mark := r.mark()
 	base := faultDeliverAndPublish(t, r, r.convs(1, "whatsapp", nil))[0] // its context is stored; sent once

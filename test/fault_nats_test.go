@@ -12,6 +12,7 @@ import (
 // doubled, and (nothing having died between a claim and its outcome) no
 // dead letter at all.
 func TestFaultNATSRestart(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{})
 	mark := r.mark()
 	s := &faultStream{N: 1500, Batch: 10, PerSecond: 150}

@@ -12,6 +12,7 @@ import (
 // retries). Those conversions are sent once. A second group never gets a
 // webhook: after CONTEXT_WAIT (short here) each is dead letter unattributed.
 func TestFaultConversionBeforeWebhook(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{SenderEnv: []string{
 		"CONTEXT_WAIT=15s", "CONTEXT_RETRY_MIN=250ms", "CONTEXT_RETRY_MAX=1s"}})
 	mark := r.mark()

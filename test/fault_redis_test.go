@@ -14,6 +14,7 @@ import (
 // as Meta does until they get 200; conversions keep coming and wait for
 // their contexts; nothing is lost or doubled.
 func TestFaultRedisRestart(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{RedisArgs: []string{"--appendonly", "yes", "--appendfsync", "always"}})
 	mark := r.mark()
 	early := r.convs(1, "whatsapp", nil)[0]
@@ -69,6 +70,7 @@ func TestFaultRedisRestart(t *testing.T) {
 // the redelivery is harmless), the sender's ledger calls time out and are
 // handed back; the commands that did reach Redis run after the stall.
 func TestFaultRedisStall(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{RedisArgs: []string{"--enable-debug-command", "local"}})
 	mark := r.mark()
 	rdb := r.redis.Client(t)

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 // in_doubt. Short leases (SEND_LEASE 2s, ACK_WAIT 3s) bring the work of a
 // killed sender back fast.
 func TestFaultSenderKilled(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	faultSenderKills(t, 2000, 5, 170)
 }
 
@@ -29,9 +29,9 @@ func faultSenderKills(t *testing.T, n, kills, rate int) {
 	done := make(chan error, 1)
 	go func() { done <- s.run(r) }()
 
-	insideAccept := 1 + rand.IntN(max(1, kills-1)) // which kill hits Meta's accept
+	insideAccept := 1 + r.rnd.IntN(max(1, kills-1)) // which kill hits Meta's accept
 	for i := range kills {
-		time.Sleep(time.Duration(200+rand.IntN(2000)) * time.Millisecond) // a random kill point
+		time.Sleep(time.Duration(200+r.rnd.IntN(2000)) * time.Millisecond) // a random kill point
 		p := r.currentSender()
 		if i == insideAccept {
 			var armed atomic.Bool
@@ -81,6 +81,7 @@ func faultGone(p *proc) bool {
 // largest batches (1,000 events a request) and a few invalid events in
 // them: each rejected batch is halved until the bad events stand alone.
 func TestFaultSenderBacklog(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	r := newFaultRig(t, faultOptions{SenderEnv: []string{"BATCH_SIZE=1000", "WORKERS=2"}})
 	r.currentSender().Kill()
 	mark := r.mark()

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 //	go test -race -run TestFaultSoak -timeout 30m ./test/ -args -soak
 //	CTM_SOAK=1 CTM_SOAK_MINUTES=10 go test -run TestFaultSoak -timeout 40m ./test/
 func TestFaultSoak(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers (newFaultRig)
 	if !faultSoak() {
 		t.Skip("long soak: run with -soak or CTM_SOAK=1")
 	}
@@ -59,18 +59,18 @@ func TestFaultSoak(t *testing.T) {
 		{"kill the sender", 6, func() { r.currentSender().Kill(); r.startSender() }},
 		{"kill redis-server", 1, func() {
 			r.redis.Kill()
-			time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond) // outage length
+			time.Sleep(time.Duration(500+r.rnd.IntN(2500)) * time.Millisecond) // outage length
 			r.redis.Restart()
 		}},
 		{"restart NATS", 1, func() { r.nats.Restart() }},
 		{"kill ingest", 1, func() { r.ingP.Kill(); r.startIngest() }},
 		{"revoke a business's token", 1, func() {
 			r.graph.RevokeToken(faultOwnToken)
-			time.Sleep(time.Duration(500+rand.IntN(3000)) * time.Millisecond) // until the operator fixes it
+			time.Sleep(time.Duration(500+r.rnd.IntN(3000)) * time.Millisecond) // until the operator fixes it
 			r.graph.SetTokens(fakegraph.DefaultToken, faultOwnToken)
 		}},
-		{"Graph 5xx burst", 2, func() { r.graph.FailNext(1+rand.IntN(6), 500, 1+rand.IntN(2)) }},
-		{"Graph throttling", 2, func() { r.graph.FailNext(1+rand.IntN(4), 400, []int{4, 17, 32, 613, 80004}[rand.IntN(5)]) }},
+		{"Graph 5xx burst", 2, func() { r.graph.FailNext(1+r.rnd.IntN(6), 500, 1+r.rnd.IntN(2)) }},
+		{"Graph throttling", 2, func() { r.graph.FailNext(1+r.rnd.IntN(4), 400, []int{4, 17, 32, 613, 80004}[r.rnd.IntN(5)]) }},
 		{"lost Graph response", 1, func() { r.graph.DropNext(1) }},
 	}
 	var total int
@@ -79,8 +79,8 @@ func TestFaultSoak(t *testing.T) {
 	}
 	counts := map[string]int{}
 	for !over.Load() {
-		time.Sleep(time.Duration(1000+rand.IntN(4000)) * time.Millisecond) // next fault at a random point
-		pick := rand.IntN(total)
+		time.Sleep(time.Duration(1000+r.rnd.IntN(4000)) * time.Millisecond) // next fault at a random point
+		pick := r.rnd.IntN(total)
 		for _, f := range faults {
 			if pick -= f.weight; pick < 0 {
 				f.do()

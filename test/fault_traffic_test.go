@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,7 +61,7 @@ func (r *faultRig) conv(channel string, biz *faultBusiness) faultConv {
 	switch channel {
 	case "whatsapp":
 		c.User = fmt.Sprintf("1%08d%07d", run%1e8, n)
-		c.Clid = fmt.Sprintf("ARA%s-%d-%x", r.run, n, rand.Uint64())
+		c.Clid = fmt.Sprintf("ARA%s-%d-%x", r.run, n, r.trnd.Uint64())
 	case "messenger":
 		c.User = fmt.Sprintf("68%08d%06d", run%1e8, n)
 	default:
@@ -76,7 +75,7 @@ func (r *faultRig) conv(channel string, biz *faultBusiness) faultConv {
 func (r *faultRig) convs(n int, channel string, biz *faultBusiness) []faultConv {
 	if biz == nil {
 		bs := faultBusinesses[channel]
-		b := bs[rand.IntN(len(bs))]
+		b := bs[r.trnd.IntN(len(bs))]
 		biz = &b
 	}
 	out := make([]faultConv, n)

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
 )
 
 var (
@@ -88,6 +90,7 @@ func start(t testing.TB, name, dir string, env []string, args ...string) *proc {
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Dir = dir
+	redistest.DieWithParent(cmd) // a timed-out test must not leave the binaries running
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	out := &syncBuffer{}
 	cmd.Stdout = out

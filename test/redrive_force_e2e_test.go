@@ -53,8 +53,8 @@ func TestRedriveForceOutOfBand(t *testing.T) {
 	waitFor(t, 60*time.Second, "the event resent after the forced redrive", func() bool {
 		return r.graph.CountByEventID()[c.EventID] == 2
 	})
-	if ok, why := r.idle(t.Context()); !ok {
-		waitFor(t, 30*time.Second, "the sender idle ("+why+")", func() bool { ok, _ := r.idle(t.Context()); return ok })
+	if ok, _, why := r.idle(t.Context()); !ok {
+		waitFor(t, 30*time.Second, "the sender idle ("+why+")", func() bool { ok, _, _ := r.idle(t.Context()); return ok })
 	}
 	if n := r.graph.CountByEventID()[c.EventID]; n != 2 {
 		t.Errorf("%s at Meta %d times; want 2 (the lost answer, and the one forced resend)", c.EventID, n)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -14,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -34,8 +33,8 @@ const drainWait = 10 * time.Second
 // drain begun by the caller, then stops the server.
 func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 	closed := make(chan struct{})
-	opts := []nats.Option{nats.Name("ctmpipe-all-in-one"), nats.MaxReconnects(-1),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) })}
+	opts := append(logging.NATS(log), nats.Name("ctmpipe-all-in-one"), nats.MaxReconnects(-1),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 	if cfg.NATSURL != "" {
 		nc, err := nats.Connect(cfg.NATSURL, opts...)
 		if err != nil {
@@ -60,7 +59,7 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 		JetStream:  true,
 		StoreDir:   filepath.Join(cfg.DataDir, "nats"),
 		NoSigs:     true,
-		NoLog:      true,
+		NoLog:      false, // logged through zap (logging.Server)
 		// NATS's default 1 MB is below BODY_LIMIT's 3 MiB: a webhook kept
 		// for forwarding (or captured) is published whole, with headers.
 		MaxPayload: embeddedMaxPayload,
@@ -68,6 +67,7 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("nats: %w", err)
 	}
+	ns.SetLoggerV2(logging.Server(log), false, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
@@ -162,13 +162,4 @@ func (l loggedDryRun) logged(err error, datasetID string, events []capi.Event) e
 	l.log.Info("capi request written (dry run)", zap.String("dataset_id", datasetID),
 		zap.Int("events", len(events)), zap.Strings("event_ids", ids), zap.String("file", l.file))
 	return nil
-}
-
-// newLogger returns a JSON logger at level writing to w.
-func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	enc.EncodeDuration = zapcore.StringDurationEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
-	return zap.New(core, zap.ErrorOutput(zapcore.Lock(zapcore.AddSync(w))))
 }

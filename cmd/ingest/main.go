@@ -12,22 +12,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -60,28 +59,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errors.New("config: REDIS_URL is required (e.g. redis://localhost:6379/0)")
 	}
 
-	log := newLogger(stderr, cfg.LogLevel)
+	// Sampled: an outage answered with 503 thousands of times a second
+	// must not flood the log.
+	log := logging.New(stderr, cfg.LogLevel, logging.Sample)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
 
-	redis.SetLogger(redisLog{log.Named("redis").Sugar()})
 	rdb, err := attribution.NewClient(cfg.RedisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	store := attribution.NewStore(rdb, cfg.ContextTTL)
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	if err := store.Ping(pctx); err != nil {
-		// Start anyway: webhooks get 503 (Meta retries) and /readyz says
-		// not ready until Redis answers.
-		log.Warn("redis unreachable at start", zap.Error(err))
-	}
-	cancel()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Ingest serves at once, whatever is up: webhooks get 503 (Meta
+	// retries) while Redis is away. /readyz says "starting" until Redis
+	// and, when needed, NATS with JetStream have answered once (waitStart).
+	var gate startup.Gate
+	gate.Wait("start")
 	_ = buildinfo.Register(reg) // build_info{version,commit,goversion}
-	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg}
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Started: gate.Err}
 	var nc *nats.Conn
 	if cfg.NeedsNATS() {
 		if nc, err = ingest.ConnectNATS(cfg.NATSURL, log); err != nil {
@@ -91,6 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// capture's queue and the last acks get through.
 		defer drain(nc, log)
 	}
+	go waitStart(ctx, log, &gate, store, nc)
 	if cfg.Capture {
 		if deps.Capture, err = ingest.NewCapture(nc, cfg, log, reg); err != nil {
 			return err
@@ -140,29 +139,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return g.Wait()
 }
 
+// waitStart waits, with backoff and a log line naming the setting, until
+// Redis and (nc not nil) NATS with JetStream answer, then opens g.
+func waitStart(ctx context.Context, log *zap.Logger, g *startup.Gate, store *attribution.Store, nc *nats.Conn) {
+	if startup.Redis(ctx, log, g, store.Ping) != nil {
+		return
+	}
+	if nc != nil {
+		js, err := jetstream.New(nc)
+		if err != nil || startup.JetStream(ctx, log, g, nc, js) != nil {
+			return
+		}
+	}
+	g.Open()
+}
+
 // drain flushes what is still queued on nc and closes it.
 func drain(nc *nats.Conn, log *zap.Logger) {
 	if err := nc.Drain(); err != nil {
 		log.Warn("nats drain", zap.Error(err))
 	}
 }
-
-// newLogger returns a JSON logger at level writing to w. It samples: past
-// 10 entries a second with the same message, it keeps every 100th, so that
-// an outage answered with 503 thousands of times a second cannot flood the
-// log.
-func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	enc.EncodeDuration = zapcore.StringDurationEncoder
-	out := zapcore.Lock(zapcore.AddSync(w))
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), out, level)
-	return zap.New(zapcore.NewSamplerWithOptions(core, time.Second, 10, 100), zap.ErrorOutput(out))
-}
-
-// redisLog sends go-redis's own messages (pool dial failures, in plain text
-// on stderr by default) to zap at debug level: each failure already reaches
-// the log once as "store unavailable".
-type redisLog struct{ log *zap.SugaredLogger }
-
-func (r redisLog) Printf(_ context.Context, format string, v ...any) { r.log.Debugf(format, v...) }

@@ -9,10 +9,8 @@ import (
 	"os"
 	"runtime/pprof"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -35,8 +33,7 @@ func runIngestServer(ctx context.Context, args []string, getenv func(string) str
 	if cfg.RedisURL == "" || cfg.Capture {
 		return errors.New("ingest-server: needs REDIS_URL, and does not capture to NATS")
 	}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
-		zapcore.Lock(zapcore.AddSync(os.Stderr)), cfg.LogLevel))
+	log := logging.New(os.Stderr, cfg.LogLevel)
 	defer log.Sync() //nolint:errcheck // nothing to do at exit
 	rdb, err := attribution.NewClient(cfg.RedisURL)
 	if err != nil {

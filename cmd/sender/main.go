@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,11 +23,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
@@ -74,34 +76,57 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()),
-		zapcore.Lock(zapcore.AddSync(stderr)), cfg.LogLevel))
+	log := logging.New(stderr, cfg.LogLevel)
 	defer func() { _ = log.Sync() }()
+
+	// /readyz answers 503 from the start until Redis and NATS answer and
+	// the service runs: the sender waits for them (startup) instead of
+	// exiting, so that it may start before them.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	_ = buildinfo.Register(reg) // build_info{version,commit,goversion}
+	var gate startup.Gate
+	gate.Wait("start")
+	var running atomic.Pointer[sender.Service]
+	ready := func(ctx context.Context) error {
+		if err := gate.Err(); err != nil {
+			return err
+		}
+		if svc := running.Load(); svc != nil {
+			return svc.Ready(ctx)
+		}
+		return errors.New("starting")
+	}
+	if cfg.MetricsAddr != "" {
+		stopHTTP, err := serveHTTP(cfg.MetricsAddr, reg, ready, log)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+	}
 
 	rdb, err := attribution.NewClient(cfg.RedisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = rdb.Ping(pctx).Err()
-	cancel()
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
+	if err := startup.Redis(ctx, log, &gate, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
+		return nil // stopped while waiting
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("ctmpipe-sender"), nats.MaxReconnects(-1))
+	nc, err := startup.Connect(cfg.NATSURL, append(logging.NATS(log), nats.Name("ctmpipe-sender"))...)
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	defer drain(nc, log)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	if err := startup.JetStream(ctx, log, &gate, nc, js); err != nil {
+		return nil // stopped while waiting
+	}
+	gate.Open()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	_ = buildinfo.Register(reg) // build_info{version,commit,goversion}
 	deps := sender.Deps{Log: log, JS: js, Store: attribution.NewStore(rdb, 0), Redis: rdb,
 		Registerer: reg, Failpoint: killSelf(log)}
 	if deps.Registry, err = sender.NewRegistry(cfg, rdb, log); err != nil {
@@ -129,19 +154,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopPprof()
 	}
-	if cfg.MetricsAddr != "" {
-		stopHTTP, err := serveHTTP(cfg.MetricsAddr, reg, svc, log)
-		if err != nil {
-			return err
-		}
-		defer stopHTTP()
-	}
+	running.Store(svc)
 	return svc.Run(ctx)
 }
 
-// serveHTTP serves /metrics, /healthz (the process runs) and /readyz (NATS
-// and Redis answer) and logs the bound address, so that port 0 works.
-func serveHTTP(addr string, reg *prometheus.Registry, svc *sender.Service, log *zap.Logger) (stop func(), err error) {
+// serveHTTP serves /metrics, /healthz (the process runs) and /readyz (ready:
+// NATS and Redis answer) and logs the bound address, so that port 0 works.
+func serveHTTP(addr string, reg *prometheus.Registry, ready func(context.Context) error, log *zap.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen: %w", err)
@@ -152,8 +171,8 @@ func serveHTTP(addr string, reg *prometheus.Registry, svc *sender.Service, log *
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := svc.Ready(ctx); err != nil {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if err := ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -88,3 +88,10 @@ func (s *Server) noteArrival(body []byte) {
 		s.arrivals[string(m[1])]++
 	}
 }
+
+// Accepted counts the accepted events (len(Events()), without the copy).
+func (s *Server) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.events)
+}

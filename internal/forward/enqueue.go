@@ -113,7 +113,7 @@ func (e *Enqueuer) setup(ctx context.Context) error {
 	if e.ready.Load() {
 		return nil
 	}
-	if err := ensureStream(ctx, e.js, forwardStream(e.cfg.MaxAge, e.cfg.Replicas), true); err != nil {
+	if err := ensureStream(ctx, e.js, forwardStream(e.cfg.MaxAge, e.cfg.Replicas), true, nil); err != nil {
 		return err
 	}
 	for _, d := range e.dests {

@@ -23,6 +23,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 )
 
 // The JetStream names of forwarding.
@@ -186,23 +189,13 @@ func consumerConfig(d destination, timeout time.Duration) jetstream.ConsumerConf
 }
 
 // ensureStream creates cfg's stream when absent; an existing one is used as
-// it is (an operator may have replicated it, the sender owns DLQ's limits),
-// except that with raise a MaxAge shorter than cfg's is raised, so that a
-// longer FORWARD_MAX_AGE is honoured by FORWARD.
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, raise bool) error {
-	s, err := js.Stream(ctx, cfg.Name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = js.CreateStream(ctx, cfg)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
-		}
-		return nil
-	}
+// it is (the sender owns DLQ's limits; another replica count is logged on
+// log, nil: not), except that with raise a MaxAge shorter than cfg's is
+// raised, so that a longer FORWARD_MAX_AGE is honoured by FORWARD.
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, raise bool, log *zap.Logger) error {
+	s, err := jsstream.Ensure(ctx, js, cfg, log)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		return err
 	}
 	have := s.CachedInfo().Config
 	if raise && have.MaxAge != 0 && have.MaxAge < cfg.MaxAge {

@@ -124,10 +124,10 @@ func (f *Forwarder) runDest(ctx context.Context, d *dest) {
 // consume sets up d's consumer and hands its messages to at most
 // FORWARD_CONCURRENCY workers until ctx is done or the consumer fails.
 func (f *Forwarder) consume(ctx context.Context, d *dest) error {
-	if err := ensureStream(ctx, f.js, forwardStream(f.cfg.MaxAge, f.cfg.Replicas), true); err != nil {
+	if err := ensureStream(ctx, f.js, forwardStream(f.cfg.MaxAge, f.cfg.Replicas), true, f.log); err != nil {
 		return err
 	}
-	if err := ensureStream(ctx, f.js, dlqStream(f.cfg.Replicas), false); err != nil {
+	if err := ensureStream(ctx, f.js, dlqStream(f.cfg.Replicas), false, f.log); err != nil {
 		return err
 	}
 	// CreateOrUpdate, so that a changed FORWARD_TIMEOUT reaches AckWait.

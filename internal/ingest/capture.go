@@ -13,6 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fastjson"
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/logging"
 )
 
 // The capture stream and the headers of each captured body; cmd/replay
@@ -41,8 +44,10 @@ type Capture struct {
 	js     jetstream.JetStream
 	log    *zap.Logger
 	maxAge time.Duration
-	queue  chan captured
-	ready  atomic.Bool // the stream exists as far as we know
+	// replicas is STREAM_REPLICAS: WEBHOOKS gets it when created.
+	replicas int
+	queue    chan captured
+	ready    atomic.Bool // the stream exists as far as we know
 
 	published, failed, dropped prometheus.Counter
 }
@@ -60,7 +65,7 @@ type captured struct {
 // starts anyway. The caller closes it after Serve returns.
 func ConnectNATS(url string, log *zap.Logger) (*nats.Conn, error) {
 	log = log.With(zap.String("component", "capture"))
-	nc, err := nats.Connect(url,
+	nc, err := nats.Connect(url, append(logging.NATS(log), // nats.go's own errors through zap; those below win
 		nats.Name("ctmpipe-ingest"),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -76,7 +81,7 @@ func ConnectNATS(url string, log *zap.Logger) (*nats.Conn, error) {
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
 		nats.ConnectHandler(func(*nats.Conn) { log.Info("nats connected") }),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("capture: connect nats: %w", err)
 	}
@@ -102,6 +107,7 @@ func NewCapture(nc *nats.Conn, cfg Config, log *zap.Logger, reg prometheus.Regis
 		nc:        nc,
 		log:       log.With(zap.String("component", "capture")),
 		maxAge:    cfg.CaptureMaxAge,
+		replicas:  max(cfg.StreamReplicas, 1),
 		queue:     make(chan captured, cfg.CaptureQueue),
 		published: total.WithLabelValues("published"),
 		failed:    total.WithLabelValues("failed"),
@@ -186,18 +192,25 @@ func (c *Capture) flush(p *fastjson.Parser) {
 	}
 }
 
-// ensureStream creates the WEBHOOKS stream, or updates its retention.
+// ensureStream creates the WEBHOOKS stream, or updates its retention. An
+// existing stream keeps its replica count (jsstream.Check logs another one).
 func (c *Capture) ensureStream(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, capturePublishWait)
 	defer cancel()
-	_, err := c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:        CaptureStream,
 		Description: "Verified Meta webhook bodies (message text and names redacted) for replay.",
 		Subjects:    []string{CaptureSubjects},
 		Storage:     jetstream.FileStorage,
 		MaxAge:      c.maxAge,
-	})
-	if err != nil {
+		Replicas:    c.replicas,
+	}
+	if s, err := c.js.Stream(ctx, CaptureStream); err == nil {
+		if have := s.CachedInfo().Config; !jsstream.Check(c.log, have, c.replicas) {
+			cfg.Replicas = have.Replicas
+		}
+	}
+	if _, err := c.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("capture: create stream %s: %w", CaptureStream, err)
 	}
 	return nil

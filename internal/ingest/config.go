@@ -14,6 +14,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -47,6 +48,7 @@ type Config struct {
 	LogLevel             zapcore.Level // LOG_LEVEL
 	ShutdownTimeout      time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
 	PprofAddr            string        // PPROF_ADDR: /debug/pprof listener; empty: off
+	StreamReplicas       int           // STREAM_REPLICAS of WEBHOOKS and FORWARD (also in Forward); 0: 1
 
 	// The admin listener's other services, wired by cmd/ingest and
 	// cmd/all-in-one (the Server itself only enqueues for Forward).
@@ -127,6 +129,7 @@ func ownSettings() []settings.Setting {
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: DefaultShutdownTimeout.String(), Help: "how long in-flight requests may take to finish after SIGTERM"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
+		jsstream.Setting(),
 	}
 }
 
@@ -175,6 +178,10 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.Forward, err = forward.FromValues(v); err != nil {
 		return Config{}, err
 	}
+	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {
+		return Config{}, err
+	}
+	cfg.Forward.Replicas = cfg.StreamReplicas
 	if err := cfg.Intake.Validate(); err != nil {
 		return Config{}, err
 	}

@@ -47,9 +47,10 @@ func TestParseConfigDefaults(t *testing.T) {
 		CaptureQueue:         4096,
 		LogLevel:             zapcore.InfoLevel,
 		ShutdownTimeout:      15 * time.Second,
+		StreamReplicas:       1,
 		Intake:               intake.Config{BodyLimit: 4 << 20, AckTimeout: 10 * time.Second, Concurrency: 4},
 		Forward: forward.Config{MaxAge: 36 * time.Hour, Concurrency: 8, Timeout: 10 * time.Second,
-			RetryMin: time.Second, RetryMax: 10 * time.Minute},
+			RetryMin: time.Second, RetryMax: 10 * time.Minute, Replicas: 1},
 		GraphBase:    "https://graph.facebook.com",
 		GraphVersion: capi.DefaultVersion,
 	}
@@ -66,6 +67,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"ONPREM_WABA_ID": "123", "CAPTURE": "on", "CAPTURE_MAX_AGE": "3d", "NATS_URL": "nats://n:4222",
 		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s", "STORE_TIMEOUT": "250ms", "CAPTURE_QUEUE": "10",
 		"ADMIN_ADDR": "127.0.0.1:0", "MAX_BODY_BYTES_IN_FLIGHT": "8MiB", "MAX_CONNECTIONS": "10", "RESPONSE_DEADLINE": "2s",
+		"STREAM_REPLICAS": "3",
 	} {
 		e[k] = v
 	}
@@ -79,7 +81,10 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		AdminToken: "adm", ContextTTL: 48 * time.Hour, BodyLimit: 512 << 10, StoreTimeout: 250 * time.Millisecond,
 		OnPremSecret: "op", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
 		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
-		GraphBase: "https://graph.facebook.com", GraphVersion: capi.DefaultVersion,
+		GraphBase: "https://graph.facebook.com", GraphVersion: capi.DefaultVersion, StreamReplicas: 3,
+	}
+	if got.Forward.Replicas != 3 {
+		t.Errorf("Forward.Replicas = %d, want STREAM_REPLICAS's 3", got.Forward.Replicas)
 	}
 	// The intake's and forwarding's own parsers are tested in their packages.
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Intake", "Forward")); diff != "" {

@@ -55,6 +55,10 @@ type Deps struct {
 	// verified /webhook delivery after its contexts are written, before
 	// the 200 (*autoevents.Publisher).
 	AutoEvents AutoPublisher
+	// Started, when not nil, gates /readyz: while it returns an error
+	// (cmd/ingest still waits for Redis or NATS at start) /readyz answers
+	// 503 "starting".
+	Started func() error
 }
 
 // AutoPublisher stores Meta's automatic events as conversions.
@@ -80,6 +84,7 @@ type Server struct {
 	capture  *Capture
 	forward  Enqueuer
 	auto     AutoPublisher
+	started  func() error // Deps.Started; nil: started
 	budget   bodyBudget
 	bodies   sync.Pool // *body
 	conns    atomic.Pointer[connLimit]
@@ -109,6 +114,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		capture: deps.Capture,
 		forward: deps.Forward,
 		auto:    deps.AutoEvents,
+		started: deps.Started,
 		bodies:  newBodyPool(),
 	}
 	s.budget.max = cfg.MaxBodyBytesInFlight
@@ -267,6 +273,11 @@ func (s *Server) healthz(c echo.Context) error { return c.String(http.StatusOK, 
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
 	defer cancel()
+	if s.started != nil {
+		if err := s.started(); err != nil {
+			return &httpError{status: http.StatusServiceUnavailable, msg: "starting", cause: err}
+		}
+	}
 	if err := s.store.Ping(ctx); err != nil {
 		return storeError(err)
 	}

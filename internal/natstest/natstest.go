@@ -2,12 +2,17 @@
 package natstest
 
 import (
+	"context"
+	"errors"
 	"net"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Server is an in-process NATS server with JetStream on disk.
@@ -21,6 +26,13 @@ type Server struct {
 // in a temporary directory, and shuts it down when the test ends.
 func RunJetStream(t testing.TB) *Server {
 	t.Helper()
+	return RunWith(t, nil)
+}
+
+// RunWith is RunJetStream with opts changed by mod (nil: none) before the
+// server starts: a fixed Port, JetStream off.
+func RunWith(t testing.TB, mod func(*server.Options)) *Server {
+	t.Helper()
 	opts := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
@@ -28,6 +40,9 @@ func RunJetStream(t testing.TB) *Server {
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,
+	}
+	if mod != nil {
+		mod(opts)
 	}
 	s := &Server{opts: opts, t: t}
 	s.start()
@@ -69,4 +84,109 @@ func (s *Server) Connect(t testing.TB) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// RunCluster starts n JetStream servers routed into one cluster, each on
+// free ports with its store in a temporary directory, waits until
+// JetStream has a meta leader, and shuts them down when the test ends.
+// Restart of one keeps its ports and store, so it rejoins.
+func RunCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+	}
+	out := make([]*Server, n)
+	errs := make(chan error, n)
+	for i := range out {
+		opts := &server.Options{
+			ServerName: "n" + strconv.Itoa(i+1),
+			Host:       "127.0.0.1",
+			Port:       freePort(t),
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoLog:      true,
+			NoSigs:     true,
+			Cluster:    server.ClusterOpts{Name: "ctmtest", Host: "127.0.0.1", Port: ports[i]},
+			Routes:     routes,
+		}
+		out[i] = &Server{opts: opts, t: t}
+	}
+	// All at once: a JetStream cluster elects its meta leader once a
+	// quorum of servers has routes.
+	for _, s := range out {
+		ns, err := server.NewServer(s.opts)
+		if err != nil {
+			t.Fatalf("nats server: %v", err)
+		}
+		s.Server = ns
+		go ns.Start()
+	}
+	for _, s := range out {
+		if !s.ReadyForConnections(10 * time.Second) {
+			errs <- errors.New("nats cluster server not ready")
+		}
+		t.Cleanup(func() { s.Server.Shutdown() })
+	}
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	WaitJetStream(t, out[0].ClientURL(), 30*time.Second)
+	return out
+}
+
+// WaitJetStream waits until JetStream at url answers (in a cluster: has a
+// meta leader), failing t after within.
+func WaitJetStream(t testing.TB, url string, within time.Duration) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("nats connect: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := js.AccountInfo(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jetstream at %s not ready within %s: %v", url, within, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Shutdown stops the server, as a crash of its process would for its
+// clients (connections and routes drop at once), and waits until it is down.
+func (s *Server) Shutdown() {
+	s.Server.Shutdown()
+	s.Server.WaitForShutdown()
+}
+
+// Start starts a server stopped with Shutdown again on its ports and store.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.start()
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

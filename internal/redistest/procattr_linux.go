@@ -11,3 +11,9 @@ import (
 func dieWithParent(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
+
+// DieWithParent is dieWithParent for the other processes a test starts
+// (test/'s ingest and sender binaries): an orphan of a timed-out test would
+// hold the ports and the file descriptors it inherited, such as a
+// flock(1) lock.
+func DieWithParent(cmd *exec.Cmd) { dieWithParent(cmd) }

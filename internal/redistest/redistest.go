@@ -50,8 +50,14 @@ func Binary(t testing.TB) string {
 // stops it when the test ends.
 func Start(t testing.TB, extraArgs ...string) *Server {
 	t.Helper()
+	return StartOn(t, FreePort(t), extraArgs...)
+}
+
+// StartOn is Start on a given port: a test that starts a service before its
+// Redis knows the address in advance.
+func StartOn(t testing.TB, port int, extraArgs ...string) *Server {
+	t.Helper()
 	bin := Binary(t)
-	port := FreePort(t)
 	dir := t.TempDir()
 	s := &Server{
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
@@ -172,3 +178,67 @@ func StartCluster(t testing.TB) *Server {
 
 // ClusterURL returns the redis+cluster:// URL of a server from StartCluster.
 func (s *Server) ClusterURL() string { return "redis+cluster://" + s.Addr }
+
+// StartClusterN runs an n-master Redis Cluster (cluster mode on, the hash
+// slots split evenly, joined with CLUSTER MEET, as redis-cli --cluster
+// create would) and stops it when the test ends. extraArgs go to every
+// node (e.g. --appendonly yes so that a node killed and restarted keeps its
+// data; its nodes.conf keeps its slots). Connect with ClusterURLOf.
+func StartClusterN(t testing.TB, n int, extraArgs ...string) []*Server {
+	t.Helper()
+	nodes := make([]*Server, n)
+	bus := make([]int, n)
+	for i := range nodes {
+		bus[i] = FreePort(t)
+		nodes[i] = Start(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(bus[i]), "--cluster-node-timeout", "5000",
+			"--cluster-require-full-coverage", "no"}, extraArgs...)...)
+	}
+	ctx := t.Context()
+	for i, s := range nodes {
+		c := s.Client(t)
+		lo, hi := i*16384/n, (i+1)*16384/n-1
+		if err := c.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+			t.Fatalf("redis cluster: assign slots %d-%d: %v", lo, hi, err)
+		}
+		if i > 0 {
+			host, port, _ := net.SplitHostPort(s.Addr)
+			if err := nodes[0].Client(t).Do(ctx, "CLUSTER", "MEET", host, port, bus[i]).Err(); err != nil {
+				t.Fatalf("redis cluster: meet: %v", err)
+			}
+		}
+	}
+	for _, s := range nodes {
+		s.WaitClusterOK(t, n)
+	}
+	return nodes
+}
+
+// WaitClusterOK waits until s, a node of a cluster of n, says
+// cluster_state:ok and knows all n nodes (after StartClusterN, or after a
+// Restart while it rejoins), failing t after 30 s.
+func (s *Server) WaitClusterOK(t testing.TB, n int) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		info, err := c.ClusterInfo(t.Context()).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)+"\r") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis cluster node %s not ok within 30s: %v %q", s.Addr, err, info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ClusterURLOf is the redis+cluster:// URL naming every node as a seed.
+func ClusterURLOf(nodes []*Server) string {
+	addrs := make([]string, len(nodes))
+	for i, s := range nodes {
+		addrs[i] = s.Addr
+	}
+	return "redis+cluster://" + strings.Join(addrs, ",")
+}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
@@ -60,8 +61,9 @@ type Config struct {
 	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
 	// RegistryKey is REGISTRY_KEY (env only): opens the business registry's
 	// encrypted tokens and app secrets (NewRegistry).
-	RegistryKey string
-	Trail                  bool          // TRAIL: keep each event's trail (internal/trail)
+	RegistryKey    string
+	Trail          bool // TRAIL: keep each event's trail (internal/trail)
+	StreamReplicas int  // STREAM_REPLICAS of the streams it creates; 0: 1
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -186,6 +188,7 @@ func Settings() []settings.Setting {
 		{Env: registry.KeyEnv, Help: "key(s) that open the business registry's tokens and app secrets: the same value as ingest's (base64 of 32 bytes, as id:key, comma-separated); unset: businesses whose records hold secrets are parked and logged (env only)"},
 		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
+		jsstream.Setting(),
 	}
 }
 
@@ -241,6 +244,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("config: LINGER: want a duration such as 100ms, or 0 for none")
 	}
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
+		return Config{}, err
+	}
+	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {
 		return Config{}, err
 	}
 	// Every missing one at once. The token is required unless the datasets

@@ -24,18 +24,18 @@ func TestParseConfigDefaults(t *testing.T) {
 	want := DefaultConfig()
 	if cfg.ContextWait != want.ContextWait || cfg.BatchSize != 1000 || cfg.SendLease != 2*time.Minute ||
 		cfg.SentTTL != 8*24*time.Hour || !slices.Equal(cfg.RequireReferral, []string{"messenger"}) || cfg.GraphVersion != "v24.0" ||
-		cfg.GraphBase != "https://graph.facebook.com" || cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AccessToken != "tok" {
+		cfg.GraphBase != "https://graph.facebook.com" || cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AccessToken != "tok" || cfg.StreamReplicas != 1 {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 }
 
 func TestParseConfigFlagsWin(t *testing.T) {
-	cfg, err := ParseConfig([]string{"-batch-size", "50", "-context-wait", "2m", "-require-referral=false", "-sent-ttl", "9d"},
-		envOf(map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_ACCESS_TOKEN": "t", "BATCH_SIZE": "10"}))
+	cfg, err := ParseConfig([]string{"-batch-size", "50", "-context-wait", "2m", "-require-referral=false", "-sent-ttl", "9d", "-stream-replicas=3"},
+		envOf(map[string]string{"NATS_URL": "n", "REDIS_URL": "r", "CAPI_ACCESS_TOKEN": "t", "BATCH_SIZE": "10", "STREAM_REPLICAS": "5"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.BatchSize != 50 || cfg.ContextWait != 2*time.Minute || cfg.RequireReferral != nil || cfg.SentTTL != 9*24*time.Hour {
+	if cfg.BatchSize != 50 || cfg.ContextWait != 2*time.Minute || cfg.RequireReferral != nil || cfg.SentTTL != 9*24*time.Hour || cfg.StreamReplicas != 3 {
 		t.Errorf("flags did not win: %+v", cfg)
 	}
 }
@@ -104,6 +104,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"batch too big", with("BATCH_SIZE", "20000"), nil, "BATCH_SIZE"},
 		{"unknown failpoint", with("CTM_FAILPOINT", "boom"), nil, "CTM_FAILPOINT"},
 		{"missing datasets file", with("CAPI_DATASETS_FILE", "/nonexistent/ds.json"), nil, "CAPI_DATASETS_FILE"},
+		{"replicas beyond NATS's limit", with("STREAM_REPLICAS", "7"), nil, "STREAM_REPLICAS: want a number from 1 to 5"},
 		{"unknown flag", base, []string{"-nope"}, "nope"},
 	}
 	for _, tt := range tests {

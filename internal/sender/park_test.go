@@ -46,7 +46,7 @@ func TestUnparkExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if _, err := ensureStreams(ctx, js, 100, 30*time.Second); err != nil {
+	if _, err := ensureStreams(ctx, js, nil, 1, 100, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	m, err := newMetrics(prometheus.NewRegistry())

@@ -190,7 +190,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // written gets its answer) and returns nil. The caller drains the NATS
 // connection afterwards.
 func (s *Service) Run(ctx context.Context) error {
-	cons, err := ensureStreams(ctx, s.js, s.cfg.MaxAckPending, s.cfg.AckWait)
+	cons, err := ensureStreams(ctx, s.js, s.log, s.cfg.StreamReplicas, s.cfg.MaxAckPending, s.cfg.AckWait)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -62,7 +62,7 @@ func newSettleService(t *testing.T) (*Service, *observer.ObservedLogs) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ensureStreams(t.Context(), js, 1000, time.Minute); err != nil {
+	if _, err := ensureStreams(t.Context(), js, nil, 1, 1000, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	m, err := newMetrics(nil)

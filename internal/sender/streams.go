@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 )
 
 // The JetStream names of the contract.
@@ -31,16 +34,17 @@ const (
 	dlqDupWindow = time.Hour
 )
 
-// ensureStreams creates CONVERSIONS, DLQ, PARKED and the durable consumer when they
-// are absent. Existing ones are used as they are: an operator may have made
-// them replicated (R3) or changed limits.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending int, ackWait time.Duration) (jetstream.Consumer, error) {
+// ensureStreams creates CONVERSIONS, DLQ, PARKED (with STREAM_REPLICAS
+// replicas) and the durable consumer when they are absent. Existing ones are
+// used as they are: an operator may have changed limits; another replica
+// count is logged (jsstream.Check).
+func ensureStreams(ctx context.Context, js jetstream.JetStream, log *zap.Logger, replicas, maxAckPending int, ackWait time.Duration) (jetstream.Consumer, error) {
 	for _, cfg := range []jetstream.StreamConfig{
-		fileStream(StreamConversions, SubjectConversions, conversionsDupWindow),
-		fileStream(StreamDLQ, SubjectDLQ, dlqDupWindow),
-		fileStream(StreamParked, SubjectParked, dlqDupWindow),
+		fileStream(StreamConversions, SubjectConversions, conversionsDupWindow, replicas),
+		fileStream(StreamDLQ, SubjectDLQ, dlqDupWindow, replicas),
+		fileStream(StreamParked, SubjectParked, dlqDupWindow, replicas),
 	} {
-		if err := ensureStream(ctx, js, cfg); err != nil {
+		if _, err := jsstream.Ensure(ctx, js, cfg, log); err != nil {
 			return nil, err
 		}
 	}
@@ -71,8 +75,8 @@ func ensureStreams(ctx context.Context, js jetstream.JetStream, maxAckPending in
 }
 
 // fileStream is the configuration of the sender's streams: on disk, kept
-// streamMaxAge, deduplicating Nats-Msg-Id over dup.
-func fileStream(name, subject string, dup time.Duration) jetstream.StreamConfig {
+// streamMaxAge, deduplicating Nats-Msg-Id over dup, on replicas servers.
+func fileStream(name, subject string, dup time.Duration, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:       name,
 		Subjects:   []string{subject},
@@ -80,19 +84,6 @@ func fileStream(name, subject string, dup time.Duration) jetstream.StreamConfig 
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     streamMaxAge,
 		Duplicates: dup,
+		Replicas:   max(replicas, 1),
 	}
-}
-
-func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	_, err := js.Stream(ctx, cfg.Name)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("stream %s: %w", cfg.Name, err)
-	}
-	if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("create stream %s: %w", cfg.Name, err)
-	}
-	return nil
 }
