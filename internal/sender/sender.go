@@ -179,7 +179,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.pipe = newPipeline(s)
 	s.lb = newLedgerBatch(s.ledger, cfg.SendLease)
 	s.tw = trail.NewWriter(cfg.SentTTL)
-	s.lb.carry = s.tw.Drain
+	s.lb.carry = s.tw.Carry
 	return s, nil
 }
 

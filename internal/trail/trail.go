@@ -1,13 +1,13 @@
 // Package trail keeps what became of each conversion (its trail) and the
 // per-minute counters behind GET /v1/stats, in Redis.
 //
-// The sender writes both without a round trip of its own: Writer buffers
-// the records and counter increments its settlements produce, and the
-// sender's next ledger round trip (claims, post markers, sent marks)
-// carries them in the same pipeline (Writer.Drain). Only what no ledger
-// round trip picked up within FlushAfter is flushed on its own (an idle
-// sender), so a busy sender pays nothing more per event, and an idle one
-// at most one round trip per FlushAfter.
+// The sender writes both without a round trip per event: Writer buffers
+// the records and counter increments its settlements produce. A few
+// (CarryMax) ride on the sender's next ledger round trip (claims, post
+// markers, sent marks) in the same pipeline (Writer.Carry); more, or what
+// no ledger round trip took within FlushAfter, go in one round trip of
+// their own (Writer.Run), off the path of the events: a busy sender pays
+// one round trip per FlushAfter for all its records, a quiet one none.
 //
 // A record is one JSON value per event, a field (the event_id) of its
 // business's hash of the hour it last changed in, ctm:trail:{<business>}:<unix

@@ -135,3 +135,36 @@ func TestWriterRunFlushesLeftovers(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A few records ride on a round trip made anyway; many wait for Run's own.
+func TestCarryTakesFewOnly(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := t.Context()
+	w := trail.NewWriter(time.Hour)
+	put := func(n int) {
+		for i := range n {
+			w.Put(&trail.Record{BusinessID: "b", EventID: "e" + time.Duration(i).String(), State: trail.Sent, UpdatedAt: trail.At(time.Now())})
+		}
+	}
+	carry := func() int64 {
+		cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { p.Ping(ctx); w.Carry(ctx, p); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int64(len(cmds))
+	}
+	put(trail.CarryMax)
+	if n := carry(); n != 3 { // PING, HSET, EXPIREAT
+		t.Errorf("%d commands with %d records buffered; want them carried (3)", n, trail.CarryMax)
+	}
+	put(trail.CarryMax + 1)
+	if n := carry(); n != 1 {
+		t.Errorf("%d commands with %d records buffered; want none carried", n, trail.CarryMax+1)
+	}
+	if err := w.Flush(ctx, rdb); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.HLen(ctx, trail.HourKey("b", time.Now())).Val(); n != trail.CarryMax+1 {
+		t.Errorf("%d records stored; want %d", n, trail.CarryMax+1)
+	}
+}
