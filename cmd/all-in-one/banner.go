@@ -26,6 +26,9 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	if cfg.Ingest.Intake.Enabled() {
 		fmt.Fprintf(&b, "  intake     POST %s/v1/conversions  (Bearer %s)\n", adminBase, ifDev(cfg, devIntakeToken, "$INTAKE_TOKEN"))
 	}
+	fmt.Fprintf(&b, "  events     GET  %s/v1/events/{business_id}/{event_id}  (what happened to a conversion)\n", adminBase)
+	fmt.Fprintf(&b, "  dead letters GET %s/v1/dead-letters\n", adminBase)
+	fmt.Fprintf(&b, "  console    %s/console/  (log in with the admin token)\n", adminBase)
 	fmt.Fprintf(&b, "  registry   %s/v1/businesses  (Bearer %s)\n", adminBase, admin)
 	if cfg.DevRegistryKey != "" {
 		fmt.Fprintf(&b, "             secrets encrypted with a development REGISTRY_KEY kept in %s; set REGISTRY_KEY in production\n", cfg.DevRegistryKey)

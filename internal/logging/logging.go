@@ -85,7 +85,10 @@ func Server(log *zap.Logger) ServerLogger { return serverLog{log.Named("nats-ser
 
 type serverLog struct{ log *zap.SugaredLogger }
 
-func (s serverLog) Noticef(format string, v ...any) { s.log.Infof(format, v...) }
+// Noticef logs at debug: an embedded server's notices (its start-up banner
+// and settings, some 30 lines) would bury the all-in-one's own banner; its
+// warnings and errors keep their levels, LOG_LEVEL=debug shows the rest.
+func (s serverLog) Noticef(format string, v ...any) { s.log.Debugf(format, v...) }
 func (s serverLog) Warnf(format string, v ...any)   { s.log.Warnf(format, v...) }
 func (s serverLog) Fatalf(format string, v ...any)  { s.log.Errorf("fatal: "+format, v...) }
 func (s serverLog) Errorf(format string, v ...any)  { s.log.Errorf(format, v...) }

@@ -130,8 +130,25 @@ func TestNATSAsyncErrorRouted(t *testing.T) {
 
 // TestServerLogger: the embedded server's notices are info lines.
 func TestServerLogger(t *testing.T) {
+	// Notices are at debug (at info the server's banner would bury the
+	// all-in-one's): routed, and absent at info.
+	var quiet syncBuf
+	qs, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs.SetLoggerV2(logging.Server(logging.New(&quiet, zapcore.InfoLevel)), false, false, false)
+	go qs.Start()
+	if !qs.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	qs.Shutdown()
+	if strings.Contains(quiet.String(), "Server is ready") {
+		t.Errorf("the server's notices are logged at info: %q", quiet.String())
+	}
+
 	var b syncBuf
-	log := logging.New(&b, zapcore.InfoLevel)
+	log := logging.New(&b, zapcore.DebugLevel)
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
