@@ -153,7 +153,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Bool("nats_url_set", cfg.NATSURL != ""),
 		zap.Bool("capture", deps.Capture != nil),
 		zap.Bool("forward", deps.Forward != nil),
-		zap.Bool("automatic_events", deps.AutoEvents != nil),
+		zap.Bool("automatic_events_publisher", deps.AutoEvents != nil), // on for all (AUTOMATIC_EVENTS) or per business (registry)
 		zap.Duration("context_ttl", cfg.ContextTTL),
 		zap.Int64("body_limit", cfg.BodyLimit),
 		zap.Int64("max_body_bytes_in_flight", cfg.MaxBodyBytesInFlight),
