@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -52,11 +53,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ingest.PrintUsage(stdout)
 		return nil
 	}
+	// REDIS_URL is this binary's need (ingest.New takes a store), named
+	// with the settings ParseConfig found missing, so one run lists them all.
+	if redisURLMissing(cfg, err, args, getenv) {
+		err = errors.Join(err, errors.New("config: REDIS_URL is required (e.g. redis://localhost:6379/0)"))
+	}
 	if err != nil {
 		return err
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("config: REDIS_URL is required (e.g. redis://localhost:6379/0)")
 	}
 
 	// Sampled: an outage answered with 503 thousands of times a second
@@ -159,4 +162,18 @@ func drain(nc *nats.Conn, log *zap.Logger) {
 	if err := nc.Drain(); err != nil {
 		log.Warn("nats drain", zap.Error(err))
 	}
+}
+
+// redisURLMissing reports whether REDIS_URL is unset; after a failed parse
+// cfg is empty, so the environment and the flag are looked at.
+func redisURLMissing(cfg ingest.Config, err error, args []string, getenv func(string) string) bool {
+	if err == nil {
+		return cfg.RedisURL == ""
+	}
+	for _, a := range args {
+		if strings.HasPrefix(strings.TrimLeft(a, "-"), "redis-url") {
+			return false
+		}
+	}
+	return getenv("REDIS_URL") == ""
 }
