@@ -24,15 +24,11 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(c.NATSURL, nats.Name("ctmpipe-sender-dlq"))
+	nc, js, err := connectJS(c.NATSURL, "ctmpipe-sender-dlq")
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	if c.Show > 0 {
 		info, msg, err := sender.ShowDeadLetter(ctx, js, c.Show, c.Reveal)
 		if err != nil {
@@ -51,4 +47,19 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprintf(stdout, "(more: -limit %d shows the newest %d only)\n", c.Limit, c.Limit)
 	}
 	return nil
+}
+
+// connectJS connects a command-line tool (dlq, redrive) to NATS and its
+// JetStream; close the connection when done.
+func connectJS(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }

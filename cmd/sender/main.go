@@ -220,15 +220,11 @@ func redrive(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(rc.NATSURL, nats.Name("ctmpipe-sender-redrive"))
+	nc, js, err := connectJS(rc.NATSURL, "ctmpipe-sender-redrive")
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	if rc.RedisURL != "" {
 		rdb, err := attribution.NewClient(rc.RedisURL)
 		if err != nil {

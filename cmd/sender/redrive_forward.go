@@ -9,9 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 )
@@ -104,15 +101,11 @@ func redriveForward(ctx context.Context, args []string, getenv func(string) stri
 			return errors.New("redrive: -until: want an RFC 3339 time such as 2025-11-24T18:00:00Z")
 		}
 	}
-	nc, err := nats.Connect(*natsURL, nats.Name("ctmpipe-sender-redrive"))
+	nc, js, err := connectJS(*natsURL, "ctmpipe-sender-redrive")
 	if err != nil {
-		return fmt.Errorf("nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	res, err := forward.Redrive(ctx, js, opts)
 	res.Print(stdout, opts.DryRun)
 	return err

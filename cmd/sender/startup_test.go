@@ -7,57 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ctmpipe/ctmpipe/internal/natstest"
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
+	"github.com/ctmpipe/ctmpipe/internal/startup/startuptest"
 )
-
-// lockedBuffer is a log sink the test reads while run writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// readyz returns /readyz's status and body at addr (0 when unreachable).
-func readyz(addr string) (int, string) {
-	c := http.Client{Timeout: time.Second}
-	resp, err := c.Get("http://" + addr + "/readyz")
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// eventually polls f until it returns true, failing after 20 s.
-func eventually(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // TestRunWaitsForServers: the sender started before Redis and NATS keeps
 // running, answers /readyz with 503 naming what it waits for (REDIS_URL,
@@ -72,26 +29,26 @@ func TestRunWaitsForServers(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var logs lockedBuffer
+	var logs startuptest.LockedBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, e, io.Discard, &logs) }()
 
-	eventually(t, "REDIS_URL in the log", func() bool { return strings.Contains(logs.String(), "waiting for Redis (REDIS_URL)") })
-	if code, body := readyz(metrics); code != http.StatusServiceUnavailable || !strings.Contains(body, "REDIS_URL") {
+	startuptest.Eventually(t, "REDIS_URL in the log", func() bool { return strings.Contains(logs.String(), "waiting for Redis (REDIS_URL)") })
+	if code, body := startuptest.Readyz(metrics); code != http.StatusServiceUnavailable || !strings.Contains(body, "REDIS_URL") {
 		t.Fatalf("/readyz before Redis: %d %q", code, body)
 	}
 	redistest.StartOn(t, redisPort)
 
 	// A NATS without JetStream first: the log says to start it with -js.
 	plain := natstest.RunWith(t, func(o *server.Options) { o.Port = natsPort; o.JetStream = false })
-	eventually(t, "-js advice", func() bool { return strings.Contains(logs.String(), "start nats-server with -js") })
-	if code, body := readyz(metrics); code != http.StatusServiceUnavailable || !strings.Contains(body, "NATS_URL") {
+	startuptest.Eventually(t, "-js advice", func() bool { return strings.Contains(logs.String(), "start nats-server with -js") })
+	if code, body := startuptest.Readyz(metrics); code != http.StatusServiceUnavailable || !strings.Contains(body, "NATS_URL") {
 		t.Fatalf("/readyz before JetStream: %d %q", code, body)
 	}
 	plain.Shutdown()
 	natstest.RunWith(t, func(o *server.Options) { o.Port = natsPort })
-	eventually(t, "/readyz 200", func() bool { code, _ := readyz(metrics); return code == http.StatusOK })
-	eventually(t, "sender started", func() bool { return strings.Contains(logs.String(), "sender started") })
+	startuptest.Eventually(t, "/readyz 200", func() bool { code, _ := startuptest.Readyz(metrics); return code == http.StatusOK })
+	startuptest.Eventually(t, "sender started", func() bool { return strings.Contains(logs.String(), "sender started") })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run after cancel: %v", err)
