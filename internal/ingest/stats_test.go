@@ -1,34 +1,20 @@
 package ingest
 
 import (
-	"context"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, c redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
-}
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, c []redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
-}
-
 // The webhook and context counters ride on the context write: no round
 // trip of their own (after the one question, once, whether the store
 // keeps hashes).
 func TestStatsRideOnTheContextWrite(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
-	h := &roundTrips{}
+	h := &redistest.RoundTrips{}
 	rdb.AddHook(h)
 	store := attribution.NewStore(rdb, 0)
 	store.SetRecordHook((&statsHook{rdb: rdb}).record)
@@ -40,11 +26,11 @@ func TestStatsRideOnTheContextWrite(t *testing.T) {
 	if err := store.Record(withDeliveries(ctx, 1), []attribution.Touch{touch("p1", "u0")}); err != nil {
 		t.Fatal(err)
 	}
-	h.n.Store(0)
+	h.N.Store(0)
 	if err := store.Record(withDeliveries(ctx, 3), []attribution.Touch{touch("p1", "u1"), touch("p1", "u2"), touch("p2", "u3")}); err != nil {
 		t.Fatal(err)
 	}
-	if n := h.n.Load(); n != 1 {
+	if n := h.N.Load(); n != 1 {
 		t.Errorf("%d round trips for a write with its counters; want 1", n)
 	}
 	now := time.Now()

@@ -2,7 +2,6 @@ package trail_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,16 +10,6 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 )
-
-type roundTrips struct{ n atomic.Int64 }
-
-func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, c redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
-}
-func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, c []redis.Cmder) error { h.n.Add(1); return next(ctx, c) }
-}
 
 // Records and counters buffered by the Writer go out in the pipeline of a
 // round trip made anyway; a duplicate keeps the trail there; the stats and
@@ -51,12 +40,12 @@ func TestWriterDrainStatsBusiness(t *testing.T) {
 	}
 	w.Accepted("1001", now)
 
-	h := &roundTrips{}
+	h := &redistest.RoundTrips{}
 	rdb.AddHook(h)
 	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { p.Ping(ctx); return nil }); err != nil { // dial first
 		t.Fatal(err)
 	}
-	h.n.Store(0)
+	h.N.Store(0)
 	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, "the-round-trip-made-anyway", "1", time.Minute)
 		w.Drain(ctx, p)
@@ -64,7 +53,7 @@ func TestWriterDrainStatsBusiness(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if n := h.n.Load(); n != 1 {
+	if n := h.N.Load(); n != 1 {
 		t.Errorf("%d round trips; want the one made anyway", n)
 	}
 

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
@@ -17,7 +19,7 @@ func TestCarryRidesTheSameRoundTrip(t *testing.T) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	h := &pipelines{}
+	h := &redistest.RoundTrips{}
 	rdb.AddHook(h) // before the connection is dialled, which counts its handshake
 	if err := rdb.Set(t.Context(), "a-string", "x", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -31,7 +33,7 @@ func TestCarryRidesTheSameRoundTrip(t *testing.T) {
 		n++
 		p.Set(ctx, "carried", n, time.Minute)
 	})
-	h.n.Store(0)
+	h.N.Store(0)
 	if err := l.MarkSent(ctx, []string{"b/e1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func TestCarryRidesTheSameRoundTrip(t *testing.T) {
 	if _, err := l.PostingMany(ctx, []string{"o"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := h.n.Load(); got != 3 {
+	if got := h.N.Load(); got != 3 {
 		t.Errorf("%d round trips for mark, claim and posting with carried writes; want 3", got)
 	}
 	if v, _ := rdb.Get(t.Context(), "carried").Result(); v != "3" || n != 3 {

@@ -1,11 +1,11 @@
 package ledger_test
 
 import (
-	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
@@ -13,17 +13,6 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
-
-// pipelines counts the round trips (pipelines and single commands) a client makes.
-type pipelines struct{ n atomic.Int64 }
-
-func (h *pipelines) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *pipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *pipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
 
 // The claims of many requests go in the round trips of one: one pipeline of
 // SET NX for all, one of GET for those taken. Each owner gets its own
@@ -37,7 +26,7 @@ func TestClaimManyOneRoundTrip(t *testing.T) {
 	if err := l.MarkSent(ctx, []string{"b3/sent"}); err != nil {
 		t.Fatal(err)
 	}
-	h := &pipelines{}
+	h := &redistest.RoundTrips{}
 	rdb.AddHook(h)
 	got, err := l.ClaimMany(ctx, time.Minute, []ledger.ClaimRequest{
 		{Owner: "o1", IDs: []string{"b1/a", "b1/b"}},
@@ -54,15 +43,15 @@ func TestClaimManyOneRoundTrip(t *testing.T) {
 			t.Errorf("request %d (-want +got):\n%s", i, diff)
 		}
 	}
-	if n := h.n.Load(); n != 2 {
+	if n := h.N.Load(); n != 2 {
 		t.Errorf("%d round trips for 4 requests; want 2 (SET NX, then GET of the taken)", n)
 	}
-	h.n.Store(0)
+	h.N.Store(0)
 	errs, err := l.PostingMany(ctx, []string{"o1", "o2"})
 	if err != nil || errs[0] != nil || errs[1] != nil {
 		t.Fatalf("PostingMany = %v, %v; want both recorded", errs, err)
 	}
-	if n := h.n.Load(); n != 1 {
+	if n := h.N.Load(); n != 1 {
 		t.Errorf("%d round trips for 2 post markers; want 1", n)
 	}
 	// A fenced owner is told so, the others are not.
