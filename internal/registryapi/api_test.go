@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ctmpipe/ctmpipe/internal/embedstore/embedtest"
+
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -101,7 +103,7 @@ func newTestAPI(t *testing.T, o apiOpts) *testAPI {
 	t.Helper()
 	var rdb *redis.Client
 	if onEmbedded {
-		rdb = embeddedClient(t)
+		rdb = embedtest.Client(t)
 	} else {
 		rdb = redistest.Start(t).Client(t)
 	}

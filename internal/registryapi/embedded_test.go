@@ -2,10 +2,6 @@ package registryapi
 
 import (
 	"testing"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/ctmpipe/ctmpipe/internal/embedstore"
 )
 
 // onEmbedded makes newTestAPI keep the registry in the all-in-one's
@@ -29,18 +25,4 @@ func TestEndpointsOnEmbeddedStore(t *testing.T) {
 	} {
 		t.Run(tt.name, tt.f)
 	}
-}
-
-func embeddedClient(t *testing.T) *redis.Client {
-	t.Helper()
-	s, err := embedstore.Open(embedstore.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	t.Cleanup(func() {
-		c.Close()
-		s.Close()
-	})
-	return c
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ctmpipe/ctmpipe/internal/embedstore"
+	"github.com/ctmpipe/ctmpipe/internal/embedstore/embedtest"
 )
 
 // backends are the Redis-shaped stores the registry runs on: redis-server,
@@ -16,7 +16,7 @@ var backends = []struct {
 	start func(*testing.T) *redis.Client
 }{
 	{"redis-server", newTestRedis},
-	{"embedstore", newEmbedStore},
+	{"embedstore", embedtest.Client},
 }
 
 // forBackends runs f once per backend, as a subtest named after it.
@@ -24,20 +24,4 @@ func forBackends(t *testing.T, f func(t *testing.T, rdb *redis.Client)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { f(t, b.start(t)) })
 	}
-}
-
-// newEmbedStore opens an embedded store in a temporary directory and a
-// client of it, both closed at cleanup.
-func newEmbedStore(t *testing.T) *redis.Client {
-	t.Helper()
-	s, err := embedstore.Open(embedstore.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	t.Cleanup(func() {
-		c.Close()
-		s.Close()
-	})
-	return c
 }
