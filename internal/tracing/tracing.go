@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
@@ -23,6 +24,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 )
@@ -190,4 +192,14 @@ func Extract(h nats.Header) trace.SpanContext {
 // string that could hold a value from a payload).
 func Fail(span trace.Span, what string) {
 	span.SetStatus(codes.Error, what)
+}
+
+// Stop runs shutdown with a few seconds to flush, logging a failure (the
+// collector away): spans are lost then, nothing else.
+func Stop(shutdown func(context.Context) error, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("traces not flushed to the OTLP collector", zap.Error(err))
+	}
 }
