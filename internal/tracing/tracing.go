@@ -203,3 +203,21 @@ func Stop(shutdown func(context.Context) error, log *zap.Logger) {
 		log.Warn("traces not flushed to the OTLP collector", zap.Error(err))
 	}
 }
+
+// The attributes ctmpipe's spans may carry (docs/tracing.md). None holds a
+// personal id (wa_id, BSUID, PSID, IGSID, ctwa_clid, phone number, name) or
+// a token; event_id is the order system's id, logged already (docs/trail.md).
+const (
+	AttrStatusCode  = "http.response.status_code" // the answer given (webhook, intake) or got (Graph)
+	AttrChannel     = "ctm.channel"               // whatsapp, messenger, instagram, onprem
+	AttrBusinessID  = "ctm.business_id"           // the WABA, Page or IG account id
+	AttrDatasetID   = "ctm.dataset_id"            // the Conversions API dataset
+	AttrEventCount  = "ctm.event_count"           // valid conversions in the request or batch
+	AttrEventID     = "ctm.event_id"              // a single conversion's event_id (cmd/publish's lines)
+	AttrAccepted    = "ctm.accepted"              // stored by JetStream
+	AttrDuplicates  = "ctm.duplicates"            // already stored (same Nats-Msg-Id)
+	AttrInvalid     = "ctm.invalid"               // refused by the contract
+	AttrTouches     = "ctm.touches"               // ad clicks a webhook delivery carried
+	AttrMetaCode    = "ctm.meta_error_code"       // Meta's error code when the Graph API refused
+	AttrEventsRecvd = "ctm.events_received"       // Meta's events_received
+)
