@@ -220,4 +220,5 @@ const (
 	AttrTouches     = "ctm.touches"               // ad clicks a webhook delivery carried
 	AttrMetaCode    = "ctm.meta_error_code"       // Meta's error code when the Graph API refused
 	AttrEventsRecvd = "ctm.events_received"       // Meta's events_received
+	AttrFBTraceID   = "ctm.fbtrace_id"            // Meta's fbtrace_id of the answer, for Meta's support
 )
