@@ -107,7 +107,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
-	defer func() { _ = traceStop(context.WithoutCancel(ctx)) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := traceStop(sctx); err != nil {
+			fmt.Fprintf(stderr, "traces not flushed to the OTLP collector: %v\n", err)
+		}
+	}()
 	var ok, dups, failed int
 	for _, name := range fs.Args() {
 		r := stdin
