@@ -70,6 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer tracing.Stop(traceStop, log)
+	tracing.LogStarted(log, cfg.Ingest.Tracing.Getenv(getenv), "ctmpipe-all-in-one")
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer tracing.Stop(traceStop, log)
+	tracing.LogStarted(log, cfg.Tracing.Getenv(getenv), "ctmpipe-ingest")
 
 	rdb, err := attribution.NewClient(cfg.RedisURL)
 	if err != nil {

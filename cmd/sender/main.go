@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer tracing.Stop(traceStop, log)
+	tracing.LogStarted(log, cfg.Tracing.Getenv(getenv), "ctmpipe-sender")
 
 	// /readyz answers 503 from the start until Redis and NATS answer and
 	// the service runs: the sender waits for them (startup) instead of

@@ -53,8 +53,10 @@ func endGraphSpan(span trace.Span, resp capi.Response, err error) {
 	}
 	defer span.End()
 	if err == nil {
-		span.SetAttributes(attribute.Int(tracing.AttrStatusCode, http.StatusOK), attribute.Int(tracing.AttrEventsRecvd, resp.EventsReceived),
-			attribute.String(tracing.AttrFBTraceID, resp.FBTraceID))
+		span.SetAttributes(attribute.Int(tracing.AttrStatusCode, http.StatusOK), attribute.Int(tracing.AttrEventsRecvd, resp.EventsReceived))
+		if resp.FBTraceID != "" { // none in a dry run
+			span.SetAttributes(attribute.String(tracing.AttrFBTraceID, resp.FBTraceID))
+		}
 		return
 	}
 	var ae *capi.APIError

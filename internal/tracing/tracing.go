@@ -194,6 +194,18 @@ func Fail(span trace.Span, what string) {
 	span.SetStatus(codes.Error, what)
 }
 
+// LogStarted says at start whether traces are exported, and as which
+// service (the collector's URL may hold credentials and is not logged).
+func LogStarted(log *zap.Logger, getenv func(string) string, serviceName string) {
+	if !Enabled() {
+		return
+	}
+	if n := strings.TrimSpace(getenv(EnvServiceName)); n != "" {
+		serviceName = n
+	}
+	log.Info("traces exported over OTLP/HTTP ("+EnvEndpoint+")", zap.String("service_name", serviceName))
+}
+
 // Stop runs shutdown with a few seconds to flush, logging a failure (the
 // collector away): spans are lost then, nothing else.
 func Stop(shutdown func(context.Context) error, log *zap.Logger) {
