@@ -5,6 +5,14 @@
 // set: then the global tracer provider stays OpenTelemetry's no-op, a span
 // costs a few nanoseconds and nothing is exported. See docs/tracing.md for
 // the spans and their attributes; none holds a personal id or a token.
+//
+// Unlike the rest of ctmpipe, this package works through a global: the
+// OpenTelemetry tracer provider (otel.SetTracerProvider) and a flag that
+// says whether one is installed. OpenTelemetry is built around that global,
+// and threading a provider through every constructor of ingest, the intake
+// and the sender would change their signatures for a cross-cutting concern
+// that is off by default. Tests install a provider with Install and are not
+// parallel while it is installed.
 package tracing
 
 import (
