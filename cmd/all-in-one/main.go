@@ -30,6 +30,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
@@ -64,6 +65,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(stderr, cfg.Ingest.LogLevel)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	traceStop, err := tracing.Setup(ctx, "ctmpipe-all-in-one", cfg.Ingest.Tracing.Getenv(getenv))
+	if err != nil {
+		return err
+	}
+	defer tracing.Stop(traceStop, log)
+	tracing.LogStarted(log, cfg.Ingest.Tracing.Getenv(getenv), "ctmpipe-all-in-one")
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -66,6 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// must not flood the log.
 	log := logging.New(stderr, cfg.LogLevel, logging.Sample)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	traceStop, err := tracing.Setup(ctx, "ctmpipe-ingest", cfg.Tracing.Getenv(getenv))
+	if err != nil {
+		return err
+	}
+	defer tracing.Stop(traceStop, log)
+	tracing.LogStarted(log, cfg.Tracing.Getenv(getenv), "ctmpipe-ingest")
 
 	rdb, err := attribution.NewClient(cfg.RedisURL)
 	if err != nil {

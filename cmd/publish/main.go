@@ -20,8 +20,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
@@ -54,6 +57,8 @@ stream's duplicate window; the sender's ledger catches later repeats).
 Each line is checked against the contract first (pkg/conversion, the same
 check the sender makes); a line that breaks it is reported with file:line and
 the rule, and skipped. The exit status is 1 if any line failed.
+With OTEL_EXPORTER_OTLP_ENDPOINT set, each file is a trace span whose context
+every message carries to the sender (docs/tracing.md).
 
 Example (against go run ./cmd/all-in-one):
   go run ./cmd/publish examples/conversions.jsonl
@@ -96,6 +101,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
+	// OTEL_EXPORTER_OTLP_ENDPOINT (env only) turns traces on: each file is
+	// a span, and each message carries its context to the sender.
+	traceStop, err := tracing.Setup(ctx, "ctmpipe-publish", getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := traceStop(sctx); err != nil {
+			fmt.Fprintf(stderr, "traces not flushed to the OTLP collector: %v\n", err)
+		}
+	}()
 	var ok, dups, failed int
 	for _, name := range fs.Args() {
 		r := stdin
@@ -123,6 +141,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 
 // publishAll publishes every line of r and reports each failure as name:line.
 func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.Reader, timeout time.Duration, check bool, out io.Writer) (ok, dups, failed int) {
+	ctx, span := tracing.Tracer().Start(ctx, "publish.file", trace.WithSpanKind(trace.SpanKindProducer))
+	defer func() {
+		span.SetAttributes(attribute.Int(tracing.AttrEventCount, ok+dups+failed), attribute.Int(tracing.AttrAccepted, ok),
+			attribute.Int(tracing.AttrDuplicates, dups))
+		if failed > 0 {
+			tracing.Fail(span, "lines not published")
+		}
+		span.End()
+	}()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -138,7 +165,9 @@ func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.R
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, timeout)
-		ack, err := js.Publish(pctx, "conversions."+m.Channel, data, jetstream.WithMsgID(m.EventID))
+		msg := &nats.Msg{Subject: "conversions." + m.Channel, Data: data}
+		tracing.Inject(ctx, msg)
+		ack, err := js.PublishMsg(pctx, msg, jetstream.WithMsgID(m.EventID))
 		cancel()
 		if err != nil {
 			fmt.Fprintf(out, "%s:%d: publish: %v\n", name, line, err)

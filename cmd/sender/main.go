@@ -29,6 +29,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
@@ -78,6 +79,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(stderr, cfg.LogLevel)
 	defer func() { _ = log.Sync() }()
+	traceStop, err := tracing.Setup(ctx, "ctmpipe-sender", cfg.Tracing.Getenv(getenv))
+	if err != nil {
+		return err
+	}
+	defer tracing.Stop(traceStop, log)
+	tracing.LogStarted(log, cfg.Tracing.Getenv(getenv), "ctmpipe-sender")
 
 	// /readyz answers 503 from the start until Redis and NATS answer and
 	// the service runs: the sender waits for them (startup) instead of

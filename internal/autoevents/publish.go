@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -127,6 +128,7 @@ func (p *Publisher) publish(ctx context.Context, c *conversion.Conversion) (bool
 		return false, fmt.Errorf("%w: encode: %v", ErrUnavailable, err)
 	}
 	m := &nats.Msg{Subject: subjectWhatsApp, Data: data}
+	tracing.Inject(ctx, m) // the webhook's span, when tracing is on
 	ack, err := p.js.PublishMsg(ctx, m, jetstream.WithMsgID(c.EventID), jetstream.WithExpectStream(streamConversions))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {

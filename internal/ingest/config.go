@@ -16,6 +16,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
@@ -59,6 +60,8 @@ type Config struct {
 	GraphBase       string            // GRAPH_API_BASE: the registry API's Dataset API calls
 	GraphVersion    string            // GRAPH_API_VERSION
 	CAPIAccessToken string            // CAPI_ACCESS_TOKEN (env only): resolves datasets of businesses without a token
+	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME): traces off when unset.
+	Tracing tracing.Config
 }
 
 // Defaults for settings the operator leaves unset.
@@ -130,6 +133,7 @@ func ownSettings() []settings.Setting {
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: DefaultShutdownTimeout.String(), Help: "how long in-flight requests may take to finish after SIGTERM"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 		jsstream.Setting(),
+		tracing.Settings()[0], tracing.Settings()[1],
 	}
 }
 
@@ -158,6 +162,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		StoreTimeout:         v.Duration("STORE_TIMEOUT"),
 		OnPremSecret:         v.Text("ONPREM_SECRET"),
 		OnPremWABAID:         v.Text("ONPREM_WABA_ID"),
+		Tracing:              tracing.FromValues(v),
 		Capture:              v.Bool("CAPTURE"),
 		CaptureMaxAge:        v.Duration("CAPTURE_MAX_AGE"),
 		CaptureQueue:         int(v.Size("CAPTURE_QUEUE")),

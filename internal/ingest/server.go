@@ -171,8 +171,8 @@ func (s *Server) routes() *echo.Echo {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.recoverPanic)
 	e.GET("/webhook", s.timed(routeHandshake, s.handshake))
-	e.POST("/webhook", s.timed(routeWebhook, s.postWebhook))
-	e.POST("/webhook/onprem", s.timed(routeOnPrem, s.postOnPrem))
+	e.POST("/webhook", s.timed(routeWebhook, s.traced("webhook", s.postWebhook)))
+	e.POST("/webhook/onprem", s.timed(routeOnPrem, s.traced("webhook", s.postOnPrem)))
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	return e

@@ -57,7 +57,10 @@ func (s *Server) postWebhook(c echo.Context) error {
 	}
 	defer s.releaseBody(bd)
 	body := bd.b
-	if s.verifier.Verify(body, sig) != nil {
+	_, vspan := childSpan(req.Context(), "webhook.verify")
+	verr := s.verifier.Verify(body, sig)
+	endSpan(vspan, verr != nil, "signature mismatch")
+	if verr != nil {
 		s.signatureFailed(sigMismatch)
 		return errBadSignature
 	}
@@ -164,6 +167,7 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 			zap.Int("max_touches", maxTouchesPerDelivery))
 		return errTooManyTouches
 	}
+	setAttrs(c.Request().Context(), ch, len(p.Touches))
 	received := time.Now()
 	touches := make([]attribution.Touch, 0, len(p.Touches))
 	var ids []string // the aliases of all touches share one array
@@ -191,7 +195,10 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		s.m.webhooks[ch][out].Inc()
 		return c.NoContent(http.StatusOK)
 	}
-	if err := s.rec.Record(c.Request().Context(), touches); err != nil {
+	ctx, span := childSpan(c.Request().Context(), "webhook.store")
+	err := s.rec.Record(ctx, touches)
+	endSpan(span, err != nil, "store write failed")
+	if err != nil {
 		s.m.webhooks[ch][outStoreError].Inc()
 		return storeError(err)
 	}

@@ -30,7 +30,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 )
 
 // Path is the route of the intake. Mount the Handler for POST there.
@@ -107,9 +111,29 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 // docs/intake.md for the statuses).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var span trace.Span
+	if tracing.Enabled() {
+		// A root of its own: a caller's traceparent is not trusted (anyone
+		// with a token could join their trace to ours). Each published
+		// message carries this span's context (publish).
+		var ctx context.Context
+		ctx, span = tracing.Tracer().Start(r.Context(), "intake.request", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		r = r.WithContext(ctx)
+	}
 	status, body, err := h.serve(w, r)
 	if err != nil {
 		status, body = h.failure(w, err)
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int(tracing.AttrStatusCode, status))
+		if res, ok := body.(Result); ok {
+			span.SetAttributes(attribute.Int(tracing.AttrAccepted, res.Accepted), attribute.Int(tracing.AttrDuplicates, res.Duplicates),
+				attribute.Int(tracing.AttrInvalid, len(res.Invalid)))
+		}
+		if status >= 500 {
+			tracing.Fail(span, "conversions not taken")
+		}
 	}
 	if werr := writeJSON(w, status, body); werr != nil {
 		h.log.Debug("write answer", zap.Error(werr)) // the client left
@@ -153,6 +177,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, any, error
 		return 0, nil, err
 	}
 	valid, res := check(items)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int(tracing.AttrEventCount, len(valid)))
 	h.m.conversions.WithLabelValues(resultInvalid).Add(float64(len(res.Invalid)))
 	if len(valid) == 0 {
 		return http.StatusBadRequest, errorBody{Error: errNoneValid.msg, Invalid: res.Invalid}, nil

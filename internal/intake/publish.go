@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
 
@@ -68,6 +69,7 @@ func (h *Handler) publish(ctx context.Context, items []item, res *Result) error 
 			break
 		}
 		m := &nats.Msg{Subject: subjectPrefix + it.channel, Data: it.data}
+		tracing.Inject(ctx, m) // the request's span, when tracing is on
 		f, err := h.pub.PublishMsgAsync(m, jetstream.WithMsgID(it.eventID), jetstream.WithExpectStream(streamConversions))
 		if err != nil {
 			pubErr = err

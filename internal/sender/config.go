@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
+	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
@@ -21,6 +22,7 @@ import (
 // from flags and the environment; cmd/all-in-one may start from
 // DefaultConfig and set fields.
 type Config struct {
+	Tracing         tracing.Config           // OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME: traces off when unset
 	NATSURL         string                   // NATS_URL: required by cmd/sender, not by New
 	RedisURL        string                   // REDIS_URL: required by cmd/sender, not by New
 	AccessToken     string                   // CAPI_ACCESS_TOKEN (env only)
@@ -189,6 +191,7 @@ func Settings() []settings.Setting {
 		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 		jsstream.Setting(),
+		tracing.Settings()[0], tracing.Settings()[1],
 	}
 }
 
@@ -235,6 +238,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		Failpoint:              getenv("CTM_FAILPOINT"),
 		RegistryKey:            v.Text(registry.KeyEnv),
 		Trail:                  v.Bool("TRAIL"),
+		Tracing:                tracing.FromValues(v),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err

@@ -147,7 +147,9 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.HTTPTimeout)
 	start := time.Now()
+	span := graphSpan(ctx, business, ds, items)
 	resp, err := s.postAs(sctx, ds, events)
+	endGraphSpan(span, resp, err)
 	cancel()
 	done()
 	s.m.graphDuration.Observe(time.Since(start).Seconds())
