@@ -318,6 +318,7 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 		}
 		cancel()
 		s.sweepOK(time.Now())
+		s.pipe.sweepAway(time.Now())
 		s.m.paused.Set(float64(s.biz.pausedCount()))
 		select {
 		case <-ctx.Done():
