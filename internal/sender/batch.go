@@ -29,6 +29,7 @@ type item struct {
 	event     capi.Event
 	followers []*item // same ledger id later in the fetch: settled with this one
 	settled   atomic.Bool
+	heldBy    string // the business whose held count (pipeline.heldBiz) it is in; under pipeline.mu
 }
 
 // intake takes one fetch through parsing, joining and finding datasets,

@@ -46,21 +46,27 @@ type Config struct {
 	// starved (pipeline.go).
 	MaxInflight            int
 	MaxInflightPerBusiness int
-	Linger                 time.Duration // LINGER: how long a dataset's queue waits to fill a request; 0: none
-	QueueMemory            int64         // QUEUE_MEMORY: message bytes held before fetching pauses
-	MaxAckPending          int           // MAX_ACK_PENDING of the consumer it creates
-	AckWait                time.Duration // ACK_WAIT of the consumer it creates
-	SendLease              time.Duration // SEND_LEASE: ledger claim lease, > HTTPTimeout
-	SentTTL                time.Duration // SENT_TTL: how long sent markers are kept
-	HTTPTimeout            time.Duration // HTTP_TIMEOUT of one Graph API request
-	RetryMin               time.Duration // RETRY_MIN: first backoff after a Graph error
-	RetryMax               time.Duration // RETRY_MAX: longest backoff
-	PauseInterval          time.Duration // PAUSE_INTERVAL after a token error
-	MetricsAddr            string        // METRICS_ADDR
-	PprofAddr              string        // PPROF_ADDR: /debug/pprof listener; empty: off
-	LogLevel               zapcore.Level // LOG_LEVEL
-	ShutdownTimeout        time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
-	Failpoint              string        // CTM_FAILPOINT (env only, tests only)
+	// MaxHeldPerBusiness (MAX_HELD_PER_BUSINESS) bounds the messages of a
+	// stuck business (hung, or backing off for long) counted against
+	// MAX_ACK_PENDING: held here, or handed back for 5 s or more. Past it
+	// they are parked (pipeline.go). A quarter of MAX_ACK_PENDING at most,
+	// whatever it says.
+	MaxHeldPerBusiness int
+	Linger             time.Duration // LINGER: how long a dataset's queue waits to fill a request; 0: none
+	QueueMemory        int64         // QUEUE_MEMORY: message bytes held before fetching pauses
+	MaxAckPending      int           // MAX_ACK_PENDING of the consumer it creates
+	AckWait            time.Duration // ACK_WAIT of the consumer it creates
+	SendLease          time.Duration // SEND_LEASE: ledger claim lease, > HTTPTimeout
+	SentTTL            time.Duration // SENT_TTL: how long sent markers are kept
+	HTTPTimeout        time.Duration // HTTP_TIMEOUT of one Graph API request
+	RetryMin           time.Duration // RETRY_MIN: first backoff after a Graph error
+	RetryMax           time.Duration // RETRY_MAX: longest backoff
+	PauseInterval      time.Duration // PAUSE_INTERVAL after a token error
+	MetricsAddr        string        // METRICS_ADDR
+	PprofAddr          string        // PPROF_ADDR: /debug/pprof listener; empty: off
+	LogLevel           zapcore.Level // LOG_LEVEL
+	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
+	Failpoint          string        // CTM_FAILPOINT (env only, tests only)
 	// RegistryKey is REGISTRY_KEY (env only): opens the business registry's
 	// encrypted tokens and app secrets (NewRegistry).
 	RegistryKey    string
@@ -116,8 +122,11 @@ const (
 	// and 512 reached ~0.9 (docs/sender.md, BENCHMARKS.md).
 	DefaultMaxInflight            = 512
 	DefaultMaxInflightPerBusiness = 4
-	DefaultLinger                 = 100 * time.Millisecond
-	DefaultQueueMemory            = 128 << 20
+	// DefaultMaxHeldPerBusiness is a quarter of DefaultMaxAckPending: a
+	// stuck business leaves three quarters to the others.
+	DefaultMaxHeldPerBusiness = DefaultMaxAckPending / 4
+	DefaultLinger             = 100 * time.Millisecond
+	DefaultQueueMemory        = 128 << 20
 )
 
 // DefaultConfig returns a Config with every default filled in and nothing
@@ -134,6 +143,7 @@ func DefaultConfig() Config {
 		Workers:                DefaultWorkers,
 		MaxInflight:            DefaultMaxInflight,
 		MaxInflightPerBusiness: DefaultMaxInflightPerBusiness,
+		MaxHeldPerBusiness:     DefaultMaxHeldPerBusiness,
 		Linger:                 DefaultLinger,
 		QueueMemory:            DefaultQueueMemory,
 		MaxAckPending:          DefaultMaxAckPending,
@@ -173,6 +183,7 @@ func Settings() []settings.Setting {
 		{Env: "BATCH_SIZE", Flag: "batch-size", Default: strconv.Itoa(d.BatchSize), Help: "messages fetched and processed together (1-10000)"},
 		{Env: "WORKERS", Flag: "workers", Default: strconv.Itoa(d.Workers), Help: "concurrent fetch loops (each parses, joins and queues what it fetched)"},
 		{Env: "MAX_INFLIGHT", Flag: "max-inflight", Default: strconv.Itoa(d.MaxInflight), Help: "Graph API requests being posted at once, over all businesses (sized for a 200-600 ms Graph); twice as many may be claiming or marking sent"},
+		{Env: "MAX_HELD_PER_BUSINESS", Flag: "max-held-per-business", Default: strconv.Itoa(d.MaxHeldPerBusiness), Help: "messages of a stuck business (no request started for 5s, or handed back for 5s or more) that may count against MAX_ACK_PENDING; past these they are parked, so that one business cannot fill it (at most MAX_ACK_PENDING/4)"},
 		{Env: "MAX_INFLIGHT_PER_BUSINESS", Flag: "max-inflight-per-business", Default: strconv.Itoa(d.MaxInflightPerBusiness), Help: "Graph API requests of one business in flight at once: a slow or hung business holds at most these"},
 		{Env: "LINGER", Flag: "linger", Default: dur(d.Linger), Help: "how long a dataset's events wait for more to fill a request (up to 1000 events); 0: send at once"},
 		{Env: "QUEUE_MEMORY", Flag: "queue-memory", Default: "128MiB", Help: "message bytes queued or in flight before the sender stops fetching (MAX_ACK_PENDING bounds the count)"},
@@ -222,6 +233,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		Workers:                v.Int("WORKERS"),
 		MaxInflight:            v.Int("MAX_INFLIGHT"),
 		MaxInflightPerBusiness: v.Int("MAX_INFLIGHT_PER_BUSINESS"),
+		MaxHeldPerBusiness:     v.Int("MAX_HELD_PER_BUSINESS"),
 		QueueMemory:            v.Size("QUEUE_MEMORY"),
 		MaxAckPending:          v.Int("MAX_ACK_PENDING"),
 		AckWait:                v.Duration("ACK_WAIT"),
@@ -349,6 +361,8 @@ func (c Config) Validate() error {
 		return errors.New("config: MAX_INFLIGHT must be between 1 and 10000")
 	case c.MaxInflightPerBusiness < 1 || c.MaxInflightPerBusiness > c.MaxInflight:
 		return errors.New("config: MAX_INFLIGHT_PER_BUSINESS must be between 1 and MAX_INFLIGHT")
+	case c.MaxHeldPerBusiness < 1:
+		return errors.New("config: MAX_HELD_PER_BUSINESS must be at least 1")
 	case c.Linger < 0 || c.Linger > 10*time.Second:
 		return errors.New("config: LINGER must be between 0 and 10s")
 	case c.QueueMemory < 1<<20:

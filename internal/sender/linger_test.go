@@ -2,6 +2,7 @@ package sender
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -145,5 +146,124 @@ func TestNoPostStartsAfterStop(t *testing.T) {
 	}
 	if _, ok := p.slot(ctx); ok {
 		t.Error("a request got a posting slot after the stop")
+	}
+}
+
+// A stuck business (its requests hang, and its queue has started none for
+// heldStuck) holds no more than MAX_HELD_PER_BUSINESS of the sender's
+// messages: the dispatcher parks its newest queued events past the cap,
+// while another business's events are still queued and sent. Before the
+// queue counts as stuck, a busy business may hold more than the cap (a
+// drain is not capped). The clock is the test's: no timing.
+func TestStuckBusinessHoldsAtMostItsCap(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Linger = 0
+	cfg.MaxInflightPerBusiness = 1
+	cfg.MaxHeldPerBusiness = 10
+	p, started := recordingPipeline(t, cfg)
+	var mu sync.Mutex
+	parked := map[string]int{}
+	p.over = func(business string, items []*item) {
+		mu.Lock()
+		defer mu.Unlock()
+		parked[business] += len(items)
+		for _, it := range items {
+			p.forget(it) // as settle does once the parked copy is stored
+		}
+	}
+	parkedOf := func(b string) int {
+		p.reqs.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return parked[b]
+	}
+	hung, fine := dataset{id: "111", token: "t"}, dataset{id: "222", token: "t"}
+	ctx := t.Context()
+	held := func(b string) (held, queued int) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if q := p.queues[b+"\x00"+map[string]string{"hung": "111", "fine": "222"}[b]+"\x00t"]; q != nil {
+			queued = len(q.items)
+		}
+		return p.heldBiz[b], queued
+	}
+
+	t0 := time.Unix(1_700_000_000, 0)
+	hungItems := items(5)
+	p.enqueue("hung", hung, hungItems, t0)
+	p.dispatch(ctx, t0) // its one request starts, and hangs
+	p.enqueue("hung", hung, items(30), t0)
+	if next := p.dispatch(ctx, t0.Add(time.Second)); next != heldStuck-time.Second {
+		t.Errorf("the dispatcher looks again in %v; want when the queue becomes stuck (%v)", next, heldStuck-time.Second)
+	}
+	if h, q := held("hung"); h != 35 || q != 30 || parkedOf("hung") != 0 {
+		t.Fatalf("before it is stuck the business holds %d (%d queued), %d parked; want 35 (30), none parked", h, q, parkedOf("hung"))
+	}
+
+	stuck := t0.Add(heldStuck)
+	p.enqueue("fine", fine, items(50), stuck)
+	p.dispatch(ctx, stuck)
+	if h, q := held("hung"); h != 10 || q != 5 || parkedOf("hung") != 25 {
+		t.Fatalf("stuck, the business holds %d (%d queued), %d parked; want its cap of 10 (5 queued behind its request of 5), 25 parked", h, q, parkedOf("hung"))
+	}
+	got := started()
+	if len(got) != 2 || !slices.Contains(got, startedReq{"fine", 50}) || !slices.Contains(got, startedReq{"hung", 5}) {
+		t.Fatalf("started %v; want the hung business's request of 5 and the other's of 50", got)
+	}
+	if h, _ := held("fine"); h != 50 || parkedOf("fine") != 0 {
+		t.Errorf("the other business holds %d, %d parked; want its 50 in its request, none parked", h, parkedOf("fine"))
+	}
+
+	// More of the stuck business's events: held to the cap again.
+	p.enqueue("hung", hung, items(7), stuck.Add(time.Second))
+	p.dispatch(ctx, stuck.Add(time.Second))
+	if h, _ := held("hung"); h != 10 || parkedOf("hung") != 32 {
+		t.Errorf("the business holds %d, %d parked; want 10, 32", h, parkedOf("hung"))
+	}
+	// Its request ends: its messages leave its count.
+	for _, it := range hungItems {
+		p.forget(it)
+	}
+	if h, _ := held("hung"); h != 5 {
+		t.Errorf("after its request of 5 was settled the business holds %d; want 5", h)
+	}
+}
+
+// Messages handed back for a long time (a backoff, a lease) still count
+// against MAX_ACK_PENDING, so they count against MAX_HELD_PER_BUSINESS too:
+// past it, handBack says park instead. Short delays always may.
+func TestHandBackCountsAway(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxHeldPerBusiness = 10
+	p, _ := recordingPipeline(t, cfg)
+	ds := dataset{id: "111", token: "t"}
+	now := time.Unix(1_700_000_000, 0)
+	first := items(8)
+	p.enqueue("b", ds, first, now)
+	if !p.handBack("b", 8, time.Minute, now) {
+		t.Fatal("8 of a cap of 10 may not be handed back")
+	}
+	for _, it := range first {
+		p.forget(it) // the Nak
+	}
+	p.enqueue("b", ds, items(5), now)
+	if p.handBack("b", 5, time.Minute, now) {
+		t.Error("5 more handed back for a minute with 8 away; want parked (cap 10)")
+	}
+	if !p.handBack("b", 5, time.Second, now) {
+		t.Error("a short hand-back refused; it comes again at once")
+	}
+	if !p.handBack("other", 5, time.Minute, now) {
+		t.Error("another business's hand-back refused")
+	}
+	later := now.Add(time.Minute)
+	if !p.handBack("b", 5, time.Minute, later) {
+		t.Error("refused after the first 8 came again")
+	}
+	p.sweepAway(later.Add(time.Minute))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.away) != 0 {
+		t.Errorf("%d businesses still counted away after everything came again; want none", len(p.away))
 	}
 }

@@ -32,10 +32,13 @@ type pipeline struct {
 	maxInflight int
 	perBusiness int
 	maxBytes    int64
+	maxHeldBiz  int // MAX_HELD_PER_BUSINESS, at most MAX_ACK_PENDING/4: see trim and handBack
 
 	mu         sync.Mutex
 	held       map[*item]struct{}
 	heldBytes  int64
+	heldBiz    map[string]int   // messages queued or in requests, per business
+	away       map[string]*away // messages handed back for heldStuck or longer, per business
 	queues     map[string]*queue
 	waiting    []*queue       // queues with events, oldest first (roughly: a remainder goes to the back)
 	started    int            // requests started and not yet settled: at most maxStarted
@@ -49,6 +52,9 @@ type pipeline struct {
 
 	// start runs one request (p.request; tests record instead).
 	start func(ctx context.Context, business string, ds dataset, items []*item)
+	// over settles events trimmed off a stuck business's queue (p.park;
+	// tests record instead).
+	over func(business string, items []*item)
 
 	wake chan struct{} // a queue or a slot changed
 	room chan struct{} // something held was settled
@@ -82,8 +88,18 @@ func newPipeline(s *Service) *pipeline {
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
 		maxStarted: startedPerSlot * s.cfg.MaxInflight, slots: make(chan struct{}, s.cfg.MaxInflight),
 	}
+	p.maxHeldBiz = max(min(s.cfg.MaxHeldPerBusiness, s.cfg.MaxAckPending/4), 1)
+	p.heldBiz, p.away = map[string]int{}, map[string]*away{}
 	p.start = p.request
+	p.over = p.park
 	return p
+}
+
+// park parks events trimmed off a stuck business's queue (trim).
+func (p *pipeline) park(business string, items []*item) {
+	var ss settlements
+	ss.addAll(items, park(business).because("its business held MAX_HELD_PER_BUSINESS messages while none of its requests started for 5s (hung?)"))
+	p.s.settle(ss)
 }
 
 // slot waits for one of MAX_INFLIGHT slots to post a request in and returns
@@ -162,9 +178,22 @@ func (p *pipeline) forget(it *item) {
 		delete(p.held, it)
 		p.heldBytes -= int64(len(it.msg.Data()))
 	}
+	if b := it.heldBy; b != "" {
+		it.heldBy = ""
+		if p.heldBiz[b]--; p.heldBiz[b] <= 0 {
+			delete(p.heldBiz, b)
+		}
+	}
 	p.mu.Unlock()
 	signal(p.room)
 }
+
+// heldStuck is how long a queue may go without a request of its own
+// starting before its business counts as stuck (its requests hang, say) and
+// MAX_HELD_PER_BUSINESS applies. A business that drains, however big its
+// backlog, starts a request every few hundred milliseconds (its
+// MAX_INFLIGHT_PER_BUSINESS requests each take one Graph round trip).
+const heldStuck = 5 * time.Second
 
 // enqueue puts a business's events for ds in their queue. During a
 // shutdown nothing new starts: it returns them to be handed back.
@@ -176,6 +205,12 @@ func (p *pipeline) enqueue(business string, ds dataset, items []*item, now time.
 		return items
 	}
 	q := p.queues[key]
+	for _, it := range items {
+		if it.heldBy == "" {
+			it.heldBy = business
+			p.heldBiz[business]++
+		}
+	}
 	if q == nil {
 		q = &queue{key: key, business: business, ds: ds}
 		p.queues[key] = q
@@ -272,7 +307,14 @@ func (p *pipeline) dispatch(ctx context.Context, now time.Time) time.Duration {
 			}
 		}
 		if p.byBiz[q.business] >= p.perBusiness {
-			kept = append(kept, q)
+			if wait := p.trim(q, now); wait > 0 && (next == 0 || wait < next) {
+				next = wait
+			}
+			if len(q.items) == 0 {
+				delete(p.queues, q.key)
+			} else {
+				kept = append(kept, q)
+			}
 			continue
 		}
 		n := min(len(q.items), capi.MaxBatch)
@@ -294,6 +336,99 @@ func (p *pipeline) dispatch(ctx context.Context, now time.Time) time.Duration {
 	p.waiting = append(kept, again...)
 	clear(p.waiting[len(p.waiting):cap(p.waiting)]) // drop references to queues served
 	return next
+}
+
+// away counts a business's messages handed back with a long delay (a
+// backoff, a lease to wait out): JetStream counts them against
+// MAX_ACK_PENDING until they come again.
+type away struct {
+	back  []awayBatch // in the order handed back
+	total int
+}
+
+type awayBatch struct {
+	until time.Time
+	n     int
+}
+
+// handBack reports whether n messages of business may be handed back for
+// d, counting them as away until then; false when that would take the
+// business past MAX_HELD_PER_BUSINESS (held here and away), and the caller
+// parks them instead (see trim for why). Short delays always may: those
+// messages come again at once.
+func (p *pipeline) handBack(business string, n int, d time.Duration, now time.Time) bool {
+	if d < heldStuck {
+		return true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a := p.away[business]
+	if a == nil {
+		a = &away{}
+		p.away[business] = a
+	}
+	i := 0
+	for ; i < len(a.back) && !a.back[i].until.After(now); i++ {
+		a.total -= a.back[i].n
+	}
+	a.back = a.back[i:]
+	// The n being handed back are still counted in heldBiz (forget comes
+	// after the Nak), so held and away together stay as they are.
+	if a.total+p.heldBiz[business] > p.maxHeldBiz {
+		if a.total == 0 {
+			delete(p.away, business)
+		}
+		return false
+	}
+	a.back = append(a.back, awayBatch{now.Add(d), n})
+	a.total += n
+	return true
+}
+
+// sweepAway forgets businesses whose messages handed back have all come
+// again, so that the map does not grow with every business ever backed off.
+func (p *pipeline) sweepAway(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for b, a := range p.away {
+		if len(a.back) == 0 || !a.back[len(a.back)-1].until.After(now) {
+			delete(p.away, b)
+		}
+	}
+}
+
+// trim parks the newest queued events of a stuck business past
+// MAX_HELD_PER_BUSINESS: a queue waiting for its business's requests that
+// has started none for heldStuck (they hang, say). Else a hung business
+// would keep each fetch's share of its messages, queued and then handed back
+// for SEND_LEASE, until they filled most of MAX_ACK_PENDING, past which
+// JetStream delivers to nobody. Parked (stream PARKED, as for a pause), they
+// are acked, so they no longer count against MAX_ACK_PENDING, and the unpark
+// loop brings them back once the business answers again (park.go). A
+// business that drains starts requests all the time and is never trimmed,
+// however big its backlog. It returns when to look again (0: when woken),
+// for a queue that may become stuck. Called with p.mu held.
+func (p *pipeline) trim(q *queue, now time.Time) time.Duration {
+	excess := p.heldBiz[q.business] - p.maxHeldBiz
+	if excess <= 0 || len(q.items) == 0 {
+		return 0
+	}
+	if wait := heldStuck - now.Sub(q.first); wait > 0 {
+		return wait
+	}
+	n := min(excess, len(q.items))
+	over := q.items[len(q.items)-n:]
+	q.items = q.items[: len(q.items)-n : len(q.items)-n]
+	for _, it := range over {
+		it.heldBy = ""
+	}
+	if p.heldBiz[q.business] -= n; p.heldBiz[q.business] <= 0 {
+		delete(p.heldBiz, q.business)
+	}
+	p.s.m.queued.Sub(float64(n))
+	business := q.business
+	p.reqs.Go(func() { p.over(business, over) })
+	return 0
 }
 
 // request posts one request's events and settles them by its answer.

@@ -48,6 +48,92 @@ func TestHungBusinessDoesNotHoldOthers(t *testing.T) {
 	e.fake.ClearFaults() // let the hung requests end, so that the sender can stop
 }
 
+// A hung business cannot fill MAX_ACK_PENDING: once its queue has waited
+// heldStuck with no request started, its events past MAX_HELD_PER_BUSINESS
+// are parked, and JetStream delivers the other business's events again.
+// Here the hung business's 40 messages fill the consumer's MAX_ACK_PENDING
+// (40), so without the cap the other business's events are never even
+// delivered; nothing is lost (the parked ones wait in PARKED).
+func TestHungBusinessCannotFillMaxAckPending(t *testing.T) {
+	fo := fakegraph.Options{Datasets: map[string]string{"hung": "111", "fine": "222"}}
+	e := newEnvGraph(t, fo, func(c *sender.Config) {
+		c.Workers = 1
+		c.BatchSize = 10
+		c.MaxInflightPerBusiness = 1
+		c.Linger = 0
+		c.MaxAckPending = 40
+		c.MaxHeldPerBusiness = 10
+		c.HTTPTimeout = time.Minute // the hang outlasts the test
+		c.SendLease = 2 * time.Minute
+		c.ShutdownTimeout = time.Minute
+	}, nil)
+	e.fake.HangDataset("111")
+	e.touch(attribution.Instagram, "hung", "igsid-h")
+	e.touch(attribution.Instagram, "fine", "igsid-f")
+	for i := range 40 {
+		id := "hung-" + strconv.Itoa(i)
+		e.publish("instagram", conv(id, "instagram", "hung", "igsid-h"), id)
+	}
+	e.waitFor(10*time.Second, "the hung business's request in flight", func() bool { return e.fake.Hanging() == 1 })
+	var ids []string
+	for i := range 20 {
+		id := "fine-" + strconv.Itoa(i)
+		ids = append(ids, id)
+		e.publish("instagram", conv(id, "instagram", "fine", "igsid-f"), id)
+	}
+	e.waitSent(30*time.Second, ids...)
+	e.sentOnce(ids...)
+	if n := e.fake.Hanging(); n != 1 {
+		t.Errorf("%d requests hang; want the hung business's one, still hanging", n)
+	}
+	// It held at most 10 (its request and its queue), so at least 30 were parked.
+	if n := e.parked(); n < 30 {
+		t.Errorf("%d messages parked; want at least the 30 past MAX_HELD_PER_BUSINESS (10)", n)
+	}
+	e.fake.ClearFaults() // let the hung request end, so that the sender can stop
+}
+
+// The same when the hung business's requests time out: each one's events
+// wait out their lease (in doubt), handed back for SEND_LEASE, and count
+// against MAX_ACK_PENDING all that time. Past MAX_HELD_PER_BUSINESS they are
+// parked instead, so the other business's events are still delivered.
+func TestTimedOutBusinessCannotFillMaxAckPending(t *testing.T) {
+	fo := fakegraph.Options{Datasets: map[string]string{"hung": "111", "fine": "222"}}
+	e := newEnvGraph(t, fo, func(c *sender.Config) {
+		c.Workers = 1
+		c.BatchSize = 10
+		c.MaxInflightPerBusiness = 1
+		c.Linger = 0
+		c.MaxAckPending = 40
+		c.MaxHeldPerBusiness = 10
+		c.HTTPTimeout = 500 * time.Millisecond // each request is in doubt soon
+		c.RetryMax = 500 * time.Millisecond    // and the business tries again soon
+		c.SendLease = 2 * time.Minute          // what is in doubt waits longer than the test
+		c.ShutdownTimeout = time.Second
+		c.PauseInterval = time.Hour // one unpark probe (10) in the test, not one every few milliseconds
+	}, nil)
+	e.fake.HangDataset("111")
+	e.touch(attribution.Instagram, "hung", "igsid-h")
+	e.touch(attribution.Instagram, "fine", "igsid-f")
+	for i := range 60 {
+		id := "hung-" + strconv.Itoa(i)
+		e.publish("instagram", conv(id, "instagram", "hung", "igsid-h"), id)
+	}
+	// Without the cap its timed-out requests' events, handed back for the
+	// lease, fill MAX_ACK_PENDING (40) and nothing more is delivered. With
+	// it, all but its cap (10) are parked, less the probe of 10 the unpark
+	// loop sends back.
+	e.waitFor(30*time.Second, "the hung business's events past the cap parked", func() bool { return e.parked() >= 60-10-10 })
+	var ids []string
+	for i := range 20 {
+		id := "fine-" + strconv.Itoa(i)
+		ids = append(ids, id)
+		e.publish("instagram", conv(id, "instagram", "fine", "igsid-f"), id)
+	}
+	e.waitSent(30*time.Second, ids...)
+	e.fake.ClearFaults()
+}
+
 // Copies of one event fetched apart (a duplicate publish under another
 // Nats-Msg-Id) meet in their dataset's queue and so in one request: the
 // event goes to Meta once, and both messages are settled.

@@ -63,6 +63,7 @@ func (s *Service) sendInto(ctx context.Context, ss *settlements, business string
 		return
 	}
 	claimed := make([]*item, 0, len(items))
+	var busy settlements
 	for i, it := range items {
 		switch r := res[i]; r.State {
 		case ledger.Claimed:
@@ -70,11 +71,23 @@ func (s *Service) sendInto(ctx context.Context, ss *settlements, business string
 		case ledger.Sent:
 			ss.add(it, duplicate())
 		case ledger.Busy:
-			ss.add(it, retry(r.Wait+100*time.Millisecond).because("another request (or sender) holds this event_id's claim; comes again when it ends"))
+			busy.add(it, retry(r.Wait+100*time.Millisecond).because("another request (or sender) holds this event_id's claim; comes again when it ends"))
 		default:
 			ss.add(it, deadLetter(ReasonInDoubt, inDoubtText))
 		}
 	}
+	// A lease in doubt runs for SEND_LEASE: those waiting for it count
+	// against MAX_HELD_PER_BUSINESS like any long hand-back.
+	longest := time.Duration(0)
+	for _, b := range busy {
+		longest = max(longest, b.out.delay)
+	}
+	if len(busy) > 0 && !s.mayHandBack(business, len(busy), longest) {
+		for i := range busy {
+			busy[i].out = park(business).because(busy[i].out.why + " (parked: the business holds MAX_HELD_PER_BUSINESS)")
+		}
+	}
+	*ss = append(*ss, busy...)
 	if len(claimed) > 0 {
 		s.post(ctx, ss, business, ds, st, owner, claimed)
 	}
@@ -179,7 +192,13 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		s.log.Warn("send in doubt; events held until their lease ends", zap.Error(err),
 			zap.String("business_id", business), zap.String("dataset_id", ds.id), zap.Int("count", len(items)),
 			zap.Duration("backoff", d))
-		ss.addAll(items, retry(s.cfg.SendLease).because("a send got no answer from Meta, which may have the event; held until the claim's lease ends, then in_doubt"))
+		why := "a send got no answer from Meta, which may have the event; held until the claim's lease ends, then in_doubt"
+		if !s.mayHandBack(business, len(items), s.cfg.SendLease) {
+			// Parked, they find the claim in doubt when they come back.
+			ss.addAll(items, park(business).because(why+" (parked: the business holds MAX_HELD_PER_BUSINESS)"))
+			return
+		}
+		ss.addAll(items, retry(s.cfg.SendLease).because(why))
 		return
 	}
 	s.release(owner, items) // Meta answered with an error or never got the request
@@ -301,7 +320,17 @@ func (s *Service) holdBack(ss *settlements, items []*item, business string, wait
 		ss.addAll(items, park(business).because(why))
 		return
 	}
+	if !s.mayHandBack(business, len(items), wait) {
+		ss.addAll(items, park(business).because(why+" (parked: the business holds MAX_HELD_PER_BUSINESS)"))
+		return
+	}
 	ss.addAll(items, retryAs(wait, label).because(why))
+}
+
+// mayHandBack reports whether n messages of business may be handed back
+// for wait rather than parked (pipeline.handBack).
+func (s *Service) mayHandBack(business string, n int, wait time.Duration) bool {
+	return s.pipe == nil || s.pipe.handBack(business, n, wait, time.Now())
 }
 
 // markSent records accepted events, retrying while Redis is away: the

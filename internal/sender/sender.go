@@ -264,6 +264,13 @@ func (s *Service) Ready(ctx context.Context) error {
 	return nil
 }
 
+// fetchWait bounds how long a fetch waits for its batch to fill. The
+// queues gather events for LINGER anyway, and in a backlog a fetch fills at
+// once, so a long wait only adds to publish → POST: at 1,000/s a fetch of
+// 1,000 waited out 100 ms every time, on top of LINGER (BENCHMARKS.md,
+// "Many businesses", for the A/B of 100 ms against this).
+const fetchWait = 20 * time.Millisecond
+
 // work is one fetch loop: it fetches while the pipeline has room and hands
 // each fetch to intake, on wctx, which outlives ctx by SHUTDOWN_TIMEOUT.
 func (s *Service) work(ctx, wctx context.Context, cons jetstream.Consumer) {
@@ -275,7 +282,7 @@ func (s *Service) work(ctx, wctx context.Context, cons jetstream.Consumer) {
 			continue
 		}
 		msgs = msgs[:0]
-		mb, err := cons.Fetch(n, jetstream.FetchMaxWait(100*time.Millisecond))
+		mb, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err == nil {
 			for m := range mb.Messages() {
 				msgs = append(msgs, m)
@@ -311,6 +318,7 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 		}
 		cancel()
 		s.sweepOK(time.Now())
+		s.pipe.sweepAway(time.Now())
 		s.m.paused.Set(float64(s.biz.pausedCount()))
 		select {
 		case <-ctx.Done():
