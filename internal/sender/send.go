@@ -165,7 +165,6 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	endGraphSpan(span, resp, err)
 	cancel()
 	done()
-	s.m.graphDuration.Observe(time.Since(start).Seconds())
 	took := time.Since(start)
 	s.m.graphDuration.Observe(took.Seconds())
 	s.tw.Latency(start, took)
