@@ -6,7 +6,7 @@
 #   scripts/bench-sender.sh -n 20000        # extra flags go to `loadgen sender`
 #   GRAPHS=fake scripts/bench-sender.sh     # only the fake Graph that checks Meta's rules
 #   SECTIONS=many scripts/bench-sender.sh   # only the many-businesses section (scale, latency hiding, isolation, RSS)
-#   MANY_N=100000 RSS_N=1000000 ...         # its sizes (conversions per round; the RSS backlog over 10,000 businesses)
+#   MANY_N=100000 RSS_N=1000000 ...         # its sizes (conversions per round; the RSS backlog over 10,000 businesses; 0 skips it)
 #
 # NATS: `loadgen nats` runs the nats-server module go.mod pins, in its own
 # process. That needs no nats-server binary and no download (go run
@@ -64,11 +64,13 @@ if [[ " $SECTIONS " == *" many "* ]]; then
 	many b8-200ms -businesses 3 -graph-latency 200ms "$@"
 	many b1000-instant -businesses 334 "$@"
 	many b1000-200ms -businesses 334 -graph-latency 200ms "$@"
-	log "many businesses: RSS at a backlog of $RSS_N over 10,000 businesses"
-	run "$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
-		-sender-log "$WORK/sender-rss.log" -graph fake -no-raw -businesses 3334 -n "$RSS_N" -rounds 1 -rate 0 \
-		-rss-every 10s -timeout 15m "$@" >"$WORK/many-rss.txt" 2>&1 || { cat "$WORK/many-rss.txt"; exit 1; }
-	sed "s/^RESULT /RESULT rss /" "$WORK/many-rss.txt"
+	if ((RSS_N > 0)); then # RSS_N=0 skips the backlog run
+		log "many businesses: RSS at a backlog of $RSS_N over 10,000 businesses"
+		run "$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
+			-sender-log "$WORK/sender-rss.log" -graph fake -no-raw -businesses 3334 -n "$RSS_N" -rounds 1 -rate 0 \
+			-rss-every 10s -timeout 15m "$@" >"$WORK/many-rss.txt" 2>&1 || { cat "$WORK/many-rss.txt"; exit 1; }
+		sed "s/^RESULT /RESULT rss /" "$WORK/many-rss.txt"
+	fi
 	many b8-200ms-hang1 -businesses 3 -graph-latency 200ms -hang 1 "$@"
 	many b1000-200ms-hang3 -businesses 334 -graph-latency 200ms -hang 3 "$@"
 fi

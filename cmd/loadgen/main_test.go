@@ -58,3 +58,13 @@ func TestDatasetsFileIsWhatTheSenderReads(t *testing.T) {
 		}
 	}
 }
+
+// -n 0 is refused with a message, not a division by zero.
+func TestSenderNeedsConversions(t *testing.T) {
+	for _, args := range [][]string{{"sender", "-n", "0"}, {"sender", "-rounds", "0"}} {
+		err := run(t.Context(), args, func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "at least 1") {
+			t.Errorf("run(%q) = %v; want an error saying at least 1", args, err)
+		}
+	}
+}

@@ -51,6 +51,9 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *n < 1 || *rounds < 1 {
+		return errors.New("-n and -rounds must be at least 1 (conversions per round, rounds)")
+	}
 	m, err := loadgen.ParseMix(*mix)
 	if err != nil {
 		return err
