@@ -29,17 +29,9 @@ func TestHungBusinessDoesNotHoldOthers(t *testing.T) {
 	e.fake.HangDataset("111")
 	e.touch(attribution.Instagram, "hung", "igsid-h")
 	e.touch(attribution.Instagram, "fine", "igsid-f")
-	for i := range 30 { // more than one request's worth at a time, and more than its slots
-		id := "hung-" + strconv.Itoa(i)
-		e.publish("instagram", conv(id, "instagram", "hung", "igsid-h"), id)
-	}
+	e.publishInstagram("hung", "igsid-h", 30) // more than one request's worth at a time, and more than its slots
 	e.waitFor(10*time.Second, "the hung business's requests in flight", func() bool { return e.fake.Hanging() == 2 })
-	var ids []string
-	for i := range 20 {
-		id := "fine-" + strconv.Itoa(i)
-		ids = append(ids, id)
-		e.publish("instagram", conv(id, "instagram", "fine", "igsid-f"), id)
-	}
+	ids := e.publishInstagram("fine", "igsid-f", 20)
 	e.waitSent(20*time.Second, ids...)
 	if n := e.fake.Hanging(); n != 2 {
 		t.Fatalf("%d requests hang; want the hung business's 2 (MAX_INFLIGHT_PER_BUSINESS), still hanging", n)
@@ -70,17 +62,9 @@ func TestHungBusinessCannotFillMaxAckPending(t *testing.T) {
 	e.fake.HangDataset("111")
 	e.touch(attribution.Instagram, "hung", "igsid-h")
 	e.touch(attribution.Instagram, "fine", "igsid-f")
-	for i := range 40 {
-		id := "hung-" + strconv.Itoa(i)
-		e.publish("instagram", conv(id, "instagram", "hung", "igsid-h"), id)
-	}
+	e.publishInstagram("hung", "igsid-h", 40)
 	e.waitFor(10*time.Second, "the hung business's request in flight", func() bool { return e.fake.Hanging() == 1 })
-	var ids []string
-	for i := range 20 {
-		id := "fine-" + strconv.Itoa(i)
-		ids = append(ids, id)
-		e.publish("instagram", conv(id, "instagram", "fine", "igsid-f"), id)
-	}
+	ids := e.publishInstagram("fine", "igsid-f", 20)
 	e.waitSent(30*time.Second, ids...)
 	e.sentOnce(ids...)
 	if n := e.fake.Hanging(); n != 1 {
@@ -115,21 +99,13 @@ func TestTimedOutBusinessCannotFillMaxAckPending(t *testing.T) {
 	e.fake.HangDataset("111")
 	e.touch(attribution.Instagram, "hung", "igsid-h")
 	e.touch(attribution.Instagram, "fine", "igsid-f")
-	for i := range 60 {
-		id := "hung-" + strconv.Itoa(i)
-		e.publish("instagram", conv(id, "instagram", "hung", "igsid-h"), id)
-	}
+	e.publishInstagram("hung", "igsid-h", 60)
 	// Without the cap its timed-out requests' events, handed back for the
 	// lease, fill MAX_ACK_PENDING (40) and nothing more is delivered. With
 	// it, all but its cap (10) are parked, less the probe of 10 the unpark
 	// loop sends back.
 	e.waitFor(30*time.Second, "the hung business's events past the cap parked", func() bool { return e.parked() >= 60-10-10 })
-	var ids []string
-	for i := range 20 {
-		id := "fine-" + strconv.Itoa(i)
-		ids = append(ids, id)
-		e.publish("instagram", conv(id, "instagram", "fine", "igsid-f"), id)
-	}
+	ids := e.publishInstagram("fine", "igsid-f", 20)
 	e.waitSent(30*time.Second, ids...)
 	e.fake.ClearFaults()
 }
@@ -153,4 +129,15 @@ func TestCopiesInOneRequestSentOnce(t *testing.T) {
 	if n := len(e.dlq()); n != 0 {
 		t.Errorf("%d dead letters; want none", n)
 	}
+}
+
+// publishInstagram publishes n Instagram conversions of business for user,
+// with event ids "<business>-0" … and returns them.
+func (e *env) publishInstagram(business, user string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = business + "-" + strconv.Itoa(i)
+		e.publish("instagram", conv(ids[i], "instagram", business, user), ids[i])
+	}
+	return ids
 }
