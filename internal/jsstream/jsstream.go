@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -46,7 +48,64 @@ func Replicas(v *settings.Values) (int, error) {
 // Ensure creates cfg's stream when it is absent and returns it. An existing
 // stream is returned as it is; when its replica count is not cfg.Replicas
 // (0 counts as 1) a warning on log (nil: none) says how to change it.
+//
+// A cluster that cannot place the stream yet (no meta leader, or fewer
+// JetStream servers online than cfg.Replicas: just after the cluster
+// started) is waited for until ctx ends, with a warning every
+// placementWarnEvery that says what is missing: a service started with its
+// cluster must not exit because a peer reported a moment later.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, log *zap.Logger) (jetstream.Stream, error) {
+	wait, warned := 50*time.Millisecond, time.Time{}
+	for {
+		s, err := ensure(ctx, js, cfg, log)
+		if err == nil || !pending(err) || ctx.Err() != nil {
+			return s, err
+		}
+		if log != nil && time.Since(warned) >= placementWarnEvery {
+			warned = time.Now()
+			log.Warn("waiting for JetStream to place a stream: "+Env+"="+strconv.Itoa(max(cfg.Replicas, 1))+
+				" needs that many JetStream servers online, with room for the stream; start them or lower "+Env,
+				zap.String("stream", cfg.Name), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// placementWarnEvery spaces the warnings of a wait for placement.
+const placementWarnEvery = 15 * time.Second
+
+// pending reports whether err is JetStream's answer while a cluster lacks
+// the peers a stream needs or has no meta leader yet (its API requests time
+// out then): both pass once servers join.
+func pending(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case errCodeNoPeers, errCodeClusterNotAvailable, errCodeInsufficientResources:
+		return true
+	}
+	return false
+}
+
+// JetStream's error codes (nats-server's errors.json) that nats.go has no
+// constant for.
+const (
+	errCodeNoPeers               jetstream.ErrorCode = 10005 // JSClusterNoPeersErrF: "no suitable peers for placement"
+	errCodeClusterNotAvailable   jetstream.ErrorCode = 10008 // JSClusterNotAvailErr
+	errCodeInsufficientResources jetstream.ErrorCode = 10023 // JSInsufficientResourcesErr
+)
+
+func ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, log *zap.Logger) (jetstream.Stream, error) {
 	s, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = js.CreateStream(ctx, cfg)

@@ -3,6 +3,7 @@ package jsstream_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -61,6 +62,53 @@ func TestEnsureReplicatedOnCluster(t *testing.T) {
 	}
 	if f := e.ContextMap(); f["stream"] != "OLD" || f["replicas"] != int64(1) || f["stream_replicas"] != int64(3) {
 		t.Fatalf("warning fields: %v", f)
+	}
+}
+
+// TestEnsureWaitsForPeers: while the third of three servers of a new
+// cluster has not joined yet, an R3 stream cannot be placed (no meta
+// leader, then no suitable peers); Ensure waits, warns with what is
+// missing, and creates the stream once the server is up, instead of
+// failing the service's start (CI once saw "no suitable peers for
+// placement" just after a cluster started).
+func TestEnsureWaitsForPeers(t *testing.T) {
+	nodes := natstest.RunClusterPartly(t, 3, 2)
+	js, err := jetstream.New(nodes[0].Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	type result struct {
+		s   jetstream.Stream
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := jsstream.Ensure(t.Context(), js, jetstream.StreamConfig{Name: "LATE", Subjects: []string{"late.>"}, Replicas: 3}, zap.New(core))
+		done <- result{s, err}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for logs.FilterMessageSnippet("waiting for JetStream").Len() == 0 {
+		select {
+		case r := <-done:
+			t.Fatalf("Ensure returned before the third server was back: %v", r.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no warning while the stream could not be placed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e := logs.All()[0]; !strings.Contains(e.Message, "STREAM_REPLICAS=3") || e.ContextMap()["stream"] != "LATE" {
+		t.Fatalf("warning does not say what is missing: %q %v", e.Message, e.ContextMap())
+	}
+	nodes[2].Start()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := r.s.CachedInfo().Config.Replicas; got != 3 {
+		t.Fatalf("replicas %d", got)
 	}
 }
 

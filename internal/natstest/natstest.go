@@ -3,7 +3,6 @@ package natstest
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/url"
 	"strconv"
@@ -88,9 +87,22 @@ func (s *Server) Connect(t testing.TB) *nats.Conn {
 
 // RunCluster starts n JetStream servers routed into one cluster, each on
 // free ports with its store in a temporary directory, waits until
-// JetStream has a meta leader, and shuts them down when the test ends.
-// Restart of one keeps its ports and store, so it rejoins.
+// JetStream has a meta leader that sees every server, and shuts them down
+// when the test ends. Restart of one keeps its ports and store, so it
+// rejoins.
 func RunCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	out := RunClusterPartly(t, n, n)
+	WaitJetStream(t, out[0].ClientURL(), 30*time.Second)
+	waitPeers(t, out, 30*time.Second)
+	return out
+}
+
+// RunClusterPartly starts the first running of n servers routed into one
+// cluster and does not wait for JetStream: a new cluster may have no meta
+// leader until every server is up. Start starts each of the others later,
+// as a server that joins late would.
+func RunClusterPartly(t testing.TB, n, running int) []*Server {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
@@ -101,7 +113,6 @@ func RunCluster(t testing.TB, n int) []*Server {
 		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
 	}
 	out := make([]*Server, n)
-	errs := make(chan error, n)
 	for i := range out {
 		opts := &server.Options{
 			ServerName: "n" + strconv.Itoa(i+1),
@@ -114,11 +125,17 @@ func RunCluster(t testing.TB, n int) []*Server {
 			Cluster:    server.ClusterOpts{Name: "ctmtest", Host: "127.0.0.1", Port: ports[i]},
 			Routes:     routes,
 		}
-		out[i] = &Server{opts: opts, t: t}
+		s := &Server{opts: opts, t: t}
+		out[i] = s
+		t.Cleanup(func() {
+			if s.Server != nil {
+				s.Server.Shutdown()
+			}
+		})
 	}
 	// All at once: a JetStream cluster elects its meta leader once a
 	// quorum of servers has routes.
-	for _, s := range out {
+	for _, s := range out[:running] {
 		ns, err := server.NewServer(s.opts)
 		if err != nil {
 			t.Fatalf("nats server: %v", err)
@@ -126,18 +143,40 @@ func RunCluster(t testing.TB, n int) []*Server {
 		s.Server = ns
 		go ns.Start()
 	}
-	for _, s := range out {
+	for _, s := range out[:running] {
 		if !s.ReadyForConnections(10 * time.Second) {
-			errs <- errors.New("nats cluster server not ready")
+			t.Fatal("nats cluster server not ready")
 		}
-		t.Cleanup(func() { s.Server.Shutdown() })
 	}
-	close(errs)
-	if err := <-errs; err != nil {
-		t.Fatal(err)
-	}
-	WaitJetStream(t, out[0].ClientURL(), 30*time.Second)
 	return out
+}
+
+// waitPeers waits until the meta leader sees every other server of nodes
+// as a current peer: until then a stream of len(nodes) replicas may find
+// "no suitable peers for placement".
+func waitPeers(t testing.TB, nodes []*Server, within time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; {
+		for _, s := range nodes {
+			info, err := s.Jsz(&server.JSzOptions{})
+			if err != nil || info.Meta == nil || info.Meta.Leader != s.opts.ServerName {
+				continue
+			}
+			current := 0
+			for _, p := range info.Meta.Replicas {
+				if p.Current && !p.Offline {
+					current++
+				}
+			}
+			if current == len(nodes)-1 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the NATS cluster's meta leader does not see all %d servers within %s", len(nodes), within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // WaitJetStream waits until JetStream at url answers (in a cluster: has a
