@@ -151,29 +151,34 @@ func RunClusterPartly(t testing.TB, n, running int) []*Server {
 	return out
 }
 
-// waitPeers waits until the meta leader sees every other server of nodes
-// as a current peer: until then a stream of len(nodes) replicas may find
-// "no suitable peers for placement".
+// waitPeers waits until the cluster places a stream of len(nodes)
+// replicas: until every server's statistics reached the meta leader, one
+// may answer "no suitable peers for placement, peer offline". The probe
+// stream is deleted again.
 func waitPeers(t testing.TB, nodes []*Server, within time.Duration) {
 	t.Helper()
+	nc, err := nats.Connect(nodes[0].ClientURL())
+	if err != nil {
+		t.Fatalf("nats connect: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	probe := jetstream.StreamConfig{Name: "NATSTEST_PROBE", Subjects: []string{"natstest.probe"}, Replicas: len(nodes), Storage: jetstream.MemoryStorage}
 	for deadline := time.Now().Add(within); ; {
-		for _, s := range nodes {
-			info, err := s.Jsz(&server.JSzOptions{})
-			if err != nil || info.Meta == nil || info.Meta.Leader != s.opts.ServerName {
-				continue
-			}
-			current := 0
-			for _, p := range info.Meta.Replicas {
-				if p.Current && !p.Offline {
-					current++
-				}
-			}
-			if current == len(nodes)-1 {
-				return
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := js.CreateStream(ctx, probe)
+		if err == nil {
+			err = js.DeleteStream(ctx, probe.Name)
+		}
+		cancel()
+		if err == nil {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the NATS cluster's meta leader does not see all %d servers within %s", len(nodes), within)
+			t.Fatalf("the NATS cluster does not place a stream on all %d servers within %s: %v", len(nodes), within, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
