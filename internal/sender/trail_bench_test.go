@@ -4,8 +4,11 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
@@ -19,22 +22,45 @@ import (
 // JetStream. It reports conversions/s of each (median of the rounds) and
 // their ratio, on ÷ off (target ≥ 0.9; see docs/trail.md).
 func BenchmarkTrailOnOff(b *testing.B) {
-	const rounds = 3
-	var on, off []float64
+	const rounds = 5
+	var on, off, onCPU, offCPU []float64
 	for r := range rounds {
 		for _, trailOn := range []bool{r%2 == 0, r%2 != 0} { // on first, then off first
-			rate := trailRound(b, trailOn, b.N)
+			rate, cpu := trailRound(b, trailOn, b.N)
 			if trailOn {
-				on = append(on, rate)
+				on, onCPU = append(on, rate), append(onCPU, cpu)
 			} else {
-				off = append(off, rate)
+				off, offCPU = append(off, rate), append(offCPU, cpu)
 			}
 		}
 	}
 	b.ReportMetric(median(on), "on_conversions/s")
 	b.ReportMetric(median(off), "off_conversions/s")
 	b.ReportMetric(median(on)/median(off), "on/off")
-	b.Logf("trail on %v, off %v conversions/s", on, off)
+	b.ReportMetric(median(onCPU), "on_redis_µs/conversion")
+	b.ReportMetric(median(offCPU), "off_redis_µs/conversion")
+	b.Logf("trail on %v, off %v conversions/s; redis-server CPU µs per conversion on %v, off %v", on, off, onCPU, offCPU)
+}
+
+// redisCPU returns the CPU time redis-server has used (INFO cpu: user and
+// system, main thread and others).
+func redisCPU(b *testing.B, rdb *redis.Client) time.Duration {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu %s: %v", k, err)
+			}
+			sum += f
+		}
+	}
+	return time.Duration(sum * float64(time.Second))
 }
 
 func median(xs []float64) float64 {
@@ -44,8 +70,9 @@ func median(xs []float64) float64 {
 }
 
 // trailRound sends n conversions with the trail on or off and returns
-// conversions/s, from the sender's start to the last ack.
-func trailRound(b *testing.B, on bool, n int) float64 {
+// conversions/s, from the sender's start to the last ack, and the
+// redis-server CPU µs per conversion meanwhile.
+func trailRound(b *testing.B, on bool, n int) (float64, float64) {
 	b.StopTimer()
 	defer b.StartTimer()
 	null := &nullGraph{}
@@ -68,7 +95,7 @@ func trailRound(b *testing.B, on bool, n int) float64 {
 	}
 	publishN(b, e.js, n)
 	b.StartTimer()
-	start := time.Now()
+	cpu0, start := redisCPU(b, e.rdb), time.Now()
 	e.restart()
 	e.settled(10 * time.Minute)
 	elapsed := time.Since(start)
@@ -85,6 +112,7 @@ func trailRound(b *testing.B, on bool, n int) float64 {
 	} else if _, err := trail.Read(context.Background(), e.rdb, "w1", "bench-0", e.cfg.SentTTL, time.Now()); err != trail.ErrNotFound {
 		b.Fatal("trail off, but a trail was written")
 	}
+	cpu := redisCPU(b, e.rdb) - cpu0 // the trail's last flush included
 	e.stop()
-	return float64(n) / elapsed.Seconds()
+	return float64(n) / elapsed.Seconds(), float64(cpu.Microseconds()) / float64(n)
 }

@@ -2,6 +2,7 @@ package trail
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,8 +19,21 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := r.appendJSON(nil); string(got) != string(want) {
+		if got := r.appendJSON(nil, true); string(got) != string(want) {
 			t.Errorf("appendJSON:\n%s\nwant\n%s", got, want)
+		}
+		// Stored without the ids; with them put back it is the same record.
+		stored := r.appendJSON(nil, false)
+		if strings.Contains(string(stored), "business_id") || strings.Contains(string(stored), "event_id") {
+			t.Errorf("stored form holds the ids: %s", stored)
+		}
+		var x Record
+		if err := json.Unmarshal(stored, &x); err != nil {
+			t.Fatalf("stored form %s: %v", stored, err)
+		}
+		x.BusinessID, x.EventID = r.BusinessID, r.EventID
+		if got, _ := json.Marshal(&x); string(got) != string(want) {
+			t.Errorf("stored form decodes to\n%s\nwant\n%s", got, want)
 		}
 	}
 }

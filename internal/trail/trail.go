@@ -9,7 +9,8 @@
 // their own (Writer.Run), off the path of the events: a busy sender pays
 // one round trip per FlushAfter for all its records, a quiet one none.
 //
-// A record is one JSON value per event, a field (the event_id) of its
+// A record is one JSON value per event (without the business_id and
+// event_id its key and field hold), a field (the event_id) of its
 // business's hash of the hour it last changed in, ctm:trail:{<business>}:<unix
 // hour>, kept SENT_TTL after that hour. One hash per business and hour, not
 // one key per event, because a flush then writes a business's records with
@@ -156,5 +157,6 @@ func Read(ctx context.Context, rdb redis.UniversalClient, business, eventID stri
 	if !found {
 		return r, ErrNotFound
 	}
+	r.BusinessID, r.EventID = business, eventID // not stored (appendJSON)
 	return r, nil
 }

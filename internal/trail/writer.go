@@ -70,7 +70,7 @@ func (w *Writer) Put(r *Record) {
 	if w == nil || r.BusinessID == "" || r.EventID == "" {
 		return // nothing to key it by (an undecodable message)
 	}
-	v := r.appendJSON(make([]byte, 0, 384))
+	v := r.appendJSON(make([]byte, 0, 320), false)
 	w.mu.Lock()
 	k := hourOf{r.BusinessID, r.UpdatedAt.Unix() / 3600}
 	w.puts[k] = append(w.puts[k], r.EventID, v)
