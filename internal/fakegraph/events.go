@@ -32,6 +32,12 @@ type Event struct {
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, datasetID string) {
 	s.mu.Lock()
 	s.requests++
+	if s.headerNames == nil {
+		s.headerNames = map[string]int{}
+	}
+	for name := range r.Header {
+		s.headerNames[name]++
+	}
 	s.inflight++
 	s.peakInflight = max(s.peakInflight, s.inflight)
 	s.mu.Unlock()

@@ -32,6 +32,15 @@ func (s *Server) Requests() int {
 	return s.requests
 }
 
+// HeaderNames counts, per header name (canonical form: "Traceparent"),
+// the /events requests that carried it: what a client told Meta besides
+// the body, such as a trace context that must stay inside the pipeline.
+func (s *Server) HeaderNames() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.headerNames)
+}
+
 // Rejected counts /events requests answered with an error (validation,
 // authentication, injected failures) or abandoned by the client during
 // Latency. Dropped responses (DropNext) count as accepted.
@@ -46,7 +55,7 @@ func (s *Server) Rejected() int {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.events, s.requests, s.rejected, s.datasetCalls, s.peakInflight = nil, 0, 0, nil, s.inflight
+	s.events, s.requests, s.rejected, s.datasetCalls, s.peakInflight, s.headerNames = nil, 0, 0, nil, s.inflight, nil
 	if s.arrivals != nil {
 		s.arrivals = map[string]int{}
 	}

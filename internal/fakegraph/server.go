@@ -68,6 +68,7 @@ type Server struct {
 	events       []Event
 	arrivals     map[string]int // RecordArrivals: event ids per request that arrived, nil: off
 	requests     int
+	headerNames  map[string]int // canonical header name → /events requests that carried it
 	rejected     int
 	inflight     int // /events requests being answered now
 	peakInflight int

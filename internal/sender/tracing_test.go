@@ -119,6 +119,16 @@ func TestTraceIntakeToGraph(t *testing.T) {
 	if linked != 2 {
 		t.Errorf("graph.send spans link %d times to the intake's context; want once per message (2)", linked)
 	}
+	// The trace context stays inside the pipeline: Meta gets none.
+	seen := e.fake.HeaderNames()
+	if seen["Content-Type"] == 0 {
+		t.Fatalf("the fake Graph recorded no request headers: %v", seen)
+	}
+	for _, h := range []string{"Traceparent", "Tracestate", "Baggage"} {
+		if seen[h] != 0 {
+			t.Errorf("%d requests to the Graph API carried %s", seen[h], h)
+		}
+	}
 }
 
 // Off (no provider installed, as without OTEL_EXPORTER_OTLP_ENDPOINT), the
