@@ -36,6 +36,9 @@ type Config struct {
 	Token string
 	// ShutdownTimeout bounds in-flight requests at shutdown (15s when 0).
 	ShutdownTimeout time.Duration
+	// Now is the clock of the failed-authentication limit (time.Now when
+	// nil; tests set it).
+	Now func() time.Time
 }
 
 // Server is the admin listener's HTTP service.
@@ -55,7 +58,10 @@ func New(cfg Config, log *zap.Logger, gatherer prometheus.Gatherer) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(recoverPanic)
+	// Every route of the listener, the console's and the intake's too:
+	// tokens cannot be guessed faster than GuardMaxFailures a GuardWindow
+	// from one address (guard.go).
+	e.Use(recoverPanic, newGuard(s.log, cfg.Now).middleware)
 	metrics := echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	if cfg.Token != "" {
 		e.GET("/metrics", metrics, RequireBearer(cfg.Token))

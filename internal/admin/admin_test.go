@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -27,9 +29,14 @@ func newTestServer(t *testing.T, token string) *Server {
 	return s
 }
 
+// clients gives each request of get an address of its own, so that the
+// failed-authentication limit (guard_test.go) does not mix into these tests.
+var clients atomic.Int64
+
 func get(t *testing.T, h http.Handler, method, path, auth string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequestWithContext(t.Context(), method, path, nil)
+	req.RemoteAddr = "198.18." + strconv.FormatInt(clients.Add(1)%250, 10) + "." + strconv.FormatInt(clients.Load()/250%250, 10) + ":4711"
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
