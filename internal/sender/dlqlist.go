@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -71,59 +72,91 @@ func letterInfo(reason, text, eventID string, seq uint64, at time.Time, data []b
 
 // ListDeadLetters returns up to limit dead letters passing f, newest first,
 // and whether older ones pass f too (then the next page is f with Before
-// set to the last one's Seq). It reads DLQ from f.Since on (from its start
-// without), so a long DLQ is read through once per call.
+// set to the last one's Seq). It reads DLQ backwards in windows of stream
+// sequences (listWindow, doubling each time) until it has limit+1 matches,
+// reaches f.Since or the stream's start: a page of recent letters reads a
+// few hundred messages, however long DLQ is, and a rare selection reads as
+// far back as it must.
 func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DeadLetterFilter, limit int) ([]DeadLetterInfo, bool, error) {
 	if limit <= 0 {
 		limit = 50
 	}
-	cons, err := dlqConsumer(ctx, js, f)
-	if err != nil {
-		return nil, false, err
-	}
-	var ring []DeadLetterInfo // the newest limit+1 matches, oldest first
-	err = jsfetch.Pending(ctx, cons, 0, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
-		if f.Before > 0 && md.Sequence.Stream >= f.Before {
-			return true, nil
-		}
-		if info, ok := f.match(m, md); ok {
-			info.data = nil
-			if len(ring) > limit {
-				ring = ring[1:]
-			}
-			ring = append(ring, info)
-		}
-		return false, nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
-	}
-	more := len(ring) > limit
-	if more {
-		ring = ring[1:]
-	}
-	slices.Reverse(ring)
-	return ring, more, nil
-}
-
-func dlqConsumer(ctx context.Context, js jetstream.JetStream, f DeadLetterFilter) (jetstream.Consumer, error) {
 	stream, err := js.Stream(ctx, StreamDLQ)
 	if err != nil {
-		return nil, fmt.Errorf("dead letters: stream %s: %w", StreamDLQ, err)
+		return nil, false, fmt.Errorf("dead letters: stream %s: %w", StreamDLQ, err)
 	}
+	st := stream.CachedInfo().State
+	if st.Msgs == 0 {
+		return nil, false, nil
+	}
+	hi := st.LastSeq + 1 // the window is [lo, hi)
+	if f.Before > 0 {
+		hi = min(hi, f.Before)
+	}
+	var found []DeadLetterInfo // newest first
+	for window := uint64(listWindow); hi > st.FirstSeq && len(found) <= limit; window = min(2*window, maxListWindow) {
+		lo := max(st.FirstSeq, hi-min(window, hi))
+		var in []DeadLetterInfo // this window's matches, oldest first
+		past := false           // the window reached letters older than f.Since
+		if err := readWindow(ctx, stream, f, lo, hi, func(info DeadLetterInfo) { in = append(in, info) }, &past); err != nil {
+			return nil, false, err
+		}
+		slices.Reverse(in)
+		found = append(found, in...)
+		if past {
+			break
+		}
+		hi = lo
+	}
+	more := len(found) > limit
+	if more {
+		found = found[:limit]
+	}
+	return found, more, nil
+}
+
+// The windows ListDeadLetters reads DLQ in: the first, and the largest the
+// doubling reaches.
+const (
+	listWindow    = 256
+	maxListWindow = 1 << 16
+)
+
+// listRead counts the messages ListDeadLetters read (its tests check that
+// a page of recent letters does not read the whole stream).
+var listRead atomic.Int64
+
+// readWindow calls add with the letters of stream sequences [lo, hi) that
+// pass f, oldest first, and sets *past when one was older than f.Since.
+func readWindow(ctx context.Context, stream jetstream.Stream, f DeadLetterFilter, lo, hi uint64, add func(DeadLetterInfo), past *bool) error {
 	subject := SubjectDLQ
 	if f.Reason != "" {
 		subject = "dlq." + f.Reason
 	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !f.Since.IsZero() {
-		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &f.Since
-	}
-	cons, err := stream.OrderedConsumer(ctx, occ)
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: lo})
 	if err != nil {
-		return nil, fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
+		return fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
 	}
-	return cons, nil
+	err = jsfetch.Pending(ctx, cons, 0, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		if md.Sequence.Stream >= hi {
+			return true, nil
+		}
+		listRead.Add(1)
+		if !f.Since.IsZero() && md.Timestamp.Before(f.Since) {
+			*past = true
+			return false, nil
+		}
+		if info, ok := f.match(m, md); ok {
+			info.data = nil
+			add(info)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
+	}
+	return nil
 }
 
 // ShowDeadLetter returns the dead letter at seq and its message (the

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
@@ -150,5 +152,56 @@ func TestDeadLettersListShowRedrive(t *testing.T) {
 	h, err := opsapi.Health{Redis: e.rdb}.Health(t.Context(), "p2")
 	if err != nil || h.Sent24h != 1 || h.DeadLettered24h["unattributed"] != 1 || h.Conversions24h != 1 || h.LastAccepted == nil || h.Paused != nil {
 		t.Errorf("p2 health = %+v, %v; want 1 sent, 1 unattributed, 1 conversion (a redrive is not another), accepted, not paused", h, err)
+	}
+}
+
+// A page of recent dead letters reads a window at the end of DLQ, not the
+// whole stream; a selection that matches only its oldest letter reads back
+// to it; pages follow each other without a gap.
+func TestDeadLettersListReadsBackwards(t *testing.T) {
+	e := newEnv(t, nil)
+	e.stop() // the streams exist; nothing consumes
+	const n = 1500
+	for i := range n {
+		business := "busy"
+		if i == 0 {
+			business = "rare"
+		}
+		m := nats.NewMsg("dlq." + sender.ReasonRejected)
+		m.Header.Set(sender.HeaderReason, sender.ReasonRejected)
+		m.Header.Set(sender.HeaderError, "Meta 100: invalid parameter")
+		m.Header.Set(sender.HeaderEventID, "old-"+strconv.Itoa(i))
+		m.Data = []byte(`{"event_id":"old-` + strconv.Itoa(i) + `","business_id":"` + business + `","channel":"messenger"}`)
+		if _, err := e.js.PublishMsgAsync(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("publishing the dead letters did not complete")
+	}
+
+	before := sender.ListRead()
+	page, more, err := sender.ListDeadLetters(t.Context(), e.js, sender.DeadLetterFilter{}, 5)
+	if err != nil || len(page) != 5 || !more {
+		t.Fatalf("newest 5: %d, more %v, %v", len(page), more, err)
+	}
+	if read := sender.ListRead() - before; read > 256 {
+		t.Errorf("the newest 5 of %d read %d messages; want one window (256) at most", n, read)
+	}
+	for i, l := range page {
+		if want := "old-" + strconv.Itoa(n-1-i); l.EventID != want {
+			t.Fatalf("page[%d] = %s; want %s (newest first)", i, l.EventID, want)
+		}
+	}
+	next, _, err := sender.ListDeadLetters(t.Context(), e.js, sender.DeadLetterFilter{Before: page[4].Seq}, 5)
+	if err != nil || len(next) != 5 || next[0].Seq != page[4].Seq-1 {
+		t.Fatalf("next page starts at %v (%v); want seq %d", next, err, page[4].Seq-1)
+	}
+
+	rare, more, err := sender.ListDeadLetters(t.Context(), e.js, sender.DeadLetterFilter{Business: "rare"}, 5)
+	if err != nil || len(rare) != 1 || rare[0].EventID != "old-0" || more {
+		t.Fatalf("the one letter of business rare: %v, more %v, %v", rare, more, err)
 	}
 }

@@ -1,0 +1,4 @@
+package sender
+
+// ListRead returns how many DLQ messages ListDeadLetters has read.
+func ListRead() int64 { return listRead.Load() }
