@@ -48,8 +48,9 @@ func ParsePause(v string) *registryapi.Pause {
 	return p
 }
 
-// Health implements registryapi.HealthSource.
-func (h Health) Health(ctx context.Context, business string) (registryapi.Health, error) {
+// Health implements registryapi.HealthSource: business's pause, and the
+// counters of business and its aliases added up.
+func (h Health) Health(ctx context.Context, business string, aliases []string) (registryapi.Health, error) {
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now
@@ -63,7 +64,7 @@ func (h Health) Health(ctx context.Context, business string) (registryapi.Health
 	default:
 		out.Paused = ParsePause(v)
 	}
-	b, err := trail.ReadBusiness(ctx, h.Redis, business, now())
+	b, err := trail.ReadBusiness(ctx, h.Redis, now(), append([]string{business}, aliases...)...)
 	if err != nil {
 		return out, fmt.Errorf("health: %w", err)
 	}

@@ -81,7 +81,9 @@ func TestStatsAndNoNATS(t *testing.T) {
 }
 
 // Health reads the pause record (JSON, or an older sender's "1") and the
-// business's counters of the last 24 h.
+// business's counters of the last 24 h, with those of its aliases (a
+// WABA's phone_number_ids, under which conversions may be published)
+// added.
 func TestHealth(t *testing.T) {
 	rdb := redistest.Start(t).Client(t)
 	ctx := t.Context()
@@ -92,7 +94,12 @@ func TestHealth(t *testing.T) {
 	w.Count("1001", now.Add(-25*time.Hour), trail.FieldSent, 100) // outside the 24 h
 	w.Count("1001", now, trail.FieldConversions, 8)
 	w.Count("1001", now, trail.FieldContexts, 9)
-	w.Accepted("1001", now)
+	w.Accepted("1001", now.Add(-time.Minute))
+	// Published with the phone_number_id 77001 of WABA 1001: counted under it.
+	w.Count("77001", now, trail.FieldConversions, 3)
+	w.Count("77001", now, trail.FieldDeadLetter+"unattributed", 1)
+	w.Count("88002", now, trail.FieldConversions, 50) // another WABA's number
+	w.Accepted("77001", now)
 	if err := w.Flush(ctx, rdb); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +108,7 @@ func TestHealth(t *testing.T) {
 	if err := rdb.Set(ctx, opsapi.PauseKey("1001"), rec, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	h, err := opsapi.Health{Redis: rdb}.Health(ctx, "1001")
+	h, err := opsapi.Health{Redis: rdb}.Health(ctx, "1001", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +116,14 @@ func TestHealth(t *testing.T) {
 		h.Paused.Message == "" || h.Sent24h != 5 || h.DeadLettered24h["rejected"] != 2 || h.Conversions24h != 8 || h.Contexts24h != 9 ||
 		h.LastAccepted == nil {
 		t.Errorf("Health = %+v (paused %+v)", h, h.Paused)
+	}
+	withAlias, err := opsapi.Health{Redis: rdb}.Health(ctx, "1001", []string{"77001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withAlias.Conversions24h != 11 || withAlias.DeadLettered24h["unattributed"] != 1 || withAlias.DeadLettered24h["rejected"] != 2 ||
+		withAlias.Sent24h != 5 || withAlias.LastAccepted == nil || !withAlias.LastAccepted.Equal(time.UnixMilli(now.UnixMilli()).UTC()) {
+		t.Errorf("with the alias 77001: %+v; want conversions 8+3, unattributed 1, the alias's later last_accepted", withAlias)
 	}
 	b, _ := json.Marshal(h)
 	for _, k := range []string{`"last_accepted_at"`, `"sent_24h":5`, `"dead_letters_24h":{"rejected":2}`, `"conversions_24h":8`, `"contexts_24h":9`} {
@@ -119,10 +134,10 @@ func TestHealth(t *testing.T) {
 	if err := rdb.Set(ctx, opsapi.PauseKey("2002"), "1", time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if h, err := (opsapi.Health{Redis: rdb}).Health(ctx, "2002"); err != nil || h.Paused == nil || h.Sent24h != 0 {
+	if h, err := (opsapi.Health{Redis: rdb}).Health(ctx, "2002", nil); err != nil || h.Paused == nil || h.Sent24h != 0 {
 		t.Errorf("old pause record: %+v, %v; want paused, why unknown", h, err)
 	}
-	if h, err := (opsapi.Health{Redis: rdb}).Health(ctx, "3003"); err != nil || h.Paused != nil {
+	if h, err := (opsapi.Health{Redis: rdb}).Health(ctx, "3003", nil); err != nil || h.Paused != nil {
 		t.Errorf("not paused: %+v, %v", h, err)
 	}
 }

@@ -32,9 +32,11 @@ type DatasetResolver interface {
 }
 
 // HealthSource reports how a business is doing on the senders. The sender
-// implements it; until then NoHealth answers.
+// implements it; until then NoHealth answers. aliases are the other ids its
+// conversions may be published and counted under (a WABA's
+// phone_number_ids); their counters are added to the business's.
 type HealthSource interface {
-	Health(ctx context.Context, businessID string) (Health, error)
+	Health(ctx context.Context, businessID string, aliases []string) (Health, error)
 }
 
 // Health is a business's state on the senders.
@@ -67,7 +69,7 @@ var ErrNoHealth = errors.New("no health source: the sender does not report to th
 type NoHealth struct{}
 
 // Health answers ErrNoHealth.
-func (NoHealth) Health(context.Context, string) (Health, error) { return Health{}, ErrNoHealth }
+func (NoHealth) Health(context.Context, string, []string) (Health, error) { return Health{}, ErrNoHealth }
 
 // Resumer ends a business's pause on every sender and sends its parked
 // messages back. The sender implements it.

@@ -65,9 +65,17 @@ func (f *fakeDatasets) DatasetAs(ctx context.Context, businessID string, cr capi
 
 var _ credentialResolver = (*capi.Client)(nil)
 
-type fakeHealth struct{ h Health }
+type fakeHealth struct {
+	h       Health
+	aliases *[]string // the aliases of the last call, when not nil
+}
 
-func (f fakeHealth) Health(context.Context, string) (Health, error) { return f.h, nil }
+func (f fakeHealth) Health(_ context.Context, _ string, aliases []string) (Health, error) {
+	if f.aliases != nil {
+		*f.aliases = aliases
+	}
+	return f.h, nil
+}
 
 type fakeResumer struct {
 	res   ResumeResult

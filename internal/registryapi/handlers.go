@@ -108,7 +108,9 @@ func (a *api) get(c echo.Context) error {
 		return a.fail(c, err)
 	}
 	out := toJSON(b)
-	h, err := a.Health.Health(ctx, id)
+	// A WhatsApp conversion may be published with a phone_number_id as its
+	// business_id: what is counted under those belongs to the WABA.
+	h, err := a.Health.Health(ctx, id, b.PhoneNumberIDs)
 	if err != nil {
 		if !errors.Is(err, ErrNoHealth) {
 			a.Log.Warn("business health unavailable", zap.String("business_id", id), zap.Error(err))

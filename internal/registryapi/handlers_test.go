@@ -164,9 +164,13 @@ func TestGetHealth(t *testing.T) {
 	since := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	h := Health{Paused: &Pause{Since: since, Code: 190, Subcode: 463, Class: "setup_fault"}, LastAccepted: &since,
 		Sent24h: 42, DeadLettered24h: map[string]int64{"no_context": 3}}
-	ta := newTestAPI(t, apiOpts{health: fakeHealth{h}})
+	var aliases []string
+	ta := newTestAPI(t, apiOpts{health: fakeHealth{h, &aliases}})
 	ta.do("PUT", "/v1/businesses/111", waBody)
 	_, body := ta.do("GET", "/v1/businesses/111", "")
+	if len(aliases) != 1 || aliases[0] != "5001" {
+		t.Errorf("health asked with aliases %v; want the WABA's phone_number_ids [5001]", aliases)
+	}
 	got := decode[businessJSON](t, body)
 	if got.Health == nil || !got.Health.Available || got.Health.Health == nil || got.Health.Paused == nil ||
 		got.Health.Paused.Code != 190 || got.Health.Paused.Class != "setup_fault" || got.Health.Sent24h != 42 ||

@@ -149,7 +149,7 @@ func TestDeadLettersListShowRedrive(t *testing.T) {
 		return st.Outcomes["sent"] == 2 && st.Outcomes["dead_letter:unattributed"] == 4 && st.Outcomes["dead_letter:invalid"] == 1 &&
 			st.Outcomes["waiting_context"] > 0 && st.GraphLatencyMS["p99"] > 0
 	})
-	h, err := opsapi.Health{Redis: e.rdb}.Health(t.Context(), "p2")
+	h, err := opsapi.Health{Redis: e.rdb}.Health(t.Context(), "p2", nil)
 	if err != nil || h.Sent24h != 1 || h.DeadLettered24h["unattributed"] != 1 || h.Conversions24h != 1 || h.LastAccepted == nil || h.Paused != nil {
 		t.Errorf("p2 health = %+v, %v; want 1 sent, 1 unattributed, 1 conversion (a redrive is not another), accepted, not paused", h, err)
 	}

@@ -184,17 +184,20 @@ type Business struct {
 	DeadLetters  map[string]int64 // by reason
 }
 
-// ReadBusiness reads business's counters of the last 24 h (its current
-// hour and the 23 before) ending at now.
-func ReadBusiness(ctx context.Context, rdb redis.UniversalClient, business string, now time.Time) (Business, error) {
+// ReadBusiness reads the counters of the last 24 h (the current hour and
+// the 23 before) ending at now of the businesses ids, added up, in one
+// round trip; LastAccepted is the latest of theirs.
+func ReadBusiness(ctx context.Context, rdb redis.UniversalClient, now time.Time, ids ...string) (Business, error) {
 	b := Business{DeadLetters: map[string]int64{}}
-	hours := make([]*redis.MapStringStringCmd, 24)
-	var last *redis.StringCmd
+	hours := make([]*redis.MapStringStringCmd, 0, 24*len(ids))
+	lasts := make([]*redis.StringCmd, 0, len(ids))
 	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range hours {
-			hours[i] = p.HGetAll(ctx, businessKey(business, now.Add(-time.Duration(i)*time.Hour)))
+		for _, id := range ids {
+			for i := range 24 {
+				hours = append(hours, p.HGetAll(ctx, businessKey(id, now.Add(-time.Duration(i)*time.Hour))))
+			}
+			lasts = append(lasts, p.Get(ctx, lastAcceptedKey(id)))
 		}
-		last = p.Get(ctx, lastAcceptedKey(business))
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
 		return b, fmt.Errorf("trail: business stats: %w", err)
@@ -214,9 +217,11 @@ func ReadBusiness(ctx context.Context, rdb redis.UniversalClient, business strin
 			}
 		}
 	}
-	if ms, err := last.Int64(); err == nil {
-		t := time.UnixMilli(ms).UTC()
-		b.LastAccepted = &t
+	for _, last := range lasts {
+		if ms, err := last.Int64(); err == nil && (b.LastAccepted == nil || time.UnixMilli(ms).After(*b.LastAccepted)) {
+			t := time.UnixMilli(ms).UTC()
+			b.LastAccepted = &t
+		}
 	}
 	return b, nil
 }

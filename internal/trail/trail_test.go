@@ -96,7 +96,7 @@ func TestWriterDrainStatsBusiness(t *testing.T) {
 	if _, err := trail.ReadStats(ctx, rdb, "7d", now); err == nil {
 		t.Error("window 7d accepted")
 	}
-	b, err := trail.ReadBusiness(ctx, rdb, "1001", now)
+	b, err := trail.ReadBusiness(ctx, rdb, now, "1001")
 	if err != nil || b.Sent != 1 || b.Conversions != 2 || b.DeadLetters["rejected"] != 1 || b.LastAccepted == nil ||
 		b.LastAccepted.UnixMilli() != now.UnixMilli() {
 		t.Errorf("ReadBusiness = %+v, %v", b, err)
