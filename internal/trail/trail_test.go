@@ -2,6 +2,7 @@ package trail_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -155,5 +156,29 @@ func TestCarryTakesFewOnly(t *testing.T) {
 	}
 	if n := rdb.HLen(ctx, trail.HourKey("b", time.Now())).Val(); n != trail.CarryMax+1 {
 		t.Errorf("%d records stored; want %d", n, trail.CarryMax+1)
+	}
+}
+
+// A busy flush writes a business's hour in several HSETs (so that Redis
+// serves other clients between them) and loses none of its records.
+func TestFlushManyRecordsOfOneHour(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	w := trail.NewWriter(time.Hour)
+	now := time.Now()
+	const n = 1000
+	for i := range n {
+		w.Put(&trail.Record{BusinessID: "b", EventID: "e-" + strconv.Itoa(i), State: trail.Sent, UpdatedAt: trail.At(now)})
+	}
+	if err := w.Flush(t.Context(), rdb); err != nil {
+		t.Fatal(err)
+	}
+	if got := rdb.HLen(t.Context(), trail.HourKey("b", now)).Val(); got != n {
+		t.Fatalf("%d records in the hour's hash; want %d", got, n)
+	}
+	for _, id := range []string{"e-0", "e-255", "e-256", "e-511", "e-512", "e-999"} {
+		r, err := trail.Read(t.Context(), rdb, "b", id, time.Hour, now)
+		if err != nil || r.EventID != id || r.State != trail.Sent {
+			t.Fatalf("%s: %+v, %v", id, r, err)
+		}
 	}
 }

@@ -14,6 +14,9 @@ import (
 // carry them before Run flushes them on their own.
 const FlushAfter = 250 * time.Millisecond
 
+// hsetFields is the most records one HSET of a flush writes.
+const hsetFields = 256
+
 // CarryMax is the most records a ledger round trip carries. More wait for
 // Run's own flush: carried, a busy sender's thousands of records made every
 // claim and sent mark wait for their HSETs, on the path of every event, and
@@ -166,6 +169,13 @@ func (w *Writer) Drain(ctx context.Context, p redis.Pipeliner) {
 	w.mu.Unlock()
 	for k, pairs := range puts {
 		key := hourKey(k.business, k.hour)
+		// In HSETs of hsetFields at most: Redis runs a command whole, so one
+		// of a busy flush's 20,000 records would hold every other client
+		// (the ledger's claims and marks) for milliseconds.
+		for len(pairs) > 2*hsetFields {
+			p.HSet(ctx, key, pairs[:2*hsetFields]...)
+			pairs = pairs[2*hsetFields:]
+		}
 		p.HSet(ctx, key, pairs...)
 		// Kept SENT_TTL after its hour ends.
 		p.ExpireAt(ctx, key, time.Unix((k.hour+1)*3600, 0).Add(w.ttl))
