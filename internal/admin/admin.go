@@ -60,7 +60,7 @@ func New(cfg Config, log *zap.Logger, gatherer prometheus.Gatherer) *Server {
 	e.HTTPErrorHandler = s.handleError
 	// Every route of the listener, the console's and the intake's too:
 	// tokens cannot be guessed faster than GuardMaxFailures a GuardWindow
-	// from one address (guard.go).
+	// from one address (guard.go, Check).
 	e.Use(recoverPanic, newGuard(s.log, cfg.Now).middleware)
 	metrics := echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	if cfg.Token != "" {
@@ -140,7 +140,8 @@ func (e *Error) HTTPStatus() int { return e.Status }
 func (e *Error) PublicMessage() string { return e.Message }
 
 // RequireBearer lets a request through when its "Authorization: Bearer"
-// token equals one of tokens (compared in constant time); 401 otherwise.
+// token equals one of tokens (compared in constant time); 401 otherwise,
+// 429 while its address has had too many wrong ones (Check, RealmAdmin).
 // With no non-empty token it answers ErrDisabled (404) to every request.
 func RequireBearer(tokens ...string) echo.MiddlewareFunc {
 	var want [][sha256.Size]byte
@@ -154,7 +155,16 @@ func RequireBearer(tokens ...string) echo.MiddlewareFunc {
 			if len(want) == 0 {
 				return ErrDisabled
 			}
-			if !bearerMatches(c.Request().Header.Get("Authorization"), want) {
+			auth := c.Request().Header.Get("Authorization")
+			if auth == "" {
+				return ErrUnauthorized // no guess: not counted
+			}
+			ok, err := Check(c.Request(), RealmAdmin, func() bool { return bearerMatches(auth, want) })
+			if err != nil {
+				SetRetryAfter(c.Response().Header(), err)
+				return err
+			}
+			if !ok {
 				return ErrUnauthorized
 			}
 			return next(c)

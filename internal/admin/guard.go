@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strconv"
@@ -11,37 +12,45 @@ import (
 	"go.uber.org/zap"
 )
 
-// The limits of failed authentications per client address on the admin
-// listener: after GuardMaxFailures answers 401 within GuardWindow, that
-// address's credentials are refused (429) until the window ends. A token
-// cannot then be guessed faster than GuardMaxFailures a minute from one
-// address, while an operator who mistyped it waits a minute at most.
+// The limits of failed authentications per client address and realm on the
+// admin listener: after GuardMaxFailures wrong tokens within GuardWindow,
+// that address's tokens of that realm are not checked (429) until the
+// window ends. A token cannot then be guessed faster than GuardMaxFailures
+// a minute from one address, while an operator who mistyped it waits a
+// minute at most.
 const (
 	GuardMaxFailures = 10
 	GuardWindow      = time.Minute
 	// guardMaxClients bounds the addresses tracked. Past it, windows that
-	// ended are dropped; a new address beyond it is not tracked (counting
-	// it would need memory an attacker controls).
+	// ended are swept (at most once a second); a new address beyond it is
+	// not tracked (counting it would need memory an attacker controls).
 	guardMaxClients = 10000
 )
 
-// guard counts failed authentications (answers 401 to a request that
-// carried credentials) per client address and
-// refuses, with 429 and Retry-After, the credentials of an address past
-// GuardMaxFailures in its window: requests carrying an Authorization header
-// and console logins. Requests without credentials pass (a console session
-// cookie cannot be guessed, and anything else answers 401 on its own), so
-// a blocked address cannot lock a logged-in operator out.
+// The realms of Check: their tokens are counted apart, so that an order
+// system with a stale INTAKE_TOKEN does not lock operators out of the
+// admin API from the same address, nor the other way round.
+const (
+	RealmAdmin  = "admin"  // ADMIN_TOKEN: the admin API, /metrics, the console's login
+	RealmIntake = "intake" // INTAKE_TOKEN: POST /v1/conversions
+)
+
+// guard counts wrong tokens per client address and realm. The count is
+// taken at the comparison, under its lock (Check), not around the request:
+// concurrent guesses from one address are checked one after the other and
+// the eleventh is refused, however many were sent at once.
 //
-// The address is the TCP peer's (RemoteAddr), never X-Forwarded-For,
-// which any client sets as it likes; behind a proxy every client shares the
-// proxy's address, so the proxy should limit on its own.
+// The address is the TCP peer's (RemoteAddr; an IPv6 address by its /64),
+// never X-Forwarded-For, which any client sets as it likes; behind a proxy
+// every client shares the proxy's address, so the proxy should limit on its
+// own.
 type guard struct {
 	log *zap.Logger
 	now func() time.Time
 
 	mu      sync.Mutex
-	clients map[string]*strikes
+	clients map[string]*strikes // realm + " " + address
+	swept   time.Time
 }
 
 type strikes struct {
@@ -56,97 +65,138 @@ func newGuard(log *zap.Logger, now func() time.Time) *guard {
 	return &guard{log: log, now: now, clients: map[string]*strikes{}}
 }
 
-// blocked returns how long client must wait before its credentials are
-// checked again; 0 when they are checked now.
-func (g *guard) blocked(client string) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.clients[client]
-	if s == nil {
-		return 0
-	}
-	left := s.since.Add(GuardWindow).Sub(g.now())
-	if left <= 0 {
-		delete(g.clients, client)
-		return 0
-	}
-	if s.n < GuardMaxFailures {
-		return 0
-	}
-	return left
-}
-
-// failed counts one failed authentication of client.
-func (g *guard) failed(client string) {
+// check calls compare unless key is blocked, counting a false answer. It
+// returns whether compare accepted, or how long key must wait.
+func (g *guard) check(key string, compare func() bool) (bool, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	s := g.clients[client]
+	s := g.clients[key]
 	if s != nil && now.Sub(s.since) >= GuardWindow {
+		delete(g.clients, key)
 		s = nil
 	}
+	if s != nil && s.n >= GuardMaxFailures {
+		return false, s.since.Add(GuardWindow).Sub(now)
+	}
+	if compare() {
+		return true, 0
+	}
 	if s == nil {
-		if len(g.clients) >= guardMaxClients {
-			for k, v := range g.clients {
-				if now.Sub(v.since) >= GuardWindow {
-					delete(g.clients, k)
-				}
-			}
-			if len(g.clients) >= guardMaxClients {
-				return
-			}
+		if !g.room(now) {
+			return false, 0
 		}
 		s = &strikes{since: now}
-		g.clients[client] = s
+		g.clients[key] = s
 	}
 	s.n++
 	if s.n == GuardMaxFailures {
-		g.log.Warn("too many failed authentications on the admin listener: this address's tokens are refused until its window ends",
-			zap.String("client", client), zap.Int("failures", s.n), zap.Duration("window", GuardWindow))
+		g.log.Warn("too many wrong tokens on the admin listener: this address's tokens of the realm are refused until its window ends",
+			zap.String("client", key), zap.Int("failures", s.n), zap.Duration("window", GuardWindow))
+	}
+	return false, 0
+}
+
+// room reports whether another address may be tracked, sweeping windows
+// that ended when the table is full (at most once a second). Under g.mu.
+func (g *guard) room(now time.Time) bool {
+	if len(g.clients) < guardMaxClients {
+		return true
+	}
+	if now.Sub(g.swept) >= time.Second {
+		g.swept = now
+		for k, v := range g.clients {
+			if now.Sub(v.since) >= GuardWindow {
+				delete(g.clients, k)
+			}
+		}
+	}
+	return len(g.clients) < guardMaxClients
+}
+
+// Blocked is Check's answer while an address must wait: 429.
+type Blocked struct{ Wait time.Duration }
+
+func (b *Blocked) Error() string { return b.PublicMessage() }
+
+// HTTPStatus is 429.
+func (b *Blocked) HTTPStatus() int { return http.StatusTooManyRequests }
+
+// PublicMessage says how long to wait.
+func (b *Blocked) PublicMessage() string {
+	return "too many wrong tokens from this address: try again in " + b.RetryAfter() + "s"
+}
+
+// RetryAfter is the wait in whole seconds, rounded up: the Retry-After value.
+func (b *Blocked) RetryAfter() string {
+	return strconv.Itoa(int((b.Wait + time.Second - 1) / time.Second))
+}
+
+type guardKey struct{}
+
+type guarded struct {
+	g      *guard
+	client string
+}
+
+type inProcessKey struct{}
+
+// InProcess marks ctx as a request the process makes to its own admin
+// listener's handler (the console's API calls): Check then only compares,
+// since such a request carries the process's own token and no client's
+// address.
+func InProcess(ctx context.Context) context.Context {
+	return context.WithValue(ctx, inProcessKey{}, true)
+}
+
+// Check reports whether compare accepts r's token. When r came through the
+// admin listener (its guard is in r's context), the comparison counts
+// against r's address in realm: while that address is blocked, compare is
+// not called and the error is a *Blocked (answer 429 with Retry-After:
+// SetRetryAfter). Elsewhere (tests, in-process requests) it just compares.
+func Check(r *http.Request, realm string, compare func() bool) (bool, error) {
+	gd, _ := r.Context().Value(guardKey{}).(guarded)
+	if in, _ := r.Context().Value(inProcessKey{}).(bool); gd.g == nil || in {
+		// An in-process request's context may come from a client's
+		// request (the console's page), with that client's guard in it.
+		return compare(), nil
+	}
+	ok, wait := gd.g.check(realm+" "+gd.client, compare)
+	if wait > 0 {
+		return false, &Blocked{Wait: wait}
+	}
+	return ok, nil
+}
+
+// SetRetryAfter sets Retry-After on h when err is a *Blocked.
+func SetRetryAfter(h http.Header, err error) {
+	if b, ok := err.(*Blocked); ok {
+		h.Set("Retry-After", b.RetryAfter())
 	}
 }
 
-// errTooManyFailures answers the credentials of a blocked address.
-func errTooManyFailures(wait time.Duration) *Error {
-	return &Error{Status: http.StatusTooManyRequests,
-		Message: "too many failed authentications from this address: try again in " + strconv.Itoa(int(wait.Round(time.Second)/time.Second)) + "s"}
-}
-
-// middleware refuses the credentials of a blocked address and counts every
-// 401 answered to credentials (a request without any is not a guess).
+// middleware puts g and the client's address into each request's context
+// for Check (once: an in-process request passes it again).
 func (g *guard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if !carriesCredentials(r) {
-			return next(c) // nothing to guess with: its own check answers
+		if _, seen := r.Context().Value(guardKey{}).(guarded); !seen {
+			c.SetRequest(r.WithContext(context.WithValue(r.Context(), guardKey{}, guarded{g, clientOf(r)})))
 		}
-		client := clientOf(r)
-		if wait := g.blocked(client); wait > 0 {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
-			return errTooManyFailures(wait)
-		}
-		if err := next(c); err != nil {
-			c.Error(err) // written now, so that its status is known here
-		}
-		if c.Response().Status == http.StatusUnauthorized {
-			g.failed(client)
-		}
-		return nil
+		return next(c)
 	}
 }
 
-// carriesCredentials reports whether r presents a token: an Authorization
-// header or the console's login form.
-func carriesCredentials(r *http.Request) bool {
-	return r.Header.Get("Authorization") != "" ||
-		r.Method == http.MethodPost && r.URL.Path == "/console/login"
-}
-
-// clientOf is the address r's failures count against: the TCP peer's IP.
+// clientOf is the address r's failures count against: the TCP peer's IP,
+// an IPv6 one by its /64 (one host holds a whole /64).
 func clientOf(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
+		return host
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -47,23 +48,39 @@ func from(t *testing.T, h http.Handler, addr, method, path, auth string, form ur
 
 // TestGuard: after GuardMaxFailures wrong tokens from one address within
 // GuardWindow, that address's tokens are refused with 429 and Retry-After,
-// the right one too, on the API and on the console's login alike; other
-// addresses and requests without credentials are not affected; the
-// window's end lifts it.
+// the right one too, on the API and on a login form that checks with Check
+// alike; other addresses, requests without a token, in-process requests
+// and the other realm are not affected; the window's end lifts it.
 func TestGuard(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)}
 	s := New(Config{Token: "adm-token", Now: clk.now}, zaptest.NewLogger(t), prometheus.NewRegistry())
 	s.API().GET("/v1/things/:id", func(c echo.Context) error { return c.String(http.StatusOK, "thing") })
-	// The console's login answers 401 to a wrong token, as console.login does.
+	// A login form, as the console's: its token is checked with Check.
 	s.Echo().POST("/console/login", func(c echo.Context) error {
-		if c.FormValue("token") != "adm-token" {
+		token := c.FormValue("token")
+		ok, err := Check(c.Request(), RealmAdmin, func() bool { return token == "adm-token" })
+		if err != nil {
+			return err
+		}
+		if !ok {
 			return c.String(http.StatusUnauthorized, "not this server's token")
 		}
 		return c.Redirect(http.StatusSeeOther, "/console/")
 	})
-	s.Echo().GET("/console/", func(c echo.Context) error { return c.String(http.StatusOK, "overview") })
+	// An intake, with tokens of its own realm.
+	s.Echo().POST("/v1/conversions", func(c echo.Context) error {
+		auth := c.Request().Header.Get("Authorization")
+		ok, err := Check(c.Request(), RealmIntake, func() bool { return auth == "Bearer in-token" })
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return c.NoContent(http.StatusUnauthorized)
+		}
+		return c.NoContent(http.StatusAccepted)
+	})
 	h := s.Handler()
-	const attacker, operator = "203.0.113.9:50000", "203.0.113.10:50001"
+	const attacker, operator, producer = "203.0.113.9:50000", "203.0.113.10:50001", "203.0.113.11:50002"
 
 	for i := range GuardMaxFailures {
 		if rec := from(t, h, attacker, "GET", "/v1/things/1", "Bearer guess", nil); rec.Code != http.StatusUnauthorized {
@@ -81,16 +98,24 @@ func TestGuard(t *testing.T) {
 		t.Fatal("the answer holds the token")
 	}
 	if rec := from(t, h, attacker, "POST", "/console/login", "", url.Values{"token": {"adm-token"}}); rec.Code != http.StatusTooManyRequests {
-		t.Fatalf("console login from a blocked address = %d; want 429", rec.Code)
+		t.Fatalf("login from a blocked address = %d; want 429", rec.Code)
 	}
-	// Without credentials the request goes on to its own check.
-	if rec := from(t, h, attacker, "GET", "/console/", "", nil); rec.Code != http.StatusOK {
-		t.Fatalf("a request without credentials from a blocked address = %d; want it answered (200)", rec.Code)
+	if rec := from(t, h, attacker, "POST", "/v1/conversions", "Bearer in-token", nil); rec.Code != http.StatusAccepted {
+		t.Fatalf("the intake's token from an address blocked for admin tokens = %d; want 202 (realms apart)", rec.Code)
+	}
+	// The process's own requests to its handler (the console's API calls)
+	// carry no client's address.
+	req := httptest.NewRequestWithContext(InProcess(t.Context()), "GET", "/v1/things/1", nil)
+	req.RemoteAddr, req.Header = attacker, http.Header{"Authorization": {"Bearer adm-token"}}
+	in := httptest.NewRecorder()
+	h.ServeHTTP(in, req)
+	if in.Code != http.StatusOK {
+		t.Fatalf("in-process request from a blocked address = %d; want 200", in.Code)
 	}
 	if rec := from(t, h, operator, "GET", "/v1/things/1", "Bearer adm-token", nil); rec.Code != http.StatusOK {
 		t.Fatalf("another address = %d; want 200", rec.Code)
 	}
-	// Requests without credentials are answered 401 and are no guesses.
+	// Requests without a token are answered 401 and are no guesses.
 	for range 2 * GuardMaxFailures {
 		if rec := from(t, h, operator, "GET", "/v1/things/1", "", nil); rec.Code != http.StatusUnauthorized {
 			t.Fatalf("no token = %d; want 401", rec.Code)
@@ -105,15 +130,32 @@ func TestGuard(t *testing.T) {
 		t.Fatalf("after the window = %d; want 200", rec.Code)
 	}
 
-	// Failed console logins count as well.
+	// Wrong logins count as well.
 	for range GuardMaxFailures {
 		from(t, h, operator, "POST", "/console/login", "", url.Values{"token": {"typo"}})
 	}
 	if rec := from(t, h, operator, "POST", "/console/login", "", url.Values{"token": {"adm-token"}}); rec.Code != http.StatusTooManyRequests {
-		t.Fatalf("login after %d failed logins = %d; want 429", GuardMaxFailures, rec.Code)
+		t.Fatalf("login after %d wrong ones = %d; want 429", GuardMaxFailures, rec.Code)
 	}
 	if rec := from(t, h, operator, "GET", "/metrics", "Bearer adm-token", nil); rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("/metrics from the same address = %d; want 429", rec.Code)
+	}
+
+	// Concurrent guesses are checked one after the other: of 100 at once,
+	// GuardMaxFailures are compared and the rest refused.
+	codes := make(chan int, 100)
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() { codes <- from(t, h, producer, "POST", "/v1/conversions", "Bearer guess", nil).Code })
+	}
+	wg.Wait()
+	close(codes)
+	n := map[int]int{}
+	for c := range codes {
+		n[c]++
+	}
+	if n[http.StatusUnauthorized] != GuardMaxFailures || n[http.StatusTooManyRequests] != 100-GuardMaxFailures {
+		t.Fatalf("100 concurrent wrong tokens: %v; want %d answered 401 and the rest 429", n, GuardMaxFailures)
 	}
 }
 
@@ -122,15 +164,29 @@ func TestGuard(t *testing.T) {
 func TestGuardBounded(t *testing.T) {
 	clk := &clock{t: time.Unix(0, 0)}
 	g := newGuard(zaptest.NewLogger(t), clk.now)
+	wrong := func() bool { return false }
 	for i := range guardMaxClients + 50 {
-		g.failed("a" + string(rune(i)))
+		g.check("a"+strconv.Itoa(i), wrong)
 	}
 	if n := len(g.clients); n != guardMaxClients {
 		t.Fatalf("%d addresses tracked; want %d", n, guardMaxClients)
 	}
 	clk.add(GuardWindow)
-	g.failed("late")
+	g.check("late", wrong)
 	if n := len(g.clients); n != 1 {
 		t.Fatalf("%d addresses tracked after the windows ended; want 1", n)
+	}
+}
+
+func TestClientOf(t *testing.T) {
+	for addr, want := range map[string]string{
+		"203.0.113.9:50000":          "203.0.113.9",
+		"[2001:db8:1:2:3:4:5:6]:443": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ff::1]:443":   "2001:db8:1:2::/64",
+		"not an address":             "not an address",
+	} {
+		if got := clientOf(&http.Request{RemoteAddr: addr}); got != want {
+			t.Errorf("clientOf(%q) = %q; want %q", addr, got, want)
+		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 )
 
 // maxAnswerBytes bounds one admin API answer the console reads: a page of
@@ -61,7 +63,9 @@ func (a *apiClient) do(ctx context.Context, method, path string, q url.Values, i
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	// In process: the listener's limit on wrong tokens (admin.Check) is for
+	// clients, and this request carries the process's own token.
+	req, err := http.NewRequestWithContext(admin.InProcess(ctx), method, u, body)
 	if err != nil {
 		return 0, fmt.Errorf("console: request: %w", err)
 	}

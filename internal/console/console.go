@@ -21,6 +21,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 )
 
 const basePath = "/console"
@@ -164,7 +166,16 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	if !c.keys.tokenMatches(r.PostFormValue("token")) {
+	token := r.PostFormValue("token")
+	ok, err := admin.Check(r, admin.RealmAdmin, func() bool { return c.keys.tokenMatches(token) })
+	if err != nil {
+		admin.SetRetryAfter(w.Header(), err)
+		c.log.Info("console login refused: too many wrong tokens from this address")
+		c.render(w, r, http.StatusTooManyRequests, "login", session{}, pageData{Title: "Log in",
+			Error: "Too many wrong tokens from this address: " + err.Error() + "."})
+		return
+	}
+	if !ok {
 		c.log.Info("console login refused")
 		c.render(w, r, http.StatusUnauthorized, "login", session{}, pageData{Title: "Log in",
 			Error: "That is not this server's ADMIN_TOKEN."})

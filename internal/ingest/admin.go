@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -41,7 +42,10 @@ func (s *Server) getContext(c echo.Context) error {
 		// 404 rather than 503: the API is off by configuration, not down.
 		return errAdminDisabled
 	}
-	if !s.adminAuthorized(c.Request()) {
+	if ok, err := s.adminAuthorized(c.Request()); err != nil {
+		admin.SetRetryAfter(c.Response().Header(), err)
+		return err
+	} else if !ok {
 		return errAdminAuth
 	}
 	k := attribution.Key{
@@ -86,11 +90,14 @@ func (s *Server) getContext(c echo.Context) error {
 }
 
 // adminAuthorized checks "Authorization: Bearer <ADMIN_TOKEN>" in constant
-// time.
-func (s *Server) adminAuthorized(req *http.Request) bool {
-	scheme, token, ok := strings.Cut(req.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+// time, under the admin listener's limit on wrong tokens (admin.Check).
+func (s *Server) adminAuthorized(req *http.Request) (bool, error) {
+	auth := req.Header.Get("Authorization")
+	if auth == "" {
+		return false, nil
 	}
-	return secretEqual(strings.TrimSpace(token), s.cfg.AdminToken)
+	return admin.Check(req, admin.RealmAdmin, func() bool {
+		scheme, token, ok := strings.Cut(auth, " ")
+		return ok && strings.EqualFold(scheme, "Bearer") && secretEqual(strings.TrimSpace(token), s.cfg.AdminToken)
+	})
 }

@@ -34,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 )
 
@@ -152,7 +153,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, any, error
 		w.Header().Set("Allow", http.MethodPost)
 		return 0, nil, &answer{status: http.StatusMethodNotAllowed, msg: "use POST"}
 	}
-	if !h.authorized(r) {
+	if ok, err := h.authorized(r); err != nil {
+		admin.SetRetryAfter(w.Header(), err)
+		return 0, nil, &answer{status: http.StatusTooManyRequests, msg: err.Error()}
+	} else if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="intake"`)
 		return 0, nil, errAuth
 	}
@@ -212,16 +216,23 @@ func (h *Handler) failure(w http.ResponseWriter, err error) (int, errorBody) {
 
 // authorized checks "Authorization: Bearer <token>" against every token in
 // constant time: hashing first hides the tokens' lengths, and no early exit
-// hides which one matched.
-func (h *Handler) authorized(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+// hides which one matched. On the admin listener wrong tokens are limited
+// per address (admin.Check, RealmIntake): the error is then a 429's.
+func (h *Handler) authorized(r *http.Request) (bool, error) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return false, nil // no guess: not counted
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := false
-	for _, t := range h.tokens {
-		match = hmac.Equal(got[:], t[:]) || match
-	}
-	return match
+	return admin.Check(r, admin.RealmIntake, func() bool {
+		scheme, token, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return false
+		}
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		match := false
+		for _, t := range h.tokens {
+			match = hmac.Equal(got[:], t[:]) || match
+		}
+		return match
+	})
 }

@@ -3,12 +3,17 @@ package intake
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
@@ -257,5 +262,34 @@ func TestBadRequest(t *testing.T) {
 	}
 	if n := len(e.stored()); n != 0 {
 		t.Errorf("stream holds %d messages after 400s; want 0", n)
+	}
+}
+
+// On the admin listener, wrong tokens are limited per address: after
+// admin.GuardMaxFailures of them, the intake answers its own 429 with
+// Retry-After (counted), the right token too, until the window ends.
+func TestWrongTokensLimited(t *testing.T) {
+	e := newEnv(t, Config{}, false)
+	adm := admin.New(admin.Config{Token: "adm-token"}, zap.NewNop(), prometheus.NewRegistry())
+	adm.Echo().POST(Path, echo.WrapHandler(e.h))
+	srv := httptest.NewServer(adm.Handler())
+	t.Cleanup(srv.Close)
+	e.srv = srv
+	body := ndjson(conversions("guard", 1))
+	for range admin.GuardMaxFailures {
+		if r := e.postAuth(body, "application/x-ndjson", "Bearer guess"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("wrong token = %d; want 401", r.Status)
+		}
+	}
+	r := e.postAuth(body, "application/x-ndjson", "Bearer "+testToken)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || !strings.Contains(r.Raw, "too many wrong tokens") {
+		t.Fatalf("right token after %d wrong ones = %d %s (Retry-After %q); want 429",
+			admin.GuardMaxFailures, r.Status, r.Raw, r.Header.Get("Retry-After"))
+	}
+	if n := testutil.ToFloat64(e.h.m.requests.WithLabelValues("429")); n != 1 {
+		t.Fatalf("intake_requests_total{status=\"429\"} = %v; want 1", n)
+	}
+	if got := e.stored(); len(got) != 0 {
+		t.Fatalf("%d stored while refused", len(got))
 	}
 }

@@ -52,32 +52,43 @@ func Replicas(v *settings.Values) (int, error) {
 // A cluster that cannot place the stream yet (no meta leader, or fewer
 // JetStream servers online than cfg.Replicas: just after the cluster
 // started) is waited for until ctx ends, with a warning every
-// placementWarnEvery that says what is missing: a service started with its
-// cluster must not exit because a peer reported a moment later.
+// placementWarnEvery (the first after placementWarnAfter) that says what
+// is missing: a service started with its cluster must not exit because a
+// peer reported a moment later.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig, log *zap.Logger) (jetstream.Stream, error) {
-	wait, warned := 50*time.Millisecond, time.Time{}
+	wait, start, warned := 50*time.Millisecond, time.Now(), time.Time{}
 	for {
 		s, err := ensure(ctx, js, cfg, log)
 		if err == nil || !pending(err) || ctx.Err() != nil {
 			return s, err
 		}
-		if log != nil && time.Since(warned) >= placementWarnEvery {
+		// Quiet for the moment a normal cluster start takes, then every
+		// placementWarnEvery.
+		if log != nil && time.Since(start) >= placementWarnAfter && time.Since(warned) >= placementWarnEvery {
 			warned = time.Now()
-			log.Warn("waiting for JetStream to place a stream: "+Env+"="+strconv.Itoa(max(cfg.Replicas, 1))+
-				" needs that many JetStream servers online, with room for the stream; start them or lower "+Env,
-				zap.String("stream", cfg.Name), zap.Error(err))
+			msg := "waiting for JetStream to place a stream: " + Env + "=" + strconv.Itoa(max(cfg.Replicas, 1)) +
+				" needs that many JetStream servers online, with room for the stream; start them or lower " + Env
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+				msg = "waiting for JetStream to answer: a cluster without a meta leader yet (start its servers; " + Env + "=" +
+					strconv.Itoa(max(cfg.Replicas, 1)) + " needs that many), or a NATS user not allowed to receive the API's replies ($JS.API.> and _INBOX.>)"
+			}
+			log.Warn(msg, zap.String("stream", cfg.Name), zap.Duration("waited", time.Since(start).Round(time.Second)), zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+			return nil, err // named: "create stream X: …" or "stream X: …"
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
 }
 
-// placementWarnEvery spaces the warnings of a wait for placement.
-const placementWarnEvery = 15 * time.Second
+// The warnings of a wait for placement: the first after placementWarnAfter,
+// then every placementWarnEvery.
+const (
+	placementWarnAfter = 3 * time.Second
+	placementWarnEvery = 15 * time.Second
+)
 
 // pending reports whether err is JetStream's answer while a cluster lacks
 // the peers a stream needs or has no meta leader yet (its API requests time

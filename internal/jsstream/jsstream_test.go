@@ -88,7 +88,7 @@ func TestEnsureWaitsForPeers(t *testing.T) {
 		done <- result{s, err}
 	}()
 	deadline := time.Now().Add(30 * time.Second)
-	for logs.FilterMessageSnippet("waiting for JetStream").Len() == 0 {
+	for logs.FilterMessageSnippet("waiting for JetStream to").Len() == 0 {
 		select {
 		case r := <-done:
 			t.Fatalf("Ensure returned before the third server was back: %v", r.err)

@@ -69,7 +69,9 @@ var ErrNoHealth = errors.New("no health source: the sender does not report to th
 type NoHealth struct{}
 
 // Health answers ErrNoHealth.
-func (NoHealth) Health(context.Context, string, []string) (Health, error) { return Health{}, ErrNoHealth }
+func (NoHealth) Health(context.Context, string, []string) (Health, error) {
+	return Health{}, ErrNoHealth
+}
 
 // Resumer ends a business's pause on every sender and sends its parked
 // messages back. The sender implements it.

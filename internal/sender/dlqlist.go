@@ -138,7 +138,9 @@ func readWindow(ctx context.Context, stream jetstream.Stream, f DeadLetterFilter
 	if err != nil {
 		return fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
 	}
-	err = jsfetch.Pending(ctx, cons, 0, func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+	// At most hi-lo messages lie in the window: no fetch past it (a gap
+	// makes the window end sooner, on the check below).
+	err = jsfetch.Pending(ctx, cons, int(hi-lo), func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
 		if md.Sequence.Stream >= hi {
 			return true, nil
 		}
