@@ -73,8 +73,9 @@ func letterInfo(reason, text, eventID string, seq uint64, at time.Time, data []b
 // ListDeadLetters returns up to limit dead letters passing f, newest first,
 // and whether older ones pass f too (then the next page is f with Before
 // set to the last one's Seq). It reads DLQ backwards in windows of stream
-// sequences (listWindow, doubling each time) until it has limit+1 matches,
-// reaches f.Since or the stream's start: a page of recent letters reads a
+// sequences (listWindow, doubling each time) until it has limit+1 matches
+// or reaches the first letter since f.Since (found first) or the stream's
+// start: a page of recent letters reads a
 // few hundred messages, however long DLQ is, and a rare selection reads as
 // far back as it must.
 func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DeadLetterFilter, limit int) ([]DeadLetterInfo, bool, error) {
@@ -93,9 +94,17 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DeadLetterFi
 	if f.Before > 0 {
 		hi = min(hi, f.Before)
 	}
+	floor := st.FirstSeq
+	if !f.Since.IsZero() {
+		seq, ok, err := firstSince(ctx, stream, f.Since)
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		floor = max(floor, seq)
+	}
 	var found []DeadLetterInfo // newest first
-	for window := uint64(listWindow); hi > st.FirstSeq && len(found) <= limit; window = min(2*window, maxListWindow) {
-		lo := max(st.FirstSeq, hi-min(window, hi))
+	for window := uint64(listWindow); hi > floor && len(found) <= limit; window = min(2*window, maxListWindow) {
+		lo := max(floor, hi-min(window, hi))
 		var in []DeadLetterInfo // this window's matches, oldest first
 		past := false           // the window reached letters older than f.Since
 		if err := readWindow(ctx, stream, f, lo, hi, func(info DeadLetterInfo) { in = append(in, info) }, &past); err != nil {
@@ -114,6 +123,29 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DeadLetterFi
 	}
 	return found, more, nil
 }
+
+// firstSince returns the sequence of DLQ's first letter stored at or after
+// since, and false when there is none.
+func firstSince(ctx context.Context, stream jetstream.Stream, since time.Time) (uint64, bool, error) {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectDLQ},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since, InactiveThreshold: orderedInactive})
+	if err != nil {
+		return 0, false, fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
+	}
+	var seq uint64
+	err = jsfetch.Pending(ctx, cons, 1, func(_ jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
+		seq = md.Sequence.Stream
+		return true, nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
+	}
+	return seq, seq > 0, nil
+}
+
+// orderedInactive is how long the server keeps a list's ordered consumers
+// once unused: each is read once, so not the default 5 minutes.
+const orderedInactive = 10 * time.Second
 
 // The windows ListDeadLetters reads DLQ in: the first, and the largest the
 // doubling reaches.
@@ -134,7 +166,7 @@ func readWindow(ctx context.Context, stream jetstream.Stream, f DeadLetterFilter
 		subject = "dlq." + f.Reason
 	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: lo})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: lo, InactiveThreshold: orderedInactive})
 	if err != nil {
 		return fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
 	}

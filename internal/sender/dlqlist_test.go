@@ -204,4 +204,30 @@ func TestDeadLettersListReadsBackwards(t *testing.T) {
 	if err != nil || len(rare) != 1 || rare[0].EventID != "old-0" || more {
 		t.Fatalf("the one letter of business rare: %v, more %v, %v", rare, more, err)
 	}
+
+	// With since, nothing older is read: the list starts at the first
+	// letter since.
+	time.Sleep(50 * time.Millisecond)
+	since := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	for i := range 3 {
+		m := nats.NewMsg("dlq." + sender.ReasonRejected)
+		m.Header.Set(sender.HeaderReason, sender.ReasonRejected)
+		m.Header.Set(sender.HeaderEventID, "new-"+strconv.Itoa(i))
+		m.Data = []byte(`{"event_id":"new-` + strconv.Itoa(i) + `","business_id":"rare","channel":"messenger"}`)
+		if _, err := e.js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before = sender.ListRead()
+	recent, more, err := sender.ListDeadLetters(t.Context(), e.js, sender.DeadLetterFilter{Business: "rare", Since: since}, 5)
+	if err != nil || len(recent) != 3 || recent[0].EventID != "new-2" || more {
+		t.Fatalf("rare's letters since: %v, more %v, %v; want new-2, new-1, new-0", recent, more, err)
+	}
+	if read := sender.ListRead() - before; read != 3 {
+		t.Errorf("listing since read %d messages; want the 3 since", read)
+	}
+	if none, _, err := sender.ListDeadLetters(t.Context(), e.js, sender.DeadLetterFilter{Since: time.Now().Add(time.Hour)}, 5); err != nil || len(none) != 0 {
+		t.Fatalf("since an hour ahead: %v, %v", none, err)
+	}
 }
