@@ -159,7 +159,7 @@ func RequireBearer(tokens ...string) echo.MiddlewareFunc {
 			if auth == "" {
 				return ErrUnauthorized // no guess: not counted
 			}
-			ok, err := Check(c.Request(), RealmAdmin, func() bool { return bearerMatches(auth, want) })
+			ok, err := Check(c.Request(), RealmAdmin, auth, func() bool { return bearerMatches(auth, want) })
 			if err != nil {
 				SetRetryAfter(c.Response().Header(), err)
 				return err

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"net"
 	"net/http"
 	"strconv"
@@ -22,8 +23,9 @@ const (
 	GuardMaxFailures = 10
 	GuardWindow      = time.Minute
 	// guardMaxClients bounds the addresses tracked. Past it, windows that
-	// ended are swept (at most once a second); a new address beyond it is
-	// not tracked (counting it would need memory an attacker controls).
+	// ended are swept (at most once a second); a new address beyond it
+	// counts in its realm's one overflow entry (memory an attacker cannot
+	// grow, and addresses it cannot slip through).
 	guardMaxClients = 10000
 )
 
@@ -35,7 +37,8 @@ const (
 	RealmIntake = "intake" // INTAKE_TOKEN: POST /v1/conversions
 )
 
-// guard counts wrong tokens per client address and realm. The count is
+// guard counts wrong tokens per client address and realm, each distinct
+// one once (the same stale token retried is no new guess). The count is
 // taken at the comparison, under its lock (Check), not around the request:
 // concurrent guesses from one address are checked one after the other and
 // the eleventh is refused, however many were sent at once.
@@ -56,6 +59,10 @@ type guard struct {
 type strikes struct {
 	n     int
 	since time.Time // the window's start: the first failure
+	// seen are the wrong tokens of the window (a digest's first half): the
+	// same one again is answered 401 but no new guess, so that one client
+	// retrying a stale token does not block everyone behind its address.
+	seen [GuardMaxFailures][16]byte
 }
 
 func newGuard(log *zap.Logger, now func() time.Time) *guard {
@@ -65,16 +72,20 @@ func newGuard(log *zap.Logger, now func() time.Time) *guard {
 	return &guard{log: log, now: now, clients: map[string]*strikes{}}
 }
 
-// check calls compare unless key is blocked, counting a false answer. It
-// returns whether compare accepted, or how long key must wait.
-func (g *guard) check(key string, compare func() bool) (bool, time.Duration) {
+// check calls compare unless key is blocked, counting a false answer for
+// a token (presented) not tried before in the window. It returns whether
+// compare accepted, or how long key must wait. When the table is full, a
+// new key counts in its realm's overflow entry: addresses not tracked are
+// limited together, never not at all.
+func (g *guard) check(realm, client, presented string, compare func() bool) (bool, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	s := g.clients[key]
-	if s != nil && now.Sub(s.since) >= GuardWindow {
-		delete(g.clients, key)
-		s = nil
+	key := realm + " " + client
+	s := g.live(key, now)
+	if s == nil && !g.room(now) {
+		key = realm + " overflow"
+		s = g.live(key, now)
 	}
 	if s != nil && s.n >= GuardMaxFailures {
 		return false, s.since.Add(GuardWindow).Sub(now)
@@ -82,19 +93,35 @@ func (g *guard) check(key string, compare func() bool) (bool, time.Duration) {
 	if compare() {
 		return true, 0
 	}
+	var d [16]byte
+	sum := sha256.Sum256([]byte(presented))
+	copy(d[:], sum[:16])
 	if s == nil {
-		if !g.room(now) {
-			return false, 0
-		}
 		s = &strikes{since: now}
 		g.clients[key] = s
 	}
+	for _, x := range s.seen[:s.n] {
+		if x == d {
+			return false, 0 // the same wrong token again: no new guess
+		}
+	}
+	s.seen[s.n] = d
 	s.n++
 	if s.n == GuardMaxFailures {
 		g.log.Warn("too many wrong tokens on the admin listener: this address's tokens of the realm are refused until its window ends",
 			zap.String("client", key), zap.Int("failures", s.n), zap.Duration("window", GuardWindow))
 	}
 	return false, 0
+}
+
+// live returns key's strikes of a window that has not ended.
+func (g *guard) live(key string, now time.Time) *strikes {
+	s := g.clients[key]
+	if s != nil && now.Sub(s.since) >= GuardWindow {
+		delete(g.clients, key)
+		return nil
+	}
+	return s
 }
 
 // room reports whether another address may be tracked, sweeping windows
@@ -149,19 +176,20 @@ func InProcess(ctx context.Context) context.Context {
 	return context.WithValue(ctx, inProcessKey{}, true)
 }
 
-// Check reports whether compare accepts r's token. When r came through the
-// admin listener (its guard is in r's context), the comparison counts
-// against r's address in realm: while that address is blocked, compare is
-// not called and the error is a *Blocked (answer 429 with Retry-After:
-// SetRetryAfter). Elsewhere (tests, in-process requests) it just compares.
-func Check(r *http.Request, realm string, compare func() bool) (bool, error) {
+// Check reports whether compare accepts presented, r's token. When r came
+// through the admin listener (its guard is in r's context), a wrong token
+// not tried before in the window counts against r's address in realm:
+// while that address is blocked, compare is not called and the error is a
+// *Blocked (answer 429 with Retry-After: SetRetryAfter). Elsewhere (tests,
+// in-process requests) it just compares.
+func Check(r *http.Request, realm, presented string, compare func() bool) (bool, error) {
 	gd, _ := r.Context().Value(guardKey{}).(guarded)
 	if in, _ := r.Context().Value(inProcessKey{}).(bool); gd.g == nil || in {
 		// An in-process request's context may come from a client's
 		// request (the console's page), with that client's guard in it.
 		return compare(), nil
 	}
-	ok, wait := gd.g.check(realm+" "+gd.client, compare)
+	ok, wait := gd.g.check(realm, gd.client, presented, compare)
 	if wait > 0 {
 		return false, &Blocked{Wait: wait}
 	}

@@ -58,7 +58,7 @@ func TestGuard(t *testing.T) {
 	// A login form, as the console's: its token is checked with Check.
 	s.Echo().POST("/console/login", func(c echo.Context) error {
 		token := c.FormValue("token")
-		ok, err := Check(c.Request(), RealmAdmin, func() bool { return token == "adm-token" })
+		ok, err := Check(c.Request(), RealmAdmin, token, func() bool { return token == "adm-token" })
 		if err != nil {
 			return err
 		}
@@ -70,7 +70,7 @@ func TestGuard(t *testing.T) {
 	// An intake, with tokens of its own realm.
 	s.Echo().POST("/v1/conversions", func(c echo.Context) error {
 		auth := c.Request().Header.Get("Authorization")
-		ok, err := Check(c.Request(), RealmIntake, func() bool { return auth == "Bearer in-token" })
+		ok, err := Check(c.Request(), RealmIntake, auth, func() bool { return auth == "Bearer in-token" })
 		if err != nil {
 			return err
 		}
@@ -82,12 +82,23 @@ func TestGuard(t *testing.T) {
 	h := s.Handler()
 	const attacker, operator, producer = "203.0.113.9:50000", "203.0.113.10:50001", "203.0.113.11:50002"
 
-	for i := range GuardMaxFailures {
-		if rec := from(t, h, attacker, "GET", "/v1/things/1", "Bearer guess", nil); rec.Code != http.StatusUnauthorized {
-			t.Fatalf("wrong token %d = %d; want 401", i+1, rec.Code)
+	// The same wrong token again and again is one guess: a client retrying
+	// a stale token does not block its address.
+	for range 3 * GuardMaxFailures {
+		if rec := from(t, h, attacker, "GET", "/v1/things/1", "Bearer stale", nil); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("a stale token = %d; want 401", rec.Code)
+		}
+	}
+	if rec := from(t, h, attacker, "GET", "/v1/things/1", "Bearer adm-token", nil); rec.Code != http.StatusOK {
+		t.Fatalf("after one stale token retried = %d; want 200", rec.Code)
+	}
+	for i := range GuardMaxFailures - 1 { // the stale one was the first
+		if rec := from(t, h, attacker, "GET", "/v1/things/1", "Bearer guess-"+strconv.Itoa(i), nil); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d = %d; want 401", i+2, rec.Code)
 		}
 		clk.add(time.Second)
 	}
+	clk.add(time.Second)
 	rec := from(t, h, attacker, "GET", "/v1/things/1", "Bearer adm-token", nil)
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "50" ||
 		!strings.Contains(rec.Body.String(), "try again in 50s") {
@@ -131,8 +142,8 @@ func TestGuard(t *testing.T) {
 	}
 
 	// Wrong logins count as well.
-	for range GuardMaxFailures {
-		from(t, h, operator, "POST", "/console/login", "", url.Values{"token": {"typo"}})
+	for i := range GuardMaxFailures {
+		from(t, h, operator, "POST", "/console/login", "", url.Values{"token": {"typo-" + strconv.Itoa(i)}})
 	}
 	if rec := from(t, h, operator, "POST", "/console/login", "", url.Values{"token": {"adm-token"}}); rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("login after %d wrong ones = %d; want 429", GuardMaxFailures, rec.Code)
@@ -145,8 +156,10 @@ func TestGuard(t *testing.T) {
 	// GuardMaxFailures are compared and the rest refused.
 	codes := make(chan int, 100)
 	var wg sync.WaitGroup
-	for range 100 {
-		wg.Go(func() { codes <- from(t, h, producer, "POST", "/v1/conversions", "Bearer guess", nil).Code })
+	for i := range 100 {
+		wg.Go(func() {
+			codes <- from(t, h, producer, "POST", "/v1/conversions", "Bearer guess-"+strconv.Itoa(i), nil).Code
+		})
 	}
 	wg.Wait()
 	close(codes)
@@ -159,20 +172,33 @@ func TestGuard(t *testing.T) {
 	}
 }
 
-// TestGuardBounded: the addresses tracked stay under guardMaxClients;
-// windows that ended make room.
+// TestGuardBounded: the addresses tracked stay under guardMaxClients; past
+// it, new addresses share their realm's overflow entry, under the same
+// limit (not no limit); windows that ended make room.
 func TestGuardBounded(t *testing.T) {
 	clk := &clock{t: time.Unix(0, 0)}
 	g := newGuard(zaptest.NewLogger(t), clk.now)
 	wrong := func() bool { return false }
-	for i := range guardMaxClients + 50 {
-		g.check("a"+strconv.Itoa(i), wrong)
+	for i := range guardMaxClients {
+		g.check(RealmAdmin, "a"+strconv.Itoa(i), "guess", wrong)
 	}
 	if n := len(g.clients); n != guardMaxClients {
 		t.Fatalf("%d addresses tracked; want %d", n, guardMaxClients)
 	}
-	clk.add(GuardWindow)
-	g.check("late", wrong)
+	for i := range GuardMaxFailures {
+		if _, wait := g.check(RealmAdmin, "new-"+strconv.Itoa(i), "guess-"+strconv.Itoa(i), wrong); wait != 0 {
+			t.Fatalf("overflow guess %d refused", i+1)
+		}
+	}
+	compared := false
+	if _, wait := g.check(RealmAdmin, "newest", "guess-x", func() bool { compared = true; return false }); wait == 0 || compared {
+		t.Fatalf("an untracked address after %d overflow guesses: wait %v, compared %v; want refused", GuardMaxFailures, wait, compared)
+	}
+	if n := len(g.clients); n != guardMaxClients+1 {
+		t.Fatalf("%d entries; want %d and the overflow", n, guardMaxClients)
+	}
+	clk.add(GuardWindow + time.Second)
+	g.check(RealmAdmin, "late", "guess", wrong)
 	if n := len(g.clients); n != 1 {
 		t.Fatalf("%d addresses tracked after the windows ended; want 1", n)
 	}

@@ -167,12 +167,12 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	token := r.PostFormValue("token")
-	ok, err := admin.Check(r, admin.RealmAdmin, func() bool { return c.keys.tokenMatches(token) })
+	ok, err := admin.Check(r, admin.RealmAdmin, token, func() bool { return c.keys.tokenMatches(token) })
 	if err != nil {
 		admin.SetRetryAfter(w.Header(), err)
 		c.log.Info("console login refused: too many wrong tokens from this address")
 		c.render(w, r, http.StatusTooManyRequests, "login", session{}, pageData{Title: "Log in",
-			Error: "Too many wrong tokens from this address: " + err.Error() + "."})
+			Error: "Too many wrong tokens from this address: try again in " + retryAfter(err) + "s."})
 		return
 	}
 	if !ok {
@@ -196,4 +196,12 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, _ session) {
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s, _ := c.sessionOf(r)
 	c.render(w, r, status, "error", s, pageData{Title: http.StatusText(status), Error: msg})
+}
+
+// retryAfter is the wait of admin.Check's refusal, in seconds.
+func retryAfter(err error) string {
+	if b, ok := err.(*admin.Blocked); ok {
+		return b.RetryAfter()
+	}
+	return "60"
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,8 +15,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 )
 
-// On the admin listener, wrong tokens from the operator's own address (all
-// of them 127.0.0.1 by default) block that address's tokens: the console's
+// On the admin listener, guesses from the operator's own address (all of
+// them 127.0.0.1 by default) block that address's tokens: the console's
 // login answers its page with 429, but a console already logged in keeps
 // working, since its API calls are the process's own (admin.InProcess).
 func TestConsoleUnderTheGuard(t *testing.T) {
@@ -54,9 +55,9 @@ func TestConsoleUnderTheGuard(t *testing.T) {
 	if w.Code != http.StatusSeeOther || cookie == "" {
 		t.Fatalf("login = %d, cookie %q", w.Code, cookie)
 	}
-	for range admin.GuardMaxFailures {
-		if w := do("GET", "/v1/stats", "Bearer stale-token", "", nil); w.Code != http.StatusUnauthorized {
-			t.Fatalf("a script's stale token = %d; want 401", w.Code)
+	for i := range admin.GuardMaxFailures {
+		if w := do("GET", "/v1/stats", "Bearer guess-"+strconv.Itoa(i), "", nil); w.Code != http.StatusUnauthorized {
+			t.Fatalf("a guess = %d; want 401", w.Code)
 		}
 	}
 	if w := do("GET", "/v1/stats", "Bearer "+testToken, "", nil); w.Code != http.StatusTooManyRequests {

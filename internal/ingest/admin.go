@@ -96,7 +96,7 @@ func (s *Server) adminAuthorized(req *http.Request) (bool, error) {
 	if auth == "" {
 		return false, nil
 	}
-	return admin.Check(req, admin.RealmAdmin, func() bool {
+	return admin.Check(req, admin.RealmAdmin, auth, func() bool {
 		scheme, token, ok := strings.Cut(auth, " ")
 		return ok && strings.EqualFold(scheme, "Bearer") && secretEqual(strings.TrimSpace(token), s.cfg.AdminToken)
 	})

@@ -223,7 +223,7 @@ func (h *Handler) authorized(r *http.Request) (bool, error) {
 	if auth == "" {
 		return false, nil // no guess: not counted
 	}
-	return admin.Check(r, admin.RealmIntake, func() bool {
+	return admin.Check(r, admin.RealmIntake, auth, func() bool {
 		scheme, token, ok := strings.Cut(auth, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			return false

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -276,8 +277,8 @@ func TestWrongTokensLimited(t *testing.T) {
 	t.Cleanup(srv.Close)
 	e.srv = srv
 	body := ndjson(conversions("guard", 1))
-	for range admin.GuardMaxFailures {
-		if r := e.postAuth(body, "application/x-ndjson", "Bearer guess"); r.Status != http.StatusUnauthorized {
+	for i := range admin.GuardMaxFailures {
+		if r := e.postAuth(body, "application/x-ndjson", "Bearer guess-"+strconv.Itoa(i)); r.Status != http.StatusUnauthorized {
 			t.Fatalf("wrong token = %d; want 401", r.Status)
 		}
 	}
