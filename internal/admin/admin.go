@@ -155,11 +155,7 @@ func RequireBearer(tokens ...string) echo.MiddlewareFunc {
 			if len(want) == 0 {
 				return ErrDisabled
 			}
-			auth := c.Request().Header.Get("Authorization")
-			if auth == "" {
-				return ErrUnauthorized // no guess: not counted
-			}
-			ok, err := Check(c.Request(), RealmAdmin, auth, func() bool { return bearerMatches(auth, want) })
+			ok, err := CheckBearer(c.Request(), RealmAdmin, want)
 			if err != nil {
 				SetRetryAfter(c.Response().Header(), err)
 				return err
@@ -170,6 +166,18 @@ func RequireBearer(tokens ...string) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// CheckBearer reports whether r's "Authorization: Bearer" token is one of
+// those whose SHA-256 digests are want, under the listener's limit on wrong
+// tokens in realm (Check). A request without the header is no guess: false,
+// not counted.
+func CheckBearer(r *http.Request, realm string, want [][sha256.Size]byte) (bool, error) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return false, nil
+	}
+	return Check(r, realm, auth, func() bool { return bearerMatches(auth, want) })
 }
 
 // bearerMatches compares digests, so that the time taken depends on neither

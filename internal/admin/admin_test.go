@@ -35,14 +35,8 @@ var clients atomic.Int64
 
 func get(t *testing.T, h http.Handler, method, path, auth string) *httptest.ResponseRecorder {
 	t.Helper()
-	req := httptest.NewRequestWithContext(t.Context(), method, path, nil)
-	req.RemoteAddr = "198.18." + strconv.FormatInt(clients.Add(1)%250, 10) + "." + strconv.FormatInt(clients.Load()/250%250, 10) + ":4711"
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
+	n := clients.Add(1)
+	return from(t, h, "198.18."+strconv.FormatInt(n%250, 10)+"."+strconv.FormatInt(n/250%250, 10)+":4711", method, path, auth, nil)
 }
 
 func TestAuth(t *testing.T) {

@@ -157,15 +157,7 @@ func RunClusterPartly(t testing.TB, n, running int) []*Server {
 // stream is deleted again.
 func waitPeers(t testing.TB, nodes []*Server, within time.Duration) {
 	t.Helper()
-	nc, err := nats.Connect(nodes[0].ClientURL())
-	if err != nil {
-		t.Fatalf("nats connect: %v", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream: %v", err)
-	}
+	js := jetStreamAt(t, nodes[0].ClientURL())
 	probe := jetstream.StreamConfig{Name: "NATSTEST_PROBE", Subjects: []string{"natstest.probe"}, Replicas: len(nodes), Storage: jetstream.MemoryStorage}
 	for deadline := time.Now().Add(within); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -184,19 +176,27 @@ func waitPeers(t testing.TB, nodes []*Server, within time.Duration) {
 	}
 }
 
-// WaitJetStream waits until JetStream at url answers (in a cluster: has a
-// meta leader), failing t after within.
-func WaitJetStream(t testing.TB, url string, within time.Duration) {
+// jetStreamAt returns a JetStream client of the server at url, on a
+// connection closed when the test ends.
+func jetStreamAt(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatalf("nats connect: %v", err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
+	return js
+}
+
+// WaitJetStream waits until JetStream at url answers (in a cluster: has a
+// meta leader), failing t after within.
+func WaitJetStream(t testing.TB, url string, within time.Duration) {
+	t.Helper()
+	js := jetStreamAt(t, url)
 	deadline := time.Now().Add(within)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

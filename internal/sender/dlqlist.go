@@ -75,9 +75,8 @@ func letterInfo(reason, text, eventID string, seq uint64, at time.Time, data []b
 // set to the last one's Seq). It reads DLQ backwards in windows of stream
 // sequences (listWindow, doubling each time) until it has limit+1 matches
 // or reaches the first letter since f.Since (found first) or the stream's
-// start: a page of recent letters reads a
-// few hundred messages, however long DLQ is, and a rare selection reads as
-// far back as it must.
+// start: a page of recent letters reads a few hundred messages, however
+// long DLQ is, and a rare selection reads as far back as it must.
 func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DeadLetterFilter, limit int) ([]DeadLetterInfo, bool, error) {
 	if limit <= 0 {
 		limit = 50
@@ -105,16 +104,12 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, f DeadLetterFi
 	var found []DeadLetterInfo // newest first
 	for window := uint64(listWindow); hi > floor && len(found) <= limit; window = min(2*window, maxListWindow) {
 		lo := max(floor, hi-min(window, hi))
-		var in []DeadLetterInfo // this window's matches, oldest first
-		past := false           // the window reached letters older than f.Since
-		if err := readWindow(ctx, stream, f, lo, hi, func(info DeadLetterInfo) { in = append(in, info) }, &past); err != nil {
+		in, err := readWindow(ctx, stream, f, lo, hi) // oldest first
+		if err != nil {
 			return nil, false, err
 		}
 		slices.Reverse(in)
 		found = append(found, in...)
-		if past {
-			break
-		}
 		hi = lo
 	}
 	more := len(found) > limit
@@ -158,9 +153,9 @@ const (
 // a page of recent letters does not read the whole stream).
 var listRead atomic.Int64
 
-// readWindow calls add with the letters of stream sequences [lo, hi) that
-// pass f, oldest first, and sets *past when one was older than f.Since.
-func readWindow(ctx context.Context, stream jetstream.Stream, f DeadLetterFilter, lo, hi uint64, add func(DeadLetterInfo), past *bool) error {
+// readWindow returns the letters of stream sequences [lo, hi) that pass f,
+// oldest first.
+func readWindow(ctx context.Context, stream jetstream.Stream, f DeadLetterFilter, lo, hi uint64) ([]DeadLetterInfo, error) {
 	subject := SubjectDLQ
 	if f.Reason != "" {
 		subject = "dlq." + f.Reason
@@ -168,8 +163,9 @@ func readWindow(ctx context.Context, stream jetstream.Stream, f DeadLetterFilter
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: lo, InactiveThreshold: orderedInactive})
 	if err != nil {
-		return fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
+		return nil, fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
 	}
+	var in []DeadLetterInfo
 	// At most hi-lo messages lie in the window: no fetch past it (a gap
 	// makes the window end sooner, on the check below).
 	err = jsfetch.Pending(ctx, cons, int(hi-lo), func(m jetstream.Msg, md *jetstream.MsgMetadata) (bool, error) {
@@ -177,20 +173,16 @@ func readWindow(ctx context.Context, stream jetstream.Stream, f DeadLetterFilter
 			return true, nil
 		}
 		listRead.Add(1)
-		if !f.Since.IsZero() && md.Timestamp.Before(f.Since) {
-			*past = true
-			return false, nil
-		}
-		if info, ok := f.match(m, md); ok {
+		if info, ok := f.match(m, md); ok { // f.Since too: the floor is only where since begins
 			info.data = nil
-			add(info)
+			in = append(in, info)
 		}
 		return false, nil
 	})
 	if err != nil {
-		return fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
+		return nil, fmt.Errorf("dead letters: read %s: %w", StreamDLQ, err)
 	}
-	return nil
+	return in, nil
 }
 
 // ShowDeadLetter returns the dead letter at seq and its message (the
