@@ -76,7 +76,7 @@ func faultPostEvents(t *testing.T, g *fakegraph.Server, ids ...string) {
 		data := fmt.Sprintf(`[{"event_id":%q,"event_name":"LeadSubmitted","event_time":%d,"action_source":"business_messaging",`+
 			`"messaging_channel":"messenger","user_data":{"page_id":"1","page_scoped_user_id":"2"}}]`, id, time.Now().Unix())
 		form := url.Values{"access_token": {fakegraph.DefaultToken}, "data": {data}}
-		resp, err := http.PostForm(g.URL()+"/v24.0/1/events", form)
+		resp, err := http.PostForm(g.URL()+"/"+fakegraph.NewestVersion+"/1/events", form)
 		if err != nil {
 			t.Fatal(err)
 		}

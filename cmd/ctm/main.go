@@ -22,6 +22,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
@@ -54,6 +55,7 @@ const usage = `Usage:
                                     register the businesses of a CAPI_DATASETS_FILE that the registry does not hold
   ctm businesses resume ID          end ID's pause on every sender and send its parked messages back
   ctm registry rotate-key           re-encrypt every secret with REGISTRY_KEY's first key (talks to Redis)
+  ctm versions                      Meta's Marketing API versions and expiry dates, and what they mean for GRAPH_API_VERSION
 
 Environment:
   ADMIN_URL     ingest's admin listener (default ` + DefaultAdminURL + `)
@@ -63,6 +65,9 @@ Environment:
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 1 && args[0] == "versions" {
+		return versions(stdout, getenv("GRAPH_API_VERSION"), time.Now())
+	}
 	if len(args) < 2 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		io.WriteString(stdout, usage)
 		if len(args) == 0 || strings.TrimLeft(args[0], "-") == "h" || strings.TrimLeft(args[0], "-") == "help" {
@@ -312,5 +317,32 @@ func rotateKey(ctx context.Context, getenv func(string) string, stdout io.Writer
 		return err
 	}
 	fmt.Fprintf(stdout, "records %d, re-encrypted %d\n", res.Records, res.Reencrypted)
+	return nil
+}
+
+// versions prints Meta's table of Marketing API versions as of now, and
+// what it says of configured (GRAPH_API_VERSION; empty: the default).
+func versions(w io.Writer, configured string, now time.Time) error {
+	if configured == "" {
+		configured = capi.DefaultVersion
+	}
+	fmt.Fprintf(w, "%-8s %-12s %-12s %s\n", "VERSION", "RELEASED", "EXPIRES", "STATE")
+	for _, v := range capi.Versions {
+		st, _, _ := capi.VersionStatus(v.Name, now)
+		expires := "no date yet"
+		if !v.Expires.IsZero() {
+			expires = v.Expires.Format(time.DateOnly)
+		}
+		mark := ""
+		if v.Name == configured {
+			mark = "  <- GRAPH_API_VERSION"
+		}
+		fmt.Fprintf(w, "%-8s %-12s %-12s %s%s\n", v.Name, v.Released.Format(time.DateOnly), expires, st, mark)
+	}
+	if _, err := capi.ParseVersion(configured); err != nil {
+		return fmt.Errorf("GRAPH_API_VERSION: %w", err)
+	}
+	_, _, msg := capi.VersionStatus(configured, now)
+	fmt.Fprintf(w, "\n%s.\nSource: Meta's Marketing API version history (docs/graph-errors.md).\n", msg)
 	return nil
 }

@@ -23,7 +23,7 @@ func setup(t *testing.T, opts fakegraph.Options, secret string) (*fakegraph.Serv
 	t.Helper()
 	opts.Now = func() time.Time { return now }
 	s := fakegraph.New(t, opts)
-	return s, capi.NewClient(capi.Config{BaseURL: s.URL(), Version: "v24.0", AppSecret: secret, PartnerAgent: "ctmpipe"})
+	return s, capi.NewClient(capi.Config{BaseURL: s.URL(), Version: fakegraph.NewestVersion, AppSecret: secret, PartnerAgent: "ctmpipe"})
 }
 
 func whatsapp(id string) capi.Event {

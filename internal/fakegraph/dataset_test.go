@@ -12,7 +12,7 @@ func TestDatasetAPI(t *testing.T) {
 	q := url.Values{"access_token": {"tok"}}
 	get := func(business string) []string {
 		t.Helper()
-		a := do(t, http.MethodGet, s.URL()+"/v24.0/"+business+"/dataset", q, "", nil)
+		a := do(t, http.MethodGet, s.URL()+"/"+NewestVersion+"/"+business+"/dataset", q, "", nil)
 		var out struct{ Data []struct{ ID string } }
 		if a.Status != http.StatusOK || json.Unmarshal(a.Body, &out) != nil {
 			t.Fatalf("GET dataset: %d %s", a.Status, a.Body)
@@ -25,7 +25,7 @@ func TestDatasetAPI(t *testing.T) {
 	}
 	create := func(business string) string {
 		t.Helper()
-		a := do(t, http.MethodPost, s.URL()+"/v24.0/"+business+"/dataset", q, "", nil)
+		a := do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/"+business+"/dataset", q, "", nil)
 		var out struct{ ID string }
 		if a.Status != http.StatusOK || json.Unmarshal(a.Body, &out) != nil || out.ID == "" {
 			t.Fatalf("POST dataset: %d %s", a.Status, a.Body)
@@ -47,7 +47,7 @@ func TestDatasetAPI(t *testing.T) {
 	}
 	other := NewServer(Options{Tokens: []string{"tok"}})
 	defer other.Close()
-	a := do(t, http.MethodPost, other.URL()+"/v24.0/102290129340398/dataset", q, "", nil)
+	a := do(t, http.MethodPost, other.URL()+"/"+NewestVersion+"/102290129340398/dataset", q, "", nil)
 	var created struct{ ID string }
 	if json.Unmarshal(a.Body, &created); created.ID != id {
 		t.Errorf("another server created %q; want the same id %s", created.ID, id)
@@ -62,7 +62,7 @@ func TestDatasetAPI(t *testing.T) {
 	// StrictDatasets: /events only for datasets that exist.
 	evq := func(dataset string) answer {
 		body, _ := json.Marshal(map[string]any{"data": []any{event("whatsapp", "s1")}})
-		return do(t, http.MethodPost, s.URL()+"/v24.0/"+dataset+"/events", q, "application/json", body)
+		return do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/"+dataset+"/events", q, "application/json", body)
 	}
 	a = evq("999")
 	wantGraphError(t, a, http.StatusBadRequest, 100)
@@ -78,9 +78,9 @@ func TestDatasetAPI(t *testing.T) {
 
 func TestDatasetNeedsToken(t *testing.T) {
 	s := newTestServer(t, Options{AppSecret: "shh"})
-	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/v24.0/1/dataset", nil, "", nil), http.StatusBadRequest, 104)
+	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/1/dataset", nil, "", nil), http.StatusBadRequest, 104)
 	q := url.Values{"access_token": {DefaultToken}, "appsecret_proof": {proof(DefaultToken, "shh")}}
-	if a := do(t, http.MethodPost, s.URL()+"/v24.0/1/dataset", q, "", nil); a.Status != http.StatusOK {
+	if a := do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/1/dataset", q, "", nil); a.Status != http.StatusOK {
 		t.Errorf("POST with proof: %d %s", a.Status, a.Body)
 	}
 	if len(s.DatasetCalls()) != 1 {
@@ -93,9 +93,9 @@ func TestDatasetNeedsToken(t *testing.T) {
 func TestDatasetReadRefused(t *testing.T) {
 	s := newTestServer(t, Options{Tokens: []string{"tok"}, RefuseDatasetRead: true})
 	q := url.Values{"access_token": {"tok"}}
-	wantGraphError(t, do(t, http.MethodGet, s.URL()+"/v24.0/104200000000001/dataset", q, "", nil), http.StatusBadRequest, 100)
-	a := do(t, http.MethodPost, s.URL()+"/v24.0/104200000000001/dataset", q, "", nil)
-	b := do(t, http.MethodPost, s.URL()+"/v24.0/104200000000001/dataset", q, "", nil)
+	wantGraphError(t, do(t, http.MethodGet, s.URL()+"/"+NewestVersion+"/104200000000001/dataset", q, "", nil), http.StatusBadRequest, 100)
+	a := do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/104200000000001/dataset", q, "", nil)
+	b := do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/104200000000001/dataset", q, "", nil)
 	if a.Status != http.StatusOK || string(a.Body) != string(b.Body) {
 		t.Errorf("POST twice: %d %s, then %s; want the same dataset", a.Status, a.Body, b.Body)
 	}

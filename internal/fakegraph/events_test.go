@@ -132,9 +132,9 @@ func TestBatchSize(t *testing.T) {
 		t.Errorf("1000 events: answer = %d; want 200 with 1000 received", a.Status)
 	}
 	q := url.Values{"access_token": {DefaultToken}}
-	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/v24.0/1/events", q, "application/json", []byte(`{"partner_agent":"x"}`)), http.StatusBadRequest, 100)
-	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/v24.0/1/events", q, "application/json", []byte(`not json`)), http.StatusBadRequest, 100)
-	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/v24.0/1/events", q, "application/json", []byte(`{"data":{}}`)), http.StatusBadRequest, 100)
+	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/1/events", q, "application/json", []byte(`{"partner_agent":"x"}`)), http.StatusBadRequest, 100)
+	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/1/events", q, "application/json", []byte(`not json`)), http.StatusBadRequest, 100)
+	wantGraphError(t, do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/1/events", q, "application/json", []byte(`{"data":{}}`)), http.StatusBadRequest, 100)
 	if got := s.Requests(); got != 6 || s.Rejected() != 5 || len(s.Events()) != 1000 {
 		t.Errorf("Requests, Rejected, events = %d, %d, %d; want 6, 5, 1000", got, s.Rejected(), len(s.Events()))
 	}
@@ -145,7 +145,7 @@ func TestFormBodyAndPartnerFields(t *testing.T) {
 	form := url.Values{"access_token": {DefaultToken}, "data": {`[{"event_name":"LeadSubmitted","event_time":1763900600,
 		"event_id":"f1","action_source":"business_messaging","messaging_channel":"messenger",
 		"user_data":{"page_id":"1","page_scoped_user_id":"2"}}]`}, "partner_agent": {"ctmpipe"}, "test_event_code": {"TEST1"}}
-	a := do(t, http.MethodPost, s.URL()+"/v24.0/77/events", nil, "application/x-www-form-urlencoded", []byte(form.Encode()))
+	a := do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/77/events", nil, "application/x-www-form-urlencoded", []byte(form.Encode()))
 	if a.Status != http.StatusOK {
 		t.Fatalf("form post: %d %s", a.Status, a.Body)
 	}
@@ -161,7 +161,7 @@ func TestConcurrentPosts(t *testing.T) {
 	for i := range 20 {
 		body, _ := json.Marshal(map[string]any{"data": []any{event("whatsapp", fmt.Sprintf("c%d", i))}})
 		wg.Go(func() {
-			resp, err := http.Post(s.URL()+"/v24.0/1/events?access_token="+DefaultToken, "application/json", bytes.NewReader(body))
+			resp, err := http.Post(s.URL()+"/"+NewestVersion+"/1/events?access_token="+DefaultToken, "application/json", bytes.NewReader(body))
 			if err != nil {
 				t.Errorf("post %d: %v", i, err)
 				return

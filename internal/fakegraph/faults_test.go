@@ -115,7 +115,7 @@ func TestDropNextLosesTheResponseNotTheEvents(t *testing.T) {
 	s.DropNext(1)
 	body := strings.NewReader(`{"data":[{"event_name":"LeadSubmitted","event_time":1763900600,"event_id":"d1",
 		"action_source":"business_messaging","messaging_channel":"messenger","user_data":{"page_id":"1","page_scoped_user_id":"2"}}]}`)
-	resp, err := http.Post(s.URL()+"/v24.0/1/events?access_token="+DefaultToken, "application/json", body)
+	resp, err := http.Post(s.URL()+"/"+NewestVersion+"/1/events?access_token="+DefaultToken, "application/json", body)
 	if err == nil {
 		resp.Body.Close()
 		t.Fatalf("DropNext: got status %d; want a broken connection", resp.StatusCode)
@@ -133,7 +133,7 @@ func TestLatencyClientGivesUp(t *testing.T) {
 	s.Latency(time.Hour)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+"/v24.0/1/events?"+url.Values{"access_token": {DefaultToken}}.Encode(),
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+"/"+NewestVersion+"/1/events?"+url.Values{"access_token": {DefaultToken}}.Encode(),
 		strings.NewReader(`{"data":[]}`))
 	if _, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Do() error = %v; want deadline exceeded", err)

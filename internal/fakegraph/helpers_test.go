@@ -78,7 +78,7 @@ func postEvents(t *testing.T, s *Server, token string, events ...map[string]any)
 	if token != "" {
 		q.Set("access_token", token)
 	}
-	return do(t, http.MethodPost, s.URL()+"/v24.0/1/events", q, "application/json", body)
+	return do(t, http.MethodPost, s.URL()+"/"+NewestVersion+"/1/events", q, "application/json", body)
 }
 
 // event returns a valid event of channel; change it with set.

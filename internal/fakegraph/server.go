@@ -41,8 +41,14 @@ type Options struct {
 	// (token → secret); such a token needs a proof keyed with its secret,
 	// whatever AppSecret says. More with SetAppSecret.
 	AppSecrets map[string]string
-	Version    string // when set, the only accepted version ("v24.0"); else any vN.N
-	Now        func() time.Time
+	Version    string // when set, the only accepted version ("v27.0"); else any vN.N
+	// Now is the fake's clock: it decides which versions have expired
+	// (versions.go) and how old an event may be.
+	Now func() time.Time
+	// AutoUpgrade serves calls to expired versions as the next version,
+	// with an X-Ad-Api-Version-Warning header, instead of refusing them
+	// with code 2635 (the app setting "Ads API version auto-upgrade").
+	AutoUpgrade bool
 	// Datasets maps business ids to dataset ids that exist from the start.
 	Datasets map[string]string
 	// StrictDatasets refuses /events for dataset ids not in Datasets and not
@@ -75,7 +81,10 @@ type Server struct {
 	faults       faults
 	datasets     map[string]string // business id → dataset id
 	datasetCalls []DatasetCall
+	autoUpgrade  bool
 	traceN       atomic.Int64
+
+	versionWarnings atomic.Int64
 }
 
 // New starts a Server that t closes on cleanup.
@@ -92,7 +101,7 @@ func NewServer(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	s := &Server{opts: opts, closed: make(chan struct{}), tokens: map[string]bool{}, datasets: map[string]string{},
-		appSecrets: map[string]string{}}
+		appSecrets: map[string]string{}, autoUpgrade: opts.AutoUpgrade}
 	s.SetTokens(opts.Tokens...)
 	for tok, secret := range opts.AppSecrets {
 		s.appSecrets[tok] = secret
@@ -157,6 +166,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, edge := parts[1], parts[2]
+	if !s.checkVersion(w, parts[0]) {
+		if edge == "events" {
+			s.mu.Lock()
+			s.requests++
+			s.rejected++
+			s.mu.Unlock()
+		}
+		return
+	}
 	switch {
 	case edge == "events" && r.Method == http.MethodPost:
 		s.handleEvents(w, r, id)

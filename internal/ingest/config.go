@@ -104,7 +104,7 @@ func registrySettings() []settings.Setting {
 	return []settings.Setting{
 		{Env: registry.KeyEnv, Help: "key(s) encrypting the business registry's tokens and app secrets: base64 of 32 bytes, as id:key, comma-separated, the first encrypts (e.g. k1:$(openssl rand -base64 32)); unset: the registry stores no secrets (env only)"},
 		{Env: "GRAPH_API_BASE", Flag: "graph-api-base", Default: capi.DefaultBaseURL, Help: "Graph API base URL"},
-		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: capi.DefaultVersion, Help: "Graph API version"},
+		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: capi.DefaultVersion, Help: "Marketing API version of the Conversions API calls (vNN.0); Meta's dates: " + capi.VersionSummary(time.Now()) + ". Logged at start: WARN within 90 days of its expiry, ERROR once expired"},
 		{Env: "CAPI_ACCESS_TOKEN", Help: "default Conversions API access token: the admin API resolves the dataset of a business registered without a token of its own with it (env only)"},
 	}
 }
@@ -187,6 +187,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	cfg.Forward.Replicas = cfg.StreamReplicas
+	if _, err := capi.ParseVersion(cfg.GraphVersion); err != nil {
+		return Config{}, fmt.Errorf("config: GRAPH_API_VERSION: %w", err)
+	}
 	if err := cfg.Intake.Validate(); err != nil {
 		return Config{}, err
 	}

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -142,6 +143,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.verifier = webhook.NewVerifier(secrets)
 	s.e = s.routes()
 	s.h = s.withDeadline(s.e)
+	startup.GraphVersion(s.log, cfg.GraphVersion, time.Now())
 	s.log.Info("ingest configured",
 		zap.Int("app_secrets", len(cfg.AppSecrets)),
 		zap.Bool("app_secret_set", len(cfg.AppSecrets) > 0),

@@ -33,6 +33,8 @@ type pauseRecord struct {
 	Subcode int    `json:"subcode"`
 	Class   string `json:"class"`
 	Message string `json:"message"`
+	Fix     string `json:"fix"`
+	Version string `json:"version"`
 }
 
 // ParsePause reads a pause record: JSON, or "1" (paused, why unknown).
@@ -41,7 +43,7 @@ func ParsePause(v string) *registryapi.Pause {
 	if v == "" || json.Unmarshal([]byte(v), &r) != nil {
 		return &registryapi.Pause{} // "1", or a record this version cannot read: paused all the same
 	}
-	p := &registryapi.Pause{Code: r.Code, Subcode: r.Subcode, Class: r.Class, Message: r.Message}
+	p := &registryapi.Pause{Code: r.Code, Subcode: r.Subcode, Class: r.Class, Message: r.Message, Fix: r.Fix, Version: r.Version}
 	if r.Since > 0 {
 		p.Since = time.UnixMilli(r.Since).UTC()
 	}

@@ -60,6 +60,8 @@ type Pause struct {
 	Subcode int       `json:"subcode,omitempty"`
 	Class   string    `json:"class"`
 	Message string    `json:"message,omitempty"`
+	Fix     string    `json:"fix,omitempty"`     // what to do (the sender's error table)
+	Version string    `json:"version,omitempty"` // GRAPH_API_VERSION refused with code 2635
 }
 
 // ErrNoHealth is NoHealth's answer.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -23,7 +25,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	want := DefaultConfig()
 	if cfg.ContextWait != want.ContextWait || cfg.BatchSize != 1000 || cfg.SendLease != 2*time.Minute ||
-		cfg.SentTTL != 8*24*time.Hour || !slices.Equal(cfg.RequireReferral, []string{"messenger"}) || cfg.GraphVersion != "v24.0" ||
+		cfg.SentTTL != 8*24*time.Hour || !slices.Equal(cfg.RequireReferral, []string{"messenger"}) || cfg.GraphVersion != capi.DefaultVersion ||
 		cfg.GraphBase != "https://graph.facebook.com" || cfg.MetricsAddr != "127.0.0.1:9090" || cfg.AccessToken != "tok" || cfg.StreamReplicas != 1 {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
@@ -105,6 +107,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown failpoint", with("CTM_FAILPOINT", "boom"), nil, "CTM_FAILPOINT"},
 		{"missing datasets file", with("CAPI_DATASETS_FILE", "/nonexistent/ds.json"), nil, "CAPI_DATASETS_FILE"},
 		{"replicas beyond NATS's limit", with("STREAM_REPLICAS", "7"), nil, "STREAM_REPLICAS: want a number from 1 to 5"},
+		{"version without .0", with("GRAPH_API_VERSION", "v27"), nil, "GRAPH_API_VERSION: graph api version \"v27\" is not of the form vNN.0"},
+		{"version latest", with("GRAPH_API_VERSION", "latest"), nil, "GRAPH_API_VERSION"},
 		{"unknown flag", base, []string{"-nope"}, "nope"},
 	}
 	for _, tt := range tests {

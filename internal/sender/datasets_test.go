@@ -86,7 +86,7 @@ func TestResolveDoesNotWaitForSlowDatasetAPI(t *testing.T) {
 
 func TestPauseRecord(t *testing.T) {
 	long := strings.Repeat("é", 400)
-	r := newPauseRecord(&capi.APIError{Status: 400, Code: 190, Subcode: 463, Message: long}, time.UnixMilli(1234))
+	r := newPauseRecord(&capi.APIError{Status: 400, Code: 190, Subcode: 463, Message: long}, time.UnixMilli(1234), "v27.0")
 	if r.Since != 1234 || r.Code != 190 || r.Subcode != 463 || r.Class != "setup_fault" || len(r.Message) > pauseRecordMessageMax || !utf8.ValidString(r.Message) {
 		t.Errorf("record = %+v", r)
 	}

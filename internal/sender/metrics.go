@@ -31,6 +31,9 @@ type metrics struct {
 	parked        prometheus.Gauge
 	paused        prometheus.Gauge
 	contextWaits  *prometheus.CounterVec
+	// versionWarnings counts accepted requests that Meta answered as a
+	// newer version than GRAPH_API_VERSION (X-Ad-Api-Version-Warning).
+	versionWarnings prometheus.Counter
 	// pipeline.go
 	queued           prometheus.Gauge
 	inflight         prometheus.Gauge
@@ -87,6 +90,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sender_context_waits_total",
 			Help: "Hand-backs of conversions whose ad-click context is not there yet: one per look (sender_conversions_total{outcome=\"waiting_context\"} counts the conversions).",
 		}, []string{"channel"}),
+		versionWarnings: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sender_graph_version_warnings_total",
+			Help: "Accepted Conversions API requests that Meta auto-upgraded from an expired GRAPH_API_VERSION (X-Ad-Api-Version-Warning): set a supported version.",
+		}),
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sender_queued_events",
 			Help: "Events waiting in the per-dataset queues for a request slot or to fill a request (LINGER).",
@@ -106,7 +113,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.conversions, m.batchSize, m.graphDuration, m.graphErrors, m.pending, m.ackPending, m.maxAckPending, m.parked, m.paused, m.contextWaits,
-		m.queued, m.inflight, m.inflightPeak, m.eventsPerRequest} {
+		m.versionWarnings, m.queued, m.inflight, m.inflightPeak, m.eventsPerRequest} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

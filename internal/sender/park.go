@@ -113,20 +113,30 @@ type PauseRecord struct {
 	Subcode int    `json:"subcode"`
 	Class   string `json:"class"` // capi.Class's name: setup_fault
 	Message string `json:"message"`
+	// Fix says what to do (capi.ErrorTable's reason for the class).
+	Fix string `json:"fix,omitempty"`
+	// Version is GRAPH_API_VERSION of the sender that paused the business
+	// for a deprecated version (code 2635): a sender started with another
+	// version ends such a pause at once (unparkRound).
+	Version string `json:"version,omitempty"`
 }
 
 // pauseRecordMessageMax bounds the message kept in a pause record.
 const pauseRecordMessageMax = 300
 
-// newPauseRecord describes the pause err caused at now.
-func newPauseRecord(err error, now time.Time) PauseRecord {
+// newPauseRecord describes the pause err caused at now, to a sender
+// calling Graph API version.
+func newPauseRecord(err error, now time.Time, version string) PauseRecord {
 	r := PauseRecord{Since: now.UnixMilli(), Class: capi.SetupFault.String()}
 	var ae *capi.APIError
 	switch {
 	case errors.As(err, &ae):
-		r.Code, r.Subcode, r.Message = ae.Code, ae.Subcode, ae.Message
+		r.Code, r.Subcode, r.Message, r.Fix = ae.Code, ae.Subcode, ae.Message, ae.Rule().Why
 		if r.Message == "" {
 			r.Message = fmt.Sprintf("HTTP status %d", ae.Status)
+		}
+		if ae.Code == capi.CodeDeprecatedVersion {
+			r.Version = version
 		}
 	case errors.Is(err, capi.ErrNoToken):
 		r.Message = "no access token: set the business's access_token in the registry or CAPI_ACCESS_TOKEN"
@@ -167,7 +177,7 @@ return 1`)
 func (s *Service) sharedPause(business string, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	rec, _ := json.Marshal(newPauseRecord(cause, time.Now()))
+	rec, _ := json.Marshal(newPauseRecord(cause, s.now(), s.cfg.GraphVersion))
 	err := pauseScript.Run(ctx, s.rdb, []string{pauseKey(business), okKey(business)},
 		string(rec), s.cfg.PauseInterval.Milliseconds()).Err()
 	if err != nil {
@@ -199,14 +209,18 @@ func (s *Service) unparkEvery() time.Duration {
 }
 
 // unparkLoop moves parked messages back when their business works again.
+// Its first round runs at once: a sender restarted with a fixed setting
+// (GRAPH_API_VERSION) need not wait a round to send what waited for it.
 func (s *Service) unparkLoop(ctx context.Context) {
 	t := time.NewTicker(s.unparkEvery())
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		if err := s.unparkRound(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("unpark round failed; trying again", zap.Error(err))
@@ -234,15 +248,15 @@ func (s *Service) unparkRound(ctx context.Context) error {
 			businesses = append(businesses, b)
 		}
 	}
-	paused := make([]*redis.IntCmd, len(businesses))
+	paused := make([]*redis.StringCmd, len(businesses))
 	ok := make([]*redis.IntCmd, len(businesses))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, b := range businesses {
-			paused[i] = p.Exists(ctx, pauseKey(b))
+			paused[i] = p.Get(ctx, pauseKey(b))
 			ok[i] = p.Exists(ctx, okKey(b))
 		}
 		return nil
-	}); err != nil {
+	}); err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
 	for i, b := range businesses {
@@ -258,7 +272,11 @@ func (s *Service) unparkRound(ctx context.Context) error {
 			continue
 		}
 		s.released(b)
-		if paused[i].Val() == 1 {
+		isPaused := paused[i].Err() == nil
+		if isPaused && s.staleVersionPause(ctx, b, paused[i].Val()) {
+			isPaused = false
+		}
+		if isPaused {
 			// Parked longer than Meta's window, its events are too old to
 			// send however long the pause lasts: back they go, to become
 			// dead letters expired rather than age out of PARKED unseen.
@@ -290,6 +308,35 @@ func (s *Service) unparkRound(ctx context.Context) error {
 	}
 	return nil
 }
+
+// staleVersionPause ends business's pause (record rec) when Meta paused it
+// for a deprecated GRAPH_API_VERSION (code 2635) that this sender does not
+// call: the setting was changed and the senders restarted, so the parked
+// messages may go (a probe first, as after any pause) without waiting out
+// PAUSE_INTERVAL. It reports whether it ended the pause.
+func (s *Service) staleVersionPause(ctx context.Context, business, rec string) bool {
+	r, ok := ParsePauseRecord(rec)
+	if !ok || r.Code != capi.CodeDeprecatedVersion || r.Version == "" || r.Version == s.cfg.GraphVersion {
+		return false
+	}
+	// Only the record read is deleted: a pause stored since (this version
+	// refused too) stays.
+	if n, err := delIfEqual.Run(ctx, s.rdb, []string{pauseKey(business)}, rec).Int(); err != nil || n == 0 {
+		return false
+	}
+	s.rdb.Del(ctx, probeKey(business))
+	s.log.Info("pause for a deprecated Graph API version ended: this sender calls another one",
+		zap.String("business_id", business), zap.String("paused_with", r.Version),
+		zap.String("graph_api_version", s.cfg.GraphVersion))
+	return true
+}
+
+// delIfEqual deletes KEYS[1] if it holds ARGV[1].
+var delIfEqual = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
 
 // unparkExpired sends back the messages business parked before Meta's
 // 7 days (whatever their event_time, they are older than that by now).

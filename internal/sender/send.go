@@ -154,7 +154,6 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 			s.release(owner, items)
 		}
 		done()
-		ss.addAll(items, retry(s.cfg.RetryMin))
 		ss.addAll(items, retry(s.cfg.RetryMin).because("the ledger could not record the post; not sent, comes again"))
 		return
 	}
@@ -169,6 +168,9 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	s.m.graphDuration.Observe(took.Seconds())
 	s.tw.Latency(start, took)
 	if err == nil {
+		if resp.VersionWarning != "" {
+			s.versionWarning(resp.VersionWarning)
+		}
 		s.markSent(ctx, ids)
 		s.failpoint(FailpointAfterMarkSent)
 		now := time.Now()
@@ -282,6 +284,7 @@ func (s *Service) failure(ss *settlements, business string, items []*item, err e
 	}
 	var d time.Duration
 	label := outcomeRetried
+	why := what + " failed: " + err.Error()
 	switch class {
 	case capi.SetupFault:
 		first, pause := s.biz.pause(st, now)
@@ -289,6 +292,14 @@ func (s *Service) failure(ss *settlements, business string, items []*item, err e
 		s.sharedPause(business, err)
 		fields := []zap.Field{zap.String("business_id", business), zap.String("during", what),
 			zap.Error(err), zap.Duration("pause", pause), zap.Int("count", len(items))}
+		if isAPI {
+			fix := ae.Rule().Why
+			fields = append(fields, zap.String("fix", fix))
+			why += " (" + fix + ")"
+			if ae.Code == capi.CodeDeprecatedVersion {
+				fields = append(fields, zap.String("graph_api_version", s.cfg.GraphVersion), zap.String("newest", capi.DefaultVersion))
+			}
+		}
 		if first {
 			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Error("business paused: fix its access token, app secret, permissions or dataset; its events wait", fields...)
@@ -308,7 +319,7 @@ func (s *Service) failure(ss *settlements, business string, items []*item, err e
 		s.log.Warn("transient failure; events handed back", zap.String("business_id", business),
 			zap.String("during", what), zap.Error(err), zap.Duration("wait", d))
 	}
-	s.holdBack(ss, items, business, d, label, what+" failed: "+err.Error())
+	s.holdBack(ss, items, business, d, label, why)
 }
 
 // holdBack adds the outcomes of items of a business that cannot be sent
@@ -382,5 +393,29 @@ func (s *Service) release(owner string, items []*item) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
+	}
+}
+
+// versionWarningEvery bounds the log lines of version warnings: Meta sends
+// one with every answer while GRAPH_API_VERSION is expired.
+const versionWarningEvery = time.Hour
+
+// versionWarning counts an answer Meta auto-upgraded from an expired
+// GRAPH_API_VERSION and logs Meta's text at most once per
+// versionWarningEvery.
+func (s *Service) versionWarning(text string) {
+	s.m.versionWarnings.Inc()
+	now := s.now()
+	s.versionWarnMu.Lock()
+	due := s.versionWarnAt.IsZero() || now.Sub(s.versionWarnAt) >= versionWarningEvery
+	if due {
+		s.versionWarnAt = now
+	}
+	s.versionWarnMu.Unlock()
+	if due {
+		_, _, status := capi.VersionStatus(s.cfg.GraphVersion, now)
+		s.log.Warn("Meta answered with a newer Marketing API version than GRAPH_API_VERSION: set a supported version and restart",
+			zap.String("graph_api_version", s.cfg.GraphVersion), zap.String("newest", capi.DefaultVersion),
+			zap.String("meta_warning", text), zap.String("status", status), zap.Duration("next_log_after", versionWarningEvery))
 	}
 }

@@ -61,6 +61,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -104,6 +105,9 @@ type Deps struct {
 	Registry *registry.Cache
 	// Registerer takes the sender_* metrics; nil keeps them private.
 	Registerer prometheus.Registerer
+	// Now is the sender's clock; nil: time.Now. (Being moved to it part by
+	// part: the version checks use it.)
+	Now func() time.Time
 	// Failpoint is called at the named failpoint when Config.Failpoint names
 	// it (cmd/sender makes the process SIGKILL itself there).
 	Failpoint func(name string)
@@ -131,6 +135,10 @@ type Service struct {
 	heldLog  sync.Map      // business → the reason last logged for holding it
 	tw       *trail.Writer // the event trail and counters (trail.go)
 	trailOff bool          // the store cannot keep the trail (set in Run before any settle)
+	now      func() time.Time
+
+	versionWarnMu sync.Mutex
+	versionWarnAt time.Time // when a version warning was last logged
 }
 
 // New checks cfg and builds a Service over deps.
@@ -171,7 +179,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		cfg: cfg, log: deps.Log.With(zap.String("component", "sender")), js: deps.JS,
 		store: deps.Store, rdb: deps.Redis, ledger: ledger.New(deps.Redis, cfg.SentTTL),
 		poster: p, datasets: newDatasets(cfg, api, deps.Redis, reg), biz: newBusinesses(cfg),
-		m: m, failAt: deps.Failpoint, instance: hex.EncodeToString(id[:]), registry: deps.Registry,
+		m: m, failAt: deps.Failpoint, instance: hex.EncodeToString(id[:]), registry: deps.Registry, now: deps.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	s.datasets.onUnusable = func(err error) {
 		s.log.Error("the store refuses the business registry's commands: businesses come from CAPI_DATASETS_FILE and the defaults alone", zap.Error(err))
@@ -203,6 +214,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
 		keepAlive = info.Config.AckWait / 3
 	}
+	startup.GraphVersion(s.log, s.cfg.GraphVersion, s.now())
 	s.log.Info("sender started", zap.Int("batch_size", s.cfg.BatchSize), zap.Int("workers", s.cfg.Workers),
 		zap.Int("max_inflight", s.cfg.MaxInflight), zap.Int("max_inflight_per_business", s.cfg.MaxInflightPerBusiness),
 		zap.Duration("linger", s.cfg.Linger), zap.Int64("queue_memory", s.cfg.QueueMemory),

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
 // Backoff bounds: the first retry comes after MinBackoff, the wait doubles
@@ -140,4 +142,27 @@ func JetStream(ctx context.Context, log *zap.Logger, g *Gate, nc *nats.Conn, js 
 func IsNoJetStream(err error) bool {
 	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
 		errors.Is(err, nats.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrJetStreamNotEnabledForAccount)
+}
+
+// GraphVersion logs what Meta's table of Marketing API versions says of
+// version (GRAPH_API_VERSION) at now: an ERROR once it has expired (Meta
+// refuses it with code 2635 or upgrades it on its own), a WARN within
+// capi.VersionWarnWithin of its expiry or when this build does not know it,
+// else an INFO line with its expiry.
+func GraphVersion(log *zap.Logger, version string, now time.Time) capi.VersionState {
+	st, expires, msg := capi.VersionStatus(version, now)
+	fields := []zap.Field{zap.String("graph_api_version", version), zap.String("newest", capi.DefaultVersion),
+		zap.String("state", st.String())}
+	if !expires.IsZero() {
+		fields = append(fields, zap.String("expires", expires.Format(time.DateOnly)))
+	}
+	switch st {
+	case capi.VersionExpired:
+		log.Error(msg, fields...)
+	case capi.VersionExpiring, capi.VersionUnknown:
+		log.Warn(msg, fields...)
+	default:
+		log.Info(msg, fields...)
+	}
+	return st
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/ctmpipe/ctmpipe/internal/natstest"
@@ -121,3 +122,28 @@ func TestMalformedURL(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// GRAPH_API_VERSION is judged at start by Meta's dates: ERROR once
+// expired, WARN within 90 days of the expiry, INFO otherwise.
+func TestGraphVersionLogged(t *testing.T) {
+	day := func(s string) time.Time { d, _ := time.Parse(time.DateOnly, s); return d }
+	tests := []struct {
+		version, date string
+		level         zapcore.Level
+		says          string
+	}{
+		{"v24.0", "2026-12-07", zapcore.ErrorLevel, "expired on 2026-11-10"},
+		{"v25.0", "2026-12-07", zapcore.WarnLevel, "expires on 2027-02-23"},
+		{"v27.0", "2026-12-07", zapcore.InfoLevel, "supported"},
+		{"v99.0", "2026-12-07", zapcore.WarnLevel, "newer than this build"},
+	}
+	for _, tt := range tests {
+		core, logs := observer.New(zap.DebugLevel)
+		startup.GraphVersion(zap.New(core), tt.version, day(tt.date))
+		all := logs.All()
+		if len(all) != 1 || all[0].Level != tt.level || !strings.Contains(all[0].Message, tt.says) ||
+			!strings.Contains(all[0].Message, "GRAPH_API_VERSION") {
+			t.Errorf("%s on %s logged %v; want one %v line saying %q and naming GRAPH_API_VERSION", tt.version, tt.date, all, tt.level, tt.says)
+		}
+	}
+}

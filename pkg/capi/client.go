@@ -17,7 +17,6 @@ import (
 // Defaults for a zero Config.
 const (
 	DefaultBaseURL = "https://graph.facebook.com"
-	DefaultVersion = "v24.0"
 	// DefaultTimeout bounds one request. Meta's troubleshooting page suggests
 	// 1500 ms; we wait longer on purpose: a timeout after the request was
 	// written leaves the batch in doubt, which costs more than waiting.
@@ -35,7 +34,7 @@ var (
 // Config configures a Client. Zero values take the defaults.
 type Config struct {
 	BaseURL string // default https://graph.facebook.com
-	Version string // Graph API version, e.g. "v24.0"
+	Version string // Marketing API version, e.g. "v27.0" (versions.go); default DefaultVersion
 	// AppSecret is the secret of the app that issued the tokens (one
 	// secret, never a list): when set, requests carry appsecret_proof.
 	AppSecret string
@@ -88,6 +87,9 @@ type Response struct {
 	Messages       []string `json:"messages"`
 	FBTraceID      string   `json:"fbtrace_id"`
 	Usage          Usage    `json:"-"` // the rate-limit headers of the response
+	// VersionWarning is Meta's X-Ad-Api-Version-Warning: the request named
+	// an expired version and Meta answered it as a newer one (versions.go).
+	VersionWarning string `json:"-"`
 }
 
 type eventsBody struct {
@@ -156,6 +158,7 @@ func (c *Client) SendAs(ctx context.Context, datasetID string, cr Credentials, e
 			Err: fmt.Errorf("unreadable response to status %d", r.status)}
 	}
 	resp.Usage = parseUsage(r.header)
+	resp.VersionWarning = truncate(Scrub(r.header.Get(HeaderVersionWarning), token), 200)
 	if resp.EventsReceived != len(events) {
 		// Meta's batches are all or nothing, so this should not happen; if it
 		// does, some events may have been taken.

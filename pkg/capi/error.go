@@ -148,7 +148,12 @@ func codeIs(codes ...int) func(*APIError) bool {
 // allowed, a setup fault rather than a bad event. "Rate Limits" gives the
 // Business Use Case codes 80000-80014 (the gaps are kept in the range so a
 // new BUC type is not taken for a bad request).
+// 2635 is the Marketing API's "You are calling a deprecated version of the
+// Ads API" (versions.go): every request of every business fails the same way
+// until GRAPH_API_VERSION is changed, so it is a setup fault, not a bad event.
 var ErrorTable = []Rule{
+	{"2635", SetupFault, "deprecated Marketing API version: set GRAPH_API_VERSION to a supported version and restart",
+		codeIs(CodeDeprecatedVersion)},
 	{"190, 102, 104; subcodes 463, 467", SetupFault, "access token expired, invalid or missing: get a new token",
 		func(e *APIError) bool {
 			return e.Code == 190 || e.Code == 102 || e.Code == 104 || e.Subcode == 463 || e.Subcode == 467
@@ -180,13 +185,16 @@ var ErrorTable = []Rule{
 }
 
 // Class classifies e by ErrorTable.
-func (e *APIError) Class() Class {
+func (e *APIError) Class() Class { return e.Rule().Class }
+
+// Rule is the line of ErrorTable that classifies e: its Why says what to do.
+func (e *APIError) Rule() Rule {
 	for _, r := range ErrorTable {
 		if r.match(e) {
-			return r.Class
+			return r
 		}
 	}
-	return Rejected
+	return ErrorTable[len(ErrorTable)-1]
 }
 
 // graphError is the "error" object of a Graph API error response.

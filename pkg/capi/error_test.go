@@ -50,6 +50,8 @@ func TestClass(t *testing.T) {
 		{"permission 300 outside range", APIError{Status: 400, Code: 300}, Rejected},
 		{"transient capability error still a setup fault", APIError{Status: 500, Code: 3, Transient: true}, SetupFault},
 		{"duplicate post", APIError{Status: 400, Code: 506}, Rejected},
+		{"deprecated ads api version", APIError{Status: 400, Code: 2635, Type: "OAuthException"}, SetupFault},
+		{"deprecated version even if transient", APIError{Status: 500, Code: 2635, Transient: true}, SetupFault},
 		{"code 80015 outside buc range", APIError{Status: 400, Code: 80015}, Rejected},
 	}
 	for _, tt := range tests {
