@@ -77,9 +77,8 @@ func statsTotals(t *testing.T, rdb redis.UniversalClient) (webhooks, contexts in
 }
 
 // What is counted is what is written: 16 goroutines count deliveries of 5
-// businesses while the clock crosses minutes and an hour and flushes run
-// alongside, then a last flush; the hashes add up to the counts, in the
-// minute and hour each was counted in.
+// businesses while the clock crosses minutes and hours and flushes run
+// alongside, then a last flush; the hashes add up to the counts.
 func TestStatsFlushedEqualCounted(t *testing.T) {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
@@ -102,13 +101,13 @@ func TestStatsFlushedEqualCounted(t *testing.T) {
 			if err := s.flush(t.Context()); err != nil {
 				t.Errorf("flush: %v", err)
 			}
-			now.Add(7) // 16 goroutines × 500 deliveries span minutes and 10:00
 		}
 	})
 	for g := range goroutines {
 		counting.Go(func() {
 			for i := range each {
 				s.count(touchesOf("b"+strconv.Itoa((g+i)%5), 1+i%3))
+				now.Add(1) // 8,000 s in all: across minutes, 10:00 and 11:00
 			}
 		})
 	}
@@ -136,10 +135,7 @@ func TestStatsFlushedEqualCounted(t *testing.T) {
 			t.Errorf("business %s: hours hold %d contexts; want %d", b, per[b], want)
 		}
 	}
-	if now.Load()/60 == start/60 {
-		t.Fatal("the clock did not move: the test no longer crosses minutes")
-	}
-	// A delivery counted in 10:00's minute is in that minute's hash.
+	// A delivery is in the hash of the minute it was counted in.
 	s.count(touchesOf("b0", 2))
 	if err := s.flush(t.Context()); err != nil {
 		t.Fatal(err)
