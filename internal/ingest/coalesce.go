@@ -203,7 +203,7 @@ func (c *coalescer) record(touches []attribution.Touch, requests int, deadline t
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
-	err := c.next.Record(withDeliveries(ctx, requests), touches)
+	err := c.next.Record(ctx, touches)
 	c.dur.Observe(time.Since(start).Seconds())
 	c.size.Observe(float64(requests))
 	return err

@@ -78,6 +78,7 @@ type metrics struct {
 	batchSize     prometheus.Observer
 	reqDuration   [numRoutes]prometheus.Observer
 	deadline      prometheus.Counter
+	statsDropped  prometheus.Counter
 }
 
 // gauges read the state the limits of body.go keep, at scrape time.
@@ -117,6 +118,10 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 		Name: "ingest_deadline_exceeded_total",
 		Help: "Requests answered 503 because RESPONSE_DEADLINE passed (body read, store queue and write included).",
 	})
+	statsDropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ingest_stats_dropped_total",
+		Help: "Updates of the webhook and click statistics (GET /v1/stats, business health) dropped because Redis was away so long that the most minutes and business-hours ingest keeps in memory were held.",
+	})
 	bodyBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ingest_body_bytes_in_flight",
 		Help: "Bytes the buffers of request bodies being read or handled hold, bounded by MAX_BODY_BYTES_IN_FLIGHT.",
@@ -129,12 +134,12 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 		Name: "ingest_connections_open",
 		Help: "Connections open on the webhook listener, bounded by MAX_CONNECTIONS.",
 	}, g.conns)
-	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, batchSize, reqDuration, deadline, bodyBytes, bodies, conns} {
+	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, batchSize, reqDuration, deadline, statsDropped, bodyBytes, bodies, conns} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
 		}
 	}
-	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration, batchSize: batchSize, deadline: deadline}
+	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration, batchSize: batchSize, deadline: deadline, statsDropped: statsDropped}
 	for c := range numChannels {
 		m.touches[c] = touches.WithLabelValues(c.String())
 		for o := range numOutcomes {

@@ -81,6 +81,7 @@ type Server struct {
 	rec      recorder
 	verifier *webhook.Verifier
 	m        *metrics
+	stats    *stats // webhooks and clicks per minute and business-hour (stats.go)
 	alerts   alerts
 	capture  *Capture
 	forward  Enqueuer
@@ -134,7 +135,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.m = m
 	s.alerts = newAlerts(s.log)
-	deps.Store.SetRecordHook((&statsHook{rdb: deps.Store.Client()}).record) // GET /v1/stats and business health (stats.go)
+	s.stats = newStats(deps.Store.Client(), s.log, m.statsDropped)
 	s.rec = newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize)
 	secrets := make([][]byte, len(cfg.AppSecrets))
 	for i, sec := range cfg.AppSecrets {
@@ -187,13 +188,16 @@ func (s *Server) AdminRoutes(api *echo.Group) {
 }
 
 // Handler returns the handler of the webhook listener: the webhook paths,
-// /healthz and /readyz, each answered within RESPONSE_DEADLINE.
+// /healthz and /readyz, each answered within RESPONSE_DEADLINE. Serve
+// writes the statistics it counts (stats.go); served without Serve, it
+// counts them in memory only.
 func (s *Server) Handler() http.Handler { return s.h }
 
 // Serve answers HTTP on ln until ctx is done, then stops accepting, lets
 // in-flight requests finish within Config.ShutdownTimeout, and flushes the
-// capture publisher (which it runs meanwhile) last. It returns nil after a
-// clean shutdown.
+// capture publisher (which it runs meanwhile) last. Meanwhile it writes the
+// statistics once a second, and once more after the last request. It
+// returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.h,
@@ -211,7 +215,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln = lim
 	captureCtx, stopCapture := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCapture()
+	statsCtx, stopStats := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStats()
 	var wg sync.WaitGroup
+	wg.Go(func() { s.stats.run(statsCtx) })
 	if s.capture != nil {
 		wg.Go(func() { s.capture.Run(captureCtx) })
 	}
@@ -233,6 +240,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cancel()
 		<-errc // http.ErrServerClosed
 	}
+	stopStats() // after the last answer: its counts are in the last flush
 	stopCapture()
 	wg.Wait()
 	if err == nil {

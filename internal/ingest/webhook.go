@@ -202,6 +202,7 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		s.m.webhooks[ch][outStoreError].Inc()
 		return storeError(err)
 	}
+	s.stats.count(touches)
 	if err := s.publishAutomatic(c, ch, p); err != nil {
 		return err
 	}

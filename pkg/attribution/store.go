@@ -33,17 +33,6 @@ type Store struct {
 	// phone_number_id then wait (sender CONTEXT_WAIT), they are not lost.
 	aliasMu sync.Mutex
 	aliasAt map[string]aliasWrite
-
-	// hook queues more writes in Record's round trip (SetRecordHook).
-	hook func(ctx context.Context, p redis.Pipeliner, touches []Touch)
-}
-
-// SetRecordHook makes every Record also queue fn's commands in its own
-// round trip (ingest's counters), so that they cost none of their own.
-// Their replies are ignored: an error of theirs never fails Record. Set it
-// before the Store is used.
-func (s *Store) SetRecordHook(fn func(ctx context.Context, p redis.Pipeliner, touches []Touch)) {
-	s.hook = fn
 }
 
 type aliasWrite struct {
@@ -111,32 +100,15 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 	s.dropFreshAliases(aliases, now)
 	args = append(args, s.ttl.Milliseconds())
 	run := func(eval bool) ([]redis.Cmder, error) {
-		own := 0
-		cmds, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			s.upsertCalls(ctx, p, eval, keys, args)
 			// The alias lives as long as a context recorded now can, and
 			// every touch on that number renews it.
 			for pn, waba := range aliases {
 				p.Set(ctx, aliasKey(pn), waba, s.ttl)
 			}
-			own = p.Len()
-			// Not again on the EVAL retry: the first run's hook commands
-			// took effect already.
-			if s.hook != nil && !eval {
-				s.hook(ctx, p, touches)
-			}
 			return nil
 		})
-		if own < len(cmds) {
-			cmds, err = cmds[:own], nil
-			for _, c := range cmds {
-				if e := c.Err(); e != nil {
-					err = e
-					break
-				}
-			}
-		}
-		return cmds, err
 	}
 	cmds, err := run(false)
 	if err != nil && noScript(cmds) {
