@@ -71,6 +71,6 @@ func (h Health) Health(ctx context.Context, business string, aliases []string) (
 		return out, fmt.Errorf("health: %w", err)
 	}
 	out.LastAccepted, out.Sent24h, out.DeadLettered24h = b.LastAccepted, b.Sent, b.DeadLetters
-	out.Conversions24h, out.Contexts24h = b.Conversions, b.Contexts
+	out.Conversions24h, out.Contexts24h, out.Requests24h = b.Conversions, b.Contexts, b.Requests
 	return out, nil
 }

@@ -48,6 +48,9 @@ type Health struct {
 	DeadLettered24h map[string]int64 `json:"dead_letters_24h"`
 	Conversions24h  int64            `json:"conversions_24h"` // conversions the senders took in
 	Contexts24h     int64            `json:"contexts_24h"`    // ad clicks ingest stored
+	// Requests24h is how many Conversions API requests Meta accepted for
+	// the business: the calls its sends spent of Meta's rate limits.
+	Requests24h int64 `json:"requests_24h"`
 }
 
 // Pause says why a business's sending is paused: Meta's error code and

@@ -53,20 +53,24 @@ type Config struct {
 	// whatever it says.
 	MaxHeldPerBusiness int
 	Linger             time.Duration // LINGER: how long a dataset's queue waits to fill a request; 0: none
-	QueueMemory        int64         // QUEUE_MEMORY: message bytes held before fetching pauses
-	MaxAckPending      int           // MAX_ACK_PENDING of the consumer it creates
-	AckWait            time.Duration // ACK_WAIT of the consumer it creates
-	SendLease          time.Duration // SEND_LEASE: ledger claim lease, > HTTPTimeout
-	SentTTL            time.Duration // SENT_TTL: how long sent markers are kept
-	HTTPTimeout        time.Duration // HTTP_TIMEOUT of one Graph API request
-	RetryMin           time.Duration // RETRY_MIN: first backoff after a Graph error
-	RetryMax           time.Duration // RETRY_MAX: longest backoff
-	PauseInterval      time.Duration // PAUSE_INTERVAL after a token error
-	MetricsAddr        string        // METRICS_ADDR
-	PprofAddr          string        // PPROF_ADDR: /debug/pprof listener; empty: off
-	LogLevel           zapcore.Level // LOG_LEVEL
-	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
-	Failpoint          string        // CTM_FAILPOINT (env only, tests only)
+	// LingerBacklog (LINGER_BACKLOG) is how long a queue may keep filling
+	// while the consumer has a backlog and its events keep arriving
+	// (pipeline.go); 0: as LINGER.
+	LingerBacklog   time.Duration
+	QueueMemory     int64         // QUEUE_MEMORY: message bytes held before fetching pauses
+	MaxAckPending   int           // MAX_ACK_PENDING of the consumer it creates
+	AckWait         time.Duration // ACK_WAIT of the consumer it creates
+	SendLease       time.Duration // SEND_LEASE: ledger claim lease, > HTTPTimeout
+	SentTTL         time.Duration // SENT_TTL: how long sent markers are kept
+	HTTPTimeout     time.Duration // HTTP_TIMEOUT of one Graph API request
+	RetryMin        time.Duration // RETRY_MIN: first backoff after a Graph error
+	RetryMax        time.Duration // RETRY_MAX: longest backoff
+	PauseInterval   time.Duration // PAUSE_INTERVAL after a token error
+	MetricsAddr     string        // METRICS_ADDR
+	PprofAddr       string        // PPROF_ADDR: /debug/pprof listener; empty: off
+	LogLevel        zapcore.Level // LOG_LEVEL
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT for the requests in flight, ≥ HTTPTimeout
+	Failpoint       string        // CTM_FAILPOINT (env only, tests only)
 	// RegistryKey is REGISTRY_KEY (env only): opens the business registry's
 	// encrypted tokens and app secrets (NewRegistry).
 	RegistryKey    string
@@ -126,6 +130,7 @@ const (
 	// stuck business leaves three quarters to the others.
 	DefaultMaxHeldPerBusiness = DefaultMaxAckPending / 4
 	DefaultLinger             = 100 * time.Millisecond
+	DefaultLingerBacklog      = 2 * time.Second
 	DefaultQueueMemory        = 128 << 20
 )
 
@@ -145,6 +150,7 @@ func DefaultConfig() Config {
 		MaxInflightPerBusiness: DefaultMaxInflightPerBusiness,
 		MaxHeldPerBusiness:     DefaultMaxHeldPerBusiness,
 		Linger:                 DefaultLinger,
+		LingerBacklog:          DefaultLingerBacklog,
 		QueueMemory:            DefaultQueueMemory,
 		MaxAckPending:          DefaultMaxAckPending,
 		AckWait:                DefaultAckWait,
@@ -186,6 +192,7 @@ func Settings() []settings.Setting {
 		{Env: "MAX_HELD_PER_BUSINESS", Flag: "max-held-per-business", Default: strconv.Itoa(d.MaxHeldPerBusiness), Help: "messages of a stuck business (no request started for 5s, or handed back for 5s or more) that may count against MAX_ACK_PENDING; past these they are parked, so that one business cannot fill it (at most MAX_ACK_PENDING/4)"},
 		{Env: "MAX_INFLIGHT_PER_BUSINESS", Flag: "max-inflight-per-business", Default: strconv.Itoa(d.MaxInflightPerBusiness), Help: "Graph API requests of one business in flight at once: a slow or hung business holds at most these"},
 		{Env: "LINGER", Flag: "linger", Default: dur(d.Linger), Help: "how long a dataset's events wait for more to fill a request (up to 1000 events); 0: send at once"},
+		{Env: "LINGER_BACKLOG", Flag: "linger-backlog", Default: dur(d.LingerBacklog), Help: "while the consumer has a backlog (a fetch's worth or more pending), how long a business's events may wait for more of its own to fill a request, as long as they keep arriving and MAX_ACK_PENDING and QUEUE_MEMORY leave room to read ahead; 0: LINGER alone (docs/sender.md)"},
 		{Env: "QUEUE_MEMORY", Flag: "queue-memory", Default: "128MiB", Help: "message bytes queued or in flight before the sender stops fetching (MAX_ACK_PENDING bounds the count)"},
 		{Env: "MAX_ACK_PENDING", Flag: "max-ack-pending", Default: strconv.Itoa(d.MaxAckPending), Help: "MaxAckPending of the consumer when the sender creates it; waiting and paused messages count against it"},
 		{Env: "ACK_WAIT", Flag: "ack-wait", Default: dur(d.AckWait), Help: "AckWait of the consumer when the sender creates it: an unacked message comes again after it"},
@@ -261,6 +268,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	// LINGER may be 0 (no linger), which settings' Duration refuses.
 	if cfg.Linger, err = settings.ParseDuration(v.Text("LINGER")); err != nil || cfg.Linger < 0 {
 		return Config{}, errors.New("config: LINGER: want a duration such as 100ms, or 0 for none")
+	}
+	if cfg.LingerBacklog, err = settings.ParseDuration(v.Text("LINGER_BACKLOG")); err != nil || cfg.LingerBacklog < 0 {
+		return Config{}, errors.New("config: LINGER_BACKLOG: want a duration such as 2s, or 0 for none")
 	}
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
 		return Config{}, err
@@ -368,6 +378,8 @@ func (c Config) Validate() error {
 		return errors.New("config: MAX_HELD_PER_BUSINESS must be at least 1")
 	case c.Linger < 0 || c.Linger > 10*time.Second:
 		return errors.New("config: LINGER must be between 0 and 10s")
+	case c.LingerBacklog < 0 || c.LingerBacklog > time.Minute:
+		return errors.New("config: LINGER_BACKLOG must be between 0 and 1m")
 	case c.QueueMemory < 1<<20:
 		return errors.New("config: QUEUE_MEMORY must be at least 1MiB")
 	case c.AckWait < time.Second:

@@ -267,3 +267,97 @@ func TestHandBackCountsAway(t *testing.T) {
 		t.Errorf("%d businesses still counted away after everything came again; want none", len(p.away))
 	}
 }
+
+// In a backlog a queue keeps filling past LINGER while its events keep
+// arriving, up to LINGER_BACKLOG; it goes at once when the backlog ends,
+// when its events stop coming for a gap, or when MAX_ACK_PENDING leaves no
+// room to read ahead. Without a backlog LINGER alone decides, as before.
+func TestBacklogFillsRequests(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Linger = 100 * time.Millisecond
+	cfg.LingerBacklog = 2 * time.Second
+	cfg.BatchSize = 100
+	cfg.MaxAckPending = 1000
+	ds := dataset{id: "1", token: "t"}
+	t0 := time.Unix(1_700_000_000, 0)
+	step := 50 * time.Millisecond // under the gap (LINGER_BACKLOG/4 = 500ms)
+
+	t.Run("no backlog", func(t *testing.T) {
+		p, started := recordingPipeline(t, cfg)
+		p.noteBacklog(100, 30, 0)
+		p.enqueue("b", ds, items(3), t0)
+		p.dispatch(t.Context(), t0.Add(cfg.Linger))
+		if got := started(); len(got) != 1 || got[0].n != 3 {
+			t.Fatalf("started %v; want one request of 3 after LINGER", got)
+		}
+	})
+	t.Run("a few pending is no backlog", func(t *testing.T) {
+		p, started := recordingPipeline(t, cfg)
+		p.noteBacklog(100, 100, 99)
+		p.enqueue("b", ds, items(3), t0)
+		p.dispatch(t.Context(), t0.Add(cfg.Linger))
+		if got := started(); len(got) != 1 {
+			t.Fatalf("started %v; want the request after LINGER", got)
+		}
+	})
+	t.Run("fills while events arrive, up to LINGER_BACKLOG", func(t *testing.T) {
+		p, started := recordingPipeline(t, cfg)
+		p.noteBacklog(100, 100, 5000)
+		now := t0
+		for now.Sub(t0) < cfg.LingerBacklog {
+			p.enqueue("b", ds, items(1), now)
+			if next := p.dispatch(t.Context(), now); next <= 0 {
+				t.Fatalf("at %v the queue does not wait (next %v)", now.Sub(t0), next)
+			}
+			if got := started(); len(got) != 0 {
+				t.Fatalf("started %v at %v; want the queue to keep filling", got, now.Sub(t0))
+			}
+			now = now.Add(step)
+		}
+		p.dispatch(t.Context(), t0.Add(cfg.LingerBacklog))
+		if got := started(); len(got) != 1 || got[0].n != 40 {
+			t.Fatalf("started %v; want one request of all 40 at LINGER_BACKLOG", got)
+		}
+	})
+	t.Run("events stop coming", func(t *testing.T) {
+		p, started := recordingPipeline(t, cfg)
+		p.noteBacklog(100, 100, 5000)
+		p.enqueue("b", ds, items(7), t0)
+		if next := p.dispatch(t.Context(), t0.Add(cfg.Linger)); next != p.lingerGap()-cfg.Linger {
+			t.Fatalf("next look in %v; want when the gap ends (%v)", next, p.lingerGap()-cfg.Linger)
+		}
+		p.dispatch(t.Context(), t0.Add(p.lingerGap()))
+		if got := started(); len(got) != 1 || got[0].n != 7 {
+			t.Fatalf("started %v; want the 7 once no event came for the gap", got)
+		}
+	})
+	t.Run("the backlog ends", func(t *testing.T) {
+		p, started := recordingPipeline(t, cfg)
+		p.noteBacklog(100, 100, 5000)
+		p.enqueue("b", ds, items(7), t0)
+		p.dispatch(t.Context(), t0.Add(cfg.Linger))
+		p.noteBacklog(100, 20, 0)
+		p.dispatch(t.Context(), t0.Add(cfg.Linger))
+		if got := started(); len(got) != 1 {
+			t.Fatalf("started %v; want the request once the backlog is read", got)
+		}
+	})
+	t.Run("no room to read ahead", func(t *testing.T) {
+		p, started := recordingPipeline(t, cfg)
+		p.noteBacklog(100, 100, 5000)
+		held := items(cfg.MaxAckPending)
+		for _, it := range held {
+			it.msg = nil
+		}
+		p.mu.Lock()
+		for _, it := range held {
+			p.held[it] = struct{}{}
+		}
+		p.mu.Unlock()
+		p.enqueue("b", ds, items(7), t0)
+		p.dispatch(t.Context(), t0.Add(cfg.Linger))
+		if got := started(); len(got) != 1 {
+			t.Fatalf("started %v; want the request at LINGER when MAX_ACK_PENDING is held", got)
+		}
+	})
+}

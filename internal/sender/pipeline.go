@@ -29,6 +29,7 @@ import (
 type pipeline struct {
 	s           *Service
 	linger      time.Duration
+	lingerLong  time.Duration // LINGER_BACKLOG
 	maxInflight int
 	perBusiness int
 	maxBytes    int64
@@ -47,6 +48,7 @@ type pipeline struct {
 	peak       int            // the most posting at once
 	stopping   bool
 	maxStarted int
+	backlog    bool // the last fetch left a fetch's worth or more pending (noteBacklog)
 
 	slots chan struct{} // MAX_INFLIGHT: one per request being posted
 
@@ -79,11 +81,12 @@ type queue struct {
 	ds       dataset
 	items    []*item
 	first    time.Time // when the oldest waiting event arrived
+	last     time.Time // when the newest arrived
 }
 
 func newPipeline(s *Service) *pipeline {
 	p := &pipeline{
-		s: s, linger: s.cfg.Linger, maxInflight: s.cfg.MaxInflight, perBusiness: s.cfg.MaxInflightPerBusiness,
+		s: s, linger: s.cfg.Linger, lingerLong: s.cfg.LingerBacklog, maxInflight: s.cfg.MaxInflight, perBusiness: s.cfg.MaxInflightPerBusiness,
 		maxBytes: s.cfg.QueueMemory, held: map[*item]struct{}{}, queues: map[string]*queue{}, byBiz: map[string]int{},
 		wake: make(chan struct{}, 1), room: make(chan struct{}, 1),
 		maxStarted: startedPerSlot * s.cfg.MaxInflight, slots: make(chan struct{}, s.cfg.MaxInflight),
@@ -220,6 +223,7 @@ func (p *pipeline) enqueue(business string, ds dataset, items []*item, now time.
 		p.waiting = append(p.waiting, q)
 	}
 	q.items = append(q.items, items...)
+	q.last = now
 	p.s.m.queued.Add(float64(len(items)))
 	p.mu.Unlock()
 	signal(p.wake)
@@ -290,12 +294,22 @@ func (p *pipeline) dispatch(ctx context.Context, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var next time.Duration
+	// Reading ahead fills requests only while there is more to read and
+	// room to hold it.
+	readAhead := p.backlog && len(p.held) < p.s.cfg.MaxAckPending && p.heldBytes < p.maxBytes
 	kept := p.waiting[:0]
 	var again []*queue
 	for i, q := range p.waiting {
 		if p.started >= p.maxStarted {
 			kept = append(kept, p.waiting[i:]...)
 			break
+		}
+		if wait := p.fillWait(q, now, readAhead); wait > 0 {
+			kept = append(kept, q)
+			if next == 0 || wait < next {
+				next = wait
+			}
+			continue
 		}
 		if p.linger > 0 && len(q.items) < capi.MaxBatch {
 			if wait := p.linger - now.Sub(q.first); wait > 0 {
@@ -336,6 +350,41 @@ func (p *pipeline) dispatch(ctx context.Context, now time.Time) time.Duration {
 	p.waiting = append(kept, again...)
 	clear(p.waiting[len(p.waiting):cap(p.waiting)]) // drop references to queues served
 	return next
+}
+
+// lingerGap is how long a queue in a backlog waits for its next event:
+// longer without one, its business's events have stopped coming (its part
+// of the backlog was read) and the request goes.
+func (p *pipeline) lingerGap() time.Duration { return max(p.linger, p.lingerLong/4) }
+
+// fillWait is how much longer q should wait to fill its request while the
+// consumer has a backlog that the pipeline can read ahead into (see the
+// type's comment); 0: no reason to wait beyond LINGER. Called with p.mu held.
+func (p *pipeline) fillWait(q *queue, now time.Time, readAhead bool) time.Duration {
+	if !readAhead || p.lingerLong <= p.linger || len(q.items) >= capi.MaxBatch {
+		return 0
+	}
+	bound := p.lingerLong - now.Sub(q.first)
+	gap := p.lingerGap() - now.Sub(q.last)
+	if bound <= 0 || gap <= 0 {
+		return 0
+	}
+	return min(bound, gap)
+}
+
+// noteBacklog records what a fetch of want messages found: got of them,
+// the last with pending more behind it in the stream. A backlog is a full
+// fetch with a fetch's worth or more behind it: at 1,000/s a fetch also
+// leaves a few pending, which must not make requests wait.
+func (p *pipeline) noteBacklog(want, got int, pending uint64) {
+	b := got >= want && pending >= uint64(p.s.cfg.BatchSize)
+	p.mu.Lock()
+	changed := p.backlog != b
+	p.backlog = b
+	p.mu.Unlock()
+	if changed && !b {
+		signal(p.wake) // queues held for the backlog may go now
+	}
 }
 
 // away counts a business's messages handed back with a long delay (a

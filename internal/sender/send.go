@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 )
@@ -176,6 +177,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		now := time.Now()
 		ss.addAll(items, sentVia(ds.id, resp, now))
 		s.tw.Accepted(business, now)
+		s.tw.Count(business, now, trail.FieldRequests, 1)
 		s.sharedOK(business, now)
 		if s.biz.succeeded(st, resp.Usage, time.Now()) {
 			s.m.paused.Set(float64(s.biz.pausedCount()))

@@ -217,7 +217,7 @@ func (s *Service) Run(ctx context.Context) error {
 	startup.GraphVersion(s.log, s.cfg.GraphVersion, s.now())
 	s.log.Info("sender started", zap.Int("batch_size", s.cfg.BatchSize), zap.Int("workers", s.cfg.Workers),
 		zap.Int("max_inflight", s.cfg.MaxInflight), zap.Int("max_inflight_per_business", s.cfg.MaxInflightPerBusiness),
-		zap.Duration("linger", s.cfg.Linger), zap.Int64("queue_memory", s.cfg.QueueMemory),
+		zap.Duration("linger", s.cfg.Linger), zap.Duration("linger_backlog", s.cfg.LingerBacklog), zap.Int64("queue_memory", s.cfg.QueueMemory),
 		zap.Duration("context_wait", s.cfg.ContextWait), zap.Strings("require_referral", s.cfg.RequireReferral),
 		zap.Duration("send_lease", s.cfg.SendLease), zap.Duration("http_timeout", s.cfg.HTTPTimeout),
 		zap.Duration("shutdown_timeout", s.cfg.ShutdownTimeout), zap.Bool("access_token_set", s.cfg.AccessToken != ""),
@@ -302,10 +302,16 @@ func (s *Service) work(ctx, wctx context.Context, cons jetstream.Consumer) {
 			err = mb.Error()
 		}
 		if len(msgs) > 0 {
+			var pending uint64
+			if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+				pending = md.NumPending
+			}
+			s.pipe.noteBacklog(n, len(msgs), pending)
 			s.intake(wctx, msgs)
 			backoff = 50 * time.Millisecond
 			continue
 		}
+		s.pipe.noteBacklog(n, 0, 0)
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 			s.log.Debug("fetch failed", zap.Error(err))
 			select { // NATS is away: do not spin

@@ -19,6 +19,7 @@ const (
 	FieldWebhooks    = "webhooks"    // webhook deliveries ingest accepted
 	FieldContexts    = "contexts"    // ad-click contexts stored (clicks)
 	FieldConversions = "conversions" // conversions the sender took in (first delivery)
+	FieldRequests    = "requests"    // Conversions API requests Meta accepted: calls against its rate limits
 	// Outcomes: sent, duplicate, waiting_context, retry, parked, and
 	// dead_letter:<reason>.
 	FieldSent           = "sent"
@@ -66,12 +67,15 @@ const StatsTTL = statsTTL
 
 // Stats is GET /v1/stats's answer.
 type Stats struct {
-	Window         string             `json:"window"`
-	StepSeconds    int                `json:"step_seconds"`
-	Start          Time               `json:"start"`
-	Series         map[string][]int64 `json:"series"`
-	Outcomes       map[string]int64   `json:"outcomes"`
-	GraphLatencyMS map[string]int     `json:"graph_latency_ms"`
+	Window      string             `json:"window"`
+	StepSeconds int                `json:"step_seconds"`
+	Start       Time               `json:"start"`
+	Series      map[string][]int64 `json:"series"`
+	Outcomes    map[string]int64   `json:"outcomes"`
+	// Requests is how many Conversions API requests Meta accepted in the
+	// window: with Outcomes["sent"], the calls per 1,000 conversions.
+	Requests       int64          `json:"requests"`
+	GraphLatencyMS map[string]int `json:"graph_latency_ms"`
 }
 
 // SeriesFields are the counters Stats gives per step.
@@ -120,6 +124,8 @@ func ReadStats(ctx context.Context, rdb redis.UniversalClient, window string, no
 				continue
 			case strings.HasPrefix(f, FieldDeadLetter):
 				st.Series["dead_letters"][step] += x
+			case f == FieldRequests:
+				st.Requests += x
 			}
 			if isOutcome(f) {
 				st.Outcomes[f] += x
@@ -181,6 +187,7 @@ type Business struct {
 	Sent         int64
 	Conversions  int64
 	Contexts     int64
+	Requests     int64            // Conversions API requests Meta accepted
 	DeadLetters  map[string]int64 // by reason
 }
 
@@ -212,6 +219,8 @@ func ReadBusiness(ctx context.Context, rdb redis.UniversalClient, now time.Time,
 				b.Conversions += x
 			case f == FieldContexts:
 				b.Contexts += x
+			case f == FieldRequests:
+				b.Requests += x
 			case strings.HasPrefix(f, FieldDeadLetter):
 				b.DeadLetters[strings.TrimPrefix(f, FieldDeadLetter)] += x
 			}
