@@ -74,8 +74,10 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 func (s *Store) TTL() time.Duration { return s.ttl }
 
 // Record stores touches in one round trip and, on a single node or
-// Sentinel, one script call: the latest click wins, the first
-// seen time is kept, and a duplicate delivery changes nothing. WhatsApp touches
+// Sentinel, one script call: a click with a ctwa_clid beats one without,
+// then the latest click wins (the earliest for a touch with FirstTouch), the
+// first seen time is kept, and a duplicate delivery changes nothing (see
+// upsert.lua). WhatsApp touches
 // with a PhoneNumberID also record phone_number_id → WABA id. If any touch is
 // invalid, nothing is stored and the error wraps ErrInvalidTouch. Every touch
 // is taken to be an ad click: callers pass only messages with a referral.
@@ -246,9 +248,11 @@ func (s *Store) Get(ctx context.Context, k Key) (Context, error) {
 }
 
 // Lookup returns the contexts for keys in one round trip in the common case
-// (a second only for WhatsApp keys given by phone_number_id). The result has
+// (a second for WhatsApp keys given by phone_number_id, and for ids that
+// changed: an alias names the conversation's key; ChangeID). The result has
 // one entry per key, nil where no context is stored. A returned Context's Key
-// is the key it is stored under: the WABA id, not the phone_number_id.
+// is the key it is stored under: the WABA id, not the phone_number_id, and
+// for an id that changed, the id whose context it is.
 func (s *Store) Lookup(ctx context.Context, keys []Key) ([]*Context, error) {
 	cs, err := s.lookup(ctx, keys)
 	if err != nil {
@@ -279,60 +283,91 @@ func (s *Store) lookup(ctx context.Context, keys []Key) ([]*Context, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	var retry []int
+	var again []hop
 	for i, g := range gets {
-		found, err := decodeInto(g, keys[i], &out[i])
+		h, err := settleValue(g, keys[i], &out[i], false)
 		if err != nil {
 			return nil, err
 		}
-		if !found && g != nil && keys[i].Channel == WhatsApp {
+		if h != nil {
+			h.i = i
+			again = append(again, *h)
+			continue
+		}
+		if out[i] == nil && g != nil && keys[i].Channel == WhatsApp {
 			if waba, _ := aliases[keys[i].BusinessID].Result(); validID(waba) && waba != keys[i].BusinessID {
-				retry = append(retry, i)
+				k := keys[i]
+				k.BusinessID = waba // keyed by WABA id instead
+				again = append(again, hop{i: i, k: k})
 			}
 		}
 	}
-	if len(retry) == 0 {
-		return out, nil
-	}
-	stored := make([]Key, len(retry)) // keyed by WABA id instead
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for j, i := range retry {
-			stored[j] = keys[i]
-			stored[j].BusinessID = aliases[keys[i].BusinessID].Val()
-			ck, _ := contextKey(stored[j])
-			gets[i] = p.Get(ctx, ck)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	for j, i := range retry {
-		if _, err := decodeInto(gets[i], stored[j], &out[i]); err != nil {
+	// At most two more trips: the WABA id's key, then the conversation an
+	// id-change alias there names. An alias is followed once: one names a
+	// context, never another alias (idchange.go resolves chains as it writes).
+	for round := 0; round < 2 && len(again) > 0; round++ {
+		cmds := make([]*redis.StringCmd, len(again))
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for j, h := range again {
+				ck, _ := contextKey(h.k)
+				cmds[j] = p.Get(ctx, ck)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
 			return nil, err
 		}
+		var next []hop
+		for j, h := range again {
+			nh, err := settleValue(cmds[j], h.k, &out[h.i], h.followed)
+			if err != nil {
+				return nil, err
+			}
+			if nh != nil {
+				nh.i = h.i
+				next = append(next, *nh)
+			}
+		}
+		again = next
 	}
 	return out, nil
 }
 
-// decodeInto sets *dst to the context g fetched for k, if any.
-func decodeInto(g *redis.StringCmd, k Key, dst **Context) (bool, error) {
+// hop is a key to read again for keys[i]: under the WABA id, or the
+// conversation an alias names (followed).
+type hop struct {
+	i        int
+	k        Key
+	followed bool
+}
+
+// settleValue sets *dst to the context g fetched for k, if it holds one. When
+// it holds an alias it returns the key the alias names instead, unless an
+// alias was followed already (followed), which counts as not found.
+func settleValue(g *redis.StringCmd, k Key, dst **Context, followed bool) (*hop, error) {
 	if g == nil {
-		return false, nil
+		return nil, nil
 	}
 	v, err := g.Result()
 	if errors.Is(err, redis.Nil) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
+	}
+	if target, ok := aliasTarget(v); ok {
+		if followed || !validID(target) {
+			return nil, nil
+		}
+		k.UserID = target
+		return &hop{k: k, followed: true}, nil
 	}
 	c := &Context{Key: k}
 	if err := decodeContext(v, c); err != nil {
-		return false, err
+		return nil, err
 	}
 	*dst = c
-	return true, nil
+	return nil, nil
 }
 
 // Expiry returns when the context stored under k expires (k as a returned
