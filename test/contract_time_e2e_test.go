@@ -42,20 +42,24 @@ func publishConv(t *testing.T, r *faultRig, id, business, user string) string {
 func sentEvents(t *testing.T, r *faultRig, ids ...string) map[string]string {
 	t.Helper()
 	sent := map[string]string{}
-	var missing []string
-	waitFor(t, 60*time.Second, "the conversions at the fake Graph API", func() bool {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		for _, ev := range r.graph.Events() {
 			sent[ev.EventID] = string(ev.Raw)
 		}
-		missing = missing[:0]
+		var missing []string
 		for _, id := range ids {
 			if _, ok := sent[id]; !ok {
 				missing = append(missing, id)
 			}
 		}
-		return len(missing) == 0
-	})
-	return sent
+		if len(missing) == 0 {
+			return sent
+		}
+		if time.Now().After(deadline) {
+			dead, err := r.deadLetters(context.Background())
+			t.Fatalf("not at the fake Graph API within 60s: %v (dead letters %+v, %v)", missing, dead, err)
+		}
+	}
 }
 
 // TestIDChangeE2E: a BSUID-only click, then user_changed_user_id, then a
@@ -193,13 +197,14 @@ func TestNoClickIDE2E(t *testing.T) {
 	start := time.Now()
 	id := publishConv(t, r, "status-ad", ctWABA, "4915123456789")
 	var dead []faultDead
-	var lastErr error
-	waitFor(t, 20*time.Second, "the conversion's dead letter", func() bool {
-		dead, lastErr = r.deadLetters(context.Background())
-		return len(dead) > 0
-	})
-	if lastErr != nil {
-		t.Fatal(lastErr)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if dead, err = r.deadLetters(context.Background()); err == nil && len(dead) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter within 20s; last read: %d letters, error %v", len(dead), err)
+		}
 	}
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("dead-lettered after %v; want well within CONTEXT_WAIT (60s)", took)
