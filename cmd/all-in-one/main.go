@@ -175,7 +175,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // newIngest builds the ingest server; its capture publishes on nc.
 func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry, svc *ingest.Services) (*ingest.Server, error) {
-	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Forward: svc.Enqueuer(), AutoEvents: svc.AutoPublisher()}
+	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Forward: svc.Enqueuer(), AutoEvents: svc.AutoPublisher(),
+		Policies: svc.Policies()}
 	if cfg.Ingest.Capture {
 		c, err := ingest.NewCapture(nc, cfg.Ingest, log, reg)
 		if err != nil {

@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	deps.Forward, deps.AutoEvents = svc.Enqueuer(), svc.AutoPublisher()
+	deps.Forward, deps.AutoEvents, deps.Policies = svc.Enqueuer(), svc.AutoPublisher(), svc.Policies()
 	srv, err := ingest.New(cfg, deps)
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 )
 
 // reasons are the dead-letter reasons (internal/sender/dlq.go).
-var reasons = []string{"invalid", "expired", "unattributed", "rejected", "in_doubt"}
+var reasons = []string{"invalid", "expired", "unattributed", "no_click_id", "rejected", "in_doubt"}
 
 // dlFilter is the dead-letter page's selection.
 type dlFilter struct {

@@ -27,6 +27,11 @@ type contextJSON struct {
 	Ref        string    `json:"ref"`
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
+	// NoClickID: the WhatsApp referral came without ctwa_clid; its
+	// conversions end as dead letter no_click_id.
+	NoClickID bool `json:"no_click_id"`
+	// Attribution is the policy the context was last written under.
+	Attribution string `json:"attribution"`
 	// RecordedAt is when the latest click was last written (a context
 	// lives CONTEXT_TTL from then), ExpiresAt when it goes: a conversion
 	// after it is unattributed. Both are absent when the store cannot say.
@@ -74,18 +79,20 @@ func (s *Server) getContext(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, contextJSON{
-		RecordedAt: recorded,
-		ExpiresAt:  expires,
-		Channel:    got.Channel,
-		BusinessID: got.BusinessID,
-		UserID:     got.UserID,
-		ClickID:    got.ClickID,
-		AdID:       got.AdID,
-		SourceType: got.SourceType,
-		SourceURL:  got.SourceURL,
-		Ref:        got.Ref,
-		FirstSeen:  got.FirstSeen.UTC(),
-		LastSeen:   got.LastSeen.UTC(),
+		RecordedAt:  recorded,
+		ExpiresAt:   expires,
+		Channel:     got.Channel,
+		BusinessID:  got.BusinessID,
+		UserID:      got.UserID,
+		ClickID:     got.ClickID,
+		AdID:        got.AdID,
+		SourceType:  got.SourceType,
+		SourceURL:   got.SourceURL,
+		Ref:         got.Ref,
+		FirstSeen:   got.FirstSeen.UTC(),
+		LastSeen:    got.LastSeen.UTC(),
+		NoClickID:   got.NoClickID,
+		Attribution: map[bool]string{false: "last_touch", true: "first_touch"}[got.FirstTouch],
 	})
 }
 

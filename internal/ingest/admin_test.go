@@ -84,6 +84,8 @@ func TestAdminContexts(t *testing.T) {
 		"ref":         "",
 		"first_seen":  "2025-11-23T12:13:20Z",
 		"last_seen":   "2025-11-23T12:13:20Z",
+		"no_click_id": false,
+		"attribution": "last_touch",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GET %s (-want +got):\n%s", wa, diff)

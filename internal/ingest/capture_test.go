@@ -24,6 +24,7 @@ import (
 var freeTextInFixtures = []string{
 	"Kerry Fisher", `"Ana"`, `"Bo"`, "Can I learn more about your business?", `"oi"`, `"hello"`,
 	"Is this still available?", "How much is it?", `"hey"`, `"hi"`, "Hello! How can we help?",
+	"User Kerry changed", // system messages' body: a name and numbers
 }
 
 func TestRedactKeepsWhatParseReads(t *testing.T) {

@@ -51,8 +51,9 @@ func personalData(t *testing.T) []string {
 					walk(k, c)
 				case k == "wa_id" || k == "from" || k == "ctwa_clid" || k == "text" || k == "name",
 					k == "user_id" || k == "from_user_id" || k == "parent_user_id" || k == "from_parent_user_id" || k == "username",
+					k == "previous_user_id" || k == "previous_parent_user_id",
 					k == "id" && parent == "sender",
-					k == "body" && parent == "text":
+					k == "body" && (parent == "text" || parent == "system"):
 					if len(s) >= 3 {
 						seen[s] = true
 					}

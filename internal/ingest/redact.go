@@ -15,7 +15,7 @@ import (
 var errNotRedactable = errors.New("capture: redact: body is not strict JSON")
 
 // redact returns body with personal free text replaced by "[redacted]":
-// message text bodies (WhatsApp text.body, Messenger/Instagram message.text,
+// message text bodies (WhatsApp text.body and system.body, Messenger/Instagram message.text,
 // button texts), media captions, comment messages, contact profile names
 // and user names. docs/contract.md says message text and names are never stored,
 // and the capture stream is storage. This is safe for replay: replay
@@ -137,7 +137,9 @@ func personalText(parent, key string) bool {
 		// captions, feed comment messages, Instagram user names.
 		return true
 	case "body":
-		return parent == "text" // WhatsApp text.body (not the ad's referral.body)
+		// WhatsApp text.body (not the ad's referral.body), and a system
+		// message's body: "User <name> changed from <old> to <new>".
+		return parent == "text" || parent == "system"
 	case "name":
 		return parent == "profile" // WhatsApp contacts[].profile.name
 	}

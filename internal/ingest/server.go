@@ -56,6 +56,10 @@ type Deps struct {
 	// verified /webhook delivery after its contexts are written, before
 	// the 200 (*autoevents.Publisher).
 	AutoEvents AutoPublisher
+	// Policies, when not nil, says which businesses keep the first click
+	// of a conversation (RegistryPolicies); nil: every business keeps the
+	// latest.
+	Policies Policies
 	// Started, when not nil, gates /readyz: while it returns an error
 	// (cmd/ingest still waits for Redis or NATS at start) /readyz answers
 	// 503 "starting".
@@ -79,6 +83,9 @@ type Server struct {
 	log      *zap.Logger
 	store    *attribution.Store
 	rec      recorder
+	ids      idChanger
+	idm      idChangeMetrics
+	policies Policies
 	verifier *webhook.Verifier
 	m        *metrics
 	stats    *stats // webhooks and clicks per minute and business-hour (stats.go)
@@ -110,14 +117,16 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     deps.Logger.With(zap.String("component", "ingest")),
-		store:   deps.Store,
-		capture: deps.Capture,
-		forward: deps.Forward,
-		auto:    deps.AutoEvents,
-		started: deps.Started,
-		bodies:  newBodyPool(),
+		cfg:      cfg,
+		log:      deps.Logger.With(zap.String("component", "ingest")),
+		store:    deps.Store,
+		capture:  deps.Capture,
+		forward:  deps.Forward,
+		auto:     deps.AutoEvents,
+		started:  deps.Started,
+		bodies:   newBodyPool(),
+		ids:      deps.Store,
+		policies: deps.Policies,
 	}
 	s.budget.max = cfg.MaxBodyBytesInFlight
 	m, err := newMetrics(reg, gauges{
@@ -134,6 +143,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.m = m
+	if s.idm, err = newIDChangeMetrics(reg); err != nil {
+		return nil, fmt.Errorf("ingest: register metrics: %w", err)
+	}
 	s.alerts = newAlerts(s.log)
 	s.stats = newStats(deps.Store.Client(), s.log, m.statsDropped)
 	s.rec = newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize)
@@ -157,6 +169,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Bool("capture", deps.Capture != nil),
 		zap.Bool("forward", deps.Forward != nil),
 		zap.Bool("automatic_events_publisher", deps.AutoEvents != nil), // on for all (AUTOMATIC_EVENTS) or per business (registry)
+		zap.Bool("attribution_policies", deps.Policies != nil),         // first_touch per business (registry)
 		zap.Duration("context_ttl", cfg.ContextTTL),
 		zap.Int64("body_limit", cfg.BodyLimit),
 		zap.Int64("max_body_bytes_in_flight", cfg.MaxBodyBytesInFlight),

@@ -49,7 +49,8 @@ type Services struct {
 	forwarder *forward.Forwarder
 	auto      *autoevents.Publisher
 	registry  registryapi.Deps
-	cache     *registry.Cache // the registry as the automatic events' switch reads it; nil without NATS
+	cache     *registry.Cache // the registry as the attribution policy and the automatic events' switch read it
+	policies  *RegistryPolicies
 	ops       opsapi.Deps
 }
 
@@ -88,6 +89,15 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 		return nil, fmt.Errorf("config: %s: %w", registry.KeyEnv, err)
 	}
 	store := registry.NewStore(d.Redis, keys)
+	// The registry as ingest reads it when it stores a click (the
+	// attribution policy) and, with NATS, for the automatic events' switch.
+	rlog := d.Log.With(zap.String("component", "registry_cache"))
+	s.cache = registry.NewCache(store, registry.CacheConfig{
+		OnError: registry.ErrorEvery(time.Minute, func(err error) {
+			rlog.Warn("registry poll failed (logged at most once a minute); records are served from memory", zap.Error(err))
+		}),
+	})
+	s.policies = &RegistryPolicies{Registry: s.cache, Log: d.Log.With(zap.String("component", "attribution_policy"))}
 	// Automatic events are reported for every business with
 	// AUTOMATIC_EVENTS=on, else for those whose registry record says
 	// automatic_events: true; publishing them needs NATS.
@@ -97,11 +107,6 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 			return nil, fmt.Errorf("ingest: jetstream: %w", err)
 		}
 		alog := d.Log.With(zap.String("component", "automatic_events"))
-		s.cache = registry.NewCache(store, registry.CacheConfig{
-			OnError: registry.ErrorEvery(time.Minute, func(err error) {
-				alog.Warn("registry poll failed (logged at most once a minute); records are served from memory", zap.Error(err))
-			}),
-		})
 		sw := &autoevents.RegistrySwitch{Config: cfg.AutoEvents, Registry: s.cache,
 			OnUnreadable: func(id string, err error) {
 				alog.Error("automatic events of this business are not reported: its registry record cannot be read here (set REGISTRY_KEY, the senders' key, on ingest)",
@@ -148,6 +153,10 @@ func (s *Services) Enqueuer() Enqueuer {
 	return s.enqueuer
 }
 
+// Policies is the attribution policy of each business for Deps.Policies,
+// read from the registry (Run keeps its cache current).
+func (s *Services) Policies() Policies { return s.policies }
+
 // AutoPublisher is the automatic events' publisher for Deps.AutoEvents,
 // nil without NATS.
 func (s *Services) AutoPublisher() AutoPublisher {
@@ -169,7 +178,7 @@ func (s *Services) Mount(adm *admin.Server) {
 }
 
 // Run runs the forwarder, when forwarding is on, and keeps the registry
-// cache of the automatic events current, until ctx is done; it returns once
+// cache of the attribution policies and automatic events current, until ctx is done; it returns once
 // the posts in flight finished.
 func (s *Services) Run(ctx context.Context) error {
 	if s.cache != nil {

@@ -189,6 +189,13 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		if bad := p.Malformed + invalid; bad > 0 {
 			out = outMalformed
 		}
+		if len(p.IDChanges) > 0 {
+			if err := s.changeIDs(c.Request().Context(), ch, p.IDChanges); err != nil {
+				s.m.webhooks[ch][outStoreError].Inc()
+				return storeError(err)
+			}
+			out = outStored
+		}
 		if err := s.publishAutomatic(c, ch, p); err != nil {
 			return err
 		}
@@ -196,8 +203,16 @@ func (s *Server) record(c echo.Context, ch channel, p *webhook.Payload) error {
 		return c.NoContent(http.StatusOK)
 	}
 	ctx, span := childSpan(c.Request().Context(), "webhook.store")
-	err := s.rec.Record(ctx, touches)
+	err := s.policiesFor(ctx, touches)
+	if err == nil {
+		err = s.rec.Record(ctx, touches)
+	}
 	endSpan(span, err != nil, "store write failed")
+	if err == nil {
+		// After the clicks: a delivery may carry a click and then the id
+		// change of the same user.
+		err = s.changeIDs(ctx, ch, p.IDChanges)
+	}
 	if err != nil {
 		s.m.webhooks[ch][outStoreError].Inc()
 		return storeError(err)

@@ -25,12 +25,13 @@ type putRequest struct {
 	PhoneNumberIDs  []string `json:"phone_number_ids"`
 	RequireReferral *bool    `json:"require_referral"`
 	AutomaticEvents bool     `json:"automatic_events"`
-	Enabled         *bool    `json:"enabled"` // absent = true
+	Attribution     string   `json:"attribution"` // last_touch (also absent) or first_touch
+	Enabled         *bool    `json:"enabled"`     // absent = true
 	PartnerAgent    string   `json:"partner_agent"`
 }
 
 var putFields = []string{"channel", "dataset_id", "access_token", "app_secret", "test_event_code",
-	"phone_number_ids", "require_referral", "automatic_events", "enabled", "partner_agent"}
+	"phone_number_ids", "require_referral", "automatic_events", "attribution", "enabled", "partner_agent"}
 
 // unknownFieldHints are what a field from elsewhere is called here.
 var unknownFieldHints = map[string]string{
@@ -106,7 +107,7 @@ func (r putRequest) business(id string) registry.Business {
 	return registry.Business{ID: id, Channel: registry.Channel(r.Channel), DatasetID: r.DatasetID,
 		AccessToken: registry.NewSecret(r.AccessToken), AppSecret: registry.NewSecret(r.AppSecret),
 		TestEventCode: r.TestEventCode, PhoneNumberIDs: r.PhoneNumberIDs, RequireReferral: r.RequireReferral,
-		AutomaticEvents: r.AutomaticEvents, Enabled: enabled, PartnerAgent: r.PartnerAgent}
+		AutomaticEvents: r.AutomaticEvents, Attribution: registry.Attribution(r.Attribution), Enabled: enabled, PartnerAgent: r.PartnerAgent}
 }
 
 // businessJSON is a record as the API shows it: secrets as set/unset.
@@ -121,6 +122,7 @@ type businessJSON struct {
 	PhoneNumberIDs   []string    `json:"phone_number_ids"`
 	RequireReferral  *bool       `json:"require_referral"`
 	AutomaticEvents  bool        `json:"automatic_events"`
+	Attribution      string      `json:"attribution"`
 	Enabled          bool        `json:"enabled"`
 	PartnerAgent     string      `json:"partner_agent"`
 	CreatedAt        time.Time   `json:"created_at"`
@@ -143,7 +145,7 @@ func toJSON(b registry.Business) businessJSON {
 	return businessJSON{BusinessID: b.ID, Channel: string(b.Channel), DatasetID: b.DatasetID,
 		AccessTokenSet: b.AccessToken.IsSet(), AccessTokenLast4: b.AccessToken.Last4(), AppSecretSet: b.AppSecret.IsSet(),
 		TestEventCode: b.TestEventCode, PhoneNumberIDs: slices.Clone(phones), RequireReferral: b.RequireReferral,
-		AutomaticEvents: b.AutomaticEvents, Enabled: b.Enabled, PartnerAgent: b.PartnerAgent,
+		AutomaticEvents: b.AutomaticEvents, Attribution: string(b.Attribution.Or()), Enabled: b.Enabled, PartnerAgent: b.PartnerAgent,
 		CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 func TestAuth(t *testing.T) {
@@ -98,6 +99,8 @@ func TestPutRejects(t *testing.T) {
 		{"array", "/v1/businesses/111", `[]`, 400, "", "JSON object"},
 		{"two objects", "/v1/businesses/111", `{"channel": "whatsapp", "dataset_id": "1"} {}`, 400, "", "after the JSON object"},
 		{"too large", "/v1/businesses/111", `{"channel": "` + strings.Repeat("w", MaxBodyBytes) + `"}`, 413, "", "larger than"},
+		{"unknown attribution", "/v1/businesses/111", `{"channel": "whatsapp", "dataset_id": "1", "attribution": "linear"}`, 400, "attribution", "must be last_touch or first_touch"},
+		{"attribution not a string", "/v1/businesses/111", `{"channel": "whatsapp", "dataset_id": "1", "attribution": true}`, 400, "attribution", "must be a string"},
 		{"phone taken", "/v1/businesses/111", `{"channel": "whatsapp", "dataset_id": "1", "phone_number_ids": ["5001"]}`, 409, "phone_number_ids", "already belongs to business 222"},
 	}
 	for _, tt := range tests {
@@ -272,5 +275,28 @@ func TestPutResolvesDatasetWithBusinessSecret(t *testing.T) {
 	}
 	if fmt.Sprint(ta.datasets.secrets) != "["+secret+"]" {
 		t.Errorf("Dataset API asked with app secrets %d times; want the business's once", len(ta.datasets.secrets))
+	}
+}
+
+// TestPutAttribution: the attribution policy is stored and shown, last_touch
+// when the PUT leaves it out.
+func TestPutAttribution(t *testing.T) {
+	ta := newTestAPI(t, apiOpts{})
+	for _, tt := range []struct{ body, want string }{
+		{`{"channel": "whatsapp", "dataset_id": "1", "attribution": "first_touch"}`, "first_touch"},
+		{`{"channel": "whatsapp", "dataset_id": "1", "attribution": "last_touch"}`, "last_touch"},
+		{`{"channel": "whatsapp", "dataset_id": "1"}`, "last_touch"},
+	} {
+		if status, body := ta.do("PUT", "/v1/businesses/333", tt.body); status >= 300 {
+			t.Fatalf("PUT %s = %d %s", tt.body, status, body)
+		}
+		_, body := ta.do("GET", "/v1/businesses/333", "")
+		if got := decode[businessJSON](t, body); got.Attribution != tt.want {
+			t.Errorf("after PUT %s: attribution %q; want %q", tt.body, got.Attribution, tt.want)
+		}
+		b, err := ta.store.Get(t.Context(), "333")
+		if err != nil || b.Attribution.Or() != registry.Attribution(tt.want) {
+			t.Errorf("stored %q, %v; want %q", b.Attribution, err, tt.want)
+		}
 	}
 }

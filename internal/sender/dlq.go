@@ -16,6 +16,7 @@ const (
 	ReasonInvalid      = "invalid"      // the message breaks the contract; fix the publisher
 	ReasonExpired      = "expired"      // event_time outside what Meta accepts (7 days back, ~1 minute ahead)
 	ReasonUnattributed = "unattributed" // no ad-click context within CONTEXT_WAIT; redrive when it arrives
+	ReasonNoClickID    = "no_click_id"  // the WhatsApp ad referral came without ctwa_clid (Status ads); redrive if a click arrives
 	ReasonRejected     = "rejected"     // Meta refused the event; Ctm-Dlq-Error has Meta's message
 	ReasonInDoubt      = "in_doubt"     // a send may have reached Meta; check before a forced redrive
 )

@@ -123,7 +123,8 @@ Reads stream DLQ, where the sender puts what it could not send, with why.
 
 list prints the newest dead letters first: SEQ (the DLQ sequence), TIME,
 REASON, BUSINESS, EVENT_ID and ERROR (the rule broken, or Meta's message).
-  -reason R     only this reason: invalid, expired, unattributed, rejected, in_doubt
+  -reason R     only this reason: invalid, expired, unattributed, no_click_id,
+                rejected, in_doubt
   -business B   only this business_id
   -since T      only dead-lettered since T: RFC 3339, or a duration (1h, 3d)
   -limit N      at most N (default 50, at most 1000)

@@ -22,7 +22,9 @@ type group struct {
 // join looks up the contexts of the whole batch in one call and maps the
 // attributed conversions to events. A conversion without its context waits
 // (NakWithDelay, doubling from CONTEXT_RETRY_MIN) while it is younger than
-// CONTEXT_WAIT, then becomes dead letter unattributed. A WhatsApp conversion
+// CONTEXT_WAIT, then becomes dead letter unattributed; one whose WhatsApp
+// context says its referral came without ctwa_clid becomes dead letter
+// no_click_id at once. A WhatsApp conversion
 // that carries its own ctwa_clid (Meta's automatic events) needs no context:
 // its business_id is the WABA id and the click id is the one Meta gave.
 func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now time.Time) []*item {
@@ -54,6 +56,13 @@ func (s *Service) join(ctx context.Context, ss *settlements, live []*item, now t
 		}
 		cx := found[0]
 		found = found[1:]
+		if it.conv.Channel == attribution.WhatsApp && cx != nil && cx.ClickID == "" && cx.NoClickID {
+			// No wait can help: the referral Meta sent has no click id (an
+			// ad in WhatsApp Status). A later referral with one replaces it
+			// (attribution's upsert); redrive then.
+			ss.add(it, deadLetter(ReasonNoClickID, "the conversation's ad referral came without ctwa_clid (an ad in WhatsApp Status, or a lead Meta sends without one), which WhatsApp conversions need"))
+			continue
+		}
 		var missing string
 		switch {
 		case it.conv.Channel == attribution.WhatsApp && cx == nil:

@@ -23,7 +23,7 @@ var ErrNeedForce = errors.New("redrive: in_doubt needs -force: those events may 
 	"which does not deduplicate them; check Events Manager first")
 
 // Reasons lists the dead-letter reasons.
-var Reasons = []string{ReasonInvalid, ReasonExpired, ReasonUnattributed, ReasonRejected, ReasonInDoubt}
+var Reasons = []string{ReasonInvalid, ReasonExpired, ReasonUnattributed, ReasonNoClickID, ReasonRejected, ReasonInDoubt}
 
 // RedriveOptions selects dead letters to publish back to CONVERSIONS.
 type RedriveOptions struct {

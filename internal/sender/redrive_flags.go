@@ -106,7 +106,8 @@ again. The sender then handles them like new messages: an event Meta already
 accepted is still never sent twice.
 
   -reason R[,R]   dead-letter reasons to redrive: unattributed (after
-                  the context arrived), rejected (after fixing what Meta
+                  the context arrived), no_click_id (after a referral with
+                  a ctwa_clid arrived), rejected (after fixing what Meta
                   refused), expired, invalid, in_doubt (needs -force).
                   Give -reason, -business or -seq (any together); without
                   -reason every reason but in_doubt is read

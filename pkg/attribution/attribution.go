@@ -47,10 +47,16 @@ type Touch struct {
 	SourceURL     string    // WhatsApp referral.source_url
 	Ref           string    // Messenger/Instagram referral.ref
 	Time          time.Time // when the click reached the business
+	// FirstTouch is the business's policy (registry field attribution):
+	// keep the conversation's first click within the TTL instead of the
+	// latest. A click with a ctwa_clid beats one without under either.
+	FirstTouch bool
 }
 
 // Context is the stored ad-click context of a conversation. The click fields
-// are those of the latest click; FirstSeen is the time of the first one.
+// are those of the click reported (the latest, or under first touch the
+// first, a click with a ctwa_clid before any without) and LastSeen is its
+// time; FirstSeen is the time of the first click.
 type Context struct {
 	Key
 	ClickID    string    `json:"ctwa_clid,omitempty"`
@@ -60,6 +66,11 @@ type Context struct {
 	Ref        string    `json:"ref,omitempty"`
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
+	// NoClickID: a WhatsApp referral without ctwa_clid (ads in WhatsApp
+	// Status, some EU leads): no conversion of it can be reported.
+	NoClickID bool `json:"no_click_id,omitempty"`
+	// FirstTouch: the context was written under the first-touch policy.
+	FirstTouch bool `json:"first_touch,omitempty"`
 }
 
 // ErrInvalidTouch means Record was given a touch it cannot store: an unknown

@@ -18,7 +18,9 @@ import (
 // The braces are the Redis Cluster hash tag, so every key of a conversation
 // lands on one slot. Its value is packed:
 //
-//	[0]     format version (formatV1)
+//	[0]     kind (low four bits: formatV1) and flags (flagFirstTouch: the
+//	        business keeps its first click; flagNoClickID: a WhatsApp
+//	        referral without ctwa_clid, such as an ad in WhatsApp Status)
 //	[1:7]   latest click, Unix milliseconds, 48-bit big-endian
 //	[7:13]  first seen, Unix milliseconds, 48-bit big-endian
 //	[13:]   body: ClickID, AdID, SourceType, SourceURL, Ref, in this order,
@@ -35,12 +37,26 @@ import (
 // Times sit at fixed offsets and compare as unsigned big-endian numbers, so the
 // Lua upsert reads them without decoding the body. Encoding is deterministic,
 // so equal clicks have equal bytes. The format is append-only: a change needs
-// a new version byte and is caught by testdata/stored.golden.
+// a new version byte and is caught by testdata/stored.golden. The flags cost
+// no byte: a last-touch context with a click id is stored exactly as before
+// they existed.
+//
+// Under first touch [1:7] is the time of the click kept (the first), so
+// both policies read one layout; "latest click" is the click reported.
+//
+// A key may instead hold an alias, written when WhatsApp says the user's id
+// changed (idchange.go): [0] formatAlias (with flagNoClickID copied from the
+// context it names), then the user id whose context the conversation is,
+// under the same channel and business.
 const (
-	formatV1   = 1
-	headerSize = 13
-	maxMillis  = 1<<48 - 1 // year 10889
-	maxField   = 4096      // bytes per click field; Meta's are far shorter
+	formatV1       = 1
+	formatAlias    = 2
+	flagFirstTouch = 0x10
+	flagNoClickID  = 0x20
+	kindMask       = 0x0f
+	headerSize     = 13
+	maxMillis      = 1<<48 - 1 // year 10889
+	maxField       = 4096      // bytes per click field; Meta's are far shorter
 )
 
 // Field encodings (the low two bits of a field header).
@@ -72,6 +88,12 @@ func (c *Context) fields() clickFields {
 func encodeContext(c *Context) []byte {
 	b := make([]byte, headerSize, headerSize+len(c.ClickID)+len(c.SourceURL)+len(c.Ref)+len(c.AdID)+len(c.SourceType)+10)
 	b[0] = formatV1
+	if c.FirstTouch {
+		b[0] |= flagFirstTouch
+	}
+	if c.NoClickID {
+		b[0] |= flagNoClickID
+	}
 	putUint48(b[1:7], uint64(c.LastSeen.UnixMilli()))
 	putUint48(b[7:13], uint64(c.FirstSeen.UnixMilli()))
 	fs := c.fields()
@@ -87,9 +109,10 @@ func encodeContext(c *Context) []byte {
 
 // decodeContext unpacks v into c, whose Key the caller sets.
 func decodeContext(v string, c *Context) error {
-	if len(v) < headerSize || v[0] != formatV1 {
+	if len(v) < headerSize || v[0]&kindMask != formatV1 || v[0]&^(kindMask|flagFirstTouch|flagNoClickID) != 0 {
 		return errCorrupt
 	}
+	c.FirstTouch, c.NoClickID = v[0]&flagFirstTouch != 0, v[0]&flagNoClickID != 0
 	c.LastSeen = millisTime(getUint48(v[1:7]))
 	c.FirstSeen = millisTime(getUint48(v[7:13]))
 	rest := v[headerSize:]
@@ -108,6 +131,26 @@ func decodeContext(v string, c *Context) error {
 		return errCorrupt
 	}
 	return nil
+}
+
+// encodeAlias packs an alias to the conversation of user id target;
+// noClickID copies that context's flag, which the upsert needs without
+// reading the context (a click id beats none).
+func encodeAlias(target string, noClickID bool) string {
+	b := byte(formatAlias)
+	if noClickID {
+		b |= flagNoClickID
+	}
+	return string(b) + target
+}
+
+// aliasTarget returns the user id an alias value names, and false when v is
+// not an alias.
+func aliasTarget(v string) (string, bool) {
+	if len(v) < 2 || v[0]&kindMask != formatAlias {
+		return "", false
+	}
+	return v[1:], true
 }
 
 // appendField appends s in its smallest encoding (raw on a tie).

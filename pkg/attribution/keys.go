@@ -134,5 +134,6 @@ func touchContext(t *Touch) Context {
 	return Context{
 		Key: t.Key, ClickID: t.ClickID, AdID: t.AdID, SourceType: t.SourceType,
 		SourceURL: t.SourceURL, Ref: t.Ref, FirstSeen: tm, LastSeen: tm,
+		NoClickID: t.Channel == WhatsApp && t.ClickID == "", FirstTouch: t.FirstTouch,
 	}
 }

@@ -52,7 +52,8 @@ func realisticTouches(n int, seed uint64) []Touch {
 	return touches
 }
 
-// TestMemoryPerContext measures Redis used_memory per stored WhatsApp context.
+// TestMemoryPerContext measures Redis used_memory per stored WhatsApp context,
+// for last-touch and first-touch businesses (each on its own redis-server).
 // A normal run stores a few thousand and only reports; with -memory (or
 // ATTRIBUTION_MEMORY=1) it stores -memory.n (100,000) and asserts the budget:
 //
@@ -63,6 +64,26 @@ func TestMemoryPerContext(t *testing.T) {
 	if full {
 		n = *memoryN
 	}
+	for _, policy := range []string{"last_touch", "first_touch"} {
+		t.Run(policy, func(t *testing.T) {
+			touches := realisticTouches(n, 1)
+			for i := range touches {
+				touches[i].FirstTouch = policy == "first_touch"
+			}
+			perContext := measureMemory(t, touches)
+			t.Logf("%d WhatsApp contexts, %s: %.1f bytes of used_memory each", n, policy, perContext)
+			if full && perContext > maxBytesPerContext {
+				t.Errorf("%.1f bytes per context; budget %d", perContext, maxBytesPerContext)
+			}
+		})
+	}
+}
+
+// measureMemory records touches (each a new context) on a fresh
+// redis-server and returns the growth of used_memory per context.
+func measureMemory(t *testing.T, touches []Touch) float64 {
+	t.Helper()
+	n := len(touches)
 	s, _ := newRealStore(t, 0)
 	ctx := t.Context()
 	usedMemory := func() int64 {
@@ -84,8 +105,6 @@ func TestMemoryPerContext(t *testing.T) {
 		t.Fatal("INFO memory has no used_memory")
 		return 0
 	}
-
-	touches := realisticTouches(n, 1)
 	record(t, s, touches[0]) // load the script and create the aliases first
 	before := usedMemory()
 	for len(touches) > 0 {
@@ -96,11 +115,7 @@ func TestMemoryPerContext(t *testing.T) {
 	if got := s.rdb.DBSize(ctx).Val(); got != int64(n+10) {
 		t.Fatalf("DBSIZE = %d; want %d contexts + 10 aliases", got, n)
 	}
-	perContext := float64(usedMemory()-before) / float64(n-1)
-	t.Logf("%d WhatsApp contexts: %.1f bytes of used_memory each", n, perContext)
-	if full && perContext > maxBytesPerContext {
-		t.Errorf("%.1f bytes per context; budget %d", perContext, maxBytesPerContext)
-	}
+	return float64(usedMemory()-before) / float64(n-1)
 }
 
 func BenchmarkRecord(b *testing.B) {

@@ -3,7 +3,6 @@ package attribution
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -63,8 +62,10 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 func (s *Store) TTL() time.Duration { return s.ttl }
 
 // Record stores touches in one round trip and, on a single node or
-// Sentinel, one script call: the latest click wins, the first
-// seen time is kept, and a duplicate delivery changes nothing. WhatsApp touches
+// Sentinel, one script call: a click with a ctwa_clid beats one without,
+// then the latest click wins (the earliest for a touch with FirstTouch), the
+// first seen time is kept, and a duplicate delivery changes nothing (see
+// upsert.lua). WhatsApp touches
 // with a PhoneNumberID also record phone_number_id → WABA id. If any touch is
 // invalid, nothing is stored and the error wraps ErrInvalidTouch. Every touch
 // is taken to be an ad click: callers pass only messages with a referral.
@@ -218,93 +219,17 @@ func (s *Store) Get(ctx context.Context, k Key) (Context, error) {
 }
 
 // Lookup returns the contexts for keys in one round trip in the common case
-// (a second only for WhatsApp keys given by phone_number_id). The result has
+// (a second for WhatsApp keys given by phone_number_id, and for ids that
+// changed: an alias names the conversation's key; ChangeID). The result has
 // one entry per key, nil where no context is stored. A returned Context's Key
-// is the key it is stored under: the WABA id, not the phone_number_id.
+// is the key it is stored under: the WABA id, not the phone_number_id, and
+// for an id that changed, the id whose context it is.
 func (s *Store) Lookup(ctx context.Context, keys []Key) ([]*Context, error) {
 	cs, err := s.lookup(ctx, keys)
 	if err != nil {
 		return nil, fmt.Errorf("attribution: lookup: %w", err)
 	}
 	return cs, nil
-}
-
-func (s *Store) lookup(ctx context.Context, keys []Key) ([]*Context, error) {
-	out := make([]*Context, len(keys))
-	gets := make([]*redis.StringCmd, len(keys))
-	// One alias GET per WhatsApp business id, in the same round trip, so that
-	// a phone_number_id costs a second trip only when its context is missing.
-	aliases := make(map[string]*redis.StringCmd)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, k := range keys {
-			ck, ok := contextKey(k)
-			if !ok {
-				continue // cannot be stored, so it is not found
-			}
-			gets[i] = p.Get(ctx, ck)
-			if _, seen := aliases[k.BusinessID]; !seen && k.Channel == WhatsApp {
-				aliases[k.BusinessID] = p.Get(ctx, aliasKey(k.BusinessID))
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	var retry []int
-	for i, g := range gets {
-		found, err := decodeInto(g, keys[i], &out[i])
-		if err != nil {
-			return nil, err
-		}
-		if !found && g != nil && keys[i].Channel == WhatsApp {
-			if waba, _ := aliases[keys[i].BusinessID].Result(); validID(waba) && waba != keys[i].BusinessID {
-				retry = append(retry, i)
-			}
-		}
-	}
-	if len(retry) == 0 {
-		return out, nil
-	}
-	stored := make([]Key, len(retry)) // keyed by WABA id instead
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for j, i := range retry {
-			stored[j] = keys[i]
-			stored[j].BusinessID = aliases[keys[i].BusinessID].Val()
-			ck, _ := contextKey(stored[j])
-			gets[i] = p.Get(ctx, ck)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	for j, i := range retry {
-		if _, err := decodeInto(gets[i], stored[j], &out[i]); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// decodeInto sets *dst to the context g fetched for k, if any.
-func decodeInto(g *redis.StringCmd, k Key, dst **Context) (bool, error) {
-	if g == nil {
-		return false, nil
-	}
-	v, err := g.Result()
-	if errors.Is(err, redis.Nil) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	c := &Context{Key: k}
-	if err := decodeContext(v, c); err != nil {
-		return false, err
-	}
-	*dst = c
-	return true, nil
 }
 
 // Expiry returns when the context stored under k expires (k as a returned

@@ -26,6 +26,30 @@ const (
 	Instagram Channel = "instagram"
 )
 
+// Attribution is a business's attribution policy: which of a
+// conversation's ad clicks its conversions are reported with.
+type Attribution string
+
+// The attribution policies. "" means LastTouch.
+const (
+	// LastTouch reports the latest click of the conversation (the default).
+	LastTouch Attribution = "last_touch"
+	// FirstTouch reports the first click of the conversation within
+	// CONTEXT_TTL and ignores later ones.
+	FirstTouch Attribution = "first_touch"
+)
+
+// Valid reports whether a is a policy ("" counts as LastTouch).
+func (a Attribution) Valid() bool { return a == "" || a == LastTouch || a == FirstTouch }
+
+// Or returns a, or LastTouch when a is "".
+func (a Attribution) Or() Attribution {
+	if a == "" {
+		return LastTouch
+	}
+	return a
+}
+
 // Valid reports whether c is one of the three channels.
 func (c Channel) Valid() bool { return c == WhatsApp || c == Messenger || c == Instagram }
 
@@ -64,10 +88,13 @@ type Business struct {
 	// Meta detected) into conversions for this business even when
 	// AUTOMATIC_EVENTS is off.
 	AutomaticEvents bool
-	Enabled         bool   // false: the business's conversions are not sent
-	PartnerAgent    string // "" = CAPI_PARTNER_AGENT
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// Attribution is which click of a conversation is reported: LastTouch
+	// (also "") or FirstTouch. Ingest applies it when it stores a click.
+	Attribution  Attribution
+	Enabled      bool   // false: the business's conversions are not sent
+	PartnerAgent string // "" = CAPI_PARTNER_AGENT
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Errors callers branch on with errors.Is.
@@ -142,6 +169,9 @@ func (b *Business) Validate() error {
 	}
 	if err := checkText("partner_agent", b.PartnerAgent, MaxPartnerAgentLen); err != nil {
 		return err
+	}
+	if !b.Attribution.Valid() {
+		return &ValidationError{"attribution", "must be last_touch or first_touch"}
 	}
 	if len(b.PhoneNumberIDs) > 0 && b.Channel != WhatsApp {
 		return &ValidationError{"phone_number_ids", "only WhatsApp businesses have phone_number_ids"}

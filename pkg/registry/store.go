@@ -44,6 +44,7 @@ type record struct {
 	PhoneNumberIDs  []string `json:"phone_number_ids,omitempty"`
 	RequireReferral *bool    `json:"require_referral,omitempty"`
 	AutomaticEvents bool     `json:"automatic_events,omitempty"`
+	Attribution     string   `json:"attribution,omitempty"` // "" = last_touch: older records read the same
 	Enabled         bool     `json:"enabled"`
 	PartnerAgent    string   `json:"partner_agent,omitempty"`
 }
@@ -58,6 +59,9 @@ func (s *Store) encode(b *Business) (string, error) {
 	r := record{Channel: b.Channel, DatasetID: b.DatasetID, TestEventCode: b.TestEventCode,
 		PhoneNumberIDs: b.PhoneNumberIDs, RequireReferral: b.RequireReferral,
 		AutomaticEvents: b.AutomaticEvents, Enabled: b.Enabled, PartnerAgent: b.PartnerAgent}
+	if b.Attribution == FirstTouch {
+		r.Attribution = string(FirstTouch)
+	}
 	var err error
 	if b.AccessToken.IsSet() {
 		if r.AccessToken, err = s.keys.seal(b.ID, fieldAccessToken, b.AccessToken.v); err != nil {
@@ -80,7 +84,7 @@ func (s *Store) decode(id string, h map[string]string) (Business, error) {
 	}
 	b := Business{ID: id, Channel: r.Channel, DatasetID: r.DatasetID, TestEventCode: r.TestEventCode,
 		PhoneNumberIDs: r.PhoneNumberIDs, RequireReferral: r.RequireReferral,
-		AutomaticEvents: r.AutomaticEvents, Enabled: r.Enabled, PartnerAgent: r.PartnerAgent,
+		AutomaticEvents: r.AutomaticEvents, Attribution: Attribution(r.Attribution), Enabled: r.Enabled, PartnerAgent: r.PartnerAgent,
 		CreatedAt: unixMilli(h[fieldCreate]), UpdatedAt: unixMilli(h[fieldUpdate])}
 	if r.AccessToken != "" {
 		v, _, err := s.keys.open(id, fieldAccessToken, r.AccessToken)

@@ -39,7 +39,7 @@ const (
 // a Payload and a nil error: unknown objects have an empty Channel.
 //
 // Every event the payload carries is counted once: as a Touch, as an
-// AutomaticEvent, as Ignored or as Malformed. Elements that are not even shaped like events (an entry that
+// AutomaticEvent, as an IDChange, as Ignored or as Malformed. Elements that are not even shaped like events (an entry that
 // is not an object, "messaging" that is not an array) count as Malformed.
 func Parse(body []byte) (Payload, error) {
 	p := parsers.Get().(*fastjson.Parser)

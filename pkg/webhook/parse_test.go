@@ -44,6 +44,10 @@ var fixtureCounts = map[string]counts{
 	"instagram_changes_message_strings.json":      {object: objectIG, channel: Instagram, ignored: 1},
 	"instagram_changes_message_numbers.json":      {object: objectIG, channel: Instagram},
 	"edge_empty_entry.json":                       {object: objectWhatsApp, channel: WhatsApp},
+	// System messages are IDChanges: see system_test.go.
+	"whatsapp_system_user_changed_number.json":  {object: objectWhatsApp, channel: WhatsApp},
+	"whatsapp_system_user_changed_user_id.json": {object: objectWhatsApp, channel: WhatsApp},
+	"whatsapp_cloud_status_ad_no_clid.json":     {object: objectWhatsApp, channel: WhatsApp},
 	// Automatic events are neither Touches nor ignored: see automatic_test.go.
 	"whatsapp_automatic_events_purchase.json": {object: objectWhatsApp, channel: WhatsApp},
 	"whatsapp_automatic_events_lead.json":     {object: objectWhatsApp, channel: WhatsApp},

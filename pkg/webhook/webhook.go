@@ -77,6 +77,9 @@ type Payload struct {
 	// click-to-WhatsApp threads (Cloud API field "automatic_events"), in
 	// delivery order; nil when there are none.
 	AutomaticEvents []AutomaticEvent `json:"automatic_events,omitempty"`
+	// IDChanges are WhatsApp system messages saying a customer's phone or
+	// BSUID changed (system.go), in delivery order; nil when there are none.
+	IDChanges []IDChange `json:"id_changes,omitempty"`
 	// Ignored counts events that were understood and carry nothing to store
 	// (statuses, errors, echoes, reads, messages without an ad referral,
 	// non-ad referrals, Instagram comment changes, template updates).

@@ -94,13 +94,17 @@ func (pl *Payload) parseValue(value *fastjson.Value, s waScope) {
 
 // events is how many events pl has counted so far.
 func (pl *Payload) events() int {
-	return len(pl.Touches) + len(pl.AutomaticEvents) + pl.Ignored + pl.Malformed
+	return len(pl.Touches) + len(pl.AutomaticEvents) + len(pl.IDChanges) + pl.Ignored + pl.Malformed
 }
 
 // waMessage turns one inbound WhatsApp message into a Touch, or counts it.
 func (pl *Payload) waMessage(msg, value *fastjson.Value, s waScope) {
 	if !isObject(msg) {
 		pl.Malformed++
+		return
+	}
+	if typ, _ := str(msg, "type"); string(typ) == "system" {
+		pl.waSystem(msg, s) // an id change (system.go)
 		return
 	}
 	ref := msg.Get("referral")
