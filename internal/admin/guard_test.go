@@ -221,7 +221,9 @@ func TestGuardOverflowNeverLocksOutTheRightToken(t *testing.T) {
 	s := New(Config{Token: "adm-token", Now: clk.now}, zaptest.NewLogger(t), prometheus.NewRegistry())
 	s.API().GET("/v1/things/:id", func(c echo.Context) error { return c.String(http.StatusOK, "thing") })
 	h := s.Handler()
-	addr := func(i int) string { return "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":4000" }
+	addr := func(i int) string {
+		return "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":4000"
+	}
 	const n = guardMaxClients + 30
 	for i := range n {
 		if rec := from(t, h, addr(i), "GET", "/v1/things/1", "Bearer guess", nil); rec.Code != http.StatusUnauthorized {
