@@ -84,6 +84,9 @@ const (
 	DefaultCaptureMaxAge    = 72 * time.Hour
 	DefaultCaptureQueue     = 4096
 	DefaultShutdownTimeout  = 15 * time.Second
+	// MinOnPremSecretLen keeps guessable secrets off the internet-facing
+	// listener: a 2-character one fell in 610 tries.
+	MinOnPremSecretLen = 16
 )
 
 // Settings lists every knob, in the order --help prints them: ingest's own,
@@ -123,7 +126,7 @@ func ownSettings() []settings.Setting {
 		{Env: "MAX_CONNECTIONS", Flag: "max-connections", Default: strconv.Itoa(DefaultMaxConnections), Help: "connections the webhook listener holds open at once; further ones wait to be accepted"},
 		{Env: "RESPONSE_DEADLINE", Flag: "response-deadline", Default: DefaultResponseDeadline.String(), Help: "every webhook answer within this time (body, queueing and store write included), else 503 and Meta retries; Messenger wants its 200 within 5s"},
 		{Env: "STORE_TIMEOUT", Flag: "store-timeout", Default: DefaultStoreTimeout.String(), Help: "bound on one Redis write; past it the webhook gets 503 and Meta retries"},
-		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password; env only)"},
+		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password), at least 16 characters; 10 wrong ones from an address within a minute block it until the minute ends (429) (env only)"},
 		{Env: "ONPREM_WABA_ID", Flag: "onprem-waba-id", Help: "WABA id the WhatsApp On-Premises client serves; with ONPREM_SECRET enables /webhook/onprem"},
 		{Env: "CAPTURE", Flag: "capture", Default: "off", Bool: true, Help: "on: copy each verified body (message text and names redacted) to JetStream stream WEBHOOKS"},
 		{Env: "CAPTURE_MAX_AGE", Flag: "capture-max-age", Default: "72h", Help: "how long the WEBHOOKS stream keeps captured bodies (Go duration or days)"},
@@ -209,6 +212,8 @@ func (c Config) Validate() error {
 	switch {
 	case (c.OnPremSecret == "") != (c.OnPremWABAID == ""):
 		return errors.New("config: ONPREM_SECRET and ONPREM_WABA_ID must be set together (or neither, to disable /webhook/onprem)")
+	case c.OnPremSecret != "" && len(c.OnPremSecret) < MinOnPremSecretLen:
+		return errors.New("config: ONPREM_SECRET must be at least 16 characters (it guards /webhook/onprem on the internet-facing listener)")
 	case c.Capture && c.NATSURL == "":
 		return errors.New("config: CAPTURE=on needs NATS_URL")
 	case c.Intake.Enabled() && c.NATSURL == "":

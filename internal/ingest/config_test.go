@@ -63,7 +63,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	e := required()
 	for k, v := range map[string]string{
 		"INGEST_ADDR": "127.0.0.1:0", "REDIS_URL": "redis://r:6379/1", "META_APP_SECRET": " a , b,,",
-		"ADMIN_TOKEN": "adm", "CONTEXT_TTL": "1d12h", "BODY_LIMIT": "512KiB", "ONPREM_SECRET": "op",
+		"ADMIN_TOKEN": "adm", "CONTEXT_TTL": "1d12h", "BODY_LIMIT": "512KiB", "ONPREM_SECRET": "op-secret-0123456789",
 		"ONPREM_WABA_ID": "123", "CAPTURE": "on", "CAPTURE_MAX_AGE": "3d", "NATS_URL": "nats://n:4222",
 		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s", "STORE_TIMEOUT": "250ms", "CAPTURE_QUEUE": "10",
 		"ADMIN_ADDR": "127.0.0.1:0", "MAX_BODY_BYTES_IN_FLIGHT": "8MiB", "MAX_CONNECTIONS": "10", "RESPONSE_DEADLINE": "2s",
@@ -79,7 +79,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		Addr: ":9090", RedisURL: "redis://r:6379/1", AppSecrets: []string{"a", "b"}, VerifyToken: "vt",
 		AdminAddr: "127.0.0.1:0", MaxBodyBytesInFlight: 8 << 20, MaxConnections: 10, ResponseDeadline: 2 * time.Second,
 		AdminToken: "adm", ContextTTL: 48 * time.Hour, BodyLimit: 512 << 10, StoreTimeout: 250 * time.Millisecond,
-		OnPremSecret: "op", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
+		OnPremSecret: "op-secret-0123456789", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
 		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
 		GraphBase: "https://graph.facebook.com", GraphVersion: capi.DefaultVersion, StreamReplicas: 3,
 	}
@@ -125,6 +125,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{"onprem secret alone", map[string]string{"ONPREM_SECRET": "x"}, nil, "ONPREM_WABA_ID"},
 		{"onprem id alone", map[string]string{"ONPREM_WABA_ID": "1"}, nil, "ONPREM_SECRET"},
+		{"short onprem secret", map[string]string{"ONPREM_SECRET": "0123456789abcde", "ONPREM_WABA_ID": "1"}, nil, "ONPREM_SECRET must be at least 16 characters"},
 		{"unknown flag", nil, []string{"-nope"}, "nope"},
 		{"secret as flag", nil, []string{"-meta-app-secret", "x"}, "meta-app-secret"},
 		{"stray argument", nil, []string{"serve"}, "serve"},

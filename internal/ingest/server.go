@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
@@ -88,6 +89,7 @@ type Server struct {
 	budget   bodyBudget
 	bodies   sync.Pool // *body
 	conns    atomic.Pointer[connLimit]
+	guard    *admin.Guard // wrong ONPREM_SECRETs per address
 	e        *echo.Echo
 	h        http.Handler // e behind the response deadline
 }
@@ -133,6 +135,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.m = m
 	s.alerts = newAlerts(s.log)
+	s.guard = admin.NewGuard(s.log, nil)
 	deps.Store.SetRecordHook((&statsHook{rdb: deps.Store.Client()}).record) // GET /v1/stats and business health (stats.go)
 	s.rec = newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize)
 	secrets := make([][]byte, len(cfg.AppSecrets))
