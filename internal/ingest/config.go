@@ -37,19 +37,25 @@ type Config struct {
 	// MaxBodyBytesInFlight (MAX_BODY_BYTES_IN_FLIGHT) bounds the memory the
 	// buffers of all bodies being read or handled hold (body.go).
 	MaxBodyBytesInFlight int64
-	MaxConnections       int           // MAX_CONNECTIONS on the webhook listener
-	ResponseDeadline     time.Duration // RESPONSE_DEADLINE: every answer within it, else 503
-	StoreTimeout         time.Duration // STORE_TIMEOUT: bound on one Redis write
-	OnPremSecret         string        // ONPREM_SECRET; with OnPremWABAID enables /webhook/onprem
-	OnPremWABAID         string        // ONPREM_WABA_ID
-	Capture              bool          // CAPTURE=on: copy verified bodies to JetStream
-	CaptureMaxAge        time.Duration // CAPTURE_MAX_AGE of the WEBHOOKS stream
-	CaptureQueue         int           // CAPTURE_QUEUE: bodies waiting to be published
-	NATSURL              string        // NATS_URL
-	LogLevel             zapcore.Level // LOG_LEVEL
-	ShutdownTimeout      time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
-	PprofAddr            string        // PPROF_ADDR: /debug/pprof listener; empty: off
-	StreamReplicas       int           // STREAM_REPLICAS of WEBHOOKS and FORWARD (also in Forward); 0: 1
+	MaxConnections       int // MAX_CONNECTIONS on the webhook listener
+	// MaxConnectionsPerAddress (MAX_CONNECTIONS_PER_ADDRESS) bounds the
+	// webhook listener's connections from one address (conns.go).
+	MaxConnectionsPerAddress int
+	// FirstByteTimeout (FIRST_BYTE_TIMEOUT): a new connection that sent no
+	// byte within it is closed (conns.go).
+	FirstByteTimeout time.Duration
+	ResponseDeadline time.Duration // RESPONSE_DEADLINE: every answer within it, else 503
+	StoreTimeout     time.Duration // STORE_TIMEOUT: bound on one Redis write
+	OnPremSecret     string        // ONPREM_SECRET; with OnPremWABAID enables /webhook/onprem
+	OnPremWABAID     string        // ONPREM_WABA_ID
+	Capture          bool          // CAPTURE=on: copy verified bodies to JetStream
+	CaptureMaxAge    time.Duration // CAPTURE_MAX_AGE of the WEBHOOKS stream
+	CaptureQueue     int           // CAPTURE_QUEUE: bodies waiting to be published
+	NATSURL          string        // NATS_URL
+	LogLevel         zapcore.Level // LOG_LEVEL
+	ShutdownTimeout  time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
+	PprofAddr        string        // PPROF_ADDR: /debug/pprof listener; empty: off
+	StreamReplicas   int           // STREAM_REPLICAS of WEBHOOKS and FORWARD (also in Forward); 0: 1
 
 	// The admin listener's other services, wired by cmd/ingest and
 	// cmd/all-in-one (the Server itself only enqueues for Forward).
@@ -74,6 +80,15 @@ const (
 	DefaultBodyLimit            = 3 << 20
 	DefaultMaxBodyBytesInFlight = 64 << 20
 	DefaultMaxConnections       = 4096
+	// DefaultMaxConnectionsPerAddress leaves Meta's deliveries (a few
+	// connections per sending host) far below it while 16 addresses cannot
+	// take every slot. Behind a proxy every connection is the proxy's:
+	// raise it to MAX_CONNECTIONS there.
+	DefaultMaxConnectionsPerAddress = 256
+	// DefaultFirstByteTimeout: a client that connects has its request ready;
+	// 2 s leave room for a slow network and keep idle connections from
+	// holding slots past Meta's 5 s.
+	DefaultFirstByteTimeout = 2 * time.Second
 	// DefaultResponseDeadline leaves a second of margin under Messenger's
 	// "within 5 or less seconds" for the 200 (Messenger Platform, "Webhooks",
 	// https://developers.facebook.com/docs/messenger-platform/webhooks),
@@ -124,6 +139,8 @@ func ownSettings() []settings.Setting {
 		{Env: "BODY_LIMIT", Flag: "body-limit", Default: "3MiB", Help: "largest webhook body accepted (Meta's payloads reach 3 MB); bigger ones get 413 (bytes, or with KiB/MiB)"},
 		{Env: "MAX_BODY_BYTES_IN_FLIGHT", Flag: "max-body-bytes-in-flight", Default: "64MiB", Help: "memory all request bodies being read or handled may hold together (buffers grow as bytes arrive); past it requests get 503; at least 2 × BODY_LIMIT"},
 		{Env: "MAX_CONNECTIONS", Flag: "max-connections", Default: strconv.Itoa(DefaultMaxConnections), Help: "connections the webhook listener holds open at once; further ones wait to be accepted"},
+		{Env: "MAX_CONNECTIONS_PER_ADDRESS", Flag: "max-connections-per-address", Default: strconv.Itoa(DefaultMaxConnectionsPerAddress), Help: "connections one client address (an IPv6 one by its /64) may hold on the webhook listener; further ones are closed as accepted (behind a proxy, raise it to MAX_CONNECTIONS)"},
+		{Env: "FIRST_BYTE_TIMEOUT", Flag: "first-byte-timeout", Default: DefaultFirstByteTimeout.String(), Help: "a new webhook-listener connection that sends no byte of a request within it is closed, so idle connections do not hold the slots Meta's deliveries need"},
 		{Env: "RESPONSE_DEADLINE", Flag: "response-deadline", Default: DefaultResponseDeadline.String(), Help: "every webhook answer within this time (body, queueing and store write included), else 503 and Meta retries; Messenger wants its 200 within 5s"},
 		{Env: "STORE_TIMEOUT", Flag: "store-timeout", Default: DefaultStoreTimeout.String(), Help: "bound on one Redis write; past it the webhook gets 503 and Meta retries"},
 		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password), at least 16 characters; 10 wrong ones from an address within a minute block it until the minute ends (429) (env only)"},
@@ -151,34 +168,36 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{
-		Addr:                 v.Text("INGEST_ADDR"),
-		AdminAddr:            v.Text("ADMIN_ADDR"),
-		RedisURL:             v.Text("REDIS_URL"),
-		AppSecrets:           splitSecrets(v.Text("META_APP_SECRET")),
-		VerifyToken:          v.Text("META_VERIFY_TOKEN"),
-		AdminToken:           v.Text("ADMIN_TOKEN"),
-		ContextTTL:           v.Duration("CONTEXT_TTL"),
-		BodyLimit:            v.Size("BODY_LIMIT"),
-		MaxBodyBytesInFlight: v.Size("MAX_BODY_BYTES_IN_FLIGHT"),
-		MaxConnections:       v.Int("MAX_CONNECTIONS"),
-		ResponseDeadline:     v.Duration("RESPONSE_DEADLINE"),
-		StoreTimeout:         v.Duration("STORE_TIMEOUT"),
-		OnPremSecret:         v.Text("ONPREM_SECRET"),
-		OnPremWABAID:         v.Text("ONPREM_WABA_ID"),
-		Tracing:              tracing.FromValues(v),
-		Capture:              v.Bool("CAPTURE"),
-		CaptureMaxAge:        v.Duration("CAPTURE_MAX_AGE"),
-		CaptureQueue:         int(v.Size("CAPTURE_QUEUE")),
-		NATSURL:              v.Text("NATS_URL"),
-		LogLevel:             v.Level("LOG_LEVEL"),
-		ShutdownTimeout:      v.Duration("SHUTDOWN_TIMEOUT"),
-		PprofAddr:            v.Text("PPROF_ADDR"),
-		Intake:               intake.ConfigFrom(v),
-		AutoEvents:           autoevents.ConfigFrom(v),
-		RegistryKey:          v.Text(registry.KeyEnv),
-		GraphBase:            strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
-		GraphVersion:         v.Text("GRAPH_API_VERSION"),
-		CAPIAccessToken:      v.Text("CAPI_ACCESS_TOKEN"),
+		Addr:                     v.Text("INGEST_ADDR"),
+		AdminAddr:                v.Text("ADMIN_ADDR"),
+		RedisURL:                 v.Text("REDIS_URL"),
+		AppSecrets:               splitSecrets(v.Text("META_APP_SECRET")),
+		VerifyToken:              v.Text("META_VERIFY_TOKEN"),
+		AdminToken:               v.Text("ADMIN_TOKEN"),
+		ContextTTL:               v.Duration("CONTEXT_TTL"),
+		BodyLimit:                v.Size("BODY_LIMIT"),
+		MaxBodyBytesInFlight:     v.Size("MAX_BODY_BYTES_IN_FLIGHT"),
+		MaxConnections:           v.Int("MAX_CONNECTIONS"),
+		MaxConnectionsPerAddress: v.Int("MAX_CONNECTIONS_PER_ADDRESS"),
+		FirstByteTimeout:         v.Duration("FIRST_BYTE_TIMEOUT"),
+		ResponseDeadline:         v.Duration("RESPONSE_DEADLINE"),
+		StoreTimeout:             v.Duration("STORE_TIMEOUT"),
+		OnPremSecret:             v.Text("ONPREM_SECRET"),
+		OnPremWABAID:             v.Text("ONPREM_WABA_ID"),
+		Tracing:                  tracing.FromValues(v),
+		Capture:                  v.Bool("CAPTURE"),
+		CaptureMaxAge:            v.Duration("CAPTURE_MAX_AGE"),
+		CaptureQueue:             int(v.Size("CAPTURE_QUEUE")),
+		NATSURL:                  v.Text("NATS_URL"),
+		LogLevel:                 v.Level("LOG_LEVEL"),
+		ShutdownTimeout:          v.Duration("SHUTDOWN_TIMEOUT"),
+		PprofAddr:                v.Text("PPROF_ADDR"),
+		Intake:                   intake.ConfigFrom(v),
+		AutoEvents:               autoevents.ConfigFrom(v),
+		RegistryKey:              v.Text(registry.KeyEnv),
+		GraphBase:                strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
+		GraphVersion:             v.Text("GRAPH_API_VERSION"),
+		CAPIAccessToken:          v.Text("CAPI_ACCESS_TOKEN"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err
@@ -230,6 +249,10 @@ func (c Config) Validate() error {
 		return errors.New("config: MAX_BODY_BYTES_IN_FLIGHT must be at least 2 × BODY_LIMIT (a body's buffer doubles as it grows)")
 	case c.MaxConnections <= 0:
 		return errors.New("config: MAX_CONNECTIONS must be positive")
+	case c.MaxConnectionsPerAddress <= 0:
+		return errors.New("config: MAX_CONNECTIONS_PER_ADDRESS must be positive (behind a proxy, set it to MAX_CONNECTIONS)")
+	case c.FirstByteTimeout <= 0:
+		return errors.New("config: FIRST_BYTE_TIMEOUT must be positive")
 	case c.ResponseDeadline <= 0:
 		return errors.New("config: RESPONSE_DEADLINE must be positive")
 	case c.CaptureQueue <= 0:
@@ -262,6 +285,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnectionsPerAddress <= 0 {
+		c.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
+	}
+	if c.FirstByteTimeout <= 0 {
+		c.FirstByteTimeout = DefaultFirstByteTimeout
 	}
 	if c.ResponseDeadline <= 0 {
 		c.ResponseDeadline = DefaultResponseDeadline
