@@ -237,8 +237,8 @@ func (c Config) Validate() error {
 		return errors.New("config: CAPTURE=on needs NATS_URL")
 	case c.Intake.Enabled() && c.NATSURL == "":
 		return errors.New("config: INTAKE_TOKEN needs NATS_URL (the intake publishes conversions to JetStream)")
-	case c.Intake.AckTimeout >= admin.WriteTimeout:
-		return errors.New("config: INTAKE_ACK_TIMEOUT must stay below the admin listener's write timeout (1m), or the 202 could not be written")
+	case 2*c.Intake.AckTimeout >= admin.WriteTimeout:
+		return errors.New("config: INTAKE_ACK_TIMEOUT must stay below half the admin listener's write timeout (1m): the body's read and then the acks may each take it, and the 202 must still be written")
 	case c.AutoEvents.On && c.NATSURL == "":
 		return errors.New("config: AUTOMATIC_EVENTS=on needs NATS_URL (automatic events are published as conversions)")
 	case c.Forward.Enabled() && c.NATSURL == "":
