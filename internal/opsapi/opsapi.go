@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
@@ -158,7 +159,7 @@ func (a *api) listLetters(c echo.Context) error {
 func (a *api) filter(reason, business, since string) (sender.DeadLetterFilter, error) {
 	f := sender.DeadLetterFilter{Reason: reason, Business: business}
 	if reason != "" && !isReason(reason) {
-		return f, fail(http.StatusBadRequest, "unknown reason: want one of "+strings.Join(sender.Reasons, ", "))
+		return f, fail(http.StatusBadRequest, "unknown reason: want one of "+strings.Join(sender.ListReasons, ", "))
 	}
 	t, err := sender.ParseSince(since, a.Now())
 	if err != nil {
@@ -169,7 +170,7 @@ func (a *api) filter(reason, business, since string) (sender.DeadLetterFilter, e
 }
 
 func isReason(r string) bool {
-	for _, x := range sender.Reasons {
+	for _, x := range sender.ListReasons {
 		if x == r {
 			return true
 		}
@@ -234,23 +235,49 @@ func (a *api) redrive(c echo.Context) error {
 	if req.Limit < 0 {
 		return fail(http.StatusBadRequest, "limit must not be negative")
 	}
-	opts := sender.RedriveOptions{Business: f.Business, Seqs: req.Seqs, From: f.Since, Limit: req.Limit,
-		DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL)}
-	if f.Reason != "" {
-		opts.Reasons = []string{f.Reason}
+	if f.Reason == sender.ReasonForward && f.Business != "" {
+		return fail(http.StatusBadRequest, "forward dead letters are webhook bodies with no business_id: select them by reason, since or seqs")
 	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	res, err := sender.Redrive(ctx, a.JS, opts)
-	if errors.Is(err, sender.ErrNeedForce) {
-		return fail(http.StatusBadRequest, "in_doubt needs \"force\": true: those events may already be at Meta, which does not deduplicate them; check Events Manager first")
+	var matched, redriven int
+	// Conversions go back to CONVERSIONS (sender.Redrive), forwarded
+	// webhook bodies to stream FORWARD for their own destination
+	// (forward.Redrive); sequences may name either kind.
+	if f.Reason != sender.ReasonForward {
+		opts := sender.RedriveOptions{Business: f.Business, Seqs: req.Seqs, From: f.Since, Limit: req.Limit,
+			DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL)}
+		if f.Reason != "" {
+			opts.Reasons = []string{f.Reason}
+		}
+		res, err := sender.Redrive(ctx, a.JS, opts)
+		if errors.Is(err, sender.ErrNeedForce) {
+			return fail(http.StatusBadRequest, "in_doubt needs \"force\": true: those events may already be at Meta, which does not deduplicate them; check Events Manager first")
+		}
+		if err != nil {
+			return err
+		}
+		matched, redriven = res.Matched, res.Republished
 	}
-	if err != nil {
-		return err
+	if f.Reason == sender.ReasonForward || (f.Reason == "" && f.Business == "" && len(req.Seqs) > 0) {
+		limit := req.Limit
+		if limit > 0 {
+			limit = max(limit-matched, 0)
+			if limit == 0 {
+				limit = -1 // the conversions took the whole limit
+			}
+		}
+		if limit >= 0 {
+			res, err := forward.Redrive(ctx, a.JS, forward.RedriveOptions{Seqs: req.Seqs, From: f.Since, Limit: limit, DryRun: req.DryRun})
+			if err != nil {
+				return err
+			}
+			matched, redriven = matched+res.Matched, redriven+res.Republished
+		}
 	}
-	a.Log.Info("dead letters redriven", zap.Int("matched", res.Matched), zap.Int("redriven", res.Republished),
+	a.Log.Info("dead letters redriven", zap.Int("matched", matched), zap.Int("redriven", redriven),
 		zap.Bool("dry_run", req.DryRun), zap.String("reason", req.Reason), zap.String("business_id", req.Business))
-	return c.JSON(http.StatusOK, map[string]any{"matched": res.Matched, "redriven": res.Republished, "dry_run": req.DryRun})
+	return c.JSON(http.StatusOK, map[string]any{"matched": matched, "redriven": redriven, "dry_run": req.DryRun})
 }
 
 func (a *api) stats(c echo.Context) error {
