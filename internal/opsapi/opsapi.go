@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +52,7 @@ type api struct{ Deps }
 
 // Register mounts on g:
 //
-//	GET  /v1/events/:business_id/:event_id   an event's trail
+//	GET  /v1/events/:business_id/*event_id   an event's trail (the id whole, '/' and all)
 //	GET  /v1/dead-letters?reason=&business=&since=&limit=&cursor=
 //	GET  /v1/dead-letters/:seq?reveal=1
 //	POST /v1/dead-letters/redrive
@@ -73,7 +74,9 @@ func Register(g *echo.Group, d Deps) {
 		d.SentTTL = ledger.DefaultSentTTL
 	}
 	a := &api{d}
-	g.GET("/v1/events/:business_id/:event_id", a.event)
+	// The event id is the rest of the path, whole: an order system's ids
+	// hold '/' ("ord/42", sent as ord%2F42 or not) and '='.
+	g.GET("/v1/events/:business_id/*", a.event)
 	g.GET("/v1/dead-letters", a.listLetters)
 	g.POST("/v1/dead-letters/redrive", a.redrive)
 	g.GET("/v1/dead-letters/:seq", a.showLetter)
@@ -87,9 +90,13 @@ func (a *api) ctx(c echo.Context) (context.Context, context.CancelFunc) {
 }
 
 func (a *api) event(c echo.Context) error {
+	business, eventID, err := eventPath(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	r, err := trail.Read(ctx, a.Redis, c.Param("business_id"), c.Param("event_id"), a.SentTTL, a.Now())
+	r, err := trail.Read(ctx, a.Redis, business, eventID, a.SentTTL, a.Now())
 	if errors.Is(err, trail.ErrNotFound) {
 		return fail(http.StatusNotFound, "no trail for this event: the sender has not taken it in yet, its trail is older than SENT_TTL, "+
 			"or the sender runs with TRAIL=false; check business_id and event_id as published")
@@ -98,6 +105,26 @@ func (a *api) event(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// eventPath returns the business id and the event id of an event's path.
+// Echo routes on the escaped path (RawPath) when the request has one, and
+// its parameters are then escaped too ("ord%2F42"): they are unescaped
+// here. Without escapes, the wildcard holds the id with its '/' already.
+func eventPath(c echo.Context) (string, string, error) {
+	business, eventID := c.Param("business_id"), c.Param("*")
+	if c.Request().URL.RawPath != "" {
+		var err1, err2 error
+		business, err1 = url.PathUnescape(business)
+		eventID, err2 = url.PathUnescape(eventID)
+		if err1 != nil || err2 != nil {
+			return "", "", fail(http.StatusBadRequest, "the path is not validly escaped")
+		}
+	}
+	if business == "" || eventID == "" {
+		return "", "", fail(http.StatusBadRequest, "want /v1/events/{business_id}/{event_id}, the event_id path-escaped")
+	}
+	return business, eventID, nil
 }
 
 // letterJSON is a listed dead letter.
