@@ -44,11 +44,11 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	env := []string{
 		"META_APP_SECRET=walk-secret", "META_VERIFY_TOKEN=walk-verify", "ADMIN_TOKEN=walk-admin",
-		"ONPREM_SECRET=walk-onprem", "ONPREM_WABA_ID=104222339999001",
+		"ONPREM_SECRET=walk-onprem-secret-0001", "ONPREM_WABA_ID=104222339999001",
 		"INGEST_ADDR=127.0.0.1:0", "ADMIN_ADDR=127.0.0.1:0", "NATS_ADDR=127.0.0.1:0", "DATA_DIR=" + filepath.Join(dir, "data"),
 	}
 	w := startWalkthrough(t, dir, env)
-	rp := start(t, "replay", "", []string{"META_APP_SECRET=walk-secret", "ONPREM_SECRET=walk-onprem"},
+	rp := start(t, "replay", "", []string{"META_APP_SECRET=walk-secret", "ONPREM_SECRET=walk-onprem-secret-0001"},
 		"-target", w.ingest+"/webhook", replayExample(t, "webhooks"), replayExample(t, "onprem"))
 	if code := replayExit(rp, time.Minute); code != 0 || !strings.Contains(rp.Output(), "4 ok, 0 failed") {
 		t.Fatalf("replay: exit %d:\n%s", code, rp.Output())
@@ -86,7 +86,7 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 		!strings.Contains(dry.Output(), "4 bodies: 4 ok") {
 		t.Errorf("replay -dry-run -from-capture: exit %d:\n%s", code, dry.Output())
 	}
-	again := start(t, "replay", "", []string{"META_APP_SECRET=walk-secret", "ONPREM_SECRET=walk-onprem"},
+	again := start(t, "replay", "", []string{"META_APP_SECRET=walk-secret", "ONPREM_SECRET=walk-onprem-secret-0001"},
 		"-target", w.ingest+"/webhook", "-from-capture", "-nats", w.nats, "-since", "1h")
 	if code := replayExit(again, time.Minute); code != 0 || !strings.Contains(again.Output(), "4 ok, 0 failed") {
 		t.Errorf("replay -from-capture: exit %d:\n%s", code, again.Output())

@@ -86,7 +86,7 @@ func (a *allInOne) stop(t *testing.T) error {
 func testVars(dir string) map[string]string {
 	return map[string]string{
 		"META_APP_SECRET": "aio-app-secret", "META_VERIFY_TOKEN": "aio-verify", "ADMIN_TOKEN": "aio-admin",
-		"ONPREM_SECRET": "aio-onprem", "ONPREM_WABA_ID": "104222339999001",
+		"ONPREM_SECRET": "aio-onprem-secret-0001", "ONPREM_WABA_ID": "104222339999001",
 		"INGEST_ADDR": "127.0.0.1:0", "ADMIN_ADDR": "127.0.0.1:0", "NATS_ADDR": "127.0.0.1:0", "DATA_DIR": dir,
 	}
 }

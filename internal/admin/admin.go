@@ -61,7 +61,7 @@ func New(cfg Config, log *zap.Logger, gatherer prometheus.Gatherer) *Server {
 	// Every route of the listener, the console's and the intake's too:
 	// tokens cannot be guessed faster than GuardMaxFailures a GuardWindow
 	// from one address (guard.go, Check).
-	e.Use(recoverPanic, newGuard(s.log, cfg.Now).middleware)
+	e.Use(recoverPanic, NewGuard(s.log, cfg.Now).middleware)
 	metrics := echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	if cfg.Token != "" {
 		e.GET("/metrics", metrics, RequireBearer(cfg.Token))

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"crypto/sha256"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"strconv"
@@ -22,11 +23,19 @@ import (
 const (
 	GuardMaxFailures = 10
 	GuardWindow      = time.Minute
-	// guardMaxClients bounds the addresses tracked. Past it, windows that
-	// ended are swept (at most once a second); a new address beyond it
-	// counts in its realm's one overflow entry (memory an attacker cannot
-	// grow, and addresses it cannot slip through).
+	// guardMaxClients bounds the addresses tracked in full (their distinct
+	// wrong tokens). Past it, windows that ended are swept (at most once a
+	// second); a new address beyond it is tracked in the overflow tier.
 	guardMaxClients = 10000
+	// guardMaxOverflow bounds the overflow tier: addresses counted by a
+	// 64-bit digest and a count (every wrong token counts there, a few
+	// bytes each), all sharing one window. An address is refused only for
+	// its own wrong tokens, never for its neighbours' in the tier: a
+	// shared entry would let anyone with 10,000 addresses lock the right
+	// token out everywhere. Past both tables the addresses of an attack
+	// that large are not counted (a right token is never refused for them
+	// either); a WARN says so once a window.
+	guardMaxOverflow = 100000
 )
 
 // The realms of Check: their tokens are counted apart, so that an order
@@ -35,9 +44,10 @@ const (
 const (
 	RealmAdmin  = "admin"  // ADMIN_TOKEN: the admin API, /metrics, the console's login
 	RealmIntake = "intake" // INTAKE_TOKEN: POST /v1/conversions
+	RealmOnPrem = "onprem" // ONPREM_SECRET: POST /webhook/onprem on the webhook listener
 )
 
-// guard counts wrong tokens per client address and realm, each distinct
+// Guard counts wrong tokens per client address and realm, each distinct
 // one once (the same stale token retried is no new guess). The count is
 // taken at the comparison, under its lock (Check), not around the request:
 // concurrent guesses from one address are checked one after the other and
@@ -47,13 +57,21 @@ const (
 // never X-Forwarded-For, which any client sets as it likes; behind a proxy
 // every client shares the proxy's address, so the proxy should limit on its
 // own.
-type guard struct {
+//
+// The admin listener has one (New); the webhook listener has its own for
+// ONPREM_SECRET (internal/ingest).
+type Guard struct {
 	log *zap.Logger
 	now func() time.Time
 
 	mu      sync.Mutex
 	clients map[string]*strikes // realm + " " + address
 	swept   time.Time
+	// The overflow tier: addresses beyond guardMaxClients, by digest.
+	seed      maphash.Seed
+	over      map[uint64]uint8
+	overSince time.Time // the tier's one window
+	overWarn  bool      // the tier's full WARN was logged in this window
 }
 
 type strikes struct {
@@ -65,27 +83,26 @@ type strikes struct {
 	seen [GuardMaxFailures][16]byte
 }
 
-func newGuard(log *zap.Logger, now func() time.Time) *guard {
+// NewGuard returns an empty Guard; now is its clock (time.Now when nil).
+func NewGuard(log *zap.Logger, now func() time.Time) *Guard {
 	if now == nil {
 		now = time.Now
 	}
-	return &guard{log: log, now: now, clients: map[string]*strikes{}}
+	return &Guard{log: log, now: now, clients: map[string]*strikes{}, seed: maphash.MakeSeed(), over: map[uint64]uint8{}}
 }
 
 // check calls compare unless key is blocked, counting a false answer for
 // a token (presented) not tried before in the window. It returns whether
 // compare accepted, or how long key must wait. When the table is full, a
-// new key counts in its realm's overflow entry: addresses not tracked are
-// limited together, never not at all.
-func (g *guard) check(realm, client, presented string, compare func() bool) (bool, time.Duration) {
+// new key is counted in the overflow tier (checkOverflow).
+func (g *Guard) check(realm, client, presented string, compare func() bool) (bool, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	key := realm + " " + client
 	s := g.live(key, now)
 	if s == nil && !g.room(now) {
-		key = realm + " overflow"
-		s = g.live(key, now)
+		return g.checkOverflow(realm, client, compare, now)
 	}
 	if s != nil && s.n >= GuardMaxFailures {
 		return false, s.since.Add(GuardWindow).Sub(now)
@@ -108,14 +125,46 @@ func (g *guard) check(realm, client, presented string, compare func() bool) (boo
 	s.seen[s.n] = d
 	s.n++
 	if s.n == GuardMaxFailures {
-		g.log.Warn("too many wrong tokens on the admin listener: this address's tokens of the realm are refused until its window ends",
-			zap.String("client", key), zap.Int("failures", s.n), zap.Duration("window", GuardWindow))
+		g.log.Warn("too many wrong tokens: this address's tokens of the realm are refused until its window ends",
+			zap.String("realm", realm), zap.String("client", client), zap.Int("failures", s.n), zap.Duration("window", GuardWindow))
+	}
+	return false, 0
+}
+
+// checkOverflow is check for an address the full table has no room for:
+// it waits only when it sent GuardMaxFailures wrong tokens itself. Under
+// g.mu.
+func (g *Guard) checkOverflow(realm, client string, compare func() bool, now time.Time) (bool, time.Duration) {
+	if now.Sub(g.overSince) >= GuardWindow {
+		clear(g.over)
+		g.overSince, g.overWarn = now, false
+	}
+	d := maphash.String(g.seed, realm+" "+client)
+	n, tracked := g.over[d]
+	if n >= GuardMaxFailures {
+		return false, g.overSince.Add(GuardWindow).Sub(now)
+	}
+	if compare() {
+		return true, 0
+	}
+	switch {
+	case tracked || len(g.over) < guardMaxOverflow:
+		g.over[d] = n + 1
+		if n+1 == GuardMaxFailures {
+			g.log.Warn("too many wrong tokens: this address's tokens of the realm are refused until its window ends",
+				zap.String("realm", realm), zap.String("client", client), zap.Int("failures", GuardMaxFailures),
+				zap.Duration("window", GuardWindow), zap.Bool("overflow", true))
+		}
+	case !g.overWarn:
+		g.overWarn = true
+		g.log.Warn("wrong tokens from more addresses than the guard tracks: those beyond it are not limited until the window ends",
+			zap.String("realm", realm), zap.Int("tracked", guardMaxClients+guardMaxOverflow), zap.Duration("window", GuardWindow))
 	}
 	return false, 0
 }
 
 // live returns key's strikes of a window that has not ended.
-func (g *guard) live(key string, now time.Time) *strikes {
+func (g *Guard) live(key string, now time.Time) *strikes {
 	s := g.clients[key]
 	if s != nil && now.Sub(s.since) >= GuardWindow {
 		delete(g.clients, key)
@@ -126,7 +175,7 @@ func (g *guard) live(key string, now time.Time) *strikes {
 
 // room reports whether another address may be tracked, sweeping windows
 // that ended when the table is full (at most once a second). Under g.mu.
-func (g *guard) room(now time.Time) bool {
+func (g *Guard) room(now time.Time) bool {
 	if len(g.clients) < guardMaxClients {
 		return true
 	}
@@ -162,7 +211,7 @@ func (b *Blocked) RetryAfter() string {
 type guardKey struct{}
 
 type guarded struct {
-	g      *guard
+	g      *Guard
 	client string
 }
 
@@ -196,6 +245,17 @@ func Check(r *http.Request, realm, presented string, compare func() bool) (bool,
 	return ok, nil
 }
 
+// Check is the package's Check for a request on a listener that put no
+// Guard in its requests' contexts (the webhook listener): r's address is
+// counted in g.
+func (g *Guard) Check(r *http.Request, realm, presented string, compare func() bool) (bool, error) {
+	ok, wait := g.check(realm, clientOf(r), presented, compare)
+	if wait > 0 {
+		return false, &Blocked{Wait: wait}
+	}
+	return ok, nil
+}
+
 // SetRetryAfter sets Retry-After on h when err is a *Blocked.
 func SetRetryAfter(h http.Header, err error) {
 	if b, ok := err.(*Blocked); ok {
@@ -205,7 +265,7 @@ func SetRetryAfter(h http.Header, err error) {
 
 // middleware puts g and the client's address into each request's context
 // for Check (once: an in-process request passes it again).
-func (g *guard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+func (g *Guard) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		if _, seen := r.Context().Value(guardKey{}).(guarded); !seen {

@@ -172,12 +172,13 @@ func TestGuard(t *testing.T) {
 	}
 }
 
-// TestGuardBounded: the addresses tracked stay under guardMaxClients; past
-// it, new addresses share their realm's overflow entry, under the same
-// limit (not no limit); windows that ended make room.
+// TestGuardBounded: the addresses tracked in full stay under
+// guardMaxClients; past it, new addresses are counted in the overflow
+// tier, each under the same limit for its own wrong tokens (not no limit,
+// and not a limit shared with others); windows that ended make room.
 func TestGuardBounded(t *testing.T) {
 	clk := &clock{t: time.Unix(0, 0)}
-	g := newGuard(zaptest.NewLogger(t), clk.now)
+	g := NewGuard(zaptest.NewLogger(t), clk.now)
 	wrong := func() bool { return false }
 	for i := range guardMaxClients {
 		g.check(RealmAdmin, "a"+strconv.Itoa(i), "guess", wrong)
@@ -186,21 +187,63 @@ func TestGuardBounded(t *testing.T) {
 		t.Fatalf("%d addresses tracked; want %d", n, guardMaxClients)
 	}
 	for i := range GuardMaxFailures {
-		if _, wait := g.check(RealmAdmin, "new-"+strconv.Itoa(i), "guess-"+strconv.Itoa(i), wrong); wait != 0 {
+		if _, wait := g.check(RealmAdmin, "new", "guess-"+strconv.Itoa(i), wrong); wait != 0 {
 			t.Fatalf("overflow guess %d refused", i+1)
 		}
 	}
 	compared := false
-	if _, wait := g.check(RealmAdmin, "newest", "guess-x", func() bool { compared = true; return false }); wait == 0 || compared {
-		t.Fatalf("an untracked address after %d overflow guesses: wait %v, compared %v; want refused", GuardMaxFailures, wait, compared)
+	if _, wait := g.check(RealmAdmin, "new", "guess-x", func() bool { compared = true; return false }); wait == 0 || compared {
+		t.Fatalf("an overflow address after %d wrong tokens of its own: wait %v, compared %v; want refused", GuardMaxFailures, wait, compared)
 	}
-	if n := len(g.clients); n != guardMaxClients+1 {
-		t.Fatalf("%d entries; want %d and the overflow", n, guardMaxClients)
+	if ok, wait := g.check(RealmAdmin, "newest", "right", func() bool { return true }); !ok || wait != 0 {
+		t.Fatalf("another overflow address with the right token: %v, wait %v; want accepted", ok, wait)
+	}
+	if n := len(g.clients); n != guardMaxClients {
+		t.Fatalf("%d entries; want %d", n, guardMaxClients)
 	}
 	clk.add(GuardWindow + time.Second)
 	g.check(RealmAdmin, "late", "guess", wrong)
 	if n := len(g.clients); n != 1 {
 		t.Fatalf("%d addresses tracked after the windows ended; want 1", n)
+	}
+	if _, wait := g.check(RealmAdmin, "new", "guess-y", wrong); wait != 0 {
+		t.Fatal("an overflow address still refused after its window ended")
+	}
+}
+
+// TestGuardOverflowNeverLocksOutTheRightToken: after wrong tokens from
+// 10,030 addresses (the full table and 30 beyond it), the right ADMIN_TOKEN
+// still gets 200 from a new address and from an untouched Prometheus, on
+// the API and /metrics; only addresses that themselves sent
+// GuardMaxFailures wrong ones wait.
+func TestGuardOverflowNeverLocksOutTheRightToken(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)}
+	s := New(Config{Token: "adm-token", Now: clk.now}, zaptest.NewLogger(t), prometheus.NewRegistry())
+	s.API().GET("/v1/things/:id", func(c echo.Context) error { return c.String(http.StatusOK, "thing") })
+	h := s.Handler()
+	addr := func(i int) string {
+		return "10." + strconv.Itoa(i>>16&255) + "." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255) + ":4000"
+	}
+	const n = guardMaxClients + 30
+	for i := range n {
+		if rec := from(t, h, addr(i), "GET", "/v1/things/1", "Bearer guess", nil); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("wrong token from address %d = %d; want 401", i, rec.Code)
+		}
+	}
+	// One overflow address guesses until it is blocked.
+	last := addr(n - 1)
+	for i := range GuardMaxFailures {
+		from(t, h, last, "GET", "/v1/things/1", "Bearer guess-"+strconv.Itoa(i), nil)
+	}
+	for _, a := range []string{"192.0.2.1:9090", "192.0.2.2:5000", addr(n - 2)} {
+		for _, path := range []string{"/v1/things/1", "/metrics"} {
+			if rec := from(t, h, a, "GET", path, "Bearer adm-token", nil); rec.Code != http.StatusOK {
+				t.Fatalf("right token from %s on %s after %d addresses sent wrong ones = %d %s; want 200", a, path, n, rec.Code, rec.Body)
+			}
+		}
+	}
+	if rec := from(t, h, last, "GET", "/v1/things/1", "Bearer adm-token", nil); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("right token from the overflow address that guessed %d times = %d; want 429 with Retry-After", GuardMaxFailures+1, rec.Code)
 	}
 }
 

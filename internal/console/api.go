@@ -236,6 +236,11 @@ type businessJSON struct {
 	Enabled    bool        `json:"enabled"`
 	UpdatedAt  apiTime     `json:"updated_at"`
 	Health     *healthJSON `json:"health"`
+	// An unreadable record in the list: only the id, the key its secret
+	// is sealed with and why.
+	Unreadable bool   `json:"unreadable"`
+	KeyID      string `json:"key_id"`
+	Error      string `json:"error"`
 }
 
 type businessListJSON struct {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -51,8 +52,41 @@ func (k keys) mac(parts ...string) string {
 
 // session is a logged-in browser.
 type session struct {
-	id   string
-	csrf string // the per-session token every POST form carries
+	id      string
+	csrf    string    // the per-session token every POST form carries
+	expires time.Time // when its cookie stops being accepted anyway
+}
+
+// revoked are the sessions logged out before their cookie expired: a
+// cookie copied before the logout (another tab, a stolen one) must not go
+// on working for the rest of its 12 hours. Each entry is kept until the
+// cookie would have expired; only a logged-in session can add one. The
+// list is this process's: another process with the same ADMIN_TOKEN
+// still accepts the cookie (changing ADMIN_TOKEN ends every session).
+type revoked struct {
+	mu  sync.Mutex
+	ids map[string]time.Time // session id → its cookie's expiry
+}
+
+func (v *revoked) add(s session, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ids == nil {
+		v.ids = map[string]time.Time{}
+	}
+	for id, exp := range v.ids {
+		if !now.Before(exp) {
+			delete(v.ids, id)
+		}
+	}
+	v.ids[s.id] = s.expires
+}
+
+func (v *revoked) has(id string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.ids[id]
+	return ok
 }
 
 // newSession issues a session at now and its cookie value.
@@ -61,10 +95,12 @@ func (k keys) newSession(now time.Time) (session, string) {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
 	id := base64.RawURLEncoding.EncodeToString(b)
 	issued := strconv.FormatInt(now.Unix(), 10)
-	return k.sessionFor(id), id + "." + issued + "." + k.mac("session", id, issued)
+	return k.sessionFor(id, time.Unix(now.Unix(), 0)), id + "." + issued + "." + k.mac("session", id, issued)
 }
 
-func (k keys) sessionFor(id string) session { return session{id: id, csrf: k.mac("csrf", id)} }
+func (k keys) sessionFor(id string, issued time.Time) session {
+	return session{id: id, csrf: k.mac("csrf", id), expires: issued.Add(SessionTTL)}
+}
 
 // parseSession checks a cookie value: its MAC and its age.
 func (k keys) parseSession(v string, now time.Time) (session, bool) {
@@ -81,7 +117,7 @@ func (k keys) parseSession(v string, now time.Time) (session, bool) {
 	if age < -time.Minute || age > SessionTTL {
 		return session{}, false
 	}
-	return k.sessionFor(id), true
+	return k.sessionFor(id, time.Unix(at, 0)), true
 }
 
 // sessionOf is the request's session, if its cookie is valid.
@@ -90,7 +126,11 @@ func (c *Console) sessionOf(r *http.Request) (session, bool) {
 	if err != nil {
 		return session{}, false
 	}
-	return c.keys.parseSession(ck.Value, c.now())
+	s, ok := c.keys.parseSession(ck.Value, c.now())
+	if !ok || c.revoked.has(s.id) {
+		return session{}, false
+	}
+	return s, true
 }
 
 // setCookie stores value (or clears the cookie when value is ""). HttpOnly:

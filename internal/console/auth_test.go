@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -180,5 +181,39 @@ func TestLocalPath(t *testing.T) {
 		if got := localPath(in, "/console/dead-letters"); got != want {
 			t.Errorf("localPath(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+// TestLogoutRevokesSession: after a logout, the session's cookie (kept by
+// another tab, or stolen) no longer opens a page or sends a form, though
+// it has not expired; another session goes on working; the revocation is
+// forgotten once the cookie would have expired anyway.
+func TestLogoutRevokesSession(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clk := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	f := newFakeAPI(testToken)
+	c := New(Config{Token: testToken, Now: clk}, f)
+	ck, csrf := login(t, c)
+	other, _ := login(t, c)
+	if w := c.serve(t, req{method: "POST", path: "/console/logout", form: url.Values{"csrf": {csrf}}, cookie: ck}); w.Code != http.StatusSeeOther {
+		t.Fatalf("logout = %d; want 303", w.Code)
+	}
+	if w := c.serve(t, req{method: "GET", path: "/console/", cookie: ck}); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/console/login" {
+		t.Errorf("a page with the logged-out cookie = %d %q; want 303 to the login", w.Code, w.Header().Get("Location"))
+	}
+	form := url.Values{"csrf": {csrf}, "seq": {"42"}}
+	if w := c.serve(t, req{method: "POST", path: "/console/dead-letters/redrive", form: form, cookie: ck}); w.Code != http.StatusUnauthorized {
+		t.Errorf("a form with the logged-out cookie = %d; want 401", w.Code)
+	}
+	if w := c.serve(t, req{method: "GET", path: "/console/", cookie: other}); w.Code != http.StatusOK {
+		t.Errorf("another session after the logout = %d; want 200", w.Code)
+	}
+	mu.Lock()
+	now = now.Add(SessionTTL + time.Minute)
+	mu.Unlock()
+	c.revoked.add(session{id: "later", expires: clk().Add(SessionTTL)}, clk())
+	if c.revoked.has("") || len(c.revoked.ids) != 1 {
+		t.Errorf("revocations kept past their cookie's expiry: %d entries; want 1", len(c.revoked.ids))
 	}
 }

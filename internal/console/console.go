@@ -54,13 +54,15 @@ type Config struct {
 
 // Console is the /console handler.
 type Console struct {
-	cfg   Config
-	api   apiClient
-	keys  keys
-	log   *zap.Logger
-	now   func() time.Time
-	pages map[string]*template.Template
-	mux   *http.ServeMux
+	cfg  Config
+	api  apiClient
+	keys keys
+	// revoked are the sessions logged out (auth.go).
+	revoked revoked
+	log     *zap.Logger
+	now     func() time.Time
+	pages   map[string]*template.Template
+	mux     *http.ServeMux
 }
 
 // New returns the console over api, the admin API's handler (the admin
@@ -187,7 +189,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, basePath+"/", http.StatusSeeOther)
 }
 
-func (c *Console) logout(w http.ResponseWriter, r *http.Request, _ session) {
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, s session) {
+	c.revoked.add(s, c.now())
 	setCookie(w, r, "")
 	http.Redirect(w, r, basePath+"/login", http.StatusSeeOther)
 }

@@ -70,6 +70,30 @@ func login(t *testing.T, c *Console) (string, string) {
 	return value, s.csrf
 }
 
+// TestBusinessesListUnreadable: a record the registry cannot read is
+// shown in the list, marked unreadable with its key id and why, and the
+// other businesses with it.
+func TestBusinessesListUnreadable(t *testing.T) {
+	c, f := newTestConsole(t)
+	f.biz["1500"] = map[string]any{"business_id": "1500", "unreadable": true, "key_id": "k1",
+		"error": "sealed with key id k1, which REGISTRY_KEY does not list"}
+	f.order = []string{"1001", "1500", "2002"}
+	ck, _ := login(t, c)
+	w := c.serve(t, req{method: "GET", path: "/console/businesses", cookie: ck})
+	body := w.Body.String()
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /console/businesses = %d; want 200:\n%s", w.Code, body)
+	}
+	for _, s := range []string{"1001", "2002", "1500", "unreadable (key k1)", "REGISTRY_KEY does not list"} {
+		if !strings.Contains(body, s) {
+			t.Errorf("businesses page lacks %q", s)
+		}
+	}
+	if slices.Contains(f.called(), "GET /v1/businesses/1500") {
+		t.Error("the console asked for the unreadable record's health")
+	}
+}
+
 func TestPages(t *testing.T) {
 	c, f := newTestConsole(t)
 	ck, _ := login(t, c)

@@ -7,8 +7,9 @@ import (
 	"strings"
 )
 
-// reasons are the dead-letter reasons (internal/sender/dlq.go).
-var reasons = []string{"invalid", "expired", "unattributed", "no_click_id", "rejected", "in_doubt"}
+// reasons are the dead-letter reasons (internal/sender/dlq.go), forward
+// (webhook bodies forwarding gave up on) included.
+var reasons = []string{"invalid", "expired", "unattributed", "no_click_id", "rejected", "in_doubt", "forward"}
 
 // dlFilter is the dead-letter page's selection.
 type dlFilter struct {

@@ -115,6 +115,12 @@ func (c *Console) businesses(w http.ResponseWriter, r *http.Request, s session) 
 		d.Next = page.NextCursor
 		// The list has no health; each business's record has.
 		for _, b := range page.Businesses {
+			if b.Unreadable {
+				row := newBizRow(b)
+				row.HealthErr = "unreadable record: " + b.Error
+				d.Rows = append(d.Rows, row)
+				continue
+			}
 			var full businessJSON
 			if err := c.api.get(r.Context(), "/v1/businesses/"+url.PathEscape(b.BusinessID), nil, &full); err != nil {
 				row := newBizRow(b)

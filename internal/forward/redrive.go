@@ -18,6 +18,7 @@ import (
 // RedriveOptions selects dlq.forward dead letters to send again.
 type RedriveOptions struct {
 	Hosts  []string  // only those for these destination hosts (Ctm-Fwd-Host); empty: all
+	Seqs   []uint64  // only these DLQ sequences (empty: all)
 	From   time.Time // dead-lettered at or after (zero: from the start)
 	Until  time.Time // dead-lettered at or before (zero: up to now)
 	Limit  int       // at most this many (0: all)
@@ -65,6 +66,9 @@ func Redrive(ctx context.Context, js jetstream.JetStream, opts RedriveOptions) (
 		}
 		h := m.Headers()
 		if len(opts.Hosts) > 0 && !slices.Contains(opts.Hosts, h.Get(HeaderHost)) {
+			return false, nil
+		}
+		if len(opts.Seqs) > 0 && !slices.Contains(opts.Seqs, md.Sequence.Stream) {
 			return false, nil
 		}
 		res.Matched++

@@ -54,6 +54,7 @@ type alerts struct {
 	store     *alert // webhooks answered 503 because the store failed
 	overload  *alert // requests refused because the body budget was spent
 	deadline  *alert // requests answered 503 at RESPONSE_DEADLINE
+	onPrem    *alert // POST /webhook/onprem without the right ONPREM_SECRET
 }
 
 func newAlerts(log *zap.Logger) alerts {
@@ -62,6 +63,7 @@ func newAlerts(log *zap.Logger) alerts {
 		store:     newAlert(log, "store unavailable"),
 		overload:  newAlert(log, "request bodies over MAX_BODY_BYTES_IN_FLIGHT"),
 		deadline:  newAlert(log, "response deadline exceeded"),
+		onPrem:    newAlert(log, "on-premises secrets failing"),
 	}
 }
 

@@ -3,7 +3,6 @@ package ingest
 import (
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"sync"
@@ -147,54 +146,4 @@ func (s *Server) releaseBody(bd *body) {
 	s.budget.bodies.Add(-1)
 	bd.b, bd.reserved, bd.grown = nil, 0, false
 	s.bodies.Put(bd)
-}
-
-// connLimit is a listener that holds at most cap(sem) connections open:
-// Accept waits for a slot, so that further connections wait in the
-// kernel's backlog (as golang.org/x/net/netutil.LimitListener does).
-type connLimit struct {
-	net.Listener
-	sem       chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-}
-
-func newConnLimit(ln net.Listener, n int) *connLimit {
-	return &connLimit{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-// open returns the connections held now.
-func (l *connLimit) open() int { return len(l.sem) }
-
-func (l *connLimit) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-func (l *connLimit) Close() error {
-	err := l.Listener.Close()
-	l.closeOnce.Do(func() { close(l.done) })
-	return err
-}
-
-// limitedConn gives its slot back on the first Close.
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

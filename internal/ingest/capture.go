@@ -16,6 +16,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
+	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
 
 // The capture stream and the headers of each captured body; cmd/replay
@@ -32,7 +33,7 @@ const (
 )
 
 // redactedText replaces personal free text in captured bodies.
-const redactedText = "[redacted]"
+const redactedText = webhook.RedactedText
 
 // Capture copies verified webhook bodies to the JetStream stream WEBHOOKS
 // so that engineers can replay them. It never blocks or fails a webhook:
@@ -223,7 +224,7 @@ func (c *Capture) publish(p *fastjson.Parser, m captured) {
 		c.dropped.Inc()
 		return
 	}
-	body, err := redact(p, m.body)
+	body, err := webhook.Redact(p, m.body)
 	if err != nil {
 		// Only bodies fastjson takes and JSON does not (NaN, say) get
 		// here; publishing the unredacted copy is never an option.

@@ -22,7 +22,7 @@ func FuzzRedact(f *testing.F) {
 	}
 	p := &fastjson.Parser{}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := redact(p, body)
+		out, err := webhook.Redact(p, body)
 		if err != nil {
 			if json.Valid(body) && fastjson.ValidateBytes(body) == nil {
 				t.Fatalf("redact refused valid JSON: %v", err)

@@ -32,7 +32,7 @@ func TestRedactKeepsWhatParseReads(t *testing.T) {
 	redactedSome := 0
 	for _, name := range fixtureNames(t) {
 		body := fixture(t, name)
-		out, err := redact(p, body)
+		out, err := webhook.Redact(p, body)
 		if err != nil {
 			t.Fatalf("redact(%s): %v", name, err)
 		}
@@ -59,7 +59,7 @@ func TestRedactKeepsWhatParseReads(t *testing.T) {
 	if redactedSome < 8 {
 		t.Errorf("only %d fixtures had anything redacted; want at least 8", redactedSome)
 	}
-	if _, err := redact(p, []byte("not json")); err == nil {
+	if _, err := webhook.Redact(p, []byte("not json")); err == nil {
 		t.Error("redact(not json) = nil error; want one (it must never publish unredacted)")
 	}
 }
@@ -85,7 +85,7 @@ func TestRedactWritesValidJSON(t *testing.T) {
 			if !json.Valid(body) {
 				t.Fatalf("test body is not JSON: %s", body)
 			}
-			out, err := redact(p, body)
+			out, err := webhook.Redact(p, body)
 			if err != nil {
 				t.Fatalf("redact: %v", err)
 			}
@@ -117,12 +117,12 @@ func TestRedactWritesValidJSON(t *testing.T) {
 		})
 	}
 	// Every occurrence of a duplicated personal key is redacted.
-	out, err := redact(p, []byte(`{"message":{"text":"one","text":"two"}}`))
+	out, err := webhook.Redact(p, []byte(`{"message":{"text":"one","text":"two"}}`))
 	if err != nil || strings.Contains(string(out), "one") || strings.Contains(string(out), "two") {
 		t.Errorf("redact(duplicate keys) = %s, %v; want both redacted", out, err)
 	}
 	// fastjson takes NaN; JSON does not, so it is never published.
-	if _, err := redact(p, []byte(`{"object":"page","x":NaN}`)); err == nil {
+	if _, err := webhook.Redact(p, []byte(`{"object":"page","x":NaN}`)); err == nil {
 		t.Error("redact(NaN) = nil error; want one")
 	}
 }

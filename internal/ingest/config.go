@@ -37,19 +37,25 @@ type Config struct {
 	// MaxBodyBytesInFlight (MAX_BODY_BYTES_IN_FLIGHT) bounds the memory the
 	// buffers of all bodies being read or handled hold (body.go).
 	MaxBodyBytesInFlight int64
-	MaxConnections       int           // MAX_CONNECTIONS on the webhook listener
-	ResponseDeadline     time.Duration // RESPONSE_DEADLINE: every answer within it, else 503
-	StoreTimeout         time.Duration // STORE_TIMEOUT: bound on one Redis write
-	OnPremSecret         string        // ONPREM_SECRET; with OnPremWABAID enables /webhook/onprem
-	OnPremWABAID         string        // ONPREM_WABA_ID
-	Capture              bool          // CAPTURE=on: copy verified bodies to JetStream
-	CaptureMaxAge        time.Duration // CAPTURE_MAX_AGE of the WEBHOOKS stream
-	CaptureQueue         int           // CAPTURE_QUEUE: bodies waiting to be published
-	NATSURL              string        // NATS_URL
-	LogLevel             zapcore.Level // LOG_LEVEL
-	ShutdownTimeout      time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
-	PprofAddr            string        // PPROF_ADDR: /debug/pprof listener; empty: off
-	StreamReplicas       int           // STREAM_REPLICAS of WEBHOOKS and FORWARD (also in Forward); 0: 1
+	MaxConnections       int // MAX_CONNECTIONS on the webhook listener
+	// MaxConnectionsPerAddress (MAX_CONNECTIONS_PER_ADDRESS) bounds the
+	// webhook listener's connections from one address (conns.go).
+	MaxConnectionsPerAddress int
+	// FirstByteTimeout (FIRST_BYTE_TIMEOUT): a new connection that sent no
+	// byte within it is closed (conns.go).
+	FirstByteTimeout time.Duration
+	ResponseDeadline time.Duration // RESPONSE_DEADLINE: every answer within it, else 503
+	StoreTimeout     time.Duration // STORE_TIMEOUT: bound on one Redis write
+	OnPremSecret     string        // ONPREM_SECRET; with OnPremWABAID enables /webhook/onprem
+	OnPremWABAID     string        // ONPREM_WABA_ID
+	Capture          bool          // CAPTURE=on: copy verified bodies to JetStream
+	CaptureMaxAge    time.Duration // CAPTURE_MAX_AGE of the WEBHOOKS stream
+	CaptureQueue     int           // CAPTURE_QUEUE: bodies waiting to be published
+	NATSURL          string        // NATS_URL
+	LogLevel         zapcore.Level // LOG_LEVEL
+	ShutdownTimeout  time.Duration // SHUTDOWN_TIMEOUT for in-flight requests
+	PprofAddr        string        // PPROF_ADDR: /debug/pprof listener; empty: off
+	StreamReplicas   int           // STREAM_REPLICAS of WEBHOOKS and FORWARD (also in Forward); 0: 1
 
 	// The admin listener's other services, wired by cmd/ingest and
 	// cmd/all-in-one (the Server itself only enqueues for Forward).
@@ -74,6 +80,15 @@ const (
 	DefaultBodyLimit            = 3 << 20
 	DefaultMaxBodyBytesInFlight = 64 << 20
 	DefaultMaxConnections       = 4096
+	// DefaultMaxConnectionsPerAddress leaves Meta's deliveries (a few
+	// connections per sending host) far below it while 16 addresses cannot
+	// take every slot. Behind a proxy every connection is the proxy's:
+	// raise it to MAX_CONNECTIONS there.
+	DefaultMaxConnectionsPerAddress = 256
+	// DefaultFirstByteTimeout: a client that connects has its request ready;
+	// 2 s leave room for a slow network and keep idle connections from
+	// holding slots past Meta's 5 s.
+	DefaultFirstByteTimeout = 2 * time.Second
 	// DefaultResponseDeadline leaves a second of margin under Messenger's
 	// "within 5 or less seconds" for the 200 (Messenger Platform, "Webhooks",
 	// https://developers.facebook.com/docs/messenger-platform/webhooks),
@@ -84,6 +99,9 @@ const (
 	DefaultCaptureMaxAge    = 72 * time.Hour
 	DefaultCaptureQueue     = 4096
 	DefaultShutdownTimeout  = 15 * time.Second
+	// MinOnPremSecretLen keeps guessable secrets off the internet-facing
+	// listener: a 2-character one fell in 610 tries.
+	MinOnPremSecretLen = 16
 )
 
 // Settings lists every knob, in the order --help prints them: ingest's own,
@@ -121,9 +139,11 @@ func ownSettings() []settings.Setting {
 		{Env: "BODY_LIMIT", Flag: "body-limit", Default: "3MiB", Help: "largest webhook body accepted (Meta's payloads reach 3 MB); bigger ones get 413 (bytes, or with KiB/MiB)"},
 		{Env: "MAX_BODY_BYTES_IN_FLIGHT", Flag: "max-body-bytes-in-flight", Default: "64MiB", Help: "memory all request bodies being read or handled may hold together (buffers grow as bytes arrive); past it requests get 503; at least 2 × BODY_LIMIT"},
 		{Env: "MAX_CONNECTIONS", Flag: "max-connections", Default: strconv.Itoa(DefaultMaxConnections), Help: "connections the webhook listener holds open at once; further ones wait to be accepted"},
+		{Env: "MAX_CONNECTIONS_PER_ADDRESS", Flag: "max-connections-per-address", Default: strconv.Itoa(DefaultMaxConnectionsPerAddress), Help: "connections one client address (an IPv6 one by its /64) may hold on the webhook listener; further ones are closed as accepted (behind a proxy, raise it to MAX_CONNECTIONS)"},
+		{Env: "FIRST_BYTE_TIMEOUT", Flag: "first-byte-timeout", Default: DefaultFirstByteTimeout.String(), Help: "a new webhook-listener connection that sends no byte of a request within it is closed, so idle connections do not hold the slots Meta's deliveries need"},
 		{Env: "RESPONSE_DEADLINE", Flag: "response-deadline", Default: DefaultResponseDeadline.String(), Help: "every webhook answer within this time (body, queueing and store write included), else 503 and Meta retries; Messenger wants its 200 within 5s"},
 		{Env: "STORE_TIMEOUT", Flag: "store-timeout", Default: DefaultStoreTimeout.String(), Help: "bound on one Redis write; past it the webhook gets 503 and Meta retries"},
-		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password; env only)"},
+		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password), at least 16 characters; 10 wrong ones from an address within a minute block it until the minute ends (429) (env only)"},
 		{Env: "ONPREM_WABA_ID", Flag: "onprem-waba-id", Help: "WABA id the WhatsApp On-Premises client serves; with ONPREM_SECRET enables /webhook/onprem"},
 		{Env: "CAPTURE", Flag: "capture", Default: "off", Bool: true, Help: "on: copy each verified body (message text and names redacted) to JetStream stream WEBHOOKS"},
 		{Env: "CAPTURE_MAX_AGE", Flag: "capture-max-age", Default: "72h", Help: "how long the WEBHOOKS stream keeps captured bodies (Go duration or days)"},
@@ -148,34 +168,36 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	cfg := Config{
-		Addr:                 v.Text("INGEST_ADDR"),
-		AdminAddr:            v.Text("ADMIN_ADDR"),
-		RedisURL:             v.Text("REDIS_URL"),
-		AppSecrets:           splitSecrets(v.Text("META_APP_SECRET")),
-		VerifyToken:          v.Text("META_VERIFY_TOKEN"),
-		AdminToken:           v.Text("ADMIN_TOKEN"),
-		ContextTTL:           v.Duration("CONTEXT_TTL"),
-		BodyLimit:            v.Size("BODY_LIMIT"),
-		MaxBodyBytesInFlight: v.Size("MAX_BODY_BYTES_IN_FLIGHT"),
-		MaxConnections:       v.Int("MAX_CONNECTIONS"),
-		ResponseDeadline:     v.Duration("RESPONSE_DEADLINE"),
-		StoreTimeout:         v.Duration("STORE_TIMEOUT"),
-		OnPremSecret:         v.Text("ONPREM_SECRET"),
-		OnPremWABAID:         v.Text("ONPREM_WABA_ID"),
-		Tracing:              tracing.FromValues(v),
-		Capture:              v.Bool("CAPTURE"),
-		CaptureMaxAge:        v.Duration("CAPTURE_MAX_AGE"),
-		CaptureQueue:         int(v.Size("CAPTURE_QUEUE")),
-		NATSURL:              v.Text("NATS_URL"),
-		LogLevel:             v.Level("LOG_LEVEL"),
-		ShutdownTimeout:      v.Duration("SHUTDOWN_TIMEOUT"),
-		PprofAddr:            v.Text("PPROF_ADDR"),
-		Intake:               intake.ConfigFrom(v),
-		AutoEvents:           autoevents.ConfigFrom(v),
-		RegistryKey:          v.Text(registry.KeyEnv),
-		GraphBase:            strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
-		GraphVersion:         v.Text("GRAPH_API_VERSION"),
-		CAPIAccessToken:      v.Text("CAPI_ACCESS_TOKEN"),
+		Addr:                     v.Text("INGEST_ADDR"),
+		AdminAddr:                v.Text("ADMIN_ADDR"),
+		RedisURL:                 v.Text("REDIS_URL"),
+		AppSecrets:               splitSecrets(v.Text("META_APP_SECRET")),
+		VerifyToken:              v.Text("META_VERIFY_TOKEN"),
+		AdminToken:               v.Text("ADMIN_TOKEN"),
+		ContextTTL:               v.Duration("CONTEXT_TTL"),
+		BodyLimit:                v.Size("BODY_LIMIT"),
+		MaxBodyBytesInFlight:     v.Size("MAX_BODY_BYTES_IN_FLIGHT"),
+		MaxConnections:           v.Int("MAX_CONNECTIONS"),
+		MaxConnectionsPerAddress: v.Int("MAX_CONNECTIONS_PER_ADDRESS"),
+		FirstByteTimeout:         v.Duration("FIRST_BYTE_TIMEOUT"),
+		ResponseDeadline:         v.Duration("RESPONSE_DEADLINE"),
+		StoreTimeout:             v.Duration("STORE_TIMEOUT"),
+		OnPremSecret:             v.Text("ONPREM_SECRET"),
+		OnPremWABAID:             v.Text("ONPREM_WABA_ID"),
+		Tracing:                  tracing.FromValues(v),
+		Capture:                  v.Bool("CAPTURE"),
+		CaptureMaxAge:            v.Duration("CAPTURE_MAX_AGE"),
+		CaptureQueue:             int(v.Size("CAPTURE_QUEUE")),
+		NATSURL:                  v.Text("NATS_URL"),
+		LogLevel:                 v.Level("LOG_LEVEL"),
+		ShutdownTimeout:          v.Duration("SHUTDOWN_TIMEOUT"),
+		PprofAddr:                v.Text("PPROF_ADDR"),
+		Intake:                   intake.ConfigFrom(v),
+		AutoEvents:               autoevents.ConfigFrom(v),
+		RegistryKey:              v.Text(registry.KeyEnv),
+		GraphBase:                strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
+		GraphVersion:             v.Text("GRAPH_API_VERSION"),
+		CAPIAccessToken:          v.Text("CAPI_ACCESS_TOKEN"),
 	}
 	if err := v.Err(); err != nil {
 		return Config{}, err
@@ -212,12 +234,14 @@ func (c Config) Validate() error {
 	switch {
 	case (c.OnPremSecret == "") != (c.OnPremWABAID == ""):
 		return errors.New("config: ONPREM_SECRET and ONPREM_WABA_ID must be set together (or neither, to disable /webhook/onprem)")
+	case c.OnPremSecret != "" && len(c.OnPremSecret) < MinOnPremSecretLen:
+		return errors.New("config: ONPREM_SECRET must be at least 16 characters (it guards /webhook/onprem on the internet-facing listener)")
 	case c.Capture && c.NATSURL == "":
 		return errors.New("config: CAPTURE=on needs NATS_URL")
 	case c.Intake.Enabled() && c.NATSURL == "":
 		return errors.New("config: INTAKE_TOKEN needs NATS_URL (the intake publishes conversions to JetStream)")
-	case c.Intake.AckTimeout >= admin.WriteTimeout:
-		return errors.New("config: INTAKE_ACK_TIMEOUT must stay below the admin listener's write timeout (1m), or the 202 could not be written")
+	case 2*c.Intake.AckTimeout >= admin.WriteTimeout:
+		return errors.New("config: INTAKE_ACK_TIMEOUT must stay below half the admin listener's write timeout (1m): the body's read and then the acks may each take it, and the 202 must still be written")
 	case c.AutoEvents.On && c.NATSURL == "":
 		return errors.New("config: AUTOMATIC_EVENTS=on needs NATS_URL (automatic events are published as conversions)")
 	case c.Forward.Enabled() && c.NATSURL == "":
@@ -228,6 +252,10 @@ func (c Config) Validate() error {
 		return errors.New("config: MAX_BODY_BYTES_IN_FLIGHT must be at least 2 × BODY_LIMIT (a body's buffer doubles as it grows)")
 	case c.MaxConnections <= 0:
 		return errors.New("config: MAX_CONNECTIONS must be positive")
+	case c.MaxConnectionsPerAddress <= 0:
+		return errors.New("config: MAX_CONNECTIONS_PER_ADDRESS must be positive (behind a proxy, set it to MAX_CONNECTIONS)")
+	case c.FirstByteTimeout <= 0:
+		return errors.New("config: FIRST_BYTE_TIMEOUT must be positive")
 	case c.ResponseDeadline <= 0:
 		return errors.New("config: RESPONSE_DEADLINE must be positive")
 	case c.CaptureQueue <= 0:
@@ -260,6 +288,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxConnectionsPerAddress <= 0 {
+		c.MaxConnectionsPerAddress = DefaultMaxConnectionsPerAddress
+	}
+	if c.FirstByteTimeout <= 0 {
+		c.FirstByteTimeout = DefaultFirstByteTimeout
 	}
 	if c.ResponseDeadline <= 0 {
 		c.ResponseDeadline = DefaultResponseDeadline

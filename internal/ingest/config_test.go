@@ -33,22 +33,24 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Addr:                 ":8080",
-		AdminAddr:            "127.0.0.1:8081",
-		AppSecrets:           []string{"s1"},
-		VerifyToken:          "vt",
-		ContextTTL:           7 * 24 * time.Hour,
-		BodyLimit:            3 << 20, // Meta: payloads up to 3 MB
-		MaxBodyBytesInFlight: 64 << 20,
-		MaxConnections:       4096,
-		ResponseDeadline:     4 * time.Second,
-		StoreTimeout:         3 * time.Second,
-		CaptureMaxAge:        72 * time.Hour,
-		CaptureQueue:         4096,
-		LogLevel:             zapcore.InfoLevel,
-		ShutdownTimeout:      15 * time.Second,
-		StreamReplicas:       1,
-		Intake:               intake.Config{BodyLimit: 4 << 20, AckTimeout: 10 * time.Second, Concurrency: 4},
+		Addr:                     ":8080",
+		AdminAddr:                "127.0.0.1:8081",
+		AppSecrets:               []string{"s1"},
+		VerifyToken:              "vt",
+		ContextTTL:               7 * 24 * time.Hour,
+		BodyLimit:                3 << 20, // Meta: payloads up to 3 MB
+		MaxBodyBytesInFlight:     64 << 20,
+		MaxConnections:           4096,
+		MaxConnectionsPerAddress: 256,
+		FirstByteTimeout:         2 * time.Second,
+		ResponseDeadline:         4 * time.Second,
+		StoreTimeout:             3 * time.Second,
+		CaptureMaxAge:            72 * time.Hour,
+		CaptureQueue:             4096,
+		LogLevel:                 zapcore.InfoLevel,
+		ShutdownTimeout:          15 * time.Second,
+		StreamReplicas:           1,
+		Intake:                   intake.Config{BodyLimit: 4 << 20, AckTimeout: 10 * time.Second, Concurrency: 4},
 		Forward: forward.Config{MaxAge: 36 * time.Hour, Concurrency: 8, Timeout: 10 * time.Second,
 			RetryMin: time.Second, RetryMax: 10 * time.Minute, Replicas: 1},
 		GraphBase:    "https://graph.facebook.com",
@@ -63,10 +65,11 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	e := required()
 	for k, v := range map[string]string{
 		"INGEST_ADDR": "127.0.0.1:0", "REDIS_URL": "redis://r:6379/1", "META_APP_SECRET": " a , b,,",
-		"ADMIN_TOKEN": "adm", "CONTEXT_TTL": "1d12h", "BODY_LIMIT": "512KiB", "ONPREM_SECRET": "op",
+		"ADMIN_TOKEN": "adm", "CONTEXT_TTL": "1d12h", "BODY_LIMIT": "512KiB", "ONPREM_SECRET": "op-secret-0123456789",
 		"ONPREM_WABA_ID": "123", "CAPTURE": "on", "CAPTURE_MAX_AGE": "3d", "NATS_URL": "nats://n:4222",
 		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s", "STORE_TIMEOUT": "250ms", "CAPTURE_QUEUE": "10",
 		"ADMIN_ADDR": "127.0.0.1:0", "MAX_BODY_BYTES_IN_FLIGHT": "8MiB", "MAX_CONNECTIONS": "10", "RESPONSE_DEADLINE": "2s",
+		"MAX_CONNECTIONS_PER_ADDRESS": "5", "FIRST_BYTE_TIMEOUT": "1500ms",
 		"STREAM_REPLICAS": "3",
 	} {
 		e[k] = v
@@ -78,8 +81,9 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 	want := Config{
 		Addr: ":9090", RedisURL: "redis://r:6379/1", AppSecrets: []string{"a", "b"}, VerifyToken: "vt",
 		AdminAddr: "127.0.0.1:0", MaxBodyBytesInFlight: 8 << 20, MaxConnections: 10, ResponseDeadline: 2 * time.Second,
+		MaxConnectionsPerAddress: 5, FirstByteTimeout: 1500 * time.Millisecond,
 		AdminToken: "adm", ContextTTL: 48 * time.Hour, BodyLimit: 512 << 10, StoreTimeout: 250 * time.Millisecond,
-		OnPremSecret: "op", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
+		OnPremSecret: "op-secret-0123456789", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
 		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
 		GraphBase: "https://graph.facebook.com", GraphVersion: capi.DefaultVersion, StreamReplicas: 3,
 	}
@@ -115,6 +119,8 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"budget under two bodies", map[string]string{"BODY_LIMIT": "3MiB", "MAX_BODY_BYTES_IN_FLIGHT": "5MiB"}, nil, "MAX_BODY_BYTES_IN_FLIGHT"},
 		{"no connections", map[string]string{"MAX_CONNECTIONS": "0"}, nil, "MAX_CONNECTIONS"},
 		{"zero deadline", map[string]string{"RESPONSE_DEADLINE": "0s"}, nil, "RESPONSE_DEADLINE"},
+		{"no connections per address", map[string]string{"MAX_CONNECTIONS_PER_ADDRESS": "0"}, nil, "MAX_CONNECTIONS_PER_ADDRESS"},
+		{"zero first-byte timeout", map[string]string{"FIRST_BYTE_TIMEOUT": "0s"}, nil, "FIRST_BYTE_TIMEOUT"},
 		{"empty capture flag", nil, []string{"-capture="}, "CAPTURE"},
 		{"capture without nats", map[string]string{"CAPTURE": "on"}, nil, "NATS_URL"},
 		{"intake without nats", map[string]string{"INTAKE_TOKEN": "intake-token-0123456"}, nil, "NATS_URL"},
@@ -125,6 +131,7 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{"onprem secret alone", map[string]string{"ONPREM_SECRET": "x"}, nil, "ONPREM_WABA_ID"},
 		{"onprem id alone", map[string]string{"ONPREM_WABA_ID": "1"}, nil, "ONPREM_SECRET"},
+		{"short onprem secret", map[string]string{"ONPREM_SECRET": "0123456789abcde", "ONPREM_WABA_ID": "1"}, nil, "ONPREM_SECRET must be at least 16 characters"},
 		{"unknown flag", nil, []string{"-nope"}, "nope"},
 		{"secret as flag", nil, []string{"-meta-app-secret", "x"}, "meta-app-secret"},
 		{"stray argument", nil, []string{"serve"}, "serve"},

@@ -79,6 +79,7 @@ type metrics struct {
 	reqDuration   [numRoutes]prometheus.Observer
 	deadline      prometheus.Counter
 	statsDropped  prometheus.Counter
+	connsClosed   *prometheus.CounterVec // by reason (conns.go)
 }
 
 // gauges read the state the limits of body.go keep, at scrape time.
@@ -134,12 +135,19 @@ func newMetrics(reg prometheus.Registerer, g gauges) (*metrics, error) {
 		Name: "ingest_connections_open",
 		Help: "Connections open on the webhook listener, bounded by MAX_CONNECTIONS.",
 	}, g.conns)
-	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, batchSize, reqDuration, deadline, statsDropped, bodyBytes, bodies, conns} {
+	connsClosed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ingest_connections_closed_total",
+		Help: "Connections the webhook listener closed to keep its slots for requests, by reason (first_byte_timeout, per_address, idle_evicted).",
+	}, []string{"reason"})
+	for _, r := range []string{closedFirstByte, closedPerAddress, closedIdle} {
+		connsClosed.WithLabelValues(r)
+	}
+	for _, c := range []prometheus.Collector{webhooks, touches, sigFailures, storeDuration, batchSize, reqDuration, deadline, statsDropped, bodyBytes, bodies, conns, connsClosed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
 		}
 	}
-	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration, batchSize: batchSize, deadline: deadline, statsDropped: statsDropped}
+	m := &metrics{sigFailures: sigFailures, storeDuration: storeDuration, batchSize: batchSize, deadline: deadline, statsDropped: statsDropped, connsClosed: connsClosed}
 	for c := range numChannels {
 		m.touches[c] = touches.WithLabelValues(c.String())
 		for o := range numOutcomes {

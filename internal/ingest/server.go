@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -97,6 +98,7 @@ type Server struct {
 	budget   bodyBudget
 	bodies   sync.Pool // *body
 	conns    atomic.Pointer[connLimit]
+	guard    *admin.Guard // wrong ONPREM_SECRETs per address
 	e        *echo.Echo
 	h        http.Handler // e behind the response deadline
 }
@@ -147,6 +149,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("ingest: register metrics: %w", err)
 	}
 	s.alerts = newAlerts(s.log)
+	s.guard = admin.NewGuard(s.log, nil)
 	s.stats = newStats(deps.Store.Client(), s.log, m.statsDropped)
 	s.rec = newCoalescer(deps.Store, cfg.StoreTimeout, m.storeDuration, m.batchSize)
 	secrets := make([][]byte, len(cfg.AppSecrets))
@@ -174,6 +177,8 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		zap.Int64("body_limit", cfg.BodyLimit),
 		zap.Int64("max_body_bytes_in_flight", cfg.MaxBodyBytesInFlight),
 		zap.Int("max_connections", cfg.MaxConnections),
+		zap.Int("max_connections_per_address", cfg.MaxConnectionsPerAddress),
+		zap.Duration("first_byte_timeout", cfg.FirstByteTimeout),
 		zap.Duration("response_deadline", cfg.ResponseDeadline),
 		zap.Duration("store_timeout", cfg.StoreTimeout),
 		zap.Duration("shutdown_timeout", cfg.ShutdownTimeout),
@@ -217,13 +222,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // the body's own bound is RESPONSE_DEADLINE
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		// Between requests; while the listener is full, idle connections
+		// are closed sooner to make room (conns.go).
+		IdleTimeout: 2 * time.Minute,
 		// Meta's headers are a few hundred bytes; Go's default of 1 MB
 		// would let each connection hold that much before any check.
 		MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog:       zap.NewStdLog(s.log.Named("http")),
 	}
-	lim := newConnLimit(ln, s.cfg.MaxConnections)
+	lim := newConnLimit(ln, s.cfg.MaxConnections, s.cfg.FirstByteTimeout, s.cfg.MaxConnectionsPerAddress,
+		func(reason string) { s.m.connsClosed.WithLabelValues(reason).Inc() })
+	srv.ConnState = lim.connState
 	s.conns.Store(lim)
 	ln = lim
 	captureCtx, stopCapture := context.WithCancel(context.WithoutCancel(ctx))

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
@@ -113,7 +114,11 @@ func (s *Server) postOnPrem(c echo.Context) error {
 		return errOnPremDisabled
 	}
 	req := c.Request()
-	if !s.onPremAuthorized(req) {
+	if ok, err := s.onPremAuthorized(req); err != nil {
+		s.m.webhooks[chanOnPrem][outUnauthorized].Inc()
+		admin.SetRetryAfter(c.Response().Header(), err)
+		return &httpError{status: http.StatusTooManyRequests, msg: err.Error()}
+	} else if !ok {
 		s.m.webhooks[chanOnPrem][outUnauthorized].Inc()
 		return errOnPremAuth
 	}
@@ -135,12 +140,36 @@ func (s *Server) postOnPrem(c echo.Context) error {
 
 // onPremAuthorized accepts ONPREM_SECRET as the X-Onprem-Secret header or
 // as the basic-auth password (any user name), compared in constant time.
-func (s *Server) onPremAuthorized(req *http.Request) bool {
-	if h := req.Header.Get(onPremSecretHeader); h != "" && secretEqual(h, s.cfg.OnPremSecret) {
-		return true
+// The path faces the internet, so wrong secrets are counted per address by
+// the webhook listener's guard (realm onprem, as the admin listener counts
+// tokens): after admin.GuardMaxFailures distinct ones in a window the
+// address gets a *admin.Blocked (429) without a comparison. A request
+// presenting no secret is no guess. Every failure is alerted (WARN, at
+// most once per alertEvery), so that a wrong secret on the client side or
+// a guessing run shows in the log.
+func (s *Server) onPremAuthorized(req *http.Request) (bool, error) {
+	presented := req.Header.Get(onPremSecretHeader)
+	if presented == "" {
+		presented = req.Header.Get("Authorization") // basic auth: the header is the guess's identity
 	}
-	_, pw, ok := req.BasicAuth()
-	return ok && secretEqual(pw, s.cfg.OnPremSecret)
+	if presented == "" {
+		s.alerts.onPrem.hit(zap.String("reason", sigMissing))
+		return false, nil
+	}
+	ok, err := s.guard.Check(req, admin.RealmOnPrem, presented, func() bool {
+		if h := req.Header.Get(onPremSecretHeader); h != "" && secretEqual(h, s.cfg.OnPremSecret) {
+			return true
+		}
+		_, pw, ok := req.BasicAuth()
+		return ok && secretEqual(pw, s.cfg.OnPremSecret)
+	})
+	switch {
+	case err != nil:
+		s.alerts.onPrem.hit(zap.String("reason", "blocked"))
+	case !ok:
+		s.alerts.onPrem.hit(zap.String("reason", sigMismatch))
+	}
+	return ok, err
 }
 
 // maxTouchesPerDelivery bounds the ad clicks one delivery may carry. Meta

@@ -32,7 +32,8 @@ var (
 	errNotObject = badRequest("body must be a JSON object, a JSON array of objects, or NDJSON (Content-Type: " + ndjsonType + ")")
 	errTooMany   = &answer{status: http.StatusRequestEntityTooLarge, msg: "more than " + strconv.Itoa(MaxItems) + " conversions in one body"}
 	errNoneValid = badRequest("no valid conversion in the body")
-	errBusy      = unavailable("intake busy: every INTAKE_CONCURRENCY slot stayed taken for INTAKE_ACK_TIMEOUT", nil)
+	errSlowBody  = &answer{status: http.StatusRequestTimeout, msg: "body not received within INTAKE_ACK_TIMEOUT; send it again"}
+	errBusy      = unavailable("intake busy: every INTAKE_CONCURRENCY slot stayed taken for INTAKE_ACK_TIMEOUT after the body was read", nil)
 )
 
 // unavailable is a 503: the client retries the whole body, and what was

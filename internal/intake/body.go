@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 )
@@ -132,6 +133,9 @@ func readBody(r io.Reader, limit int64) ([]byte, error) {
 				return nil, tooLarge(limit)
 			}
 			return buf, nil
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return nil, errSlowBody
 		}
 		if err != nil {
 			return nil, &answer{status: http.StatusBadRequest, msg: "could not read body", cause: err}

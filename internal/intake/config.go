@@ -17,12 +17,13 @@ type Config struct {
 	Tokens []string
 	// BodyLimit is the largest body read, in bytes (INTAKE_BODY_LIMIT).
 	BodyLimit int64
-	// AckTimeout bounds the wait for JetStream's acks of one request
-	// (INTAKE_ACK_TIMEOUT); past it the request gets 503.
+	// AckTimeout (INTAKE_ACK_TIMEOUT) bounds reading one request's body
+	// (past it 408), then its wait for a slot and JetStream's acks (past
+	// it 503).
 	AckTimeout time.Duration
-	// Concurrency is how many requests are read and published at once
-	// (INTAKE_CONCURRENCY); the others wait for a slot, so the memory held by
-	// bodies stays below Concurrency × BodyLimit.
+	// Concurrency is how many requests are checked and published at once
+	// (INTAKE_CONCURRENCY); the others wait for a slot once their body is
+	// read, so a slow upload holds no slot.
 	Concurrency int
 }
 
@@ -44,8 +45,8 @@ func Settings() []settings.Setting {
 	return []settings.Setting{
 		{Env: "INTAKE_TOKEN", Help: "bearer token(s) for POST /v1/conversions on the admin listener, comma-separated for rotation; unset: the intake answers 404 (env only)"},
 		{Env: "INTAKE_BODY_LIMIT", Flag: "intake-body-limit", Default: "4MiB", Help: "largest POST /v1/conversions body; bigger ones get 413 (bytes, or with KiB/MiB)"},
-		{Env: "INTAKE_ACK_TIMEOUT", Flag: "intake-ack-timeout", Default: DefaultAckTimeout.String(), Help: "how long a POST /v1/conversions waits for JetStream to ack its conversions; past it 503 (keep it below the listener's write timeout)"},
-		{Env: "INTAKE_CONCURRENCY", Flag: "intake-concurrency", Default: strconv.Itoa(DefaultConcurrency), Help: "POST /v1/conversions requests handled at once (the others wait); bodies in memory stay below this × INTAKE_BODY_LIMIT"},
+		{Env: "INTAKE_ACK_TIMEOUT", Flag: "intake-ack-timeout", Default: DefaultAckTimeout.String(), Help: "how long a POST /v1/conversions body may take to arrive (past it 408), then how long the request waits for a slot and JetStream's acks (past it 503); keep it below half the listener's write timeout"},
+		{Env: "INTAKE_CONCURRENCY", Flag: "intake-concurrency", Default: strconv.Itoa(DefaultConcurrency), Help: "POST /v1/conversions requests checked and published at once; the others wait once their body is read (a slow upload holds no slot)"},
 	}
 }
 

@@ -161,7 +161,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, any, error
 	if r.ContentLength > h.cfg.BodyLimit {
 		return 0, nil, tooLarge(h.cfg.BodyLimit)
 	}
-	// The deadline covers the wait for a slot, the read and the acks.
+	// The body is read before a slot is taken, within INTAKE_ACK_TIMEOUT:
+	// four slow uploads (a byte every 2 s) holding the four slots while
+	// they trickled in made every other request wait and get 503. A body
+	// still arriving at the deadline is answered 408. (Outside a real
+	// server, a recorder, the deadline cannot be set: the listener's own
+	// read timeout bounds it.)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.cfg.AckTimeout))
+	body, err := readBody(r.Body, h.cfg.BodyLimit)
+	if err != nil {
+		return 0, nil, err
+	}
+	// The deadline covers the wait for a slot and the acks.
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.AckTimeout)
 	defer cancel()
 	select {
@@ -169,10 +180,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, any, error
 		defer func() { <-h.slots }()
 	case <-ctx.Done():
 		return 0, nil, errBusy
-	}
-	body, err := readBody(r.Body, h.cfg.BodyLimit)
-	if err != nil {
-		return 0, nil, err
 	}
 	items, err := split(body, isNDJSON(r.Header.Get("Content-Type")))
 	if err != nil {

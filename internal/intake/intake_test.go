@@ -249,12 +249,18 @@ func TestBadRequest(t *testing.T) {
 		{"all invalid object", "application/json", bad, "no valid conversion", 1},
 		{"all invalid array", "application/json", "[" + bad + `,7]`, "no valid conversion", 2},
 		{"NDJSON lines not JSON", "application/x-ndjson", "nope\n{\n", "no valid conversion", 2},
+		// Valid JSON, but 1e400 overflows a float64: invalid, never posted.
+		{"value 1e400", "application/json", `{"event_id":"big-1","event_name":"Purchase","channel":"messenger","business_id":"1","user_id":"7","custom_data":{"currency":"USD","value":1e400}}`,
+			"no valid conversion", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.post([]byte(tt.body), tt.contentType)
 			if r.Status != http.StatusBadRequest || !strings.Contains(r.Error, tt.want) || len(r.Invalid) != tt.invalid {
 				t.Errorf("POST = %d %s; want 400 saying %q with %d invalid", r.Status, r.Raw, tt.want, tt.invalid)
+			}
+			if tt.name == "value 1e400" && (len(r.Invalid) != 1 || !strings.Contains(r.Invalid[0].Reason, "custom_data.value: number too large")) {
+				t.Errorf("1e400's reason = %+v; want custom_data.value: number too large", r.Invalid)
 			}
 			if strings.Contains(r.Raw, "16315550001") {
 				t.Errorf("answer %s holds a user_id", r.Raw)

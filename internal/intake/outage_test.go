@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -148,33 +149,72 @@ func TestWrongStream(t *testing.T) {
 	}
 }
 
-// With every slot taken, a request waits at most INTAKE_ACK_TIMEOUT, then
-// gets 503; the body it did not read costs no memory.
+// With every slot taken, a request waits at most INTAKE_ACK_TIMEOUT after
+// its body was read, then gets 503.
 func TestBusy(t *testing.T) {
 	e := newEnv(t, Config{Concurrency: 1, AckTimeout: 300 * time.Millisecond}, false)
-	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL+Path, pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		resp, err := e.srv.Client().Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-	})
-	waitFor(t, 10*time.Second, func() error {
-		if len(e.h.slots) != 1 {
-			return errors.New("the slow request holds no slot")
-		}
-		return nil
-	})
+	e.h.slots <- struct{}{} // a request being published holds the only slot
 	r := e.post(conversions("busy", 1)[0].json, "application/json")
+	<-e.h.slots
 	if r.Status != http.StatusServiceUnavailable || !strings.Contains(r.Error, "INTAKE_CONCURRENCY") {
 		t.Errorf("POST with every slot taken = %d %s; want 503 naming INTAKE_CONCURRENCY", r.Status, r.Raw)
 	}
-	pw.Close()
+}
+
+// TestSlowUploadsDoNotStarve: four authenticated bodies trickling in (one
+// byte, then nothing) hold no slot of the four: a fast POST meanwhile is
+// answered 202, and each slow one gets 408 at INTAKE_ACK_TIMEOUT. Before,
+// each slow upload took a slot before reading, and every other POST got
+// 503.
+func TestSlowUploadsDoNotStarve(t *testing.T) {
+	e := newEnv(t, Config{Concurrency: 4, AckTimeout: 2 * time.Second}, false)
+	arrived := make(chan struct{}, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Slow") != "" {
+			arrived <- struct{}{}
+		}
+		e.h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	e.srv = srv
+	codes := make(chan int, 4)
+	var pipes []*io.PipeWriter
+	var wg sync.WaitGroup
+	for range 4 {
+		pr, pw := io.Pipe()
+		pipes = append(pipes, pw)
+		req, err := http.NewRequest(http.MethodPost, srv.URL+Path, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("X-Slow", "1")
+		wg.Go(func() {
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+		wg.Go(func() { _, _ = pw.Write([]byte("{")) })
+	}
+	for range 4 {
+		<-arrived
+	}
+	start := time.Now()
+	r := e.post(conversions("fast", 1)[0].json, "application/json")
+	if r.Status != http.StatusAccepted {
+		t.Fatalf("POST while four slow uploads trickle in = %d %s after %v; want 202", r.Status, r.Raw, time.Since(start))
+	}
+	for range 4 {
+		if code := <-codes; code != http.StatusRequestTimeout && code != -1 {
+			t.Errorf("slow upload = %d; want 408 (or the connection closed while it still sent)", code)
+		}
+	}
+	for _, pw := range pipes {
+		pw.Close()
+	}
 	wg.Wait()
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
@@ -50,7 +52,7 @@ type api struct{ Deps }
 
 // Register mounts on g:
 //
-//	GET  /v1/events/:business_id/:event_id   an event's trail
+//	GET  /v1/events/:business_id/*event_id   an event's trail (the id whole, '/' and all)
 //	GET  /v1/dead-letters?reason=&business=&since=&limit=&cursor=
 //	GET  /v1/dead-letters/:seq?reveal=1
 //	POST /v1/dead-letters/redrive
@@ -72,7 +74,9 @@ func Register(g *echo.Group, d Deps) {
 		d.SentTTL = ledger.DefaultSentTTL
 	}
 	a := &api{d}
-	g.GET("/v1/events/:business_id/:event_id", a.event)
+	// The event id is the rest of the path, whole: an order system's ids
+	// hold '/' ("ord/42", sent as ord%2F42 or not) and '='.
+	g.GET("/v1/events/:business_id/*", a.event)
 	g.GET("/v1/dead-letters", a.listLetters)
 	g.POST("/v1/dead-letters/redrive", a.redrive)
 	g.GET("/v1/dead-letters/:seq", a.showLetter)
@@ -86,9 +90,13 @@ func (a *api) ctx(c echo.Context) (context.Context, context.CancelFunc) {
 }
 
 func (a *api) event(c echo.Context) error {
+	business, eventID, err := eventPath(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	r, err := trail.Read(ctx, a.Redis, c.Param("business_id"), c.Param("event_id"), a.SentTTL, a.Now())
+	r, err := trail.Read(ctx, a.Redis, business, eventID, a.SentTTL, a.Now())
 	if errors.Is(err, trail.ErrNotFound) {
 		return fail(http.StatusNotFound, "no trail for this event: the sender has not taken it in yet, its trail is older than SENT_TTL, "+
 			"or the sender runs with TRAIL=false; check business_id and event_id as published")
@@ -97,6 +105,26 @@ func (a *api) event(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// eventPath returns the business id and the event id of an event's path.
+// Echo routes on the escaped path (RawPath) when the request has one, and
+// its parameters are then escaped too ("ord%2F42"): they are unescaped
+// here. Without escapes, the wildcard holds the id with its '/' already.
+func eventPath(c echo.Context) (string, string, error) {
+	business, eventID := c.Param("business_id"), c.Param("*")
+	if c.Request().URL.RawPath != "" {
+		var err1, err2 error
+		business, err1 = url.PathUnescape(business)
+		eventID, err2 = url.PathUnescape(eventID)
+		if err1 != nil || err2 != nil {
+			return "", "", fail(http.StatusBadRequest, "the path is not validly escaped")
+		}
+	}
+	if business == "" || eventID == "" {
+		return "", "", fail(http.StatusBadRequest, "want /v1/events/{business_id}/{event_id}, the event_id path-escaped")
+	}
+	return business, eventID, nil
 }
 
 // letterJSON is a listed dead letter.
@@ -158,7 +186,7 @@ func (a *api) listLetters(c echo.Context) error {
 func (a *api) filter(reason, business, since string) (sender.DeadLetterFilter, error) {
 	f := sender.DeadLetterFilter{Reason: reason, Business: business}
 	if reason != "" && !isReason(reason) {
-		return f, fail(http.StatusBadRequest, "unknown reason: want one of "+strings.Join(sender.Reasons, ", "))
+		return f, fail(http.StatusBadRequest, "unknown reason: want one of "+strings.Join(sender.ListReasons, ", "))
 	}
 	t, err := sender.ParseSince(since, a.Now())
 	if err != nil {
@@ -169,7 +197,7 @@ func (a *api) filter(reason, business, since string) (sender.DeadLetterFilter, e
 }
 
 func isReason(r string) bool {
-	for _, x := range sender.Reasons {
+	for _, x := range sender.ListReasons {
 		if x == r {
 			return true
 		}
@@ -234,23 +262,49 @@ func (a *api) redrive(c echo.Context) error {
 	if req.Limit < 0 {
 		return fail(http.StatusBadRequest, "limit must not be negative")
 	}
-	opts := sender.RedriveOptions{Business: f.Business, Seqs: req.Seqs, From: f.Since, Limit: req.Limit,
-		DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL)}
-	if f.Reason != "" {
-		opts.Reasons = []string{f.Reason}
+	if f.Reason == sender.ReasonForward && f.Business != "" {
+		return fail(http.StatusBadRequest, "forward dead letters are webhook bodies with no business_id: select them by reason, since or seqs")
 	}
 	ctx, cancel := a.ctx(c)
 	defer cancel()
-	res, err := sender.Redrive(ctx, a.JS, opts)
-	if errors.Is(err, sender.ErrNeedForce) {
-		return fail(http.StatusBadRequest, "in_doubt needs \"force\": true: those events may already be at Meta, which does not deduplicate them; check Events Manager first")
+	var matched, redriven int
+	// Conversions go back to CONVERSIONS (sender.Redrive), forwarded
+	// webhook bodies to stream FORWARD for their own destination
+	// (forward.Redrive); sequences may name either kind.
+	if f.Reason != sender.ReasonForward {
+		opts := sender.RedriveOptions{Business: f.Business, Seqs: req.Seqs, From: f.Since, Limit: req.Limit,
+			DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL)}
+		if f.Reason != "" {
+			opts.Reasons = []string{f.Reason}
+		}
+		res, err := sender.Redrive(ctx, a.JS, opts)
+		if errors.Is(err, sender.ErrNeedForce) {
+			return fail(http.StatusBadRequest, "in_doubt needs \"force\": true: those events may already be at Meta, which does not deduplicate them; check Events Manager first")
+		}
+		if err != nil {
+			return err
+		}
+		matched, redriven = res.Matched, res.Republished
 	}
-	if err != nil {
-		return err
+	if f.Reason == sender.ReasonForward || (f.Reason == "" && f.Business == "" && len(req.Seqs) > 0) {
+		limit := req.Limit
+		if limit > 0 {
+			limit = max(limit-matched, 0)
+			if limit == 0 {
+				limit = -1 // the conversions took the whole limit
+			}
+		}
+		if limit >= 0 {
+			res, err := forward.Redrive(ctx, a.JS, forward.RedriveOptions{Seqs: req.Seqs, From: f.Since, Limit: limit, DryRun: req.DryRun})
+			if err != nil {
+				return err
+			}
+			matched, redriven = matched+res.Matched, redriven+res.Republished
+		}
 	}
-	a.Log.Info("dead letters redriven", zap.Int("matched", res.Matched), zap.Int("redriven", res.Republished),
+	a.Log.Info("dead letters redriven", zap.Int("matched", matched), zap.Int("redriven", redriven),
 		zap.Bool("dry_run", req.DryRun), zap.String("reason", req.Reason), zap.String("business_id", req.Business))
-	return c.JSON(http.StatusOK, map[string]any{"matched": res.Matched, "redriven": res.Republished, "dry_run": req.DryRun})
+	return c.JSON(http.StatusOK, map[string]any{"matched": matched, "redriven": redriven, "dry_run": req.DryRun})
 }
 
 func (a *api) stats(c echo.Context) error {

@@ -143,3 +143,40 @@ func TestHealth(t *testing.T) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestEventIDsWithSlash: an event id is taken whole from the path, '/'
+// and '=' included, escaped (%2F, %3D: echo then routes on the escaped
+// path) or not; before, ord/42 had "no trail".
+func TestEventIDsWithSlash(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	now := time.Now().UTC() // the trail keys expire from the real clock
+	w := trail.NewWriter(time.Hour)
+	for _, id := range []string{"ord/42", "a=b/c", "plain"} {
+		w.Put(&trail.Record{BusinessID: "1001", EventID: id, State: "sent", UpdatedAt: trail.At(now), FirstSeenAt: trail.At(now)})
+	}
+	if err := w.Flush(t.Context(), rdb); err != nil {
+		t.Fatal(err)
+	}
+	adm := admin.New(admin.Config{Token: "tok"}, zap.NewNop(), prometheus.NewRegistry())
+	opsapi.Register(adm.API(), opsapi.Deps{Redis: rdb, Now: func() time.Time { return now }})
+	srv := httptest.NewServer(adm.Handler())
+	defer srv.Close()
+	for path, want := range map[string]string{
+		"ord%2F42":  "ord/42",
+		"ord/42":    "ord/42",
+		"a%3Db%2Fc": "a=b/c",
+		"a=b/c":     "a=b/c",
+		"a%3Db/c":   "a=b/c",
+		"plain":     "plain",
+		"pl%61in":   "plain",
+	} {
+		code, body := get(t, srv.URL+"/v1/events/1001/"+path, "tok")
+		var r trail.Record
+		if err := json.Unmarshal([]byte(body), &r); code != http.StatusOK || err != nil || r.EventID != want {
+			t.Errorf("GET /v1/events/1001/%s = %d %s; want the trail of %q", path, code, body, want)
+		}
+	}
+	if code, body := get(t, srv.URL+"/v1/events/1001/", "tok"); code != http.StatusBadRequest {
+		t.Errorf("no event id = %d %s; want 400", code, body)
+	}
+}

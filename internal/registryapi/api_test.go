@@ -1,6 +1,7 @@
 package registryapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
@@ -92,6 +93,7 @@ func (f *fakeResumer) Resume(_ context.Context, id string) (ResumeResult, error)
 // Cleanup can scan them, with the logs, for secrets.
 type testAPI struct {
 	t        *testing.T
+	rdb      *redis.Client
 	srv      *httptest.Server
 	store    *registry.Store
 	datasets *fakeDatasets
@@ -102,6 +104,8 @@ type testAPI struct {
 }
 
 type apiOpts struct {
+	rdb      *redis.Client // another testAPI's store; nil: a new one
+	key      string        // REGISTRY_KEY; "": registryKey
 	noKey    bool
 	health   HealthSource
 	noResume bool
@@ -109,21 +113,23 @@ type apiOpts struct {
 
 func newTestAPI(t *testing.T, o apiOpts) *testAPI {
 	t.Helper()
-	var rdb *redis.Client
-	if onEmbedded {
+	rdb := o.rdb
+	switch {
+	case rdb != nil:
+	case onEmbedded:
 		rdb = embedtest.Client(t)
-	} else {
+	default:
 		rdb = redistest.Start(t).Client(t)
 	}
 	var kr *registry.Keyring
 	if !o.noKey {
 		var err error
-		if kr, err = registry.ParseKeyring(registryKey); err != nil {
+		if kr, err = registry.ParseKeyring(cmp.Or(o.key, registryKey)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	ta := &testAPI{t: t, store: registry.NewStore(rdb, kr), datasets: &fakeDatasets{ds: "7770001"}, resumer: &fakeResumer{}, logs: logs}
+	ta := &testAPI{t: t, rdb: rdb, store: registry.NewStore(rdb, kr), datasets: &fakeDatasets{ds: "7770001"}, resumer: &fakeResumer{}, logs: logs}
 	e := echo.New()
 	e.HideBanner = true
 	g := e.Group("", bearer(adminToken))

@@ -128,6 +128,12 @@ type businessJSON struct {
 	CreatedAt        time.Time   `json:"created_at"`
 	UpdatedAt        time.Time   `json:"updated_at"`
 	Health           *healthJSON `json:"health,omitempty"`
+	// Unreadable marks a listed record that could not be decoded (only the
+	// id, KeyID and Error are then set): one such record no longer fails
+	// the whole list.
+	Unreadable bool   `json:"unreadable,omitempty"`
+	KeyID      string `json:"key_id,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // healthJSON is Health, or why there is none.

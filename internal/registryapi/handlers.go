@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -141,10 +143,17 @@ func (a *api) list(c echo.Context) error {
 	if err != nil {
 		return a.fail(c, err)
 	}
-	out := listJSON{Businesses: make([]businessJSON, 0, len(p.Businesses)), NextCursor: p.Next}
+	out := listJSON{Businesses: make([]businessJSON, 0, len(p.Businesses)+len(p.Unreadable)), NextCursor: p.Next}
 	for _, b := range p.Businesses {
 		out.Businesses = append(out.Businesses, toJSON(b))
 	}
+	for _, u := range p.Unreadable {
+		a.Log.Warn("registry record unreadable", zap.String("business_id", u.ID), zap.String("key_id", u.KeyID), zap.Error(u.Err))
+		out.Businesses = append(out.Businesses, businessJSON{BusinessID: u.ID, Unreadable: true, KeyID: u.KeyID,
+			PhoneNumberIDs: []string{}, Error: unreadableText(u.Err)})
+	}
+	// Both are in id order; the page is too.
+	slices.SortStableFunc(out.Businesses, func(x, y businessJSON) int { return strings.Compare(x.BusinessID, y.BusinessID) })
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -199,4 +208,16 @@ func (a *api) resume(c echo.Context) error {
 	}
 	return c.JSON(http.StatusAccepted, resumeJSON{BusinessID: id, WasPaused: res.WasPaused, Parked: res.Parked,
 		Note: "the pause is over on every sender; parked messages are being sent back"})
+}
+
+// unreadableText says why a listed record is unreadable and what to do.
+// The registry's texts name ids and key ids, never a secret.
+func unreadableText(err error) string {
+	switch {
+	case errors.Is(err, registry.ErrNoKey):
+		return "its secrets are sealed and this server has no REGISTRY_KEY: set it"
+	case errors.Is(err, registry.ErrDecrypt):
+		return err.Error() + ": check REGISTRY_KEY (an older key may be missing), or PUT the record again with its secrets"
+	}
+	return err.Error() + ": PUT the record again"
 }

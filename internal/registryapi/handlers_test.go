@@ -1,6 +1,8 @@
 package registryapi
 
 import (
+	"bytes"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strings"
@@ -217,6 +219,34 @@ func TestListPages(t *testing.T) {
 	}
 	status, body := ta.do("GET", "/v1/businesses?cursor=zz", "")
 	wantError(t, status, body, http.StatusBadRequest, "cursor", "next_cursor")
+}
+
+// TestListUnreadableRecord: a record whose access token is sealed with a
+// key REGISTRY_KEY no longer lists is listed as unreadable, with its key
+// id and what to do, between the readable ones; before, it made the whole
+// list (and the console's) answer 500.
+func TestListUnreadableRecord(t *testing.T) {
+	old := newTestAPI(t, apiOpts{})
+	old.do("PUT", "/v1/businesses/101", `{"channel": "messenger", "dataset_id": "1"}`)
+	old.do("PUT", "/v1/businesses/102", `{"channel": "messenger", "dataset_id": "1", "access_token": "`+testToken+`"}`)
+	old.do("PUT", "/v1/businesses/103", `{"channel": "messenger", "dataset_id": "1"}`)
+	other := "k2:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	ta := newTestAPI(t, apiOpts{rdb: old.rdb, key: other})
+	status, body := ta.do("GET", "/v1/businesses", "")
+	if status != http.StatusOK {
+		t.Fatalf("list with an unreadable record = %d %s; want 200", status, body)
+	}
+	p := decode[listJSON](t, body)
+	var got []string
+	for _, b := range p.Businesses {
+		got = append(got, fmt.Sprintf("%s:%v:%s", b.BusinessID, b.Unreadable, b.KeyID))
+	}
+	if fmt.Sprint(got) != "[101:false: 102:true:k1 103:false:]" {
+		t.Fatalf("listed %v; want 102 marked unreadable (key k1) between 101 and 103", got)
+	}
+	if e := p.Businesses[1].Error; !strings.Contains(e, "REGISTRY_KEY") {
+		t.Errorf("unreadable record's error %q; want it to say to check REGISTRY_KEY", e)
+	}
 }
 
 func TestDelete(t *testing.T) {

@@ -19,6 +19,10 @@ const (
 	ReasonNoClickID    = "no_click_id"  // the WhatsApp ad referral came without ctwa_clid (Status ads); redrive if a click arrives
 	ReasonRejected     = "rejected"     // Meta refused the event; Ctm-Dlq-Error has Meta's message
 	ReasonInDoubt      = "in_doubt"     // a send may have reached Meta; check before a forced redrive
+	// ReasonForward is internal/forward's: a webhook body no destination
+	// took within FORWARD_MAX_AGE. Its data is Meta's body, not a
+	// conversion.
+	ReasonForward = "forward"
 )
 
 // Headers of a dead letter (its data is the original message, byte for byte).

@@ -64,7 +64,7 @@ func ParseDLQArgs(args []string, getenv func(string) string, now time.Time) (DLQ
 			return c, fmt.Errorf("dlq list: unexpected argument %q (see sender dlq -h)", fs.Arg(0))
 		}
 		if *reason != "" && !isReason(*reason) {
-			return c, fmt.Errorf("dlq list: unknown reason %q (known: %v)", *reason, Reasons)
+			return c, fmt.Errorf("dlq list: unknown reason %q (known: %v)", *reason, ListReasons)
 		}
 		if *limit < 1 || *limit > 1000 {
 			return c, errors.New("dlq list: -limit must be between 1 and 1000")
@@ -106,7 +106,7 @@ func ParseDLQArgs(args []string, getenv func(string) string, now time.Time) (DLQ
 }
 
 func isReason(r string) bool {
-	for _, x := range Reasons {
+	for _, x := range ListReasons {
 		if x == r {
 			return true
 		}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fastjson"
 
 	"github.com/ctmpipe/ctmpipe/internal/jsfetch"
+	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
 
 // DeadLetterFilter selects dead letters for listing, showing and redrive
@@ -209,7 +211,23 @@ func ShowDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64, rev
 		}
 	}
 	info := letterInfo(h.Get(HeaderReason), h.Get(HeaderError), h.Get(HeaderEventID), m.Sequence, m.Time, data)
+	if !reveal && (info.Reason == ReasonForward || m.Subject == "dlq."+ReasonForward) {
+		return info, maskWebhook(data), nil
+	}
 	return info, MaskMessage(data, reveal), nil
+}
+
+// maskWebhook is MaskMessage for a forward dead letter, whose data is a
+// Meta webhook body: message text, captions and names are redacted first,
+// exactly as the capture redacts them (webhook.Redact), then the ids are
+// masked. A body Redact cannot rewrite faithfully is not shown.
+func maskWebhook(data []byte) json.RawMessage {
+	red, err := webhook.Redact(new(fastjson.Parser), data)
+	if err != nil {
+		b, _ := json.Marshal(fmt.Sprintf("(%d bytes, not strict JSON, so not redactable; reveal to see them)", len(data)))
+		return b
+	}
+	return MaskMessage(red, false)
 }
 
 // personalKeys are the JSON keys whose values MaskMessage hides.

@@ -22,8 +22,14 @@ import (
 var ErrNeedForce = errors.New("redrive: in_doubt needs -force: those events may already be at Meta, " +
 	"which does not deduplicate them; check Events Manager first")
 
-// Reasons lists the dead-letter reasons.
+// Reasons lists the dead-letter reasons of conversions (those Redrive
+// publishes back to CONVERSIONS).
 var Reasons = []string{ReasonInvalid, ReasonExpired, ReasonUnattributed, ReasonNoClickID, ReasonRejected, ReasonInDoubt}
+
+// ListReasons are the reasons of every dead letter in stream DLQ, which
+// ListDeadLetters and ShowDeadLetter read: the conversions' and forward
+// (webhook bodies forwarding gave up on; internal/forward redrives them).
+var ListReasons = append(slices.Clone(Reasons), ReasonForward)
 
 // RedriveOptions selects dead letters to publish back to CONVERSIONS.
 type RedriveOptions struct {

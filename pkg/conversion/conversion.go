@@ -185,5 +185,8 @@ func (c *Conversion) Validate() error {
 	if err != nil {
 		return invalid("custom_data", "not JSON: nested too deeply")
 	}
+	if path, bad := overflow(cd); bad {
+		return errOverflow("custom_data." + path)
+	}
 	return c.check(cd)
 }

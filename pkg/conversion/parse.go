@@ -1,6 +1,7 @@
 package conversion
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -86,7 +87,62 @@ func Parse(data []byte) (Conversion, error) {
 	if r.err != nil {
 		return c, r.err
 	}
+	if path, bad := overflow(v); bad {
+		return c, errOverflow(path)
+	}
 	return c, c.check(cd)
+}
+
+// errOverflow names the field of a number too large for a float64.
+func errOverflow(field string) *Error {
+	return invalid(field, "number too large for a 64-bit float (beyond ±1.8e308): Meta would read it as infinity")
+}
+
+// overflow reports the path (below v: "custom_data.value",
+// "custom_data.contents[0].quantity") of a number that overflows a float64,
+// as 1e400 does: valid JSON, which every JSON reader on the way to Meta
+// would take as infinity or refuse. Such a number needs an exponent or
+// more than 308 digits, so others are not parsed.
+func overflow(v *fastjson.Value) (string, bool) {
+	switch v.Type() {
+	case fastjson.TypeNumber:
+		var buf [64]byte
+		raw := v.MarshalTo(buf[:0])
+		if len(raw) <= 308 && !bytes.ContainsAny(raw, "eE") {
+			return "", false
+		}
+		f, err := strconv.ParseFloat(string(raw), 64)
+		return "", err != nil && math.IsInf(f, 0)
+	case fastjson.TypeObject:
+		var path string
+		var bad bool
+		v.GetObject().Visit(func(k []byte, e *fastjson.Value) {
+			if bad {
+				return
+			}
+			if sub, ok := overflow(e); ok {
+				path, bad = string(k), true
+				if sub != "" {
+					if sub[0] != '[' {
+						path += "."
+					}
+					path += sub
+				}
+			}
+		})
+		return path, bad
+	case fastjson.TypeArray:
+		for i, e := range v.GetArray() {
+			if sub, ok := overflow(e); ok {
+				path := "[" + strconv.Itoa(i) + "]"
+				if sub != "" && sub[0] != '[' {
+					path += "."
+				}
+				return path + sub, true
+			}
+		}
+	}
+	return "", false
 }
 
 // bestEffort reads event_id and channel of a message that is not JSON but

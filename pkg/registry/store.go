@@ -78,29 +78,36 @@ func (s *Store) encode(b *Business) (string, error) {
 }
 
 func (s *Store) decode(id string, h map[string]string) (Business, error) {
+	b, _, err := s.decodeKey(id, h)
+	return b, err
+}
+
+// decodeKey is decode, also returning on failure the id of the key a
+// secret is sealed with ("" when the record itself is unreadable).
+func (s *Store) decodeKey(id string, h map[string]string) (Business, string, error) {
 	var r record
 	if err := json.Unmarshal([]byte(h[fieldData]), &r); err != nil {
-		return Business{}, fmt.Errorf("registry: business %s: unreadable record: %w", id, err)
+		return Business{}, "", fmt.Errorf("registry: business %s: unreadable record: %w", id, err)
 	}
 	b := Business{ID: id, Channel: r.Channel, DatasetID: r.DatasetID, TestEventCode: r.TestEventCode,
 		PhoneNumberIDs: r.PhoneNumberIDs, RequireReferral: r.RequireReferral,
 		AutomaticEvents: r.AutomaticEvents, Attribution: Attribution(r.Attribution), Enabled: r.Enabled, PartnerAgent: r.PartnerAgent,
 		CreatedAt: unixMilli(h[fieldCreate]), UpdatedAt: unixMilli(h[fieldUpdate])}
 	if r.AccessToken != "" {
-		v, _, err := s.keys.open(id, fieldAccessToken, r.AccessToken)
+		v, keyID, err := s.keys.open(id, fieldAccessToken, r.AccessToken)
 		if err != nil {
-			return Business{}, err
+			return Business{}, keyID, err
 		}
 		b.AccessToken = Secret{v}
 	}
 	if r.AppSecret != "" {
-		v, _, err := s.keys.open(id, fieldAppSecret, r.AppSecret)
+		v, keyID, err := s.keys.open(id, fieldAppSecret, r.AppSecret)
 		if err != nil {
-			return Business{}, err
+			return Business{}, keyID, err
 		}
 		b.AppSecret = Secret{v}
 	}
-	return b, nil
+	return b, "", nil
 }
 
 func unixMilli(s string) time.Time {
@@ -200,7 +207,19 @@ const (
 // Page is one page of List.
 type Page struct {
 	Businesses []Business
+	// Unreadable are the page's records that could not be decoded (a
+	// secret sealed with a key REGISTRY_KEY no longer lists, a corrupt
+	// record), in id order like Businesses: one such record must not hide
+	// the others.
+	Unreadable []Unreadable
 	Next       string // the cursor of the next page; "" on the last page
+}
+
+// Unreadable is a record List could not decode.
+type Unreadable struct {
+	ID    string
+	KeyID string // the key id its secret is sealed with; "" when not known
+	Err   error  // why (ErrDecrypt, ErrNoKey or a decoding error; no secret)
 }
 
 // List returns up to limit records with ids after cursor, in lexicographic
@@ -227,9 +246,10 @@ func (s *Store) List(ctx context.Context, cursor string, limit int) (Page, error
 		if len(c.Val()) == 0 {
 			continue // deleted between the index read and this one
 		}
-		b, err := s.decode(ids[i], c.Val())
+		b, keyID, err := s.decodeKey(ids[i], c.Val())
 		if err != nil {
-			return Page{}, err
+			page.Unreadable = append(page.Unreadable, Unreadable{ID: ids[i], KeyID: keyID, Err: err})
+			continue
 		}
 		page.Businesses = append(page.Businesses, b)
 	}

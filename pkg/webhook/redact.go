@@ -1,4 +1,4 @@
-package ingest
+package webhook
 
 import (
 	"encoding/json"
@@ -8,17 +8,21 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// errNotRedactable means a body is not strict JSON. fastjson, which the hot
+// ErrNotRedactable means a body is not strict JSON. fastjson, which the hot
 // path parses with, also takes a few things JSON does not (NaN, Inf, bare
 // "-"); such a body could not be written back faithfully, and publishing it
 // unredacted is never an option.
-var errNotRedactable = errors.New("capture: redact: body is not strict JSON")
+var ErrNotRedactable = errors.New("webhook: redact: body is not strict JSON")
 
-// redact returns body with personal free text replaced by "[redacted]":
+// RedactedText replaces personal free text in redacted bodies.
+const RedactedText = "[redacted]"
+
+// Redact returns body with personal free text replaced by "[redacted]":
 // message text bodies (WhatsApp text.body and system.body, Messenger/Instagram message.text,
 // button texts), media captions, comment messages, contact profile names
 // and user names. docs/contract.md says message text and names are never stored,
-// and the capture stream is storage. This is safe for replay: replay
+// and the capture stream is storage; dead letters of forwarding (which hold
+// Meta's bodies) are shown redacted the same way. This is safe for replay: replay
 // re-signs each body, and no field webhook.Parse reads is touched (ids,
 // timestamps and referrals stay as received).
 //
@@ -28,13 +32,13 @@ var errNotRedactable = errors.New("capture: redact: body is not strict JSON")
 // Strings are written with JSON escapes for '"', '\' and control characters
 // and every other byte as received, so the output is valid JSON for every
 // valid input and every string reads back with the same bytes.
-func redact(p *fastjson.Parser, body []byte) ([]byte, error) {
+func Redact(p *fastjson.Parser, body []byte) ([]byte, error) {
 	if !json.Valid(body) {
-		return nil, errNotRedactable
+		return nil, ErrNotRedactable
 	}
 	v, err := p.ParseBytes(body)
 	if err != nil {
-		return nil, errNotRedactable // nested deeper than fastjson takes
+		return nil, ErrNotRedactable // nested deeper than fastjson takes
 	}
 	return appendRedacted(make([]byte, 0, len(body)), v, ""), nil
 }
@@ -55,7 +59,7 @@ func appendRedacted(dst []byte, v *fastjson.Value, parent string) []byte {
 			dst = appendJSONString(dst, k)
 			dst = append(dst, ':')
 			if cv.Type() == fastjson.TypeString && personalText(parent, key) {
-				dst = appendJSONString(dst, []byte(redactedText))
+				dst = appendJSONString(dst, []byte(RedactedText))
 				return
 			}
 			dst = appendRedacted(dst, cv, key)
