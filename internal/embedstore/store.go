@@ -27,6 +27,9 @@ import (
 // keys a shard is about a thousand entries, tens of microseconds of work.
 const numShards = 1024
 
+// DefaultScriptBudget is Options.ScriptBudget's default.
+const DefaultScriptBudget = time.Second
+
 // Options configures Open. The zero value of each field but Dir is a
 // sensible default.
 type Options struct {
@@ -42,6 +45,15 @@ type Options struct {
 	// (default 64 MiB); above it, compaction starts when the journal is
 	// also larger than the last snapshot.
 	CompactMin int64
+	// Password, when set, is required (AUTH, or HELLO with AUTH) before
+	// any other command on a connection. The all-in-one always sets one;
+	// only tests leave it empty.
+	Password string
+	// ScriptBudget bounds how long one Lua script may run (default 1s):
+	// past it the script stops with an error and the store, whose lock it
+	// held, serves again. It is well under ingest's STORE_TIMEOUT, so a
+	// runaway script delays webhooks instead of failing them.
+	ScriptBudget time.Duration
 	// Legacy is a journal in the older JSON-lines format (the all-in-one's
 	// DATA_DIR/redis.journal) to import at open; it is removed once a
 	// snapshot holds its keys.
@@ -93,6 +105,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.CompactMin <= 0 {
 		opts.CompactMin = 64 << 20
 	}
+	if opts.ScriptBudget <= 0 {
+		opts.ScriptBudget = DefaultScriptBudget
+	}
 	s := &Store{opts: opts, now: opts.Now, seed: maphash.MakeSeed(), cmds: commandTable(),
 		stop: make(chan struct{}), open: map[net.Conn]struct{}{}}
 	for i := range s.shards {
@@ -103,7 +118,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.j = j
-	s.lua = newLuaEnv(s)
+	s.lua = newLuaEnv(s, opts.ScriptBudget)
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		j.close()
@@ -147,6 +162,7 @@ func (s *Store) Close() error {
 	default:
 	}
 	close(s.stop)
+	s.lua.close() // a script holding the lock would hold Close too
 	err := s.ln.Close()
 	s.cmu.Lock()
 	for c := range s.open {
