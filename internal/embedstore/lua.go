@@ -34,10 +34,11 @@ type luaEnv struct {
 
 	// rmu guards the running script's state below. It is not the store's
 	// lock (which the script holds), so that SCRIPT KILL and Close reach it.
-	rmu    sync.Mutex
-	cancel context.CancelCauseFunc // the running script's; nil when none runs
-	wrote  bool                    // the running script has called a write command
-	closed bool                    // the store is closing: no new script starts
+	rmu     sync.Mutex
+	cancel  context.CancelCauseFunc // the running script's; nil when none runs
+	wrote   bool                    // the running script has called a write command
+	closed  bool                    // the store is closing: no new script starts
+	stopped uint64                  // scripts stopped at their budget or by SCRIPT KILL
 }
 
 // Why a script was stopped (the cause of its context).
@@ -157,6 +158,9 @@ func (e *luaEnv) run(fn *lua.LFunction, keys, argv [][]byte, ro bool) any {
 	err := L.PCall(0, 1, nil)
 	L.RemoveContext()
 	if err != nil && ctx.Err() != nil {
+		e.rmu.Lock()
+		e.stopped++
+		e.rmu.Unlock()
 		switch context.Cause(ctx) {
 		case errScriptBudget:
 			return replyErr("ERR script stopped: it ran past its budget of " + e.budget.String() + " (writes it made before stay)")
@@ -227,6 +231,13 @@ func (e *luaEnv) close() {
 	if e.cancel != nil {
 		e.cancel(errStoreClosing)
 	}
+}
+
+// state reports whether a script runs now and how many were stopped.
+func (e *luaEnv) state() (running bool, stopped uint64) {
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	return e.cancel != nil, e.stopped
 }
 
 // noteWrite records that the running script called a write command.

@@ -14,10 +14,7 @@ func waitScriptRunning(t *testing.T, s *Store) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		s.lua.rmu.Lock()
-		running := s.lua.cancel != nil
-		s.lua.rmu.Unlock()
-		if running {
+		if s.Stats().ScriptRunning {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -19,6 +19,7 @@ import (
 	"hash/maphash"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,6 +82,8 @@ type Store struct {
 	snapBytes  int64      // size of the last snapshot (under mu)
 	expired    uint64     // keys removed because their deadline passed (under mu)
 
+	lastStats atomic.Pointer[Stats] // sizes Stats last read under mu
+
 	afterShard func(int) // test hook: called as the snapshot writer leaves shard i
 
 	stop chan struct{}
@@ -142,15 +145,44 @@ type Stats struct {
 	SnapshotBytes int64
 	Expired       uint64 // keys removed at their deadline since open
 	Syncs         SyncTimes
+	// ScriptRunning is true while a Lua script holds the store.
+	ScriptRunning bool
+	// ScriptsStopped counts scripts stopped at their budget, by SCRIPT
+	// KILL or by Close since open.
+	ScriptsStopped uint64
 }
 
-// Stats returns the store's current size.
+// statsWait is how long Stats waits for the store's lock before it returns
+// the sizes it last read: a script may hold the lock up to its budget, and
+// a metrics scrape must not wait for it.
+const statsWait = 100 * time.Millisecond
+
+// Stats returns the store's current size (or, while a script holds the
+// store past statsWait, the size last read) and its scripts' state.
 func (s *Store) Stats() Stats {
-	s.mu.Lock()
-	st := Stats{Keys: s.keys, Bytes: s.bytes, SnapshotBytes: s.snapBytes, Expired: s.expired}
-	s.mu.Unlock()
+	var st Stats
+	if s.lockWithin(statsWait) {
+		st = Stats{Keys: s.keys, Bytes: s.bytes, SnapshotBytes: s.snapBytes, Expired: s.expired}
+		s.mu.Unlock()
+		s.lastStats.Store(&st)
+	} else if last := s.lastStats.Load(); last != nil {
+		st = *last
+	}
 	st.JournalBytes, st.Syncs = s.j.size()
+	st.ScriptRunning, st.ScriptsStopped = s.lua.state()
 	return st
+}
+
+// lockWithin takes mu if it is free within d.
+func (s *Store) lockWithin(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !s.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 // Close stops serving, waits for the sweeper and any compaction, and

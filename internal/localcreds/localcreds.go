@@ -156,6 +156,44 @@ func NATS(rawURL, dataDir string) (natsURL string, opts []nats.Option, found boo
 	return natsURL, []nats.Option{nats.UserInfo(c.NATSUser, c.NATSPassword)}, true, nil
 }
 
+// Exists reports whether dataDir holds a credentials file: a tool given no
+// NATS_URL then talks to that all-in-one's NATS (DefaultNATSURL).
+func Exists(dataDir string) bool {
+	_, err := os.Stat(Path(dataDir))
+	return err == nil
+}
+
+// DataDir is a tool's -data-dir default: DATA_DIR, else DefaultDataDir.
+func DataDir(getenv func(string) string) string {
+	if v := getenv("DATA_DIR"); v != "" {
+		return v
+	}
+	return DefaultDataDir
+}
+
+// Redis returns rawURL (a REDIS_URL) with the all-in-one's store password
+// in it when it is a redis:// URL of a loopback host without a password and
+// dataDir holds credentials (the embedded store listens on a loopback port
+// the all-in-one logs at start); any other URL as given.
+func Redis(rawURL, dataDir string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "redis" || !IsLoopback(u.Hostname()) {
+		return rawURL, nil
+	}
+	if _, set := u.User.Password(); set {
+		return rawURL, nil
+	}
+	c, err := Load(dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return rawURL, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	u.User = url.UserPassword(u.User.Username(), c.StorePassword)
+	return u.String(), nil
+}
+
 // Hint is what a tool adds to a failed connection to a loopback NATS.
 func Hint(dataDir string, found bool) string {
 	if found {

@@ -68,3 +68,23 @@ func TestNATS(t *testing.T) {
 		}
 	}
 }
+
+func TestRedis(t *testing.T) {
+	dir := t.TempDir()
+	c, _, err := LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ url, dir, want string }{
+		{"redis://127.0.0.1:36001", dir, "redis://:" + c.StorePassword + "@127.0.0.1:36001"},
+		{"redis://127.0.0.1:36001/0", t.TempDir(), "redis://127.0.0.1:36001/0"},
+		{"redis://:pw@127.0.0.1:36001", dir, "redis://:pw@127.0.0.1:36001"},
+		{"redis://redis.internal:6379", dir, "redis://redis.internal:6379"},
+		{"redis+cluster://127.0.0.1:7000", dir, "redis+cluster://127.0.0.1:7000"},
+	}
+	for _, tt := range tests {
+		if got, err := Redis(tt.url, tt.dir); err != nil || got != tt.want {
+			t.Errorf("Redis(%q) = %q, %v; want %q", tt.url, got, err, tt.want)
+		}
+	}
+}
