@@ -51,7 +51,7 @@ func TestAutomaticEventsE2EDryRun(t *testing.T) {
 		}
 	}
 	post()
-	js := walkJS(t, w.nats)
+	js := walkJS(t, w.nats, filepath.Join(dir, "data"))
 	dryRun := filepath.Join(dir, "data", "capi-dryrun.jsonl")
 	purchase := autoevents.EventID("wamid.E2EPURCHASE", "Purchase")
 	lead := autoevents.EventID("wamid.E2ELEAD", "LeadSubmitted")

@@ -61,7 +61,7 @@ func TestConsoleBrowserE2E(t *testing.T) {
 		t.Fatalf("webhook: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	walkPublish(t, walkJS(t, w.nats), c.conversion(time.Now()), "")
+	walkPublish(t, walkJS(t, w.nats, filepath.Join(dir, "data")), c.conversion(time.Now()), "")
 
 	trailPath := "/v1/events/" + c.Biz.ID + "/" + c.EventID
 	var seq uint64

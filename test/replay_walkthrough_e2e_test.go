@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 )
 
 var (
@@ -55,7 +57,7 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 	}
 
 	conversions := lines(t, replayExample(t, "conversions.jsonl"))
-	js := walkJS(t, w.nats)
+	js := walkJS(t, w.nats, filepath.Join(dir, "data"))
 	for _, c := range conversions {
 		walkPublish(t, js, c, "")
 	}
@@ -72,7 +74,7 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 	} {
 		walkContext(t, w.admin, path, ad)
 	}
-	js = walkJS(t, w.nats)
+	js = walkJS(t, w.nats, filepath.Join(dir, "data"))
 	for _, c := range conversions {
 		walkPublish(t, js, c, "-again") // past JetStream's dedup: only the ledger stops these
 	}
@@ -81,13 +83,13 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 
 	// The capture outlived the kill too: a dry run over it routes the
 	// On-Premises body by its Ctm-Path, and a real replay is accepted.
-	dry := start(t, "replay", "", []string{"ONPREM_WABA_ID=104222339999001"}, "-dry-run", "-from-capture", "-nats", w.nats, "-since", "1h")
+	dry := start(t, "replay", "", []string{"ONPREM_WABA_ID=104222339999001"}, "-dry-run", "-from-capture", "-nats", w.nats, "-data-dir", filepath.Join(dir, "data"), "-since", "1h")
 	if code := replayExit(dry, time.Minute); code != 0 || strings.Count(dry.Output(), `"path":"/webhook/onprem"`) != 1 ||
 		!strings.Contains(dry.Output(), "4 bodies: 4 ok") {
 		t.Errorf("replay -dry-run -from-capture: exit %d:\n%s", code, dry.Output())
 	}
 	again := start(t, "replay", "", []string{"META_APP_SECRET=walk-secret", "ONPREM_SECRET=walk-onprem-secret-0001"},
-		"-target", w.ingest+"/webhook", "-from-capture", "-nats", w.nats, "-since", "1h")
+		"-target", w.ingest+"/webhook", "-from-capture", "-nats", w.nats, "-data-dir", filepath.Join(dir, "data"), "-since", "1h")
 	if code := replayExit(again, time.Minute); code != 0 || !strings.Contains(again.Output(), "4 ok, 0 failed") {
 		t.Errorf("replay -from-capture: exit %d:\n%s", code, again.Output())
 	}
@@ -98,9 +100,15 @@ func TestReplayWalkthroughSurvivesKill(t *testing.T) {
 	}
 }
 
-func walkJS(t *testing.T, url string) jetstream.JetStream {
+// walkJS connects to the all-in-one's NATS with the credentials in its
+// data directory, as its tools do.
+func walkJS(t *testing.T, url, dataDir string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	url, creds, found, err := localcreds.NATS(url, dataDir)
+	if err != nil || !found {
+		t.Fatalf("credentials in %s: found %v, %v", dataDir, found, err)
+	}
+	nc, err := nats.Connect(url, creds...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 )
 
 // printBanner tells a person where everything listens and what to paste
@@ -42,6 +44,9 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	} else {
 		fmt.Fprintf(&b, "  store      REDIS_URL\n")
 	}
+	if cfg.NATSURL == "" || cfg.RedisURL == "" {
+		fmt.Fprintf(&b, "  credentials %s  (mode 0600: the embedded NATS's and store's passwords; the tools below read it)\n", localcreds.Path(cfg.DataDir))
+	}
 	if cfg.Sender.DryRunFile != "" {
 		fmt.Fprintf(&b, "  capi       dry run: requests are appended to %s\n", cfg.Sender.DryRunFile)
 	} else {
@@ -56,7 +61,7 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	}
 	fmt.Fprintf(&b, "\nTry it (in another shell, from the repository root):\n")
 	fmt.Fprintf(&b, "  META_APP_SECRET=%s go run ./cmd/replay -target %s/webhook examples/webhooks\n", secret, base)
-	fmt.Fprintf(&b, "  go run ./cmd/publish -nats %s examples/conversions.jsonl\n", natsURL)
+	fmt.Fprintf(&b, "  go run ./cmd/publish -nats %s%s examples/conversions.jsonl\n", natsURL, dataDirFlag(cfg))
 	// No example user id here: process output is treated like a log, and
 	// the privacy tests forbid ids in it (the README has the full example).
 	fmt.Fprintf(&b, "  curl -s -H 'Authorization: Bearer %s' %s/metrics | grep ^ingest_webhooks_total\n", admin, adminBase)
@@ -65,6 +70,20 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	}
 	fmt.Fprintln(&b)
 	io.WriteString(w, b.String())
+}
+
+// dataDirFlag is the -data-dir a tool needs to find the credentials, ""
+// for the default DATA_DIR (the tools' default too, from the same
+// directory).
+func dataDirFlag(cfg config) string {
+	if cfg.NATSURL != "" || filepath.Clean(cfg.DataDir) == localcreds.DefaultDataDir {
+		return ""
+	}
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		dir = cfg.DataDir
+	}
+	return " -data-dir " + dir
 }
 
 // httpBase is the URL of a bound address, with a wildcard host shown as

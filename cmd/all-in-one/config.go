@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/ctmpipe/ctmpipe/internal/embedstore"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
@@ -22,6 +25,13 @@ type config struct {
 	NATSAddr string // NATS_ADDR: where the embedded NATS listens
 	NATSURL  string // NATS_URL: an external NATS instead of the embedded one
 	RedisURL string // REDIS_URL: an external Redis instead of the embedded store
+	// NATSUser and NATSPassword (NATS_USER, NATS_PASSWORD) are a second
+	// user of the embedded NATS, for publishers on other machines; the
+	// generated one in DATA_DIR/credentials.json serves this machine.
+	NATSUser, NATSPassword string
+	// ScriptBudget (STORE_SCRIPT_BUDGET) bounds one Lua script in the
+	// embedded store.
+	ScriptBudget time.Duration
 	// DevSecrets is true when none of META_APP_SECRET, META_VERIFY_TOKEN
 	// and ADMIN_TOKEN was set: the development values below are in use and
 	// every listener is bound to 127.0.0.1.
@@ -95,7 +105,10 @@ Example:
 // sender's.
 var ownSettings = []settings.Setting{
 	{Env: "DATA_DIR", Flag: "data", Default: "data", Help: "directory for the NATS store, the store journal and the CAPI dry-run file (locked while in use)"},
-	{Env: "NATS_ADDR", Flag: "nats-addr", Default: "127.0.0.1:4222", Help: "HOST:PORT of the embedded NATS, for order systems and replay (port 0: any free one)"},
+	{Env: "NATS_ADDR", Flag: "nats-addr", Default: "127.0.0.1:4222", Help: "HOST:PORT of the embedded NATS, for order systems and replay (port 0: any free one; a non-loopback host needs NATS_USER and NATS_PASSWORD)"},
+	{Env: "NATS_USER", Help: "a user of the embedded NATS for publishers on other machines, with NATS_PASSWORD (env only; this machine's tools use the generated one in DATA_DIR/" + localcreds.File + ")"},
+	{Env: "NATS_PASSWORD", Help: "NATS_USER's password (env only)"},
+	{Env: "STORE_SCRIPT_BUDGET", Flag: "store-script-budget", Default: embedstore.DefaultScriptBudget.String(), Help: "how long one Lua script may run in the embedded store; past it the script answers an error and the store serves again"},
 }
 
 // allSettings is every setting all-in-one takes, with its own defaults where
@@ -197,6 +210,13 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, errors.New("config: -nats-addr (NATS_ADDR) must be HOST:PORT")
 	}
 	c.NATSURL, c.RedisURL = env("NATS_URL"), env("REDIS_URL")
+	c.NATSUser, c.NATSPassword = env("NATS_USER"), env("NATS_PASSWORD")
+	if err := checkNATSAuth(c); err != nil {
+		return c, err
+	}
+	if c.ScriptBudget, err = time.ParseDuration(envOr(env, "STORE_SCRIPT_BUDGET", embedstore.DefaultScriptBudget.String())); err != nil || c.ScriptBudget <= 0 {
+		return c, errors.New("config: -store-script-budget (STORE_SCRIPT_BUDGET) must be a positive duration, such as 1s")
+	}
 	addrs := map[string]string{
 		"INGEST_ADDR": listen("INGEST_ADDR", ingest.DefaultAddr),
 		"ADMIN_ADDR":  listen("ADMIN_ADDR", ingest.DefaultAdminAddr),
@@ -240,6 +260,23 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("sender %w", err)
 	}
 	return c, nil
+}
+
+// checkNATSAuth refuses an embedded NATS reachable from other machines
+// without credentials of the operator's: the generated ones are for this
+// machine's tools, and other machines' publishers need their own.
+func checkNATSAuth(c config) error {
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		return errors.New("config: NATS_USER and NATS_PASSWORD go together: set both (a user of the embedded NATS for other machines) or neither")
+	}
+	if c.NATSURL != "" {
+		return nil // no embedded NATS
+	}
+	host, _, _ := net.SplitHostPort(c.NATSAddr)
+	if localcreds.IsLoopback(host) || c.NATSUser != "" {
+		return nil
+	}
+	return fmt.Errorf("config: NATS_ADDR %s is reachable from other machines, and the embedded NATS has no credentials for them: set NATS_USER and NATS_PASSWORD (env only; the user publishers elsewhere log in as), or bind NATS_ADDR to 127.0.0.1", c.NATSAddr)
 }
 
 // setOf lists the development-mode secrets that are set.

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -31,7 +32,7 @@ const drainWait = 10 * time.Second
 // in DATA_DIR/nats, listening on NATS_ADDR for order systems and replay)
 // and connects to it in-process. stop closes the connection, waiting for a
 // drain begun by the caller, then stops the server.
-func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
+func openNATS(cfg config, creds localcreds.Credentials, log *zap.Logger) (*nats.Conn, string, func(), error) {
 	closed := make(chan struct{})
 	opts := append(logging.NATS(log), nats.Name("ctmpipe-all-in-one"), nats.MaxReconnects(-1),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
@@ -63,6 +64,10 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 		// NATS's default 1 MB is below BODY_LIMIT's 3 MiB: a webhook kept
 		// for forwarding (or captured) is published whole, with headers.
 		MaxPayload: embeddedMaxPayload,
+		// Every client logs in: the generated user (DATA_DIR/credentials.json,
+		// for this process and this machine's tools) and, when set, the
+		// operator's NATS_USER for other machines.
+		Users: natsUsers(cfg, creds),
 	})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("nats: %w", err)
@@ -73,8 +78,9 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 		ns.Shutdown()
 		return nil, "", nil, fmt.Errorf("nats: embedded server not ready on %s", cfg.NATSAddr)
 	}
-	log.Info("nats listening", zap.String("url", ns.ClientURL()), zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")))
-	nc, err := nats.Connect(ns.ClientURL(), append(opts, nats.InProcessServer(ns))...)
+	log.Info("nats listening", zap.String("url", ns.ClientURL()), zap.String("store_dir", filepath.Join(cfg.DataDir, "nats")),
+		zap.String("credentials_file", localcreds.Path(cfg.DataDir)), zap.Bool("nats_user_set", cfg.NATSUser != ""))
+	nc, err := nats.Connect(ns.ClientURL(), append(opts, nats.InProcessServer(ns), nats.UserInfo(creds.NATSUser, creds.NATSPassword))...)
 	if err != nil {
 		ns.Shutdown()
 		return nil, "", nil, fmt.Errorf("nats: connect: %w", err)
@@ -84,6 +90,16 @@ func openNATS(cfg config, log *zap.Logger) (*nats.Conn, string, func(), error) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}, nil
+}
+
+// natsUsers are the embedded NATS's users, with every permission (one
+// account, as before; the point is that nobody without a password gets in).
+func natsUsers(cfg config, creds localcreds.Credentials) []*server.User {
+	users := []*server.User{{Username: creds.NATSUser, Password: creds.NATSPassword}}
+	if cfg.NATSUser != "" && cfg.NATSUser != creds.NATSUser {
+		users = append(users, &server.User{Username: cfg.NATSUser, Password: cfg.NATSPassword})
+	}
+	return users
 }
 
 func waitClosed(nc *nats.Conn, closed <-chan struct{}) {
@@ -98,7 +114,7 @@ func waitClosed(nc *nats.Conn, closed <-chan struct{}) {
 
 // openRedis connects to REDIS_URL, or opens the embedded store and
 // registers its size metrics with reg.
-func openRedis(ctx context.Context, cfg config, log *zap.Logger, reg prometheus.Registerer) (redis.UniversalClient, func(), error) {
+func openRedis(ctx context.Context, cfg config, creds localcreds.Credentials, log *zap.Logger, reg prometheus.Registerer) (redis.UniversalClient, func(), error) {
 	if cfg.RedisURL != "" {
 		rdb, err := attribution.NewClient(cfg.RedisURL)
 		if err != nil {
@@ -113,16 +129,17 @@ func openRedis(ctx context.Context, cfg config, log *zap.Logger, reg prometheus.
 		return rdb, func() { rdb.Close() }, nil
 	}
 	began := time.Now()
-	st, err := openStore(cfg.DataDir)
+	st, err := openStore(cfg.DataDir, creds.StorePassword, cfg.ScriptBudget)
 	if err != nil {
 		return nil, nil, err
 	}
 	s := st.Stats()
 	log.Info("embedded store ready", zap.String("dir", filepath.Join(cfg.DataDir, storeDir)), zap.String("addr", st.Addr()),
 		zap.Int("keys", s.Keys), zap.Int64("bytes", s.Bytes), zap.Int64("journal_bytes", s.JournalBytes),
-		zap.Int64("snapshot_bytes", s.SnapshotBytes), zap.Duration("load_time", time.Since(began)))
+		zap.Int64("snapshot_bytes", s.SnapshotBytes), zap.Duration("load_time", time.Since(began)),
+		zap.String("credentials_file", localcreds.Path(cfg.DataDir)), zap.Duration("script_budget", cfg.ScriptBudget))
 	reg.MustRegister(newStoreCollector(st))
-	rdb := storeClient(st)
+	rdb := storeClient(st, creds.StorePassword)
 	return rdb, func() {
 		rdb.Close()
 		if err := st.Close(); err != nil {

@@ -13,8 +13,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,12 +27,12 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
-	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 func main() {
@@ -52,8 +52,11 @@ func main() {
 	}
 }
 
-// run is the recipe: config → logger → data dir → NATS → store → ingest and
-// sender until ctx is done → shut down in reverse order.
+// run is the recipe: config → logger → serve until ctx is done. The
+// shutdown that follows is bounded: whatever still runs SHUTDOWN_TIMEOUT
+// after ctx ended is abandoned (run returns an error, and main exits),
+// which loses nothing acknowledged: the store fsyncs every write before
+// its reply, and JetStream redelivers what was not acked.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -65,6 +68,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := logging.New(stderr, cfg.Ingest.LogLevel)
 	defer log.Sync() //nolint:errcheck // nothing to do about a failed flush at exit
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, getenv, log, stdout) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	limit := max(cfg.Ingest.ShutdownTimeout, cfg.Sender.ShutdownTimeout)
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		log.Error("shutdown not done within SHUTDOWN_TIMEOUT: exiting with it unfinished", zap.Duration("shutdown_timeout", limit))
+		return fmt.Errorf("shutdown: not done within %s (SHUTDOWN_TIMEOUT); exiting anyway", limit)
+	}
+}
+
+// serve is the pipeline: data dir → credentials → NATS → store → registry
+// key → ingest and sender until ctx is done → shut down in reverse order.
+func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap.Logger, stdout io.Writer) error {
 	traceStop, err := tracing.Setup(ctx, "ctmpipe-all-in-one", cfg.Ingest.Tracing.Getenv(getenv))
 	if err != nil {
 		return err
@@ -79,18 +104,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer unlock()
-	if cfg.Ingest.RegistryKey == "" {
-		key, created, err := registry.LoadOrCreateDevKey(cfg.DataDir)
-		if err != nil {
-			return fmt.Errorf("registry: development key: %w", err)
+	var creds localcreds.Credentials
+	if cfg.NATSURL == "" || cfg.RedisURL == "" {
+		var created bool
+		if creds, created, err = localcreds.LoadOrCreate(cfg.DataDir); err != nil {
+			return err
 		}
-		cfg.Ingest.RegistryKey = key
-		cfg.DevRegistryKey = filepath.Join(cfg.DataDir, registry.DevKeyFile)
-		log.Warn("REGISTRY_KEY is not set: the registry's secrets are encrypted with a development key kept next to them; set REGISTRY_KEY in production",
-			zap.String("file", cfg.DevRegistryKey), zap.Bool("created", created))
+		log.Info("embedded servers require credentials", zap.String("file", localcreds.Path(cfg.DataDir)), zap.Bool("created", created))
 	}
-	// The sender reads the registry with the key ingest's API writes it with.
-	cfg.Sender.RegistryKey = cfg.Ingest.RegistryKey
 	if cfg.DevSecrets {
 		log.Warn("development mode: META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN are development values and every listener is bound to 127.0.0.1; set all three for real webhooks",
 			zap.Strings("rebound_to_loopback", cfg.Rebound))
@@ -100,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		zap.Bool("app_secret_set", len(cfg.Ingest.AppSecrets) > 0), zap.Bool("capi_token_set", cfg.Sender.AccessToken != ""),
 		zap.Bool("capi_dry_run", cfg.Sender.DryRunFile != ""), zap.Bool("capture", cfg.Ingest.Capture))
 
-	nc, natsURL, stopNATS, err := openNATS(cfg, log)
+	nc, natsURL, stopNATS, err := openNATS(cfg, creds, log)
 	if err != nil {
 		return err
 	}
@@ -108,11 +129,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	_ = buildinfo.Register(reg) // build_info{version,commit,goversion}
-	rdb, closeStore, err := openRedis(ctx, cfg, log, reg)
+	rdb, closeStore, err := openRedis(ctx, cfg, creds, log, reg)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	if cfg.Ingest.RegistryKey == "" {
+		if cfg.Ingest.RegistryKey, cfg.DevRegistryKey, err = devRegistryKey(ctx, cfg.DataDir, rdb, log); err != nil {
+			return err
+		}
+	}
+	// The sender reads the registry with the key ingest's API writes it with.
+	cfg.Sender.RegistryKey = cfg.Ingest.RegistryKey
 
 	store := attribution.NewStore(rdb, cfg.Ingest.ContextTTL)
 	js, err := jetstream.New(nc)

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/replay"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 )
@@ -29,6 +30,7 @@ import (
 // allInOne is run() going in the background.
 type allInOne struct {
 	ingest, admin, nats string
+	dataDir             string // its credentials are in there
 	logs                *syncBuffer
 	cancel              context.CancelFunc
 	done                chan error
@@ -43,7 +45,7 @@ var (
 func startAllInOne(t *testing.T, vars map[string]string) *allInOne {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(t.Context()))
-	a := &allInOne{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	a := &allInOne{logs: &syncBuffer{}, cancel: cancel, done: make(chan error, 1), dataDir: vars["DATA_DIR"]}
 	go func() { a.done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard, a.logs) }()
 	t.Cleanup(func() {
 		cancel()
@@ -55,6 +57,7 @@ func startAllInOne(t *testing.T, vars map[string]string) *allInOne {
 	waitFor(t, 30*time.Second, "all-in-one to listen", func() bool {
 		select {
 		case err := <-a.done:
+			a.done <- err // for the cleanup
 			t.Fatalf("all-in-one exited: %v\n%s", err, a.logs)
 		default:
 		}
@@ -115,7 +118,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 
 	conversions := readLines(t, filepath.Join("..", "..", "examples", "conversions.jsonl"))
-	js := connectJS(t, a.nats)
+	js := connectJS(t, a)
 	for _, c := range conversions {
 		publish(t, js, c, "")
 	}
@@ -128,7 +131,7 @@ func TestWalkthrough(t *testing.T) {
 	checkContext(t, a.admin, vars["ADMIN_TOKEN"], "whatsapp/104222339999001/16315551234", "1234567890")
 	// The same conversions again, past JetStream's duplicate window (new
 	// Nats-Msg-Id): the sender's ledger, which survived, must hold them back.
-	js = connectJS(t, a.nats)
+	js = connectJS(t, a)
 	for _, c := range conversions {
 		publish(t, js, c, "-again")
 	}
@@ -307,9 +310,16 @@ func checkStatus(t *testing.T, url, token string, want int) {
 	}
 }
 
-func connectJS(t *testing.T, url string) jetstream.JetStream {
+// connectJS connects to the all-in-one's NATS as its tools do: with the
+// credentials of its data directory.
+func connectJS(t *testing.T, a *allInOne) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	url, opts, found, err := localcreds.NATS(a.nats, a.dataDir)
+	must(t, err)
+	if !found {
+		t.Fatalf("no credentials in %s", a.dataDir)
+	}
+	nc, err := nats.Connect(url, opts...)
 	must(t, err)
 	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)

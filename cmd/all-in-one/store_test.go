@@ -16,13 +16,15 @@ import (
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
+const testStorePassword = "store-test-password-0123456789"
+
 func openTestStore(t *testing.T, dir string) (*embedstore.Store, *redis.Client) {
 	t.Helper()
-	st, err := openStore(dir)
+	st, err := openStore(dir, testStorePassword, time.Second)
 	if err != nil {
 		t.Fatalf("openStore: %v", err)
 	}
-	c := storeClient(st)
+	c := storeClient(st, testStorePassword)
 	t.Cleanup(func() { c.Close(); st.Close() })
 	return st, c
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
@@ -60,7 +61,9 @@ const usage = `Usage:
 Environment:
   ADMIN_URL     ingest's admin listener (default ` + DefaultAdminURL + `)
   ADMIN_TOKEN   its bearer token (required by businesses)
-  REDIS_URL     the registry's Redis (rotate-key)
+  REDIS_URL     the registry's Redis (rotate-key); on 127.0.0.1 without a password,
+                the all-in-one's store password is read from DATA_DIR/credentials.json
+  DATA_DIR      the all-in-one's data directory (default ./data)
   REGISTRY_KEY  the keys, current first (rotate-key)
 `
 
@@ -307,7 +310,13 @@ func rotateKey(ctx context.Context, getenv func(string) string, stdout io.Writer
 	if keys == nil {
 		return fmt.Errorf("%s is not set (the new key first, then the old ones)", registry.KeyEnv)
 	}
-	rdb, err := attribution.NewClient(getenv("REDIS_URL"))
+	// An all-in-one's embedded store (REDIS_URL on 127.0.0.1) needs the
+	// password in its DATA_DIR.
+	redisURL, err := localcreds.Redis(getenv("REDIS_URL"), localcreds.DataDir(getenv))
+	if err != nil {
+		return err
+	}
+	rdb, err := attribution.NewClient(redisURL)
 	if err != nil {
 		return err
 	}

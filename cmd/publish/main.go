@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
@@ -48,7 +49,7 @@ func main() {
 
 var errUsage = errors.New("usage")
 
-const usage = `Usage: publish [-nats URL] [-timeout D] FILE.jsonl|- ...
+const usage = `Usage: publish [-nats URL] [-data-dir DIR] [-timeout D] FILE.jsonl|- ...
 
 Publishes conversions (one JSON object a line, the message of docs/contract.md)
 to NATS JetStream: subject conversions.<channel>, header Nats-Msg-Id = event_id,
@@ -75,6 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		def = nats.DefaultURL
 	}
 	url := fs.String("nats", def, "NATS server `URL` (env NATS_URL)")
+	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", localcreds.DefaultDataDir), "the all-in-one's data `directory` (env DATA_DIR), whose credentials.json logs in to a NATS on this machine")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each JetStream ack")
 	check := fs.Bool("check", true, "check each line against the contract; -check=false publishes any line with an event_id and a channel (to see the sender's dead letters)")
 	printUsage := func(w io.Writer) { fmt.Fprint(w, usage); fs.SetOutput(w); fs.PrintDefaults() }
@@ -92,9 +94,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		printUsage(stderr)
 		return errUsage
 	}
-	nc, err := nats.Connect(*url, nats.Name("ctmpipe-publish"))
+	natsURL, creds, found, err := localcreds.NATS(*url, *dataDir)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w (is the pipeline running? set -nats or NATS_URL)", *url, err)
+		return err
+	}
+	nc, err := nats.Connect(natsURL, append(creds, nats.Name("ctmpipe-publish"))...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS: %w (is the pipeline running? set -nats or NATS_URL; %s)", err, localcreds.Hint(*dataDir, found))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -187,4 +193,11 @@ func publishAll(ctx context.Context, js jetstream.JetStream, name string, r io.R
 		failed++
 	}
 	return ok, dups, failed
+}
+
+func envOr(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
 }

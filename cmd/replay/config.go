@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 )
 
 // config is everything replay needs, from flags and the environment.
@@ -25,6 +27,7 @@ type config struct {
 
 	FromCapture bool
 	NATSURL     string
+	DataDir     string // an all-in-one's DATA_DIR: its NATS credentials (internal/localcreds)
 	Since       time.Duration
 	From, Until time.Time
 
@@ -63,6 +66,7 @@ Environment:
   ONPREM_SECRET    shared secret for On-Premises bodies (X-Onprem-Secret)
   ONPREM_WABA_ID   WABA id ingest gives On-Premises touches (-dry-run output)
   NATS_URL         default for -nats
+  DATA_DIR         default for -data-dir
 
 Output: progress on stderr (a bar on a terminal, a line every 5s otherwise),
 then a summary: status codes, and the first failures as file:line: reason.
@@ -79,7 +83,7 @@ read), 2 usage or configuration error.
 Examples:
   # Replay the examples into a local ingest:
   META_APP_SECRET=dev replay examples/webhooks
-  ONPREM_SECRET=dev META_APP_SECRET=dev replay examples/onprem
+  ONPREM_SECRET=dev-onprem-secret-0001 META_APP_SECRET=dev replay examples/onprem
   # A day of JSONL at 50 requests a second, 8 at a time:
   replay -rate 50 -concurrency 8 bodies-2026-11-24.jsonl
   # What would the last hour of the capture store?
@@ -111,6 +115,7 @@ func newFlagSet(c *config, getenv func(string) string, since, from, until *strin
 		natsDefault = "nats://127.0.0.1:4222"
 	}
 	fs.StringVar(&c.NATSURL, "nats", natsDefault, "NATS `URL` of the capture (env NATS_URL)")
+	fs.StringVar(&c.DataDir, "data-dir", localcreds.DataDir(getenv), "the all-in-one's data `directory` (env DATA_DIR), whose credentials.json logs in to a NATS on this machine")
 	fs.StringVar(since, "since", "", "capture: bodies received in the last `DURATION` (1h, 30m)")
 	fs.StringVar(from, "from", "", "capture: bodies received at or after `TIME` (RFC 3339, 2026-11-24T10:00:00Z)")
 	fs.StringVar(until, "until", "", "capture: bodies received before `TIME` (RFC 3339; default: to the end of the stream)")

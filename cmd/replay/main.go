@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/replay"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,9 +58,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return exitUsage
 	}
 	if cfg.FromCapture {
-		nc, err := nats.Connect(cfg.NATSURL, nats.Name("ctmpipe-replay"))
+		url, creds, found, err := localcreds.NATS(cfg.NATSURL, cfg.DataDir)
 		if err != nil {
-			fmt.Fprintf(stderr, "replay: connect to NATS: %v\n", err)
+			fmt.Fprintf(stderr, "replay: %v\n", err)
+			return exitFailed
+		}
+		nc, err := nats.Connect(url, append(creds, nats.Name("ctmpipe-replay"))...)
+		if err != nil {
+			fmt.Fprintf(stderr, "replay: connect to NATS: %v (%s)\n", err, localcreds.Hint(cfg.DataDir, found))
 			return exitFailed
 		}
 		defer nc.Close()

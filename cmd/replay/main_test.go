@@ -63,7 +63,7 @@ func TestParseConfig(t *testing.T) {
 			want := config{
 				Inputs: []string{"a.json"}, Target: "http://127.0.0.1:8080/webhook", Concurrency: 4, Retries: 3,
 				Backoff: time.Second, Timeout: 10 * time.Second, MaxFailures: 10,
-				NATSURL: "nats://nats.test:4222", Secret: []byte("first"),
+				NATSURL: "nats://nats.test:4222", DataDir: "data", Secret: []byte("first"),
 			}
 			tt.want(&want)
 			got, err := parseConfig(tt.args, tt.env, now)

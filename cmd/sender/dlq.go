@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 )
 
@@ -24,7 +25,7 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	nc, js, err := connectJS(c.NATSURL, "ctmpipe-sender-dlq")
+	nc, js, err := connectJS(c.NATSURL, c.DataDir, "ctmpipe-sender-dlq")
 	if err != nil {
 		return err
 	}
@@ -51,10 +52,16 @@ func dlq(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // connectJS connects a command-line tool (dlq, redrive) to NATS and its
 // JetStream; close the connection when done.
-func connectJS(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name))
+// connectJS connects to url, or to the all-in-one's NATS when it is ""; a
+// NATS on this machine gets the credentials in dataDir (internal/localcreds).
+func connectJS(url, dataDir, name string) (*nats.Conn, jetstream.JetStream, error) {
+	url, creds, found, err := localcreds.NATS(url, dataDir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("nats: %w", err)
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, append(creds, nats.Name(name))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nats: %w (%s)", err, localcreds.Hint(dataDir, found))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
@@ -227,13 +228,17 @@ func redrive(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	nc, js, err := connectJS(rc.NATSURL, "ctmpipe-sender-redrive")
+	nc, js, err := connectJS(rc.NATSURL, rc.DataDir, "ctmpipe-sender-redrive")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	if rc.RedisURL != "" {
-		rdb, err := attribution.NewClient(rc.RedisURL)
+		redisURL, err := localcreds.Redis(rc.RedisURL, rc.DataDir)
+		if err != nil {
+			return err
+		}
+		rdb, err := attribution.NewClient(redisURL)
 		if err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/forward"
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 )
 
@@ -52,6 +53,7 @@ func redriveForward(ctx context.Context, args []string, getenv func(string) stri
 	fs := flag.NewFlagSet("sender redrive -reason forward", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	natsURL := fs.String("nats-url", getenv("NATS_URL"), "")
+	dataDir := fs.String("data-dir", localcreds.DataDir(getenv), "")
 	fs.String("reason", "", "")
 	hosts := fs.String("host", "", "")
 	since := fs.String("since", "", "")
@@ -76,8 +78,8 @@ func redriveForward(ctx context.Context, args []string, getenv func(string) stri
 		}
 	}
 	switch {
-	case *natsURL == "":
-		return errors.New("redrive: NATS_URL (or -nats-url) is required")
+	case *natsURL == "" && !localcreds.Exists(*dataDir):
+		return fmt.Errorf("redrive: NATS_URL (or -nats-url) is required, or -data-dir (DATA_DIR) of an all-in-one on this machine (%s does not exist)", localcreds.Path(*dataDir))
 	case *since != "" && *from != "":
 		return errors.New("redrive: give -since or -from, not both")
 	case *limit < 0:
@@ -101,7 +103,7 @@ func redriveForward(ctx context.Context, args []string, getenv func(string) stri
 			return errors.New("redrive: -until: want an RFC 3339 time such as 2025-11-24T18:00:00Z")
 		}
 	}
-	nc, js, err := connectJS(*natsURL, "ctmpipe-sender-redrive")
+	nc, js, err := connectJS(*natsURL, *dataDir, "ctmpipe-sender-redrive")
 	if err != nil {
 		return err
 	}
@@ -124,5 +126,6 @@ longer in FORWARD_URLS stay in DLQ.
   -until TIME     only letters dead-lettered at or before TIME (RFC 3339)
   -limit N        at most N letters (default: all)
   -dry-run        count what would be redriven; change nothing
-  -nats-url URL   NATS server (default $NATS_URL)
+  -nats-url URL   NATS server (default $NATS_URL; unset: the all-in-one's)
+  -data-dir DIR   the all-in-one's data directory (default $DATA_DIR, else ./data)
 `

@@ -26,6 +26,10 @@ type command struct {
 	fn    func(s *Store, args [][]byte, now int64) any
 	arity int  // number of args including the name; negative: at least -arity
 	write bool // changes keys (not allowed in EVAL_RO)
+	// free commands touch no key and run without the store's lock, so
+	// that a client's connection set-up (go-redis sends CLIENT SETINFO)
+	// is answered while a script holds the store, as Redis answers it.
+	free bool
 }
 
 // commandTable is the commands the services send (docs/embedded-store.md
@@ -35,11 +39,11 @@ type command struct {
 func commandTable() map[string]command {
 	return map[string]command{
 		"ping":       {fn: cmdPing, arity: -1},
-		"echo":       {fn: func(_ *Store, a [][]byte, _ int64) any { return string(a[1]) }, arity: 2},
-		"quit":       {fn: func(*Store, [][]byte, int64) any { return status("OK") }, arity: -1},
-		"select":     {fn: cmdSelect, arity: 2},
-		"client":     {fn: func(*Store, [][]byte, int64) any { return status("OK") }, arity: -2},
-		"command":    {fn: func(*Store, [][]byte, int64) any { return []any{} }, arity: -1},
+		"echo":       {fn: func(_ *Store, a [][]byte, _ int64) any { return string(a[1]) }, arity: 2, free: true},
+		"quit":       {fn: func(*Store, [][]byte, int64) any { return status("OK") }, arity: -1, free: true},
+		"select":     {fn: cmdSelect, arity: 2, free: true},
+		"client":     {fn: func(*Store, [][]byte, int64) any { return status("OK") }, arity: -2, free: true},
+		"command":    {fn: func(*Store, [][]byte, int64) any { return []any{} }, arity: -1, free: true},
 		"info":       {fn: cmdInfo, arity: -1},
 		"dbsize":     {fn: func(s *Store, _ [][]byte, _ int64) any { return int64(s.keys) }, arity: 1},
 		"get":        {fn: cmdGet, arity: 2},
@@ -135,6 +139,9 @@ func (s *Store) lookupCommand(name []byte) (string, command, bool) {
 func (s *Store) exec(out []byte, args [][]byte) []byte {
 	if len(args) == 0 {
 		return out
+	}
+	if _, c, ok := s.lookupCommand(args[0]); ok && c.free {
+		return appendValue(out, s.call(args, false))
 	}
 	s.mu.Lock()
 	v := s.call(args, false)

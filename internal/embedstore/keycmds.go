@@ -1,7 +1,6 @@
 package embedstore
 
 import (
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,7 +109,7 @@ func cmdKeys(s *Store, a [][]byte, now int64) any {
 	for i := range s.shards {
 		s.shards[i].each(func(k, _ []byte, exp int64) bool {
 			if exp == 0 || exp > now {
-				if ok, _ := path.Match(pat, string(k)); ok {
+				if globMatch(pat, string(k)) {
 					out = append(out, string(k))
 				}
 			}
@@ -118,7 +117,7 @@ func cmdKeys(s *Store, a [][]byte, now int64) any {
 		})
 		for k, o := range s.shards[i].objs {
 			if o.exp == 0 || o.exp > now {
-				if ok, _ := path.Match(pat, k); ok {
+				if globMatch(pat, k) {
 					out = append(out, k)
 				}
 			}

@@ -1,11 +1,14 @@
 package embedstore
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -13,14 +16,44 @@ import (
 // luaEnv runs EVAL scripts. Scripts run with the store's lock held, one at
 // a time, which makes each atomic, as in Redis; so one Lua state serves
 // them all, and a script is compiled once, when first seen.
+//
+// Holding the lock, a script that does not end would stop the store (and
+// with it every webhook and the shutdown). So each runs with a budget
+// (Options.ScriptBudget): gopher-lua checks its context before every
+// instruction, and past the budget the script raises an error that no
+// pcall inside it can outlast (the next instruction raises again). SCRIPT
+// KILL cancels the same context from another connection, without the
+// lock. As after any error in a Redis script, the writes it made before
+// stay.
 type luaEnv struct {
 	s       *Store
 	L       *lua.LState
 	scripts map[string]*lua.LFunction // by SHA-1, hex
 	ro      bool                      // the running script is EVAL_RO
+	budget  time.Duration
+
+	// rmu guards the running script's state below. It is not the store's
+	// lock (which the script holds), so that SCRIPT KILL and Close reach it.
+	rmu     sync.Mutex
+	cancel  context.CancelCauseFunc // the running script's; nil when none runs
+	wrote   bool                    // the running script has called a write command
+	closed  bool                    // the store is closing: no new script starts
+	stopped uint64                  // scripts stopped at their budget or by SCRIPT KILL
 }
 
-func newLuaEnv(s *Store) *luaEnv {
+// Why a script was stopped (the cause of its context).
+var (
+	errScriptBudget = errors.New("script budget")
+	errScriptKilled = errors.New("SCRIPT KILL")
+	errStoreClosing = errors.New("store closing")
+)
+
+const (
+	errNotBusy    = replyErr("NOTBUSY No scripts in execution right now.")
+	errUnkillable = replyErr("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+)
+
+func newLuaEnv(s *Store, budget time.Duration) *luaEnv {
 	L := lua.NewState(lua.Options{SkipOpenLibs: true})
 	for _, lib := range []struct {
 		name string
@@ -33,7 +66,7 @@ func newLuaEnv(s *Store) *luaEnv {
 	for _, unsafe := range []string{"dofile", "loadfile", "require", "module"} {
 		L.SetGlobal(unsafe, lua.LNil)
 	}
-	e := &luaEnv{s: s, L: L, scripts: map[string]*lua.LFunction{}}
+	e := &luaEnv{s: s, L: L, scripts: map[string]*lua.LFunction{}, budget: budget}
 	r := L.NewTable()
 	L.SetFuncs(r, map[string]lua.LGFunction{
 		"call":         func(L *lua.LState) int { return e.call(L, false) },
@@ -111,12 +144,31 @@ func firstLine(s string) string {
 }
 
 func (e *luaEnv) run(fn *lua.LFunction, keys, argv [][]byte, ro bool) any {
+	ctx, stop, ok := e.start()
+	if !ok {
+		return replyErr("ERR the store is closing")
+	}
+	defer stop()
 	L := e.L
 	L.SetGlobal("KEYS", strTable(L, keys))
 	L.SetGlobal("ARGV", strTable(L, argv))
 	e.ro = ro
+	L.SetContext(ctx)
 	L.Push(fn)
 	err := L.PCall(0, 1, nil)
+	L.RemoveContext()
+	if err != nil && ctx.Err() != nil {
+		e.rmu.Lock()
+		e.stopped++
+		e.rmu.Unlock()
+		switch context.Cause(ctx) {
+		case errScriptBudget:
+			return replyErr("ERR script stopped: it ran past its budget of " + e.budget.String() + " (writes it made before stay)")
+		case errScriptKilled:
+			return replyErr("ERR script stopped by SCRIPT KILL")
+		}
+		return replyErr("ERR script stopped: the store is closing")
+	}
 	if err != nil {
 		var ae *lua.ApiError
 		if errors.As(err, &ae) {
@@ -132,6 +184,67 @@ func (e *luaEnv) run(fn *lua.LFunction, keys, argv [][]byte, ro bool) any {
 	ret := L.Get(-1)
 	L.Pop(1)
 	return fromLua(ret)
+}
+
+// start registers a script as running, with a context that ends at its
+// budget, on SCRIPT KILL or at Close; stop unregisters it.
+func (e *luaEnv) start() (context.Context, func(), bool) {
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	if e.closed {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t := time.AfterFunc(e.budget, func() { cancel(errScriptBudget) })
+	e.cancel, e.wrote = cancel, false
+	return ctx, func() {
+		t.Stop()
+		e.rmu.Lock()
+		e.cancel = nil
+		e.rmu.Unlock()
+		cancel(nil)
+	}, true
+}
+
+// kill is SCRIPT KILL: it stops the running script unless that script has
+// written (stopping it would leave half its writes, so Redis refuses too;
+// its budget still ends it).
+func (e *luaEnv) kill() any {
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	switch {
+	case e.cancel == nil:
+		return errNotBusy
+	case e.wrote:
+		return errUnkillable
+	}
+	e.cancel(errScriptKilled)
+	return status("OK")
+}
+
+// close stops the running script, whatever it did, and any later one
+// before it starts: Close must not wait on a script.
+func (e *luaEnv) close() {
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	e.closed = true
+	if e.cancel != nil {
+		e.cancel(errStoreClosing)
+	}
+}
+
+// state reports whether a script runs now and how many were stopped.
+func (e *luaEnv) state() (running bool, stopped uint64) {
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	return e.cancel != nil, e.stopped
+}
+
+// noteWrite records that the running script called a write command.
+func (e *luaEnv) noteWrite() {
+	e.rmu.Lock()
+	e.wrote = true
+	e.rmu.Unlock()
 }
 
 func strTable(L *lua.LState, v [][]byte) *lua.LTable {
@@ -161,9 +274,14 @@ func (e *luaEnv) call(L *lua.LState, protect bool) int {
 		}
 	}
 	var v any
-	if _, c, ok := e.s.lookupCommand(args[0]); ok && c.write && e.ro {
+	_, c, ok := e.s.lookupCommand(args[0])
+	switch {
+	case ok && c.write && e.ro:
 		v = replyErr("ERR Write commands are not allowed from read-only scripts")
-	} else {
+	case ok && c.write:
+		e.noteWrite()
+		fallthrough
+	default:
 		v = e.s.call(args, true)
 	}
 	if re, ok := v.(replyErr); ok {

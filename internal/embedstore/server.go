@@ -58,10 +58,15 @@ func (s *Store) handle(c net.Conn) {
 	var args [][]byte
 	var scratch []byte
 	var tx txState
+	authed := s.opts.Password == ""
 	n := 0
 	for {
 		var err error
-		args, scratch, err = readCommand(r, args[:0], scratch[:0])
+		lim := limits{args: maxArgs, bulk: maxBulk}
+		if !authed {
+			lim = limits{args: preAuthArgs, bulk: preAuthBulk}
+		}
+		args, scratch, err = readCommand(r, args[:0], scratch[:0], lim)
 		if err != nil {
 			if errors.Is(err, errProtocol) {
 				out = appendError(out, err.Error())
@@ -71,7 +76,12 @@ func (s *Store) handle(c net.Conn) {
 			return
 		}
 		quit := len(args) > 0 && bytes.EqualFold(args[0], []byte("quit"))
-		out = tx.exec(s, out, args)
+		if len(args) > 0 {
+			var handled bool
+			if out, handled = s.connAuth(out, args, &authed); !handled {
+				out = s.connCommand(out, args, &tx)
+			}
+		}
 		n++
 		if quit || r.Buffered() == 0 || len(out) > 1<<20 {
 			if s.send(c, out, n) != nil || quit {
@@ -80,6 +90,16 @@ func (s *Store) handle(c net.Conn) {
 			out, n = out[:0], 0
 		}
 	}
+}
+
+// connCommand runs one command of an authenticated connection. SCRIPT
+// KILL is answered here, without the store's lock, which the script it
+// stops holds.
+func (s *Store) connCommand(out []byte, args [][]byte, tx *txState) []byte {
+	if len(args) == 2 && bytes.EqualFold(args[0], []byte("script")) && bytes.EqualFold(args[1], []byte("kill")) {
+		return appendValue(out, s.lua.kill())
+	}
+	return tx.exec(s, out, args)
 }
 
 // send waits for the journal, then writes the n replies in out (or, if
@@ -98,15 +118,18 @@ func (s *Store) send(c net.Conn, out []byte, n int) error {
 	return err
 }
 
+// limits bound the arguments of one command and the size of each.
+type limits struct{ args, bulk int }
+
 // readCommand reads one command: a RESP array of bulk strings, or an
 // inline command line (as typed into telnet). The args alias buf.
-func readCommand(r *bufio.Reader, args [][]byte, buf []byte) ([][]byte, []byte, error) {
+func readCommand(r *bufio.Reader, args [][]byte, buf []byte, lim limits) ([][]byte, []byte, error) {
 	line, err := readLine(r)
 	if err != nil {
 		return args, buf, err
 	}
 	if len(line) == 0 {
-		return readCommand(r, args, buf)
+		return readCommand(r, args, buf, lim)
 	}
 	var ends []int // end offset in buf of each arg
 	if line[0] != '*' {
@@ -117,7 +140,7 @@ func readCommand(r *bufio.Reader, args [][]byte, buf []byte) ([][]byte, []byte, 
 		return slice(args, buf, ends), buf, nil
 	}
 	count, err := strconv.Atoi(string(line[1:]))
-	if err != nil || count > maxArgs {
+	if err != nil || count > lim.args {
 		return args, buf, errProtocol
 	}
 	for range count {
@@ -129,7 +152,7 @@ func readCommand(r *bufio.Reader, args [][]byte, buf []byte) ([][]byte, []byte, 
 			return args, buf, errProtocol
 		}
 		size, err := strconv.Atoi(string(line[1:]))
-		if err != nil || size < 0 || size > maxBulk {
+		if err != nil || size < 0 || size > lim.bulk {
 			return args, buf, errProtocol
 		}
 		start := len(buf)

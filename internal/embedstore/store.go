@@ -19,6 +19,7 @@ import (
 	"hash/maphash"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,9 @@ import (
 // which each hold the store's lock for one shard at a time: at a million
 // keys a shard is about a thousand entries, tens of microseconds of work.
 const numShards = 1024
+
+// DefaultScriptBudget is Options.ScriptBudget's default.
+const DefaultScriptBudget = time.Second
 
 // Options configures Open. The zero value of each field but Dir is a
 // sensible default.
@@ -42,6 +46,15 @@ type Options struct {
 	// (default 64 MiB); above it, compaction starts when the journal is
 	// also larger than the last snapshot.
 	CompactMin int64
+	// Password, when set, is required (AUTH, or HELLO with AUTH) before
+	// any other command on a connection. The all-in-one always sets one;
+	// only tests leave it empty.
+	Password string
+	// ScriptBudget bounds how long one Lua script may run (default 1s):
+	// past it the script stops with an error and the store, whose lock it
+	// held, serves again. It is well under ingest's STORE_TIMEOUT, so a
+	// runaway script delays webhooks instead of failing them.
+	ScriptBudget time.Duration
 	// Legacy is a journal in the older JSON-lines format (the all-in-one's
 	// DATA_DIR/redis.journal) to import at open; it is removed once a
 	// snapshot holds its keys.
@@ -69,6 +82,8 @@ type Store struct {
 	snapBytes  int64      // size of the last snapshot (under mu)
 	expired    uint64     // keys removed because their deadline passed (under mu)
 
+	lastStats atomic.Pointer[Stats] // sizes Stats last read under mu
+
 	afterShard func(int) // test hook: called as the snapshot writer leaves shard i
 
 	stop chan struct{}
@@ -93,6 +108,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.CompactMin <= 0 {
 		opts.CompactMin = 64 << 20
 	}
+	if opts.ScriptBudget <= 0 {
+		opts.ScriptBudget = DefaultScriptBudget
+	}
 	s := &Store{opts: opts, now: opts.Now, seed: maphash.MakeSeed(), cmds: commandTable(),
 		stop: make(chan struct{}), open: map[net.Conn]struct{}{}}
 	for i := range s.shards {
@@ -103,7 +121,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.j = j
-	s.lua = newLuaEnv(s)
+	s.lua = newLuaEnv(s, opts.ScriptBudget)
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
 		j.close()
@@ -127,15 +145,44 @@ type Stats struct {
 	SnapshotBytes int64
 	Expired       uint64 // keys removed at their deadline since open
 	Syncs         SyncTimes
+	// ScriptRunning is true while a Lua script holds the store.
+	ScriptRunning bool
+	// ScriptsStopped counts scripts stopped at their budget, by SCRIPT
+	// KILL or by Close since open.
+	ScriptsStopped uint64
 }
 
-// Stats returns the store's current size.
+// statsWait is how long Stats waits for the store's lock before it returns
+// the sizes it last read: a script may hold the lock up to its budget, and
+// a metrics scrape must not wait for it.
+const statsWait = 100 * time.Millisecond
+
+// Stats returns the store's current size (or, while a script holds the
+// store past statsWait, the size last read) and its scripts' state.
 func (s *Store) Stats() Stats {
-	s.mu.Lock()
-	st := Stats{Keys: s.keys, Bytes: s.bytes, SnapshotBytes: s.snapBytes, Expired: s.expired}
-	s.mu.Unlock()
+	var st Stats
+	if s.lockWithin(statsWait) {
+		st = Stats{Keys: s.keys, Bytes: s.bytes, SnapshotBytes: s.snapBytes, Expired: s.expired}
+		s.mu.Unlock()
+		s.lastStats.Store(&st)
+	} else if last := s.lastStats.Load(); last != nil {
+		st = *last
+	}
 	st.JournalBytes, st.Syncs = s.j.size()
+	st.ScriptRunning, st.ScriptsStopped = s.lua.state()
 	return st
+}
+
+// lockWithin takes mu if it is free within d.
+func (s *Store) lockWithin(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !s.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
 
 // Close stops serving, waits for the sweeper and any compaction, and
@@ -147,6 +194,7 @@ func (s *Store) Close() error {
 	default:
 	}
 	close(s.stop)
+	s.lua.close() // a script holding the lock would hold Close too
 	err := s.ln.Close()
 	s.cmu.Lock()
 	for c := range s.open {

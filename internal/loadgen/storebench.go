@@ -131,11 +131,11 @@ func (b *StoreBench) runOne(ctx context.Context, name string, pool, single *Pool
 	if err := a.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	addr := a.storeAddr
+	addr, pass := a.storeAddr, a.storePass
 	if srv != nil {
-		addr = srv.addr
+		addr, pass = srv.addr, ""
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Password: pass})
 	defer rdb.Close()
 
 	b.logf("%s: filling %d contexts", name, b.Contexts)
@@ -194,7 +194,7 @@ func (b *StoreBench) runOne(ctx context.Context, name string, pool, single *Pool
 		return nil, err
 	}
 	res.Restart = time.Since(t0)
-	r2 := redis.NewClient(&redis.Options{Addr: a.storeAddr})
+	r2 := redis.NewClient(&redis.Options{Addr: a.storeAddr, Password: a.storePass})
 	res.KeysReload = r2.DBSize(ctx).Val()
 	r2.Close()
 	return res, nil

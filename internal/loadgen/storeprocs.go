@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 )
 
 // The processes StoreBench runs: the all-in-one and redis-server.
@@ -27,6 +29,7 @@ type aio struct {
 	cmd        *exec.Cmd
 	webhookURL string
 	storeAddr  string // embedded store's RESP address
+	storePass  string // its password, from DATA_DIR/credentials.json
 }
 
 func (b *StoreBench) start(ctx context.Context, dataDir, redisURL string) (*aio, error) {
@@ -69,6 +72,12 @@ func (b *StoreBench) start(ctx context.Context, dataDir, redisURL string) (*aio,
 			a.kill()
 			return nil, errors.New("all-in-one: no \"embedded store ready\" in 5m")
 		}
+		creds, err := localcreds.Load(dataDir)
+		if err != nil {
+			a.kill()
+			return nil, err
+		}
+		a.storePass = creds.StorePassword
 	}
 	select {
 	case a.webhookURL = <-url:

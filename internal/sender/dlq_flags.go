@@ -7,11 +7,14 @@ import (
 	"io"
 	"strconv"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 )
 
 // DLQCommand is `sender dlq list` or `sender dlq show` as parsed.
 type DLQCommand struct {
 	NATSURL string
+	DataDir string // an all-in-one's DATA_DIR: its NATS credentials (internal/localcreds)
 	Show    uint64 // show: the sequence; 0: list
 	Reveal  bool   // show: personal ids unmasked
 	Filter  DeadLetterFilter
@@ -48,6 +51,7 @@ func ParseDLQArgs(args []string, getenv func(string) string, now time.Time) (DLQ
 	fs := flag.NewFlagSet("sender dlq "+verb, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	natsURL := fs.String("nats-url", getenv("NATS_URL"), "")
+	dataDir := fs.String("data-dir", localcreds.DataDir(getenv), "")
 	switch verb {
 	case "list":
 		reason := fs.String("reason", "", "")
@@ -98,9 +102,9 @@ func ParseDLQArgs(args []string, getenv func(string) string, now time.Time) (DLQ
 	default:
 		return c, fmt.Errorf("dlq: unknown command %q: say list or show SEQ", verb)
 	}
-	c.NATSURL = *natsURL
-	if c.NATSURL == "" {
-		return c, errors.New("dlq: NATS_URL (or -nats-url) is required")
+	c.NATSURL, c.DataDir = *natsURL, *dataDir
+	if c.NATSURL == "" && !localcreds.Exists(c.DataDir) {
+		return c, fmt.Errorf("dlq: NATS_URL (or -nats-url) is required, or -data-dir (DATA_DIR) of an all-in-one on this machine (%s does not exist)", localcreds.Path(c.DataDir))
 	}
 	return c, nil
 }
@@ -133,7 +137,9 @@ show prints one dead letter with its message (the conversion as published).
 Personal ids (user_id, ctwa_clid, ...) are masked to their last 4 characters
 unless -reveal is given.
 
-  -nats-url URL   NATS server (default $NATS_URL)
+  -nats-url URL   NATS server (default $NATS_URL; unset: the all-in-one's, nats://127.0.0.1:4222)
+  -data-dir DIR   the all-in-one's data directory (default $DATA_DIR, else ./data),
+                  whose credentials.json logs in to a NATS on this machine
 
 To send dead letters again, see sender redrive -h (-reason, -business, -seq).
 `)

@@ -9,11 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 )
 
 // RedriveConfig is the configuration of `sender redrive`.
 type RedriveConfig struct {
 	NATSURL string
+	DataDir string // an all-in-one's DATA_DIR: its NATS credentials (internal/localcreds)
 	// RedisURL is the sender's Redis, where -force records its request to
 	// resend in-doubt events (the ledger); required with -force.
 	RedisURL string
@@ -28,6 +31,7 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 	fs.SetOutput(io.Discard)
 	natsURL := fs.String("nats-url", getenv("NATS_URL"), "")
 	redisURL := fs.String("redis-url", getenv("REDIS_URL"), "")
+	dataDir := fs.String("data-dir", localcreds.DataDir(getenv), "")
 	reasons := fs.String("reason", "", "")
 	business := fs.String("business", "", "")
 	seqs := fs.String("seq", "", "")
@@ -46,7 +50,7 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 	if fs.NArg() > 0 {
 		return RedriveConfig{}, fmt.Errorf("redrive: unexpected argument %q (see sender redrive -h)", fs.Arg(0))
 	}
-	c := RedriveConfig{NATSURL: *natsURL, RedisURL: *redisURL, Options: RedriveOptions{Limit: *limit, DryRun: *dry, Force: *force, Business: *business}}
+	c := RedriveConfig{NATSURL: *natsURL, DataDir: *dataDir, RedisURL: *redisURL, Options: RedriveOptions{Limit: *limit, DryRun: *dry, Force: *force, Business: *business}}
 	for _, r := range strings.Split(*reasons, ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			c.Options.Reasons = append(c.Options.Reasons, r)
@@ -57,8 +61,8 @@ func ParseRedriveArgs(args []string, getenv func(string) string, now time.Time) 
 		return c, fmt.Errorf("redrive: -seq: %w", err)
 	}
 	switch {
-	case c.NATSURL == "":
-		return c, errors.New("redrive: NATS_URL (or -nats-url) is required")
+	case c.NATSURL == "" && !localcreds.Exists(c.DataDir):
+		return c, fmt.Errorf("redrive: NATS_URL (or -nats-url) is required, or -data-dir (DATA_DIR) of an all-in-one on this machine (%s does not exist)", localcreds.Path(c.DataDir))
 	case len(c.Options.Reasons) == 0 && c.Options.Business == "" && len(c.Options.Seqs) == 0:
 		return c, fmt.Errorf("redrive: select with -reason (one or more of %s), -business or -seq", strings.Join(Reasons, ","))
 	case *since != "" && *from != "":
@@ -126,7 +130,9 @@ accepted is still never sent twice.
                   only those that are missing. The request to resend is
                   recorded in the sender's ledger in Redis (for 24h), never in
                   the message: the sender ignores any header asking for it.
-  -nats-url URL   NATS server (default $NATS_URL)
+  -nats-url URL   NATS server (default $NATS_URL; unset: the all-in-one's, nats://127.0.0.1:4222)
+  -data-dir DIR   the all-in-one's data directory (default $DATA_DIR, else ./data),
+                  whose credentials.json logs in to a NATS on this machine
   -redis-url URL  the sender's Redis (default $REDIS_URL; needed by -force)
 `)
 }
