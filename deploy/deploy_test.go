@@ -29,8 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/services"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 )
 
@@ -50,16 +50,16 @@ type binary struct {
 
 // binaries are the programs the files start, by the name the Dockerfile's
 // CMD argument and the Kubernetes container use. cmd/ingest reads
-// ingest.Settings(), which merges the intake's, forwarding's and the
+// services.IngestSettings(), which merges the intake's, forwarding's and the
 // registry API's settings (INTAKE_*, FORWARD_*, REGISTRY_KEY, GRAPH_API_*,
 // CAPI_ACCESS_TOKEN), so they are checked here with ingest's own.
 var binaries = map[string]binary{
 	"ingest": {
 		name:      "ingest",
-		settings:  ingest.Settings(),
+		settings:  services.IngestSettings(),
 		listenEnv: "INGEST_ADDR",
 		parse: func(getenv func(string) string) error {
-			cfg, err := ingest.ParseConfig(nil, getenv)
+			cfg, _, err := services.ParseIngest(nil, getenv)
 			if err == nil && cfg.RedisURL == "" { // checked by cmd/ingest's run
 				err = fmt.Errorf("config: REDIS_URL is required")
 			}

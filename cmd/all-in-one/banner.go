@@ -25,7 +25,7 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	fmt.Fprintf(&b, "  admin      %s  (Bearer %s; not for the internet)\n", adminBase, admin)
 	fmt.Fprintf(&b, "  contexts   GET  %s/v1/contexts/{channel}/{business_id}/{user_id}\n", adminBase)
 	fmt.Fprintf(&b, "  metrics    %s/metrics  (ingest and sender)\n", adminBase)
-	if cfg.Ingest.Intake.Enabled() {
+	if cfg.Services.Intake.Enabled() {
 		fmt.Fprintf(&b, "  intake     POST %s/v1/conversions  (Bearer %s)\n", adminBase, ifDev(cfg, devIntakeToken, "$INTAKE_TOKEN"))
 	}
 	fmt.Fprintf(&b, "  events     GET  %s/v1/events/{business_id}/{event_id}  (what happened to a conversion)\n", adminBase)
@@ -35,7 +35,7 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	if cfg.DevRegistryKey != "" {
 		fmt.Fprintf(&b, "             secrets encrypted with a development REGISTRY_KEY kept in %s; set REGISTRY_KEY in production\n", cfg.DevRegistryKey)
 	}
-	if n := len(cfg.Ingest.Forward.URLs); n > 0 {
+	if n := len(cfg.Services.Forward.URLs); n > 0 {
 		fmt.Fprintf(&b, "  forwarding every verified /webhook delivery to %d destination(s) (FORWARD_URLS)\n", n)
 	}
 	fmt.Fprintf(&b, "  nats       %s  (streams CONVERSIONS, DLQ, PARKED, WEBHOOKS, FORWARD)\n", natsURL)

@@ -14,6 +14,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/services"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
@@ -43,6 +44,7 @@ type config struct {
 	// is not set (filled in by run, which creates it); "" otherwise.
 	DevRegistryKey string
 	Ingest         ingest.Config
+	Services       services.Config
 	Sender         sender.Config
 }
 
@@ -121,7 +123,7 @@ func allSettings() []settings.Setting {
 			snd = append(snd, d)
 		}
 	}
-	all, err := settings.Merge(ownSettings, ingest.Settings(), snd)
+	all, err := settings.Merge(ownSettings, services.IngestSettings(), snd)
 	if err != nil {
 		panic(err) // a programming error, caught by TestAllSettingsMerge
 	}
@@ -253,7 +255,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		}
 		return ""
 	}
-	if c.Ingest, err = ingest.ParseConfig(nil, overlay); err != nil {
+	if c.Ingest, c.Services, err = services.ParseIngest(nil, overlay); err != nil {
 		return c, fmt.Errorf("ingest %w", err)
 	}
 	if c.Sender, err = sender.ParseConfig(nil, overlay); err != nil {

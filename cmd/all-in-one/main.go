@@ -31,6 +31,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/services"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
@@ -134,20 +135,20 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 		return err
 	}
 	defer closeStore()
-	if cfg.Ingest.RegistryKey == "" {
-		if cfg.Ingest.RegistryKey, cfg.DevRegistryKey, err = devRegistryKey(ctx, cfg.DataDir, rdb, log); err != nil {
+	if cfg.Services.RegistryKey == "" {
+		if cfg.Services.RegistryKey, cfg.DevRegistryKey, err = devRegistryKey(ctx, cfg.DataDir, rdb, log); err != nil {
 			return err
 		}
 	}
 	// The sender reads the registry with the key ingest's API writes it with.
-	cfg.Sender.RegistryKey = cfg.Ingest.RegistryKey
+	cfg.Sender.RegistryKey = cfg.Services.RegistryKey
 
 	store := attribution.NewStore(rdb, cfg.Ingest.ContextTTL)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	svc, err := ingest.NewServices(cfg.Ingest, ingest.ServiceDeps{
+	svc, err := services.New(cfg.Services, services.Deps{
 		Log: log, NATS: nc, Redis: rdb, Registerer: reg,
 		Resumer: sender.Resumer{Redis: rdb, JS: js},
 	})
@@ -202,7 +203,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 }
 
 // newIngest builds the ingest server; its capture publishes on nc.
-func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry, svc *ingest.Services) (*ingest.Server, error) {
+func newIngest(cfg config, log *zap.Logger, nc *nats.Conn, store *attribution.Store, reg *prometheus.Registry, svc *services.Services) (*ingest.Server, error) {
 	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Forward: svc.Enqueuer(), AutoEvents: svc.AutoPublisher(),
 		Policies: svc.Policies()}
 	if cfg.Ingest.Capture {

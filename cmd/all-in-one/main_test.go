@@ -25,6 +25,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/replay"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/services"
 )
 
 // allInOne is run() going in the background.
@@ -486,7 +487,7 @@ func TestAllSettingsMerge(t *testing.T) {
 	for _, d := range allSettings() {
 		have[d.Env] = true
 	}
-	for _, d := range append(ingest.Settings(), sender.Settings()...) {
+	for _, d := range append(services.IngestSettings(), sender.Settings()...) {
 		if !have[d.Env] && d.Env != "METRICS_ADDR" {
 			t.Errorf("setting %s missing from all-in-one", d.Env)
 		}

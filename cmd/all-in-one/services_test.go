@@ -24,8 +24,8 @@ func TestDevIntakeToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Ingest.Intake.Enabled() || cfg.Ingest.Intake.Tokens[0] != devIntakeToken {
-		t.Fatalf("development intake tokens = %d; want %s", len(cfg.Ingest.Intake.Tokens), devIntakeToken)
+	if !cfg.Services.Intake.Enabled() || cfg.Services.Intake.Tokens[0] != devIntakeToken {
+		t.Fatalf("development intake tokens = %d; want %s", len(cfg.Services.Intake.Tokens), devIntakeToken)
 	}
 	var out bytes.Buffer
 	printBanner(&out, cfg, "127.0.0.1:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
@@ -33,8 +33,8 @@ func TestDevIntakeToken(t *testing.T) {
 		t.Errorf("banner lacks the intake with its development token:\n%s", out.String())
 	}
 	vars := testVars(t.TempDir())
-	if cfg, err = parseConfig(nil, func(k string) string { return vars[k] }); err != nil || cfg.Ingest.Intake.Enabled() {
-		t.Errorf("configured all-in-one: intake enabled %v, %v; want off", cfg.Ingest.Intake.Enabled(), err)
+	if cfg, err = parseConfig(nil, func(k string) string { return vars[k] }); err != nil || cfg.Services.Intake.Enabled() {
+		t.Errorf("configured all-in-one: intake enabled %v, %v; want off", cfg.Services.Intake.Enabled(), err)
 	}
 }
 

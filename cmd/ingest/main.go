@@ -27,6 +27,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/internal/services"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -49,9 +50,9 @@ func main() {
 // serve the webhook and admin listeners until ctx is done → shut down in
 // reverse order.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := ingest.ParseConfig(args, getenv)
+	cfg, scfg, err := services.ParseIngest(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
-		ingest.PrintUsage(stdout)
+		services.PrintIngestUsage(stdout)
 		return nil
 	}
 	// REDIS_URL is this binary's need (ingest.New takes a store), named
@@ -91,7 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	_ = buildinfo.Register(reg) // build_info{version,commit,goversion}
 	deps := ingest.Deps{Logger: log, Store: store, Registerer: reg, Started: gate.Err}
 	var nc *nats.Conn
-	if cfg.NeedsNATS() {
+	// Whenever NATS_URL is set (capture, the intake, forwarding and the
+	// automatic events need it; the dead-letter API reads DLQ through it).
+	if cfg.NATSURL != "" {
 		if nc, err = ingest.ConnectNATS(cfg.NATSURL, log); err != nil {
 			return err
 		}
@@ -111,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("jetstream: %w", err)
 		}
 	}
-	svc, err := ingest.NewServices(cfg, ingest.ServiceDeps{
+	svc, err := services.New(scfg, services.Deps{
 		Log: log, NATS: nc, Redis: rdb, Registerer: reg,
 		Resumer: sender.Resumer{Redis: rdb, JS: js},
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
+	"github.com/ctmpipe/ctmpipe/internal/services"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -26,7 +27,7 @@ func runIngestServer(ctx context.Context, args []string, getenv func(string) str
 		return errors.New("usage: loadgen ingest-server -cpuprofile FILE [ingest flags] (configuration as for cmd/ingest)")
 	}
 	profile := args[1]
-	cfg, err := ingest.ParseConfig(args[2:], getenv)
+	cfg, _, err := services.ParseIngest(args[2:], getenv)
 	if err != nil {
 		return err
 	}

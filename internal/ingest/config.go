@@ -10,16 +10,11 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
-	"github.com/ctmpipe/ctmpipe/internal/admin"
-	"github.com/ctmpipe/ctmpipe/internal/autoevents"
-	"github.com/ctmpipe/ctmpipe/internal/forward"
-	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
-	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // Config is everything the ingest service is configured with. ParseConfig
@@ -57,15 +52,9 @@ type Config struct {
 	PprofAddr        string        // PPROF_ADDR: /debug/pprof listener; empty: off
 	StreamReplicas   int           // STREAM_REPLICAS of WEBHOOKS and FORWARD (also in Forward); 0: 1
 
-	// The admin listener's other services, wired by cmd/ingest and
-	// cmd/all-in-one (the Server itself only enqueues for Forward).
-	Intake          intake.Config     // INTAKE_*: POST /v1/conversions
-	Forward         forward.Config    // FORWARD_*: copies of verified /webhook bodies
-	AutoEvents      autoevents.Config // AUTOMATIC_EVENTS: Meta's automatic events become conversions
-	RegistryKey     string            // REGISTRY_KEY (env only): encrypts the registry's secrets
-	GraphBase       string            // GRAPH_API_BASE: the registry API's Dataset API calls
-	GraphVersion    string            // GRAPH_API_VERSION
-	CAPIAccessToken string            // CAPI_ACCESS_TOKEN (env only): resolves datasets of businesses without a token
+	// GraphVersion (GRAPH_API_VERSION) is only judged at start here (the
+	// registry API's Dataset API calls, wired by internal/services, use it).
+	GraphVersion string
 	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME): traces off when unset.
 	Tracing tracing.Config
 }
@@ -104,27 +93,15 @@ const (
 	MinOnPremSecretLen = 16
 )
 
-// Settings lists every knob, in the order --help prints them: ingest's own,
-// then the intake's and forwarding's (all-in-one merges it with the
-// sender's).
-func Settings() []settings.Setting {
-	all, err := settings.Merge(ownSettings(), intake.Settings(), forward.Settings(), autoevents.Settings(), registrySettings())
-	if err != nil {
-		panic(err) // a programming error, caught by TestSettingsMerge
-	}
-	return all
-}
+// Settings lists the webhook receiver's knobs, in the order --help prints
+// them. The ingest binary adds those of the admin listener's services
+// (internal/services.IngestSettings); all-in-one adds the sender's too.
+func Settings() []settings.Setting { return ownSettings() }
 
-// registrySettings are those of the business registry's admin API, with the
-// sender's names and defaults for the Graph API, so that all-in-one merges
-// them.
-func registrySettings() []settings.Setting {
-	return []settings.Setting{
-		{Env: registry.KeyEnv, Help: "key(s) encrypting the business registry's tokens and app secrets: base64 of 32 bytes, as id:key, comma-separated, the first encrypts (e.g. k1:$(openssl rand -base64 32)); unset: the registry stores no secrets (env only)"},
-		{Env: "GRAPH_API_BASE", Flag: "graph-api-base", Default: capi.DefaultBaseURL, Help: "Graph API base URL"},
-		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: capi.DefaultVersion, Help: "Marketing API version of the Conversions API calls (vNN.0); Meta's dates: " + capi.VersionSummary(time.Now()) + ". Logged at start: WARN within 90 days of its expiry, ERROR once expired"},
-		{Env: "CAPI_ACCESS_TOKEN", Help: "default Conversions API access token: the admin API resolves the dataset of a business registered without a token of its own with it (env only)"},
-	}
+// GraphVersionSetting is GRAPH_API_VERSION, with the sender's name and
+// default, so that all-in-one merges them.
+func GraphVersionSetting() settings.Setting {
+	return settings.Setting{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: capi.DefaultVersion, Help: "Marketing API version of the Conversions API calls (vNN.0); Meta's dates: " + capi.VersionSummary(time.Now()) + ". Logged at start: WARN within 90 days of its expiry, ERROR once expired"}
 }
 
 func ownSettings() []settings.Setting {
@@ -152,6 +129,7 @@ func ownSettings() []settings.Setting {
 		{Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 		{Env: "SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: DefaultShutdownTimeout.String(), Help: "how long in-flight requests may take to finish after SIGTERM"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
+		GraphVersionSetting(),
 		jsstream.Setting(),
 		tracing.Settings()[0], tracing.Settings()[1],
 	}
@@ -167,6 +145,13 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	return ConfigFrom(v)
+}
+
+// ConfigFrom reads the receiver's settings from v (parsed with Settings(),
+// or a list that holds them) and validates them.
+func ConfigFrom(v *settings.Values) (Config, error) {
+	var err error
 	cfg := Config{
 		Addr:                     v.Text("INGEST_ADDR"),
 		AdminAddr:                v.Text("ADMIN_ADDR"),
@@ -192,28 +177,16 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		LogLevel:                 v.Level("LOG_LEVEL"),
 		ShutdownTimeout:          v.Duration("SHUTDOWN_TIMEOUT"),
 		PprofAddr:                v.Text("PPROF_ADDR"),
-		Intake:                   intake.ConfigFrom(v),
-		AutoEvents:               autoevents.ConfigFrom(v),
-		RegistryKey:              v.Text(registry.KeyEnv),
-		GraphBase:                strings.TrimRight(v.Text("GRAPH_API_BASE"), "/"),
 		GraphVersion:             v.Text("GRAPH_API_VERSION"),
-		CAPIAccessToken:          v.Text("CAPI_ACCESS_TOKEN"),
 	}
 	if err := v.Err(); err != nil {
-		return Config{}, err
-	}
-	if cfg.Forward, err = forward.FromValues(v); err != nil {
 		return Config{}, err
 	}
 	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {
 		return Config{}, err
 	}
-	cfg.Forward.Replicas = cfg.StreamReplicas
 	if _, err := capi.ParseVersion(cfg.GraphVersion); err != nil {
 		return Config{}, fmt.Errorf("config: GRAPH_API_VERSION: %w", err)
-	}
-	if err := cfg.Intake.Validate(); err != nil {
-		return Config{}, err
 	}
 	return cfg, cfg.Validate()
 }
@@ -238,14 +211,6 @@ func (c Config) Validate() error {
 		return errors.New("config: ONPREM_SECRET must be at least 16 characters (it guards /webhook/onprem on the internet-facing listener)")
 	case c.Capture && c.NATSURL == "":
 		return errors.New("config: CAPTURE=on needs NATS_URL")
-	case c.Intake.Enabled() && c.NATSURL == "":
-		return errors.New("config: INTAKE_TOKEN needs NATS_URL (the intake publishes conversions to JetStream)")
-	case 2*c.Intake.AckTimeout >= admin.WriteTimeout:
-		return errors.New("config: INTAKE_ACK_TIMEOUT must stay below half the admin listener's write timeout (1m): the body's read and then the acks may each take it, and the 202 must still be written")
-	case c.AutoEvents.On && c.NATSURL == "":
-		return errors.New("config: AUTOMATIC_EVENTS=on needs NATS_URL (automatic events are published as conversions)")
-	case c.Forward.Enabled() && c.NATSURL == "":
-		return errors.New("config: FORWARD_URLS needs NATS_URL (forwarded bodies wait in JetStream stream FORWARD)")
 	case c.BodyLimit <= 0:
 		return errors.New("config: BODY_LIMIT must be positive")
 	case c.MaxBodyBytesInFlight < 2*c.BodyLimit:
@@ -264,10 +229,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// NeedsNATS reports whether a setting that publishes to JetStream is on.
-func (c Config) NeedsNATS() bool {
-	return c.Capture || c.Intake.Enabled() || c.Forward.Enabled() || c.AutoEvents.On
-}
+// NeedsNATS reports whether the receiver publishes to JetStream itself
+// (CAPTURE=on); the services beside it say their own.
+func (c Config) NeedsNATS() bool { return c.Capture }
 
 // setDefaults fills zero values of a Config built by hand.
 func (c *Config) setDefaults() {

@@ -9,11 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/ctmpipe/ctmpipe/internal/forward"
-	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
@@ -50,11 +47,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		LogLevel:                 zapcore.InfoLevel,
 		ShutdownTimeout:          15 * time.Second,
 		StreamReplicas:           1,
-		Intake:                   intake.Config{BodyLimit: 4 << 20, AckTimeout: 10 * time.Second, Concurrency: 4},
-		Forward: forward.Config{MaxAge: 36 * time.Hour, Concurrency: 8, Timeout: 10 * time.Second,
-			RetryMin: time.Second, RetryMax: 10 * time.Minute, Replicas: 1},
-		GraphBase:    "https://graph.facebook.com",
-		GraphVersion: capi.DefaultVersion,
+		GraphVersion:             capi.DefaultVersion,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseConfig defaults (-want +got):\n%s", diff)
@@ -85,13 +78,9 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		AdminToken: "adm", ContextTTL: 48 * time.Hour, BodyLimit: 512 << 10, StoreTimeout: 250 * time.Millisecond,
 		OnPremSecret: "op-secret-0123456789", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
 		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
-		GraphBase: "https://graph.facebook.com", GraphVersion: capi.DefaultVersion, StreamReplicas: 3,
+		GraphVersion: capi.DefaultVersion, StreamReplicas: 3,
 	}
-	if got.Forward.Replicas != 3 {
-		t.Errorf("Forward.Replicas = %d, want STREAM_REPLICAS's 3", got.Forward.Replicas)
-	}
-	// The intake's and forwarding's own parsers are tested in their packages.
-	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(Config{}, "Intake", "Forward")); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseConfig (-want +got):\n%s", diff)
 	}
 
@@ -123,11 +112,6 @@ func TestParseConfigErrorsNameTheSetting(t *testing.T) {
 		{"zero first-byte timeout", map[string]string{"FIRST_BYTE_TIMEOUT": "0s"}, nil, "FIRST_BYTE_TIMEOUT"},
 		{"empty capture flag", nil, []string{"-capture="}, "CAPTURE"},
 		{"capture without nats", map[string]string{"CAPTURE": "on"}, nil, "NATS_URL"},
-		{"intake without nats", map[string]string{"INTAKE_TOKEN": "intake-token-0123456"}, nil, "NATS_URL"},
-		{"automatic events without nats", map[string]string{"AUTOMATIC_EVENTS": "on"}, nil, "NATS_URL"},
-		{"forwarding without nats", map[string]string{"FORWARD_URLS": "https://inbox.example/hook"}, nil, "NATS_URL"},
-		{"intake ack timeout past the write timeout", map[string]string{"INTAKE_ACK_TIMEOUT": "2m"}, nil, "INTAKE_ACK_TIMEOUT"},
-		{"short intake token", map[string]string{"INTAKE_TOKEN": "short", "NATS_URL": "nats://n:4222"}, nil, "INTAKE_TOKEN"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{"onprem secret alone", map[string]string{"ONPREM_SECRET": "x"}, nil, "ONPREM_WABA_ID"},
 		{"onprem id alone", map[string]string{"ONPREM_WABA_ID": "1"}, nil, "ONPREM_SECRET"},
@@ -199,23 +183,6 @@ func TestParseDuration(t *testing.T) {
 		got, err := ParseDuration(tt.in)
 		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
-// TestSettingsMerge holds Settings' panic-free merge of ingest's, the
-// intake's, forwarding's and the registry's settings.
-func TestSettingsMerge(t *testing.T) {
-	seen := map[string]bool{}
-	for _, d := range Settings() {
-		if seen[d.Env] {
-			t.Errorf("%s listed twice", d.Env)
-		}
-		seen[d.Env] = true
-	}
-	for _, k := range []string{"INTAKE_TOKEN", "FORWARD_URLS", "AUTOMATIC_EVENTS", "REGISTRY_KEY", "GRAPH_API_BASE", "CAPI_ACCESS_TOKEN"} {
-		if !seen[k] {
-			t.Errorf("Settings() lacks %s", k)
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
 
@@ -28,8 +27,6 @@ func (f *fakeEnqueuer) Enqueue(_ context.Context, body []byte, h http.Header) er
 	f.sigs = append(f.sigs, h.Get(webhook.SignatureHeader))
 	return nil
 }
-
-var _ Enqueuer = (*forward.Enqueuer)(nil)
 
 func newForwardEnv(t *testing.T, enq Enqueuer) *testEnv {
 	t.Helper()
@@ -72,8 +69,8 @@ func TestPostWebhookForwardErrors(t *testing.T) {
 		err  error
 		want int
 	}{
-		{fmt.Errorf("%w: nats: timeout", forward.ErrEnqueue), http.StatusServiceUnavailable},
-		{forward.ErrTooLarge, http.StatusRequestEntityTooLarge},
+		{fmt.Errorf("%w: nats: timeout", ErrForwardQueue), http.StatusServiceUnavailable},
+		{ErrForwardTooLarge, http.StatusRequestEntityTooLarge},
 	} {
 		e := newForwardEnv(t, &fakeEnqueuer{err: tt.err})
 		body := fixture(t, "messenger_message_with_ad_referral.json")

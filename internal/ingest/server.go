@@ -24,7 +24,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
-	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
@@ -55,7 +54,7 @@ type Deps struct {
 	Forward Enqueuer
 	// AutoEvents, when not nil, publishes the automatic events of a
 	// verified /webhook delivery after its contexts are written, before
-	// the 200 (*autoevents.Publisher).
+	// the 200.
 	AutoEvents AutoPublisher
 	// Policies, when not nil, says which businesses keep the first click
 	// of a conversation (RegistryPolicies); nil: every business keeps the
@@ -67,16 +66,38 @@ type Deps struct {
 	Started func() error
 }
 
-// AutoPublisher stores Meta's automatic events as conversions.
+// AutoPublisher stores Meta's automatic events as conversions
+// (internal/autoevents, wired by internal/services). An error means that
+// not every event was stored: the answer is then 503 and Meta retries.
 type AutoPublisher interface {
-	Publish(ctx context.Context, events []webhook.AutomaticEvent) (autoevents.Result, error)
+	Publish(ctx context.Context, events []webhook.AutomaticEvent) (AutoResult, error)
 }
 
+// AutoResult is what a publish of automatic events did: events stored now
+// and before (Duplicates), of businesses that do not report them
+// (Disabled), without a click id (NoClick), and those that break the
+// conversion contract (by event_id, a hash, and the rule).
+type AutoResult struct {
+	Published, Duplicates, Disabled, NoClick int
+	Invalid                                  []AutoInvalid
+}
+
+// AutoInvalid is an automatic event that cannot be reported.
+type AutoInvalid struct{ EventID, Reason string }
+
 // Enqueuer keeps a verified body and its signature headers durably for
-// forwarding; *forward.Enqueuer is one.
+// forwarding (internal/forward, wired by internal/services). Its errors
+// wrap ErrForwardTooLarge for a body no retry can store, else
+// ErrForwardQueue when the queue is away.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, body []byte, header http.Header) error
 }
+
+// The errors an Enqueuer's wrap.
+var (
+	ErrForwardTooLarge = errors.New("ingest: body too large to forward")
+	ErrForwardQueue    = errors.New("ingest: body not stored for forwarding")
+)
 
 // Server is the ingest HTTP service.
 type Server struct {

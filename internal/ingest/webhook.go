@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
-	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
@@ -67,7 +66,7 @@ func (s *Server) postWebhook(c echo.Context) error {
 	}
 	// Forwarded byte for byte, whatever ingest itself makes of it: the
 	// downstream judges its own payloads. Meta's retry of a delivery whose
-	// store write failed is the same bytes, stored once (forward.DupWindow).
+	// store write failed is the same bytes, stored once (forwarding's duplicate window).
 	if err := s.enqueueForward(req, body); err != nil {
 		return err
 	}
@@ -93,11 +92,11 @@ func (s *Server) enqueueForward(req *http.Request, body []byte) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, forward.ErrTooLarge):
+	case errors.Is(err, ErrForwardTooLarge):
 		s.m.webhooks[chanUnknown][outTooLarge].Inc()
 		s.log.Error("webhook body too large to forward: raise NATS max_payload", zap.Int("body_bytes", len(body)))
 		return errForwardTooLarge
-	case errors.Is(err, forward.ErrEnqueue):
+	case errors.Is(err, ErrForwardQueue):
 		s.m.webhooks[chanUnknown][outQueueError].Inc()
 		return queueError(err)
 	}

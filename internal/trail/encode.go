@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ctmpipe/ctmpipe/internal/jsonenc"
+	"github.com/ctmpipe/ctmpipe/pkg/jsonenc"
 )
 
 // appendJSON appends r as encoding/json would marshal it (the same keys,

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/ctmpipe/ctmpipe/internal/jsonenc"
+	"github.com/ctmpipe/ctmpipe/pkg/jsonenc"
 )
 
 // appendEventsBody appends the JSON body of an /events request: what

@@ -3,7 +3,7 @@ package conversion
 import (
 	"github.com/valyala/fastjson"
 
-	"github.com/ctmpipe/ctmpipe/internal/jsonenc"
+	"github.com/ctmpipe/ctmpipe/pkg/jsonenc"
 )
 
 // appendJSON appends v as compact JSON, escaping strings as encoding/json

@@ -1,4 +1,4 @@
-package ingest
+package services
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
+	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/natstest"
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
-var _ AutoPublisher = (*autoevents.Publisher)(nil)
+var _ ingest.AutoPublisher = autoPublisher{}
 
 // TestPostWebhookAutomaticEvents: with AUTOMATIC_EVENTS=on, a verified
 // automatic_events delivery becomes a conversion in stream CONVERSIONS
@@ -38,12 +39,7 @@ func TestPostWebhookAutomaticEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, mr := newMiniStore(t)
-	srv, err := New(testConfig(), Deps{Logger: zaptest.NewLogger(t), Store: store, Registerer: prometheus.NewRegistry(), AutoEvents: pub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, srv: srv, store: store, mr: mr}
+	e := newReceiver(t, ingest.Deps{AutoEvents: autoPublisher{pub}})
 	body := fixture(t, "whatsapp_automatic_events_purchase.json")
 	for i := range 2 {
 		if rec := e.post(body, testAppSecret); rec.Code != http.StatusOK {
@@ -73,7 +69,7 @@ func TestPostWebhookAutomaticEvents(t *testing.T) {
 
 // TestAutomaticEventsPerBusiness: with AUTOMATIC_EVENTS off, a business
 // whose registry record says automatic_events: true has its automatic
-// events published (through NewServices' switch); the others' are not.
+// events published (through New's switch); the others' are not.
 // A change of the flag is seen without a restart.
 func TestAutomaticEventsPerBusiness(t *testing.T) {
 	ns := natstest.RunJetStream(t)
@@ -88,8 +84,7 @@ func TestAutomaticEventsPerBusiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	rdb := redistest.Start(t).Client(t)
-	cfg := testConfig() // AUTOMATIC_EVENTS off
-	svc, err := NewServices(cfg, ServiceDeps{Log: zaptest.NewLogger(t), NATS: nc, Redis: rdb, Registerer: prometheus.NewRegistry()})
+	svc, err := New(Config{}, Deps{Log: zaptest.NewLogger(t), NATS: nc, Redis: rdb, Registerer: prometheus.NewRegistry()}) // AUTOMATIC_EVENTS off
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +92,7 @@ func TestAutomaticEventsPerBusiness(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	store, mr := newMiniStore(t)
-	srv, err := New(cfg, Deps{Logger: zaptest.NewLogger(t), Store: store, Registerer: prometheus.NewRegistry(), AutoEvents: svc.AutoPublisher()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &testEnv{t: t, srv: srv, store: store, mr: mr}
+	e := newReceiver(t, ingest.Deps{AutoEvents: svc.AutoPublisher()})
 	msgs := func() uint64 {
 		info, err := stream.Info(t.Context())
 		if err != nil {

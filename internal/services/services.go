@@ -1,9 +1,17 @@
-package ingest
+// Package services is the composition root of what runs beside the webhook
+// receiver (internal/ingest): the admin listener's intake, business
+// registry API, trail and dead-letter API and console, forwarding's
+// enqueuer and forwarder, and the automatic events' publisher. cmd/ingest
+// and cmd/all-in-one build it and hand the receiver the few interfaces it
+// calls (ingest.Enqueuer, ingest.AutoPublisher, ingest.Policies), so that
+// the receiver knows webhooks and nothing else (docs/architecture.md).
+package services
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,16 +25,18 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/console"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
+	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
+	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
 
-// ServiceDeps are what Services are built on, opened and closed by the
-// binary (cmd/ingest, cmd/all-in-one).
-type ServiceDeps struct {
+// Deps are what Services are built on, opened and closed by the binary
+// (cmd/ingest, cmd/all-in-one).
+type Deps struct {
 	Log *zap.Logger
 	// NATS is the connection of capture, the intake and forwarding; nil
 	// when none of them is on (Config.Validate requires NATS_URL then).
@@ -38,9 +48,9 @@ type ServiceDeps struct {
 	Resumer registryapi.Resumer
 }
 
-// Services are what runs next to the Server: the intake and the registry
+// Services are what runs next to the receiver: the intake and the registry
 // API on the admin listener, forwarding's enqueuer (pass Enqueuer() as
-// Deps.Forward) and its forwarder (Run).
+// ingest.Deps.Forward) and its forwarder (Run).
 type Services struct {
 	cfg       Config
 	log       *zap.Logger
@@ -57,7 +67,7 @@ type Services struct {
 // NewServices builds the services cfg turns on. The registry API is always
 // built: without REGISTRY_KEY it stores businesses but refuses their
 // secrets, naming the setting.
-func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
+func New(cfg Config, d Deps) (*Services, error) {
 	s := &Services{cfg: cfg, log: d.Log}
 	var err error
 	if s.intake, err = intake.New(cfg.Intake, intake.Deps{Log: d.Log, NATS: d.NATS, Registerer: d.Registerer}); err != nil {
@@ -65,11 +75,11 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 	}
 	if cfg.Forward.Enabled() {
 		if d.NATS == nil {
-			return nil, errors.New("ingest: forwarding needs a NATS connection")
+			return nil, errors.New("services: forwarding needs a NATS connection")
 		}
 		js, err := jetstream.New(d.NATS)
 		if err != nil {
-			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+			return nil, fmt.Errorf("services: jetstream: %w", err)
 		}
 		if s.enqueuer, err = forward.NewEnqueuer(js, cfg.Forward); err != nil {
 			return nil, err
@@ -79,10 +89,10 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 		}
 	}
 	if cfg.AutoEvents.On && d.NATS == nil {
-		return nil, errors.New("ingest: automatic events need a NATS connection")
+		return nil, errors.New("services: automatic events need a NATS connection")
 	}
 	if d.Redis == nil {
-		return nil, errors.New("ingest: ServiceDeps.Redis is required (the business registry)")
+		return nil, errors.New("services: Deps.Redis is required (the business registry)")
 	}
 	keys, err := registry.ParseKeyring(cfg.RegistryKey)
 	if err != nil {
@@ -104,7 +114,7 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 	if d.NATS != nil {
 		js, err := jetstream.New(d.NATS)
 		if err != nil {
-			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+			return nil, fmt.Errorf("services: jetstream: %w", err)
 		}
 		alog := d.Log.With(zap.String("component", "automatic_events"))
 		sw := &autoevents.RegistrySwitch{Config: cfg.AutoEvents, Registry: s.cache,
@@ -132,7 +142,7 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 	s.ops = opsapi.Deps{Redis: d.Redis, Log: d.Log.With(zap.String("component", "ops_api"))}
 	if d.NATS != nil {
 		if s.ops.JS, err = jetstream.New(d.NATS); err != nil {
-			return nil, fmt.Errorf("ingest: jetstream: %w", err)
+			return nil, fmt.Errorf("services: jetstream: %w", err)
 		}
 	}
 	d.Log.Info("admin services configured",
@@ -144,26 +154,60 @@ func NewServices(cfg Config, d ServiceDeps) (*Services, error) {
 	return s, nil
 }
 
-// Enqueuer is forwarding's enqueuer for Deps.Forward, nil when forwarding
-// is off.
-func (s *Services) Enqueuer() Enqueuer {
+// Enqueuer is forwarding's enqueuer for ingest.Deps.Forward, nil when
+// forwarding is off.
+func (s *Services) Enqueuer() ingest.Enqueuer {
 	if s.enqueuer == nil {
 		return nil
 	}
-	return s.enqueuer
+	return enqueuer{s.enqueuer}
 }
 
-// Policies is the attribution policy of each business for Deps.Policies,
-// read from the registry (Run keeps its cache current).
-func (s *Services) Policies() Policies { return s.policies }
+// enqueuer is forwarding's enqueuer as the receiver sees it: its errors
+// wrap the receiver's.
+type enqueuer struct{ e *forward.Enqueuer }
 
-// AutoPublisher is the automatic events' publisher for Deps.AutoEvents,
-// nil without NATS.
-func (s *Services) AutoPublisher() AutoPublisher {
+func (q enqueuer) Enqueue(ctx context.Context, body []byte, header http.Header) error {
+	return wrapForwardErr(q.e.Enqueue(ctx, body, header))
+}
+
+// wrapForwardErr wraps forwarding's errors in the receiver's.
+func wrapForwardErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, forward.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ingest.ErrForwardTooLarge, err)
+	case errors.Is(err, forward.ErrEnqueue):
+		return fmt.Errorf("%w: %w", ingest.ErrForwardQueue, err)
+	}
+	return err
+}
+
+// Policies is the attribution policy of each business for
+// ingest.Deps.Policies, read from the registry (Run keeps its cache
+// current).
+func (s *Services) Policies() ingest.Policies { return s.policies }
+
+// AutoPublisher is the automatic events' publisher for
+// ingest.Deps.AutoEvents, nil without NATS.
+func (s *Services) AutoPublisher() ingest.AutoPublisher {
 	if s.auto == nil {
 		return nil
 	}
-	return s.auto
+	return autoPublisher{s.auto}
+}
+
+// autoPublisher is the automatic events' publisher as the receiver sees it.
+type autoPublisher struct{ p *autoevents.Publisher }
+
+func (a autoPublisher) Publish(ctx context.Context, events []webhook.AutomaticEvent) (ingest.AutoResult, error) {
+	r, err := a.p.Publish(ctx, events)
+	out := ingest.AutoResult{Published: r.Published, Duplicates: r.Duplicates, Disabled: r.Disabled, NoClick: r.NoClick}
+	for _, x := range r.Invalid {
+		out.Invalid = append(out.Invalid, ingest.AutoInvalid{EventID: x.EventID, Reason: x.Reason})
+	}
+	return out, err
 }
 
 // Mount registers the intake (it authenticates with INTAKE_TOKEN itself,
