@@ -101,14 +101,14 @@ func Settings() []settings.Setting { return ownSettings() }
 // GraphVersionSetting is GRAPH_API_VERSION, with the sender's name and
 // default, so that all-in-one merges them.
 func GraphVersionSetting() settings.Setting {
-	return settings.Setting{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: capi.DefaultVersion, Help: "Marketing API version of the Conversions API calls (vNN.0); Meta's dates: " + capi.VersionSummary(time.Now()) + ". Logged at start: WARN within 90 days of its expiry, ERROR once expired"}
+	return settings.Setting{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: capi.DefaultVersion, Help: "Marketing API version of the Conversions API calls (vNN.0; default the newest this build knows). Logged at start: WARN within 90 days of its expiry, ERROR once expired (Meta then refuses it with code 2635: every business pauses, nothing is dead-lettered). Meta's dates: ctm versions"}
 }
 
 func ownSettings() []settings.Setting {
 	return []settings.Setting{
 		{Env: "INGEST_ADDR", Flag: "addr", Default: DefaultAddr, Help: "address of the webhook listener, the one Meta reaches: /webhook, /webhook/onprem, /healthz, /readyz only (host:port; port 0 picks a free one)"},
 		{Env: "ADMIN_ADDR", Flag: "admin-addr", Default: DefaultAdminAddr, Help: "address of the admin listener: /metrics and the admin API (/v1/...); keep it off the internet"},
-		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL, e.g. redis://host:6379/0 (required; prefer the env var when it holds a password)"},
+		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL: redis://host:6379/0, rediss://, unix://, redis+cluster://h1,h2, redis+sentinel://master@h1,h2/0 (required; prefer the env var when it holds a password)"},
 		{Env: "META_APP_SECRET", Help: "app secret(s) that sign webhooks, comma-separated for several apps or rotation (required, env only)"},
 		{Env: "META_VERIFY_TOKEN", Help: "token Meta echoes in the GET /webhook handshake (required, env only)"},
 		{Env: "ADMIN_TOKEN", Help: "bearer token of the admin listener's API (/v1/...) and /metrics; unset disables the admin API (its routes answer 404) and leaves /metrics open (env only)"},

@@ -181,7 +181,7 @@ func Settings() []settings.Setting {
 		{Env: "CAPI_TEST_EVENT_CODE", Flag: "test-event-code", Help: "test_event_code sent with every request (Events Manager test tab)"},
 		{Env: "CAPI_DRYRUN_FILE", Flag: "dry-run-file", Help: "append the requests to this JSONL file instead of posting them (no token needed)"},
 		{Env: "GRAPH_API_BASE", Flag: "graph-api-base", Default: d.GraphBase, Help: "Graph API base URL"},
-		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: d.GraphVersion, Help: "Marketing API version of the Conversions API calls (vNN.0); Meta's dates: " + capi.VersionSummary(time.Now()) + ". Logged at start: WARN within 90 days of its expiry, ERROR once expired"},
+		{Env: "GRAPH_API_VERSION", Flag: "graph-api-version", Default: d.GraphVersion, Help: "Marketing API version of the Conversions API calls (vNN.0; default the newest this build knows). Logged at start: WARN within 90 days of its expiry, ERROR once expired (Meta then refuses it with code 2635: every business pauses, nothing is dead-lettered). Meta's dates: ctm versions"},
 		{Env: "CONTEXT_WAIT", Flag: "context-wait", Default: dur(d.ContextWait), Help: "how long a conversion waits for its ad-click context before dead letter unattributed"},
 		{Env: "CONTEXT_RETRY_MIN", Flag: "context-retry-min", Default: dur(d.ContextRetryMin), Help: "first delay before looking for a missing context again (doubles each time)"},
 		{Env: "CONTEXT_RETRY_MAX", Flag: "context-retry-max", Default: dur(d.ContextRetryMax), Help: "longest delay between context lookups"},

@@ -247,3 +247,24 @@ func Required(needs ...Need) error {
 	}
 	return errors.New("config: " + strings.Join(missing, "; "))
 }
+
+// MarkdownTable is defs as the README's settings tables show them: one row
+// per setting with its variable, its flag ("env only" for secrets), its
+// default and its help, the same text -help prints.
+func MarkdownTable(defs []Setting) string {
+	var b strings.Builder
+	b.WriteString("| env | flag | default | meaning |\n|---|---|---|---|\n")
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	for _, d := range defs {
+		flag := "env only"
+		if d.Flag != "" {
+			flag = "`-" + d.Flag + "`"
+		}
+		def := ""
+		if d.Default != "" {
+			def = "`" + cell(d.Default) + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", d.Env, flag, def, cell(d.Help))
+	}
+	return b.String()
+}

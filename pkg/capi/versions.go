@@ -5,7 +5,6 @@ import (
 	"math"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -127,26 +126,4 @@ func VersionStatus(v string, now time.Time) (VersionState, time.Time, string) {
 			"its expiry is not known here", v, DefaultVersion)
 	}
 	return VersionExpired, time.Time{}, fmt.Sprintf("GRAPH_API_VERSION %s expired long ago: set GRAPH_API_VERSION=%s and restart", v, DefaultVersion)
-}
-
-// VersionSummary lists the versions that still work at now with their
-// expiry, for -help: "v27.0 (no end date), v26.0 (no end date), v25.0
-// (until 2027-02-23); older ones expired".
-func VersionSummary(now time.Time) string {
-	var b strings.Builder
-	for _, v := range Versions {
-		if !v.Expires.IsZero() && !now.Before(v.Expires) {
-			break
-		}
-		if b.Len() > 0 {
-			b.WriteString(", ")
-		}
-		if v.Expires.IsZero() {
-			b.WriteString(v.Name + " (no end date)")
-		} else {
-			b.WriteString(v.Name + " (until " + v.Expires.Format(time.DateOnly) + ")")
-		}
-	}
-	b.WriteString("; older ones expired")
-	return b.String()
 }
