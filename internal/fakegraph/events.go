@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // maxBody bounds a request body; 1,000 events fit easily.
@@ -25,6 +26,7 @@ type Event struct {
 	Channel       string // messaging_channel
 	PartnerAgent  string
 	TestEventCode string
+	Received      time.Time       // when the request arrived, by the fake's clock
 	Raw           json.RawMessage // the event object as sent
 }
 
@@ -113,6 +115,7 @@ func (s *Server) answerEvents(w http.ResponseWriter, r *http.Request, datasetID 
 		}
 		ev.Event.DatasetID, ev.Event.Token = datasetID, token
 		ev.Event.PartnerAgent, ev.Event.TestEventCode = req.PartnerAgent, req.TestEventCode
+		ev.Event.Received = now
 		accepted[i] = ev.Event
 	}
 	s.mu.Lock()

@@ -105,7 +105,7 @@ func GraphVersionSetting() settings.Setting {
 }
 
 func ownSettings() []settings.Setting {
-	return []settings.Setting{
+	return append([]settings.Setting{
 		{Env: "INGEST_ADDR", Flag: "addr", Default: DefaultAddr, Help: "address of the webhook listener, the one Meta reaches: /webhook, /webhook/onprem, /healthz, /readyz only (host:port; port 0 picks a free one)"},
 		{Env: "ADMIN_ADDR", Flag: "admin-addr", Default: DefaultAdminAddr, Help: "address of the admin listener: /metrics and the admin API (/v1/...); keep it off the internet"},
 		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL: redis://host:6379/0, rediss://, unix://, redis+cluster://h1,h2, redis+sentinel://master@h1,h2/0 (required; prefer the env var when it holds a password)"},
@@ -131,8 +131,7 @@ func ownSettings() []settings.Setting {
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 		GraphVersionSetting(),
 		jsstream.Setting(),
-		tracing.Settings()[0], tracing.Settings()[1],
-	}
+	}, tracing.Settings()...)
 }
 
 // ParseConfig reads the configuration from args (flags) and getenv. Each

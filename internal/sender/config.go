@@ -171,7 +171,7 @@ func DefaultConfig() Config {
 // merges it with ingest's).
 func Settings() []settings.Setting {
 	d, dur := DefaultConfig(), settings.FormatDuration
-	return []settings.Setting{
+	return append([]settings.Setting{
 		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required)"},
 		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL: redis://, rediss://, unix://, redis+cluster://, redis+sentinel:// (required)"},
 		{Env: "CAPI_ACCESS_TOKEN", Help: "default Conversions API access token (env only; required unless CAPI_DATASETS_FILE gives tokens or CAPI_DRYRUN_FILE is set)"},
@@ -209,8 +209,7 @@ func Settings() []settings.Setting {
 		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 		jsstream.Setting(),
-		tracing.Settings()[0], tracing.Settings()[1],
-	}
+	}, tracing.Settings()...)
 }
 
 // ParseConfig reads the configuration from args (flags) and getenv; each

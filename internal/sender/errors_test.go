@@ -156,17 +156,33 @@ func TestLostResponseEndsInDoubt(t *testing.T) {
 
 // Usage headers near the limit slow the business down but lose nothing.
 func TestUsageHeadersHonoured(t *testing.T) {
-	e := newEnv(t, func(c *sender.Config) { c.BatchSize = 5 })
+	const wait = time.Second // RETRY_MIN: the wait between a business's requests at 90% of a limit
+	e := newEnv(t, func(c *sender.Config) { c.RetryMin, c.RetryMax = wait, 2*wait })
 	e.fake.SetUsage(95)
 	e.touch(attribution.Messenger, "p1", "psid-1")
-	var ids []string
-	for i := range 20 {
-		id := "u-" + strconv.Itoa(i)
-		ids = append(ids, id)
-		e.publish("messenger", conv(id, "messenger", "p1", "psid-1"), id)
+	publish := func(prefix string) []string {
+		var ids []string
+		for i := range 5 {
+			id := prefix + strconv.Itoa(i)
+			ids = append(ids, id)
+			e.publish("messenger", conv(id, "messenger", "p1", "psid-1"), id)
+		}
+		return ids
 	}
+	first := publish("u-")
+	e.waitSent(20*time.Second, first...)
+	// Published at once after the first request was answered: without the
+	// usage header's slowdown they would go out after LINGER (100 ms).
+	second := publish("v-")
 	e.settled(30 * time.Second)
-	e.sentOnce(ids...)
+	e.sentOnce(append(first, second...)...)
+	at := map[string]time.Time{}
+	for _, ev := range e.fake.Events() {
+		at[ev.EventID] = ev.Received
+	}
+	if gap := at["v-0"].Sub(at["u-0"]); gap < wait {
+		t.Errorf("the second request came %v after the first; want at least RETRY_MIN (%v) at 95%% of Meta's limit", gap, wait)
+	}
 }
 
 // A business paused for long, with more messages than MaxAckPending, must
