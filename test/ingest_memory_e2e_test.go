@@ -36,6 +36,10 @@ func TestIngestMemoryBeforeAuth(t *testing.T) {
 		// is read, on a slow machine too: this test is about memory.
 		"RESPONSE_DEADLINE=5m", "LOG_LEVEL=warn",
 		"BODY_LIMIT=" + strconv.Itoa(bodyLimit), // the default, said out loud
+		// The 2,000 stand for clients all over the internet; here they all
+		// come from 127.0.0.1, which MAX_CONNECTIONS_PER_ADDRESS (256)
+		// would otherwise cap (TestConnectionsPerAddress holds that cap).
+		"MAX_CONNECTIONS_PER_ADDRESS=" + strconv.Itoa(2*conns),
 	})
 	c := ingestClient{t: t, base: "http://" + addr, admin: "http://" + adminAddr}
 	waitHTTP(t, c.base+"/readyz", 30*time.Second)

@@ -342,6 +342,17 @@ func TestBacklogFillsRequests(t *testing.T) {
 			t.Fatalf("started %v; want the request once the backlog is read", got)
 		}
 	})
+	t.Run("LINGER=0 sends at once", func(t *testing.T) {
+		c := cfg
+		c.Linger = 0
+		p, started := recordingPipeline(t, c)
+		p.noteBacklog(100, 100, 5000)
+		p.enqueue("b", ds, items(7), t0)
+		p.dispatch(t.Context(), t0)
+		if got := started(); len(got) != 1 {
+			t.Fatalf("started %v; want the request at once with LINGER=0", got)
+		}
+	})
 	t.Run("no room to read ahead", func(t *testing.T) {
 		p, started := recordingPipeline(t, cfg)
 		p.noteBacklog(100, 100, 5000)

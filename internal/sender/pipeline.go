@@ -361,7 +361,8 @@ func (p *pipeline) lingerGap() time.Duration { return max(p.linger, p.lingerLong
 // consumer has a backlog that the pipeline can read ahead into (see the
 // type's comment); 0: no reason to wait beyond LINGER. Called with p.mu held.
 func (p *pipeline) fillWait(q *queue, now time.Time, readAhead bool) time.Duration {
-	if !readAhead || p.lingerLong <= p.linger || len(q.items) >= capi.MaxBatch {
+	// LINGER=0 asks for requests at once, backlog or not.
+	if !readAhead || p.linger == 0 || p.lingerLong <= p.linger || len(q.items) >= capi.MaxBatch {
 		return 0
 	}
 	bound := p.lingerLong - now.Sub(q.first)
