@@ -53,7 +53,7 @@ func TestUnparkExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{js: js, log: zap.NewNop(), m: m}
+	s := &Service{js: js, log: zap.NewNop(), m: m, now: time.Now}
 	park := func(id string) {
 		msg := nats.NewMsg(parkSubject("pa"))
 		msg.Data = []byte(`{}`)
@@ -80,8 +80,7 @@ func TestUnparkExpired(t *testing.T) {
 	// times), the two are old and one parked after that moment is not.
 	park("new-1")
 	cut := between(t, stream, 2, 3)
-	timeNow = func() time.Time { return cut.Add(7 * 24 * time.Hour) }
-	t.Cleanup(func() { timeNow = time.Now })
+	s.now = func() time.Time { return cut.Add(7 * 24 * time.Hour) }
 	if err := s.unparkExpired(ctx, stream, "pa"); err != nil {
 		t.Fatal(err)
 	}

@@ -346,8 +346,8 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 			near = s.noteAckPending(info.NumAckPending, info.Config.MaxAckPending, near)
 		}
 		cancel()
-		s.sweepOK(time.Now())
-		s.pipe.sweepAway(time.Now())
+		s.sweepOK(s.now())
+		s.pipe.sweepAway(s.now())
 		s.m.paused.Set(float64(s.biz.pausedCount()))
 		select {
 		case <-ctx.Done():
