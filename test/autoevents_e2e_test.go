@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -57,8 +58,15 @@ func TestAutomaticEventsE2EDryRun(t *testing.T) {
 	lead := autoevents.EventID("wamid.E2ELEAD", "LeadSubmitted")
 	walkIdle(t, js, dryRun, purchase, 2)
 	walkIdle(t, js, dryRun, lead, 2)
-	post() // Meta redelivers: a duplicate, nothing new to send
-	time.Sleep(500 * time.Millisecond)
+	// Meta redelivers: ingest answers 200 only after JetStream acked the
+	// publishes, so once it has, CONVERSIONS holds all it ever will of
+	// them. Their event_ids make them duplicates: nothing stored, nothing
+	// new to send.
+	before := streamLastSeq(t, js, "CONVERSIONS")
+	post()
+	if after := streamLastSeq(t, js, "CONVERSIONS"); after != before {
+		t.Fatalf("the redelivery stored %d new conversions; want none (duplicates)", after-before)
+	}
 	walkIdle(t, js, dryRun, lead, 2)
 
 	var seen int
@@ -94,4 +102,18 @@ func TestAutomaticEventsE2EDryRun(t *testing.T) {
 	if seen != 2 {
 		t.Errorf("dry-run file holds %d automatic events; want 2", seen)
 	}
+}
+
+// streamLastSeq is the last sequence stored in stream name.
+func streamLastSeq(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	st, err := js.Stream(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastSeq
 }

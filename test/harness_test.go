@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 var (
@@ -158,13 +160,7 @@ func (p *proc) waitOutput(re *regexp.Regexp, d time.Duration) string {
 // waitFor polls cond until it is true or d passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.CheckFor(t, d, func() error { return poll.Until(what, cond()) })
 }
 
 // waitHTTP polls url until it answers 200.

@@ -12,12 +12,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // The registry API on the built ingest's admin listener (issue 12):
@@ -216,7 +218,17 @@ func TestRegistrySendersE2E(t *testing.T) {
 	// change is in effect within a few seconds (the senders poll every
 	// second): wait three polls.
 	register(bizA, "7001", tokA2, secA, http.StatusOK)
-	time.Sleep(3 * time.Second)
+	// In effect once both senders' registry caches caught up with it.
+	version, _, _, err := registry.NewStore(r.redis.Client(t), nil).Changes(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*proc{s1, s2} {
+		metricsURL := "http://" + s.waitOutput(senderMetricsRE, 10*time.Second) + "/metrics"
+		waitFor(t, 30*time.Second, "a sender's registry cache at the token change", func() bool {
+			return scrapeGauge(t, metricsURL, "sender_registry_version") >= float64(version)
+		})
+	}
 	a2 := send(bizA, 10)
 	arrived("A's conversions after the token change", a2, 60*time.Second)
 	check(a2, tokA2, "after the token change")
@@ -292,4 +304,27 @@ func parkedNow(r *faultRig) int {
 		return -1
 	}
 	return int(n)
+}
+
+var senderMetricsRE = regexp.MustCompile(`"msg":"metrics listening".*?"addr":"([^"]+)"`)
+
+// scrapeGauge reads one gauge without labels from a Prometheus text page
+// (-1 when it is not there yet).
+func scrapeGauge(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

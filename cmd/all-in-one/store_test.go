@@ -14,6 +14,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/embedstore"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 const testStorePassword = "store-test-password-0123456789"
@@ -178,13 +180,7 @@ func must(t *testing.T, err error) {
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.CheckFor(t, d, func() error { return poll.Until(what, cond()) })
 }
 
 // TestStoreConcurrentWrites: writers share fsyncs, and after a crash every

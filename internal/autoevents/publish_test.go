@@ -16,6 +16,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/natstest"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 var _ Switch = Config{}
@@ -156,7 +158,7 @@ func TestPublishNATSAway(t *testing.T) {
 	e := newEnv(t, Config{On: true}, true)
 	events := fixtureEvents(t, "whatsapp_automatic_events_purchase.json")
 	e.nats.Server.Shutdown()
-	waitFor(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		if e.js.Conn().Status() == nats.CONNECTED {
 			return errors.New("still connected")
 		}
@@ -170,7 +172,7 @@ func TestPublishNATSAway(t *testing.T) {
 		t.Errorf("published counted %v with NATS away", got)
 	}
 	e.nats.Restart()
-	waitFor(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		_, err := e.pub.Publish(t.Context(), events)
 		return err
 	})
@@ -186,22 +188,5 @@ func TestPublishNoStream(t *testing.T) {
 	_, err := e.pub.Publish(t.Context(), fixtureEvents(t, "whatsapp_automatic_events_lead.json"))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Publish without a stream = %v; want ErrUnavailable", err)
-	}
-}
-
-// waitFor polls f until it returns nil, failing with its last error after
-// total.
-func waitFor(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

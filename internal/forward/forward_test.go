@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 func newEnqueuer(t testing.TB, js jetstream.JetStream, cfg Config) *Enqueuer {
@@ -41,13 +43,13 @@ func TestForwardVerifiedAfterFailures(t *testing.T) {
 	bodies := bodiesN(t, 0, 20)
 	enqueueAll(t, e, bodies)
 
-	waitFor(t, 30*time.Second, func() error { return wantAll(down, bodies) })
+	poll.CheckFor(t, 30*time.Second, func() error { return wantAll(down, bodies) })
 	if down.bad != 0 {
 		t.Errorf("downstream rejected %d requests' signatures; want 0", down.bad)
 	}
 	host := strings.TrimPrefix(down.URL, "http://")
 	// The counters move just after the downstream's answer arrives.
-	waitFor(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		if got := counter(f, host, outcomeDelivered); got != 20 {
 			return fmt.Errorf("delivered = %v; want 20", got)
 		}
@@ -69,7 +71,7 @@ func TestForwardSurvivesNATSRestart(t *testing.T) {
 	startForwarder(t, js, cfg, zap.NewNop())
 	first := bodiesN(t, 0, 30)
 	enqueueAll(t, e, first)
-	waitFor(t, 30*time.Second, func() error {
+	poll.CheckFor(t, 30*time.Second, func() error {
 		down.mu.Lock()
 		defer down.mu.Unlock()
 		if len(down.attempts) != len(first) {
@@ -82,7 +84,7 @@ func TestForwardSurvivesNATSRestart(t *testing.T) {
 	enqueueAll(t, e, second)
 	down.setDead(false)
 
-	waitFor(t, 60*time.Second, func() error { return wantAll(down, append(first, second...)) })
+	poll.CheckFor(t, 60*time.Second, func() error { return wantAll(down, append(first, second...)) })
 }
 
 // A dead destination's bodies end as dlq.forward dead letters after
@@ -99,9 +101,9 @@ func TestForwardDeadDestinationDeadLetters(t *testing.T) {
 	bodies := bodiesN(t, 0, 10)
 	enqueueAll(t, e, bodies)
 
-	waitFor(t, 30*time.Second, func() error { return wantAll(healthy, bodies) })
+	poll.CheckFor(t, 30*time.Second, func() error { return wantAll(healthy, bodies) })
 	deadHost := strings.TrimPrefix(dead.URL, "http://")
-	waitFor(t, 30*time.Second, func() error {
+	poll.CheckFor(t, 30*time.Second, func() error {
 		if got := counter(f, deadHost, outcomeDead); got != 10 {
 			return fmt.Errorf("dead = %v; want 10", got)
 		}
@@ -157,7 +159,7 @@ func TestForwarderWarnsStaleConsumer(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	startForwarder(t, js, testConfig(time.Minute, newDownstream(t, 0).URL), zap.New(core))
 	stale := destination{id: destinationID("https://old.example/hook")}.consumer()
-	waitFor(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		for _, e := range logs.All() {
 			if e.ContextMap()["consumer"] == stale {
 				return nil
@@ -178,7 +180,7 @@ func TestStreamsMaxAge(t *testing.T) {
 	}
 	for _, age := range []time.Duration{time.Hour, 72 * time.Hour} {
 		_, stop := startForwarder(t, js, testConfig(age, newDownstream(t, 0).URL), zap.NewNop())
-		waitFor(t, 10*time.Second, func() error {
+		poll.CheckFor(t, 10*time.Second, func() error {
 			s, err := js.Stream(t.Context(), StreamForward)
 			if err != nil {
 				return err
@@ -218,14 +220,14 @@ func TestPendingAndLagGauges(t *testing.T) {
 		f.observe(t.Context(), d, cons)
 		return testutil.ToFloat64(f.m.pending.WithLabelValues(d.label)), testutil.ToFloat64(f.m.lag.WithLabelValues(d.label))
 	}
-	waitFor(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		if p, lag := gauges(); p != 5 || lag <= 0 {
 			return fmt.Errorf("pending %v, lag %v; want 5 and above 0", p, lag)
 		}
 		return nil
 	})
 	down.setDead(false)
-	waitFor(t, 30*time.Second, func() error {
+	poll.CheckFor(t, 30*time.Second, func() error {
 		if p, lag := gauges(); p != 0 || lag != 0 {
 			return fmt.Errorf("pending %v, lag %v; want 0 and 0", p, lag)
 		}
@@ -246,7 +248,7 @@ func TestForwardTransportErrorHidesURL(t *testing.T) {
 	f, _ := startForwarder(t, js, cfg, zap.New(core))
 	enqueueAll(t, e, bodiesN(t, 0, 1))
 	host := strings.TrimPrefix(gone.URL, "http://")
-	waitFor(t, 30*time.Second, func() error {
+	poll.CheckFor(t, 30*time.Second, func() error {
 		if got := counter(f, host, outcomeDead); got != 1 {
 			return fmt.Errorf("dead = %v; want 1", got)
 		}

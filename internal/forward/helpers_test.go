@@ -24,6 +24,8 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/natstest"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // testSecret is the app secret Meta would sign with; the downstream
@@ -124,23 +126,6 @@ func (d *downstream) bodies() (map[string][]byte, int) {
 	return out, d.delivered
 }
 
-// waitFor polls check until it returns nil or total passes, then fails
-// with its last error.
-func waitFor(t testing.TB, total time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", total, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // runJetStream starts an in-process JetStream and returns it with a
 // client.
 func runJetStream(t testing.TB) (*natstest.Server, jetstream.JetStream) {
@@ -184,7 +169,7 @@ func startForwarder(t testing.TB, js jetstream.JetStream, cfg Config, log *zap.L
 func enqueueAll(t testing.TB, e *Enqueuer, bodies [][]byte) {
 	t.Helper()
 	for i, b := range bodies {
-		waitFor(t, 20*time.Second, func() error {
+		poll.CheckFor(t, 20*time.Second, func() error {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
 			if err := e.Enqueue(ctx, b, metaHeader(b)); err != nil {

@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/jsfetch"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // A dead letter redriven after its destination recovered is delivered, to
@@ -24,13 +26,13 @@ func TestRedriveDeliversDeadLetter(t *testing.T) {
 	bodies := bodiesN(t, 0, 3)
 	enqueueAll(t, e, bodies)
 	host := strings.TrimPrefix(flaky.URL, "http://")
-	waitFor(t, 30*time.Second, func() error {
+	poll.CheckFor(t, 30*time.Second, func() error {
 		if got := counter(f, host, outcomeDead); got != 3 {
 			return fmt.Errorf("dead = %v; want 3", got)
 		}
 		return nil
 	})
-	waitFor(t, 30*time.Second, func() error { return wantAll(other, bodies) })
+	poll.CheckFor(t, 30*time.Second, func() error { return wantAll(other, bodies) })
 
 	flaky.setDead(false)
 	dry, err := Redrive(t.Context(), js, RedriveOptions{Hosts: []string{host}, DryRun: true})
@@ -45,7 +47,7 @@ func TestRedriveDeliversDeadLetter(t *testing.T) {
 	if err != nil || res.Republished != 1 {
 		t.Fatalf("Redrive = %+v, %v; want the last one republished", res, err)
 	}
-	waitFor(t, 30*time.Second, func() error { return wantAll(flaky, bodies) })
+	poll.CheckFor(t, 30*time.Second, func() error { return wantAll(flaky, bodies) })
 	if n := len(readDeadLetters(t, js)); n != 0 {
 		t.Errorf("dlq.forward holds %d letters after redrive; want 0", n)
 	}
@@ -65,7 +67,7 @@ func TestRedriveSkipsRemovedDestination(t *testing.T) {
 	f, stop := startForwarder(t, js, cfg, zap.NewNop())
 	enqueueAll(t, e, bodiesN(t, 0, 1))
 	host := strings.TrimPrefix(gone.URL, "http://")
-	waitFor(t, 30*time.Second, func() error {
+	poll.CheckFor(t, 30*time.Second, func() error {
 		if got := counter(f, host, outcomeDead); got != 1 {
 			return fmt.Errorf("dead = %v; want 1", got)
 		}

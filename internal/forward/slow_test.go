@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // A destination that never answers delays neither Enqueue nor the other
@@ -41,10 +43,10 @@ func TestSlowDestinationDoesNotDelayOther(t *testing.T) {
 	bodies := bodiesN(t, 0, 20) // five times the slow destination's concurrency
 	enqueueAll(t, e, bodies)
 
-	waitFor(t, 30*time.Second, func() error { return wantAll(healthy, bodies) })
+	poll.CheckFor(t, 30*time.Second, func() error { return wantAll(healthy, bodies) })
 	if n := answered.Load(); n != 0 {
 		t.Fatalf("slow destination answered %d requests before release", n)
 	}
 	close(release)
-	waitFor(t, 60*time.Second, func() error { return wantAll(down, bodies) })
+	poll.CheckFor(t, 60*time.Second, func() error { return wantAll(down, bodies) })
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // wellFormed is a signature of the right form that matches no secret.
@@ -197,13 +199,7 @@ func TestResponseDeadline(t *testing.T) {
 // waitUntil polls cond for up to 10 seconds.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.CheckFor(t, 10*time.Second, func() error { return poll.Until(what, cond()) })
 }
 
 // MAX_CONNECTIONS: while one connection holds the only slot, a second one

@@ -21,6 +21,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // liveServer is a Server answering real HTTP on a loopback port.
@@ -222,13 +224,7 @@ func (f recorderFunc) Record(ctx context.Context, ts []attribution.Touch) error 
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.CheckFor(t, d, func() error { return poll.Until(what, cond()) })
 }
 
 // commandCalls returns the calls of each command since the last CONFIG

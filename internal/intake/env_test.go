@@ -23,6 +23,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/natstest"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 const (
@@ -106,29 +108,13 @@ func createStreamsAsSender(t testing.TB, ns *natstest.Server, js jetstream.JetSt
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
-	waitFor(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		_, err := js.Stream(t.Context(), sender.StreamConversions)
 		return err
 	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("sender Run: %v", err)
-	}
-}
-
-// waitFor polls f until it returns nil, failing with its last error after d.
-func waitFor(t testing.TB, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

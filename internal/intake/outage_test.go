@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // retryUntilAccepted posts body as a client would after a 503: again, the
@@ -21,7 +23,7 @@ import (
 func (e *env) retryUntilAccepted(body []byte) reply {
 	e.t.Helper()
 	var r reply
-	waitFor(e.t, 30*time.Second, func() error {
+	poll.CheckFor(e.t, 30*time.Second, func() error {
 		r = e.post(body, "application/x-ndjson")
 		if r.Status != http.StatusAccepted {
 			return fmt.Errorf("POST = %d %s", r.Status, r.Raw)
@@ -44,7 +46,7 @@ func TestNATSAwayThenRetry(t *testing.T) {
 	}
 
 	e.nats.Server.Shutdown()
-	waitFor(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		if st := e.h.pub.Conn().Status(); st == nats.CONNECTED {
 			return errors.New("the intake's connection is still connected")
 		}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 const (
@@ -173,13 +175,7 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 // waitFor polls cond until it holds or d passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.CheckFor(t, d, func() error { return poll.Until(what, cond()) })
 }
 
 // countingLimiter counts the tokens taken.

@@ -42,7 +42,7 @@ func (s *Service) intake(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	s.pipe.hold(items)
 	var ss settlements
-	now := time.Now()
+	now := s.now()
 	live := s.parse(&ss, items, now)
 	live = s.join(ctx, &ss, live, now)
 	for _, g := range s.group(ctx, &ss, live) {

@@ -207,9 +207,15 @@ func TestDeadLettersListReadsBackwards(t *testing.T) {
 
 	// With since, nothing older is read: the list starts at the first
 	// letter since.
-	time.Sleep(50 * time.Millisecond)
-	since := time.Now()
-	time.Sleep(50 * time.Millisecond)
+	dlq, err := e.js.Stream(t.Context(), sender.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := dlq.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastOld := info.State.LastSeq
 	for i := range 3 {
 		m := nats.NewMsg("dlq." + sender.ReasonRejected)
 		m.Header.Set(sender.HeaderReason, sender.ReasonRejected)
@@ -219,6 +225,20 @@ func TestDeadLettersListReadsBackwards(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A moment between the last old letter and the first new one, by the
+	// server's stored times.
+	oldM, err := dlq.GetMsg(t.Context(), lastOld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newM, err := dlq.GetMsg(t.Context(), lastOld+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !newM.Time.After(oldM.Time) {
+		t.Fatalf("letter %d stored at %v, not after %d at %v", lastOld+1, newM.Time, lastOld, oldM.Time)
+	}
+	since := oldM.Time.Add(newM.Time.Sub(oldM.Time) / 2)
 	before = sender.ListRead()
 	recent, more, err := sender.ListDeadLetters(t.Context(), e.js, sender.DeadLetterFilter{Business: "rare", Since: since}, 5)
 	if err != nil || len(recent) != 3 || recent[0].EventID != "new-2" || more {

@@ -20,6 +20,8 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // env is a sender running in-process against a real redis-server, an
@@ -157,13 +159,7 @@ func (e *env) checkLogs() {
 
 func (e *env) waitFor(d time.Duration, what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.CheckFor(e.t, d, func() error { return poll.Until(what, cond()) })
 }
 
 // touch records an ad click: WhatsApp with a ctwa_clid, the others a referral.

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // Calls made while maxFlushes flushes run go together in the next one, and
@@ -59,11 +61,5 @@ func TestFlusherCoalesces(t *testing.T) {
 
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.CheckFor(t, 5*time.Second, func() error { return poll.Until("the flushes to start", cond()) })
 }

@@ -22,7 +22,7 @@ func recordingPipeline(t *testing.T, cfg Config) (*pipeline, func() []startedReq
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPipeline(&Service{cfg: cfg, m: m})
+	p := newPipeline(&Service{cfg: cfg, m: m, now: time.Now})
 	var mu sync.Mutex
 	var started []startedReq
 	p.start = func(_ context.Context, business string, _ dataset, items []*item) {

@@ -45,9 +45,6 @@ const (
 	unparkMax   = 10_000 // messages one sender moves back for one business a round
 )
 
-// timeNow is time.Now, replaced by tests of what happens after days.
-var timeNow = time.Now
-
 // parkSubject is the PARKED subject of business. Ids that are not plain
 // subject tokens (NATS forbids '.', '*', '>' and spaces in one) are hex.
 func parkSubject(business string) string {
@@ -348,7 +345,7 @@ func (s *Service) unparkExpired(ctx context.Context, stream jetstream.Stream, bu
 	if err != nil {
 		return err
 	}
-	cutoff := timeNow().Add(-capi.MaxEventAge)
+	cutoff := s.now().Add(-capi.MaxEventAge)
 	if !first.Time.Before(cutoff) {
 		return nil
 	}

@@ -53,7 +53,7 @@ func TestUnparkExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{js: js, log: zap.NewNop(), m: m}
+	s := &Service{js: js, log: zap.NewNop(), m: m, now: time.Now}
 	park := func(id string) {
 		msg := nats.NewMsg(parkSubject("pa"))
 		msg.Data = []byte(`{}`)
@@ -76,14 +76,11 @@ func TestUnparkExpired(t *testing.T) {
 	if n := streamMsgs(t, js, StreamConversions); n != 0 {
 		t.Fatalf("%d messages sent back before they were old", n)
 	}
-	// Seven days after a moment between them, the two are old and one
-	// parked after that moment is not.
-	time.Sleep(10 * time.Millisecond)
-	cut := time.Now()
-	time.Sleep(10 * time.Millisecond)
+	// Seven days after a moment between them (by the server's stored
+	// times), the two are old and one parked after that moment is not.
 	park("new-1")
-	timeNow = func() time.Time { return cut.Add(7 * 24 * time.Hour) }
-	t.Cleanup(func() { timeNow = time.Now })
+	cut := between(t, stream, 2, 3)
+	s.now = func() time.Time { return cut.Add(7 * 24 * time.Hour) }
 	if err := s.unparkExpired(ctx, stream, "pa"); err != nil {
 		t.Fatal(err)
 	}
@@ -117,4 +114,21 @@ func TestSharedKeyNames(t *testing.T) {
 	if got := okKey("123"); got != "ctm:biz:{123}:ok" {
 		t.Errorf("okKey = %q; README documents ctm:biz:{<business id>}:ok", got)
 	}
+}
+
+// between is a moment after stream's message a was stored and before b was.
+func between(t *testing.T, stream jetstream.Stream, a, b uint64) time.Time {
+	t.Helper()
+	ma, err := stream.GetMsg(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := stream.GetMsg(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mb.Time.After(ma.Time) {
+		t.Fatalf("message %d stored at %v, not after message %d at %v", b, mb.Time, a, ma.Time)
+	}
+	return ma.Time.Add(mb.Time.Sub(ma.Time) / 2)
 }

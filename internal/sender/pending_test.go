@@ -2,6 +2,7 @@ package sender
 
 import (
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -19,7 +20,7 @@ func TestNoteAckPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{log: zap.New(core), m: m}
+	s := &Service{log: zap.New(core), m: m, now: time.Now}
 	near := false
 	for _, step := range []struct {
 		ack       int

@@ -237,7 +237,7 @@ func (p *pipeline) run(ctx context.Context, reqCtx context.Context, cancel conte
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		next := p.dispatch(reqCtx, time.Now())
+		next := p.dispatch(reqCtx, p.s.now())
 		if next <= 0 {
 			next = time.Hour
 		}

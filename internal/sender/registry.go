@@ -78,7 +78,7 @@ func (s *Service) resumeLoop(ctx context.Context) {
 // checkResumed ends the in-memory pauses of the resumed businesses and
 // returns how many it ended.
 func (s *Service) checkResumed(ctx context.Context) int {
-	ids := s.biz.pausedIDs(time.Now())
+	ids := s.biz.pausedIDs(s.now())
 	if len(ids) == 0 {
 		return 0
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -108,9 +109,9 @@ func TestRegistryCredentialsPerBusiness(t *testing.T) {
 	e.fake.SetTokens(fakegraph.DefaultToken, regTokenA2, regTokenB)
 	put(t, st, registry.Business{ID: "1001", Channel: registry.Messenger, DatasetID: "7001", Enabled: true,
 		AccessToken: registry.NewSecret(regTokenA2), AppSecret: registry.NewSecret(regSecretA), TestEventCode: "TESTA", PartnerAgent: "agent-a"})
-	// A change is in effect within a few seconds (the cache polls the
-	// registry's version every second): wait three polls.
-	time.Sleep(3 * time.Second)
+	// In effect once the sender's cache has caught up with the change's
+	// version (it polls every second).
+	e.registryCaughtUp(st)
 	e.publish("messenger", conv("r2-1001", "messenger", "1001", "psid-1001"), "r2-1001")
 	e.waitSent(20*time.Second, "r2-1001")
 	for _, ev := range e.fake.Events() {
@@ -234,4 +235,17 @@ func TestResumeEndsInMemoryPause(t *testing.T) {
 	if e.logs.FilterMessage("business resumed").Len() == 0 {
 		t.Error("no 'business resumed' log")
 	}
+}
+
+// registryCaughtUp waits until the sender's registry cache has seen every
+// change st holds now (sender_registry_version).
+func (e *env) registryCaughtUp(st *registry.Store) {
+	e.t.Helper()
+	v, _, _, err := st.Changes(e.t.Context(), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitFor(20*time.Second, fmt.Sprintf("the sender's registry cache at version %d", v), func() bool {
+		return e.metric("sender_registry_version", nil) >= float64(v)
+	})
 }

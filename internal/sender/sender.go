@@ -153,6 +153,17 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sender: metrics: %w", err)
 	}
+	if deps.Registry != nil && deps.Registerer != nil {
+		// Which registry change this sender has seen: a change stored at
+		// version v is in effect on every sender whose gauge is >= v.
+		c := deps.Registry
+		if err := deps.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sender_registry_version",
+			Help: "Version of the business registry this sender's cache has caught up with (-1 before its first poll); a change is in effect here once it reaches the change's version.",
+		}, func() float64 { return float64(c.Version()) })); err != nil {
+			return nil, fmt.Errorf("sender: metrics: %w", err)
+		}
+	}
 	secrets, err := cfg.appSecrets()
 	if err != nil {
 		return nil, err
@@ -335,8 +346,8 @@ func (s *Service) pollPending(ctx context.Context, cons jetstream.Consumer) {
 			near = s.noteAckPending(info.NumAckPending, info.Config.MaxAckPending, near)
 		}
 		cancel()
-		s.sweepOK(time.Now())
-		s.pipe.sweepAway(time.Now())
+		s.sweepOK(s.now())
+		s.pipe.sweepAway(s.now())
 		s.m.paused.Set(float64(s.biz.pausedCount()))
 		select {
 		case <-ctx.Done():

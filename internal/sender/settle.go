@@ -161,7 +161,7 @@ func (s *Service) settle(ss settlements) {
 			if o.kind == kindPark {
 				m, label = parkMsg(it, o.business), outcomePaused
 			} else {
-				m = deadLetterMsg(it, o.reason, o.text, time.Now())
+				m = deadLetterMsg(it, o.reason, o.text, s.now())
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), divertWait)
 			err := fit(ctx, s.js, m, m.Header.Get(jetstream.MsgIDHeader))

@@ -70,7 +70,7 @@ func newSettleService(t *testing.T) (*Service, *observer.ObservedLogs) {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.DebugLevel)
-	s := &Service{cfg: DefaultConfig(), log: zap.New(core), js: js, m: m}
+	s := &Service{cfg: DefaultConfig(), log: zap.New(core), js: js, m: m, now: time.Now}
 	s.pipe = newPipeline(s)
 	return s, logs
 }

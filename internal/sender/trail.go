@@ -2,7 +2,6 @@ package sender
 
 import (
 	"cmp"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -15,7 +14,7 @@ import (
 // so settling costs no round trip of its own. A dead letter is also logged
 // here, once, at WARN.
 func (s *Service) note(it *item, o outcome, seq uint64) {
-	now := time.Now()
+	now := s.now()
 	biz := cmp.Or(it.business, it.conv.BusinessID) // the ledger's business once joined
 	r := &trail.Record{
 		BusinessID: it.conv.BusinessID, EventID: it.conv.EventID, Attempts: max(it.delivered, 1),

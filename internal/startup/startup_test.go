@@ -2,6 +2,7 @@ package startup_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,21 +18,21 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/natstest"
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // waitLog waits until logs holds an entry whose message contains s.
 func waitLog(t *testing.T, logs *observer.ObservedLogs, s string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		for _, e := range logs.All() {
 			if strings.Contains(e.Message, s) {
-				return
+				return nil
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no log line containing %q in %v", s, logs.All())
+		return fmt.Errorf("no log line containing %q in %v", s, logs.All())
+	})
 }
 
 // TestRedisStartedLater: the wait begins before redis-server runs, the gate

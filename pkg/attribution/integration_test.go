@@ -10,6 +10,8 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
 // newRealStore returns a Store on a real redis-server (skipped under -short
@@ -25,22 +27,6 @@ func newRealStore(t testing.TB, ttl time.Duration) (*Store, *redistest.Server) {
 	return NewStore(rdb, ttl), srv
 }
 
-// eventually polls f until it returns nil or the deadline passes.
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestRealExpiry(t *testing.T) {
 	long, _ := newRealStore(t, time.Hour)
 	short := NewStore(long.rdb, time.Second)
@@ -54,14 +40,14 @@ func TestRealExpiry(t *testing.T) {
 	if pttl := long.rdb.PTTL(t.Context(), ck).Val(); pttl > time.Second || pttl == -1 {
 		t.Fatalf("PTTL after a newer click with ttl 1s = %v; want ≤ 1s", pttl)
 	}
-	eventually(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		if _, err := long.Get(t.Context(), k); !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("Get = %v; want ErrNotFound once the ttl passed", err)
 		}
 		return nil
 	})
 	// The phone alias expires with the same ttl.
-	eventually(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		if n := long.rdb.Exists(t.Context(), aliasKey(testPhone)).Val(); n != 0 {
 			return errors.New("alias still present")
 		}
@@ -251,7 +237,7 @@ func TestRealStoreDownAndBack(t *testing.T) {
 	}
 
 	srv.Restart() // empty, and without the script: exercises the EVAL fallback
-	eventually(t, 10*time.Second, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		return s.Record(t.Context(), []Touch{waTouch(testUser, testClid, t0.Add(time.Second))})
 	})
 	if c := mustGet(t, s, Key{WhatsApp, testPhone, testUser}); c.ClickID != testClid {

@@ -94,6 +94,15 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
+// Version is the registry version the cache has caught up with (-1 before
+// its first poll): a change stored at version v is in effect here once
+// Version() >= v.
+func (c *Cache) Version() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.version
+}
+
 // Poll reads the changes since the last poll once and drops what changed.
 func (c *Cache) Poll(ctx context.Context) error {
 	c.mu.Lock()

@@ -9,24 +9,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// waitFor polls f until it returns nil or a generous deadline passes, then
-// fails with f's last error (nats-server's checkFor).
-func waitFor(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+	"github.com/ctmpipe/ctmpipe/internal/poll"
+)
 
 func runCache(t *testing.T, s *Store, cfg CacheConfig) *Cache {
 	t.Helper()
@@ -69,7 +54,7 @@ func testCacheSeesChanges(t *testing.T, rdb *redis.Client) {
 	if _, err := admin.Put(ctx, testBusiness("222")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		b, err := c.Business(ctx, "111")
 		if err != nil || b.AccessToken.Reveal() != testToken2 {
 			return fmt.Errorf("the cache still serves the old token of 111 (%v)", err)
@@ -89,7 +74,7 @@ func testCacheSeesChanges(t *testing.T, rdb *redis.Client) {
 	if err := admin.Delete(ctx, "111"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() error {
+	poll.CheckFor(t, 10*time.Second, func() error {
 		if _, err := c.Business(ctx, "111"); !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("the cache still serves deleted 111: %v", err)
 		}
