@@ -136,7 +136,7 @@ func TestBannerNamesCredentialsFile(t *testing.T) {
 		var out bytes.Buffer
 		printBanner(&out, cfg, "127.0.0.1:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
 		for _, want := range []string{"credentials " + filepath.Join(tt.dataDir, localcreds.File),
-			"go run ./cmd/publish -nats nats://127.0.0.1:4222" + tt.wantFlag + " examples/conversions.jsonl"} {
+			"go run ./cmd/publish -nats-url nats://127.0.0.1:4222" + tt.wantFlag + " examples/conversions.jsonl"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("banner (DATA_DIR %s) lacks %q:\n%s", tt.dataDir, want, out.String())
 			}
