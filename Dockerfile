@@ -25,7 +25,7 @@ RUN X=github.com/ctmpipe/ctmpipe/internal/buildinfo \
  && LDFLAGS="-s -w -X $X.version=${VERSION} -X $X.commit=${COMMIT} -X $X.date=${BUILD_DATE}" \
  && CGO_ENABLED=0 go build -trimpath -ldflags="$LDFLAGS" -o /out/app ./cmd/${CMD} \
  && CGO_ENABLED=0 go build -trimpath -ldflags="$LDFLAGS" -o /out/ctm ./cmd/ctm \
- && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/healthcheck ./deploy/healthcheck \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/healthcheck ./cmd/healthcheck \
  && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -1,12 +1,17 @@
 // Package deploy_test checks the deployment files without starting them: no
-// Docker engine or cluster runs in CI. Every Kubernetes manifest is decoded
-// strictly into the Kubernetes API types, docker-compose.yml into the subset
-// of the compose schema it uses (unknown keys fail), and every environment
-// variable they set is checked against the settings tables of the binary
-// that reads it; each service's environment is then run through that
-// binary's own config parser, so that a required setting left out fails
-// here rather than at start. Renaming a variable in a settings table makes
-// these tests fail until the files follow.
+// Docker engine or cluster runs in CI. It is a module of its own
+// (deploy/go.mod, the root module by a replace directive), so that the root
+// module, and a newcomer's go run ./cmd/all-in-one, needs none of the
+// Kubernetes, Prometheus or Helm packages these tests use. Every Kubernetes
+// manifest is decoded strictly into the Kubernetes API types,
+// docker-compose.yml into the subset of the compose schema it uses (unknown
+// keys fail), and every environment variable they set is checked against the
+// settings tables of the binary that reads it; each service's environment is
+// then run through that binary's own config parser, so that a required
+// setting left out fails here rather than at start. Renaming a variable in a
+// settings table makes these tests fail until the files follow. The alert
+// rules and the dashboard are checked against the metrics the binaries
+// register (alerts_test.go).
 package deploy_test
 
 import (
@@ -724,10 +729,10 @@ func TestDockerfile(t *testing.T) {
 	}
 	for _, want := range []string{
 		"COPY --from=build --chown=65532:65532 /out/data /data", // writable by nonroot, also as an empty volume
-		"ENV DATA_DIR=/data",   // all-in-one's data directory
-		"USER 65532:65532",     // distroless nonroot
-		"/healthcheck",         // compose healthchecks
-		"./deploy/healthcheck", // built from this repository
+		"ENV DATA_DIR=/data", // all-in-one's data directory
+		"USER 65532:65532",   // distroless nonroot
+		"/healthcheck",       // compose healthchecks
+		"./cmd/healthcheck",  // built from this repository
 		`ENTRYPOINT ["/app"]`,
 	} {
 		if !strings.Contains(df, want) {
