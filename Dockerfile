@@ -9,9 +9,21 @@
 # sender /ctm streams). The Go version is go.mod's `go` line exactly;
 # deploy/deploy_test.go fails when they differ.
 #
+# The all-in-one image (CMD=all-in-one) listens beyond loopback only with
+# META_APP_SECRET, META_VERIFY_TOKEN and ADMIN_TOKEN all set (without them it
+# runs in development mode bound to 127.0.0.1, unreachable from outside the
+# container), plus NATS_USER and NATS_PASSWORD for a NATS_ADDR other than
+# 127.0.0.1, and REGISTRY_KEY (else it keeps a development key in /data);
+# mount a volume on /data. docs/deployment.md has the command.
+#
 # .dockerignore drops .git, so Go cannot stamp the commit itself
 # (-buildvcs): VERSION, COMMIT and BUILD_DATE reach the binaries through
 # -ldflags -X, and `/app -version` and the build_info metric show them.
+# The runtime base. Pin it by digest where you build release images
+# (--build-arg BASE=gcr.io/distroless/static-debian12@sha256:...): the tag
+# below moves with Debian's security updates.
+ARG BASE=gcr.io/distroless/static-debian12:nonroot
+
 FROM golang:1.26.8 AS build
 ARG CMD=ingest
 ARG VERSION=devel
@@ -28,7 +40,7 @@ RUN X=github.com/ctmpipe/ctmpipe/internal/buildinfo \
  && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/healthcheck ./cmd/healthcheck \
  && mkdir -p /out/data
 
-FROM gcr.io/distroless/static-debian12:nonroot
+FROM ${BASE}
 COPY --from=build /out/app /app
 COPY --from=build /out/ctm /ctm
 COPY --from=build /out/healthcheck /healthcheck

@@ -138,6 +138,18 @@ func datasetEnvs(t *testing.T, data []byte) []string {
 // entry); long enough for every length check.
 const placeholder = "operator-provided-0123456789abcdef"
 
+// placeholderFor is placeholder, or for a setting with a format, a value
+// in that format.
+func placeholderFor(name string) string {
+	switch name {
+	case "FORWARD_URLS":
+		return "https://inbox.example.com/meta/webhook"
+	case "REGISTRY_KEY":
+		return "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	}
+	return placeholder
+}
+
 // ---------------------------------------------------------------------------
 // Kubernetes
 
@@ -212,8 +224,8 @@ func stripComments(doc string) string {
 
 func TestManifestsDecodeStrictly(t *testing.T) {
 	m := loadManifests(t)
-	if len(m.deployments) != 2 || len(m.services) != 1 || len(m.pdbs) != 2 {
-		t.Fatalf("want ingest and sender Deployments, one Service, two PodDisruptionBudgets; got %d, %d, %d",
+	if len(m.deployments) != 2 || len(m.services) != 3 || len(m.pdbs) != 2 {
+		t.Fatalf("want ingest and sender Deployments, three Services (webhook, admin, sender metrics), two PodDisruptionBudgets; got %d, %d, %d",
 			len(m.deployments), len(m.services), len(m.pdbs))
 	}
 }
@@ -285,7 +297,7 @@ func TestManifestEnvironment(t *testing.T) {
 				if r := e.ValueFrom.SecretKeyRef; r.Name == "" || r.Key == "" {
 					t.Errorf("%s: %s: secretKeyRef needs a name and a key", d.Name, e.Name)
 				} else if r.Optional == nil || !*r.Optional {
-					env[e.Name] = placeholder // an optional key may be absent: leave it unset
+					env[e.Name] = placeholderFor(e.Name) // an optional key may be absent: leave it unset
 				}
 			case e.ValueFrom.ConfigMapKeyRef != nil:
 				r := e.ValueFrom.ConfigMapKeyRef
@@ -406,35 +418,65 @@ func TestManifestServiceAndDisruptionBudgets(t *testing.T) {
 			t.Errorf("%s: %d PodDisruptionBudgets cover it, want 1", d.Name, n)
 		}
 	}
-	// Only the webhook faces the outside: one Service, on ingest, one port,
-	// the listener of INGEST_ADDR.
-	svc := m.services[0]
-	ing := find("ingest")
-	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(ing.Spec.Template.Labels)) {
-		t.Errorf("Service %s does not select ingest's pods", svc.Name)
-	}
-	c := ing.Spec.Template.Spec.Containers[0]
-	if len(svc.Spec.Ports) != 1 {
-		t.Fatalf("Service %s has %d ports, want only the webhook's", svc.Name, len(svc.Spec.Ports))
-	}
-	webhook := binaries["ingest"].listenPort(t, func(k string) string {
-		for _, e := range c.Env {
-			if e.Name == k {
-				return e.Value
+	// Only the webhook faces the outside: the Service "ingest" has one
+	// port, the listener of INGEST_ADDR. The admin listener (ADMIN_ADDR) and
+	// the sender's metrics (METRICS_ADDR) have Services of their own, for
+	// Prometheus, which never carry the webhook port.
+	portOf := func(d *appsv1.Deployment, env string) string {
+		c := d.Spec.Template.Spec.Containers[0]
+		bin := binaries[c.Name]
+		b := bin
+		b.listenEnv = env
+		return b.listenPort(t, func(k string) string {
+			for _, e := range c.Env {
+				if e.Name == k {
+					return e.Value
+				}
 			}
-		}
-		for _, ef := range c.EnvFrom {
-			if v, ok := m.configMaps[ef.ConfigMapRef.Name].Data[k]; ok {
-				return v
+			for _, ef := range c.EnvFrom {
+				if v, ok := m.configMaps[ef.ConfigMapRef.Name].Data[k]; ok {
+					return v
+				}
 			}
+			return ""
+		})
+	}
+	ing, snd := find("ingest"), find("sender")
+	webhook := portOf(ing, "INGEST_ADDR")
+	want := map[string]struct {
+		d    *appsv1.Deployment
+		port string
+	}{"ingest": {ing, webhook}, "ingest-admin": {ing, portOf(ing, "ADMIN_ADDR")}, "sender-metrics": {snd, portOf(snd, "METRICS_ADDR")}}
+	for _, svc := range m.services {
+		w, ok := want[svc.Name]
+		if !ok {
+			t.Errorf("unexpected Service %s", svc.Name)
+			continue
 		}
-		return ""
-	})
-	tp := svc.Spec.Ports[0].TargetPort.String()
-	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
-		return fmt.Sprint(p.ContainerPort) == webhook && (tp == p.Name || tp == webhook)
-	}) {
-		t.Errorf("Service %s targets port %s, not the webhook's (%s)", svc.Name, tp, webhook)
+		delete(want, svc.Name)
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(w.d.Spec.Template.Labels)) {
+			t.Errorf("Service %s does not select %s's pods", svc.Name, w.d.Name)
+		}
+		if len(svc.Spec.Ports) != 1 {
+			t.Errorf("Service %s has %d ports, want one", svc.Name, len(svc.Spec.Ports))
+			continue
+		}
+		c := w.d.Spec.Template.Spec.Containers[0]
+		tp := svc.Spec.Ports[0].TargetPort.String()
+		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
+			return fmt.Sprint(p.ContainerPort) == w.port && (tp == p.Name || tp == w.port)
+		}) {
+			t.Errorf("Service %s targets port %s, not %s", svc.Name, tp, w.port)
+		}
+		if svc.Name != "ingest" && (w.port == webhook && w.d == ing) {
+			t.Errorf("Service %s carries the webhook port", svc.Name)
+		}
+		if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+			t.Errorf("Service %s is %s; only the ingress reaches the webhook from outside", svc.Name, svc.Spec.Type)
+		}
+	}
+	for name := range want {
+		t.Errorf("no Service %s", name)
 	}
 }
 
@@ -455,6 +497,7 @@ type composeService struct {
 	Profiles    []string                    `json:"profiles"`
 	Restart     string                      `json:"restart"`
 	Ports       []string                    `json:"ports"`
+	Expose      []string                    `json:"expose"`
 	Environment map[string]string           `json:"environment"`
 	Volumes     []string                    `json:"volumes"`
 	Healthcheck *composeHealthcheck         `json:"healthcheck"`
@@ -504,7 +547,7 @@ func interpolate(t *testing.T, s string, set func(string) string) string {
 			return v
 		}
 		if g[2] == ":?" {
-			return placeholder // compose itself refuses to start without it
+			return placeholderFor(g[1]) // compose itself refuses to start without it
 		}
 		return g[3]
 	})
@@ -533,11 +576,11 @@ func operatorEnvs(t *testing.T) map[string]func(string) string {
 	return map[string]func(string) string{
 		"minimal": func(k string) string {
 			if required[k] {
-				return placeholder
+				return placeholderFor(k)
 			}
 			return ""
 		},
-		"full": func(string) string { return placeholder },
+		"full": placeholderFor,
 	}
 }
 
