@@ -16,6 +16,7 @@ package deploy_test
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -80,6 +81,32 @@ var binaries = map[string]binary{
 			return err
 		},
 	},
+}
+
+// binaryFor is binaries[name], or for "all-in-one" a binary with every
+// ingest and sender setting and the all-in-one's own (read from the source
+// of its settings table, cmd/all-in-one/config.go: package main cannot be
+// imported) and no parser.
+func binaryFor(t *testing.T, name string) (binary, bool) {
+	t.Helper()
+	if name != "all-in-one" {
+		b, ok := binaries[name]
+		return b, ok
+	}
+	src, err := os.ReadFile(filepath.Join(repoRoot, "cmd", "all-in-one", "config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := regexp.MustCompile(`\{Env: "([A-Z0-9_]+)"(, Flag: "([a-z0-9-]+)")?`).FindAllStringSubmatch(string(src), -1)
+	if len(own) == 0 {
+		t.Fatal("cmd/all-in-one/config.go: no settings found")
+	}
+	b := binary{name: name, listenEnv: "INGEST_ADDR"}
+	b.settings = append(append(b.settings, ingest.Settings()...), sender.Settings()...)
+	for _, m := range own {
+		b.settings = append(b.settings, settings.Setting{Env: m[1], Flag: m[3]})
+	}
+	return b, true
 }
 
 // lookup returns the setting of env, if the binary reads it.
@@ -155,10 +182,37 @@ func placeholderFor(name string) string {
 
 // manifests decodes every document under k8s/ strictly into its API type.
 type manifests struct {
-	deployments []*appsv1.Deployment
-	services    []*corev1.Service
-	pdbs        []*policyv1.PodDisruptionBudget
-	configMaps  map[string]*corev1.ConfigMap
+	deployments  []*appsv1.Deployment
+	statefulSets []*appsv1.StatefulSet
+	services     []*corev1.Service
+	pdbs         []*policyv1.PodDisruptionBudget
+	configMaps   map[string]*corev1.ConfigMap
+	secrets      map[string]*corev1.Secret
+	// others are the documents of kinds outside k8s.io/api (a
+	// ServiceMonitor), decoded as plain maps.
+	others []map[string]any
+}
+
+// workload is a Deployment's or StatefulSet's pod template.
+type workload struct {
+	name   string
+	spec   corev1.PodSpec
+	claims []string // a StatefulSet's volumeClaimTemplates
+}
+
+func (m manifests) workloads() []workload {
+	var out []workload
+	for _, d := range m.deployments {
+		out = append(out, workload{name: d.Name, spec: d.Spec.Template.Spec})
+	}
+	for _, s := range m.statefulSets {
+		w := workload{name: s.Name, spec: s.Spec.Template.Spec}
+		for _, c := range s.Spec.VolumeClaimTemplates {
+			w.claims = append(w.claims, c.Name)
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 func loadManifests(t *testing.T) manifests {
@@ -167,13 +221,25 @@ func loadManifests(t *testing.T) manifests {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests under k8s/ (%v)", err)
 	}
-	m := manifests{configMaps: map[string]*corev1.ConfigMap{}}
+	docs := map[string]string{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		docs[f] = string(b)
+	}
+	return decodeManifests(t, docs)
+}
+
+// decodeManifests decodes every document of every file (name to content)
+// strictly into its Kubernetes API type.
+func decodeManifests(t *testing.T, files map[string]string) manifests {
+	t.Helper()
+	m := manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	names := slices.Sorted(maps.Keys(files))
+	for _, f := range names {
+		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(files[f], -1) {
 			if strings.TrimSpace(stripComments(doc)) == "" {
 				continue
 			}
@@ -195,11 +261,26 @@ func loadManifests(t *testing.T) manifests {
 				m.pdbs, obj = append(m.pdbs, p), p
 			case "v1 ConfigMap":
 				obj = &corev1.ConfigMap{}
+			case "apps/v1 StatefulSet":
+				s := &appsv1.StatefulSet{}
+				m.statefulSets, obj = append(m.statefulSets, s), s
+			case "v1 Secret":
+				obj = &corev1.Secret{}
+			case "monitoring.coreos.com/v1 ServiceMonitor":
+				var o map[string]any
+				if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				m.others = append(m.others, o)
+				continue
 			default:
 				t.Fatalf("%s: unexpected %s %s (add it to this test)", where, tm.APIVersion, tm.Kind)
 			}
 			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 				t.Fatalf("%s: %v", where, err)
+			}
+			if sec, ok := obj.(*corev1.Secret); ok {
+				m.secrets[sec.Name] = sec
 			}
 			if c, ok := obj.(*corev1.ConfigMap); ok {
 				if m.configMaps[c.Name] != nil {
@@ -244,27 +325,38 @@ func TestManifestsRejectUnknownFields(t *testing.T) {
 }
 
 func TestManifestEnvironment(t *testing.T) {
-	m := loadManifests(t)
-	for _, d := range m.deployments {
-		spec := d.Spec.Template.Spec
+	checkWorkloads(t, loadManifests(t))
+}
+
+// checkWorkloads checks every Deployment's and StatefulSet's container:
+// every variable it sets is a setting of its binary, secrets come from a
+// Secret, its environment passes the binary's own checks, its probes reach
+// its listener, and it runs as non-root with requests and limits.
+func checkWorkloads(t *testing.T, m manifests) {
+	t.Helper()
+	for _, d := range m.workloads() {
+		spec := d.spec
 		if len(spec.Containers) != 1 {
-			t.Fatalf("%s: want one container", d.Name)
+			t.Fatalf("%s: want one container", d.name)
 		}
 		c := spec.Containers[0]
-		bin, ok := binaries[c.Name]
+		bin, ok := binaryFor(t, c.Name)
 		if !ok {
-			t.Fatalf("%s: container %q runs no known binary", d.Name, c.Name)
+			t.Fatalf("%s: container %q runs no known binary", d.name, c.Name)
 		}
 		env := map[string]string{}
 		files := map[string][]byte{} // container path -> content, from ConfigMap volumes
 		for _, vm := range c.VolumeMounts {
 			i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == vm.Name })
+			if i < 0 && slices.Contains(d.claims, vm.Name) {
+				continue
+			}
 			if i < 0 {
-				t.Fatalf("%s: volumeMount %s has no volume", d.Name, vm.Name)
+				t.Fatalf("%s: volumeMount %s has no volume", d.name, vm.Name)
 			}
 			if cm := spec.Volumes[i].ConfigMap; cm != nil {
 				if m.configMaps[cm.Name] == nil {
-					t.Fatalf("%s: volume %s: ConfigMap %s is not in k8s/", d.Name, vm.Name, cm.Name)
+					t.Fatalf("%s: volume %s: ConfigMap %s is not in k8s/", d.name, vm.Name, cm.Name)
 				}
 				for k, v := range m.configMaps[cm.Name].Data {
 					files[path.Join(vm.MountPath, k)] = []byte(v)
@@ -273,15 +365,15 @@ func TestManifestEnvironment(t *testing.T) {
 		}
 		for _, ef := range c.EnvFrom {
 			if ef.ConfigMapRef == nil {
-				t.Fatalf("%s: envFrom other than a ConfigMap hides which variables are set", d.Name)
+				t.Fatalf("%s: envFrom other than a ConfigMap hides which variables are set", d.name)
 			}
 			cm := m.configMaps[ef.ConfigMapRef.Name]
 			if cm == nil {
-				t.Fatalf("%s: envFrom ConfigMap %s is not in k8s/", d.Name, ef.ConfigMapRef.Name)
+				t.Fatalf("%s: envFrom ConfigMap %s is not in k8s/", d.name, ef.ConfigMapRef.Name)
 			}
 			for k, v := range cm.Data {
 				if bin.isSecret(k) {
-					t.Errorf("%s: secret %s is in ConfigMap %s; use a secretKeyRef", d.Name, k, cm.Name)
+					t.Errorf("%s: secret %s is in ConfigMap %s; use a secretKeyRef", d.name, k, cm.Name)
 				}
 				env[k] = v
 			}
@@ -290,33 +382,33 @@ func TestManifestEnvironment(t *testing.T) {
 			switch {
 			case e.ValueFrom == nil:
 				if bin.isSecret(e.Name) {
-					t.Errorf("%s: secret %s has a literal value; use a secretKeyRef", d.Name, e.Name)
+					t.Errorf("%s: secret %s has a literal value; use a secretKeyRef", d.name, e.Name)
 				}
 				env[e.Name] = e.Value
 			case e.ValueFrom.SecretKeyRef != nil:
 				if r := e.ValueFrom.SecretKeyRef; r.Name == "" || r.Key == "" {
-					t.Errorf("%s: %s: secretKeyRef needs a name and a key", d.Name, e.Name)
+					t.Errorf("%s: %s: secretKeyRef needs a name and a key", d.name, e.Name)
 				} else if r.Optional == nil || !*r.Optional {
 					env[e.Name] = placeholderFor(e.Name) // an optional key may be absent: leave it unset
 				}
 			case e.ValueFrom.ConfigMapKeyRef != nil:
 				r := e.ValueFrom.ConfigMapKeyRef
 				if bin.isSecret(e.Name) {
-					t.Errorf("%s: secret %s comes from a ConfigMap; use a secretKeyRef", d.Name, e.Name)
+					t.Errorf("%s: secret %s comes from a ConfigMap; use a secretKeyRef", d.name, e.Name)
 				}
 				cm := m.configMaps[r.Name]
 				if cm == nil {
-					t.Fatalf("%s: %s: ConfigMap %s is not in k8s/", d.Name, e.Name, r.Name)
+					t.Fatalf("%s: %s: ConfigMap %s is not in k8s/", d.name, e.Name, r.Name)
 				}
 				env[e.Name] = cm.Data[r.Key]
 			default:
-				t.Errorf("%s: %s: unsupported valueFrom", d.Name, e.Name)
+				t.Errorf("%s: %s: unsupported valueFrom", d.name, e.Name)
 			}
 		}
 		if p := env["CAPI_DATASETS_FILE"]; p != "" {
 			data, ok := files[p]
 			if !ok {
-				t.Fatalf("%s: CAPI_DATASETS_FILE=%s is on no mounted ConfigMap", d.Name, p)
+				t.Fatalf("%s: CAPI_DATASETS_FILE=%s is on no mounted ConfigMap", d.name, p)
 			}
 			local := filepath.Join(t.TempDir(), "datasets.json")
 			if err := os.WriteFile(local, data, 0o600); err != nil {
@@ -325,11 +417,11 @@ func TestManifestEnvironment(t *testing.T) {
 			env["CAPI_DATASETS_FILE"] = local
 			for _, name := range datasetEnvs(t, data) {
 				if _, ok := env[name]; !ok {
-					t.Errorf("%s: the datasets file names %s, which the container does not set", d.Name, name)
+					t.Errorf("%s: the datasets file names %s, which the container does not set", d.name, name)
 				}
 			}
 		}
-		checkEnv(t, d.Name, bin, env)
+		checkEnv(t, d.name, bin, env)
 
 		port := bin.listenPort(t, mapEnv(env))
 		portByName := map[string]string{}
@@ -337,29 +429,29 @@ func TestManifestEnvironment(t *testing.T) {
 			portByName[p.Name] = fmt.Sprint(p.ContainerPort)
 		}
 		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return fmt.Sprint(p.ContainerPort) == port }) {
-			t.Errorf("%s: no containerPort for %s's port %s; got %v", d.Name, bin.listenEnv, port, c.Ports)
+			t.Errorf("%s: no containerPort for %s's port %s; got %v", d.name, bin.listenEnv, port, c.Ports)
 		}
 		for what, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 			if p == nil || p.HTTPGet == nil {
-				t.Errorf("%s: no HTTP %s probe", d.Name, what)
+				t.Errorf("%s: no HTTP %s probe", d.name, what)
 				continue
 			}
 			if want := map[string]string{"readiness": "/readyz", "liveness": "/healthz"}[what]; p.HTTPGet.Path != want {
-				t.Errorf("%s: %s probe on %s, want %s", d.Name, what, p.HTTPGet.Path, want)
+				t.Errorf("%s: %s probe on %s, want %s", d.name, what, p.HTTPGet.Path, want)
 			}
 			if got := p.HTTPGet.Port.String(); got != port && portByName[got] != port {
-				t.Errorf("%s: %s probe on port %s, not the listener's %s", d.Name, what, got, port)
+				t.Errorf("%s: %s probe on port %s, not the listener's %s", d.name, what, got, port)
 			}
 		}
 		r := c.Resources
 		if r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
-			t.Errorf("%s: want cpu and memory requests and a memory limit", d.Name)
+			t.Errorf("%s: want cpu and memory requests and a memory limit", d.name)
 		}
 		if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
-			t.Errorf("%s: the pod must set runAsNonRoot", d.Name)
+			t.Errorf("%s: the pod must set runAsNonRoot", d.name)
 		}
 		if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-			t.Errorf("%s: the container must set allowPrivilegeEscalation: false", d.Name)
+			t.Errorf("%s: the container must set allowPrivilegeEscalation: false", d.name)
 		}
 	}
 }
@@ -382,6 +474,9 @@ func checkEnv(t *testing.T, where string, bin binary, env map[string]string) {
 		if _, ok := bin.lookup(k); !ok && !slices.Contains(extra, k) {
 			t.Errorf("%s: sets %s, which %s does not read (not in its settings table)", where, k, bin.name)
 		}
+	}
+	if bin.parse == nil {
+		return // all-in-one: its parser is in package main
 	}
 	if err := bin.parse(mapEnv(env)); err != nil {
 		t.Errorf("%s: %s would not start: %v", where, bin.name, err)
