@@ -1,16 +1,22 @@
 // Package deploy_test checks the deployment files without starting them: no
-// Docker engine or cluster runs in CI. Every Kubernetes manifest is decoded
-// strictly into the Kubernetes API types, docker-compose.yml into the subset
-// of the compose schema it uses (unknown keys fail), and every environment
-// variable they set is checked against the settings tables of the binary
-// that reads it; each service's environment is then run through that
-// binary's own config parser, so that a required setting left out fails
-// here rather than at start. Renaming a variable in a settings table makes
-// these tests fail until the files follow.
+// Docker engine or cluster runs in CI. It is a module of its own
+// (deploy/go.mod, the root module by a replace directive), so that the root
+// module, and a newcomer's go run ./cmd/all-in-one, needs none of the
+// Kubernetes, Prometheus or Helm packages these tests use. Every Kubernetes
+// manifest is decoded strictly into the Kubernetes API types,
+// docker-compose.yml into the subset of the compose schema it uses (unknown
+// keys fail), and every environment variable they set is checked against the
+// settings tables of the binary that reads it; each service's environment is
+// then run through that binary's own config parser, so that a required
+// setting left out fails here rather than at start. Renaming a variable in a
+// settings table makes these tests fail until the files follow. The alert
+// rules and the dashboard are checked against the metrics the binaries
+// register (alerts_test.go).
 package deploy_test
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -77,6 +83,32 @@ var binaries = map[string]binary{
 	},
 }
 
+// binaryFor is binaries[name], or for "all-in-one" a binary with every
+// ingest and sender setting and the all-in-one's own (read from the source
+// of its settings table, cmd/all-in-one/config.go: package main cannot be
+// imported) and no parser.
+func binaryFor(t *testing.T, name string) (binary, bool) {
+	t.Helper()
+	if name != "all-in-one" {
+		b, ok := binaries[name]
+		return b, ok
+	}
+	src, err := os.ReadFile(filepath.Join(repoRoot, "cmd", "all-in-one", "config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := regexp.MustCompile(`\{Env: "([A-Z0-9_]+)"(, Flag: "([a-z0-9-]+)")?`).FindAllStringSubmatch(string(src), -1)
+	if len(own) == 0 {
+		t.Fatal("cmd/all-in-one/config.go: no settings found")
+	}
+	b := binary{name: name, listenEnv: "INGEST_ADDR"}
+	b.settings = append(append(b.settings, services.IngestSettings()...), sender.Settings()...)
+	for _, m := range own {
+		b.settings = append(b.settings, settings.Setting{Env: m[1], Flag: m[3]})
+	}
+	return b, true
+}
+
 // lookup returns the setting of env, if the binary reads it.
 func (b binary) lookup(env string) (settings.Setting, bool) {
 	for _, s := range b.settings {
@@ -133,15 +165,54 @@ func datasetEnvs(t *testing.T, data []byte) []string {
 // entry); long enough for every length check.
 const placeholder = "operator-provided-0123456789abcdef"
 
+// placeholderFor is placeholder, or for a setting with a format, a value
+// in that format.
+func placeholderFor(name string) string {
+	switch name {
+	case "FORWARD_URLS":
+		return "https://inbox.example.com/meta/webhook"
+	case "REGISTRY_KEY":
+		return "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	}
+	return placeholder
+}
+
 // ---------------------------------------------------------------------------
 // Kubernetes
 
 // manifests decodes every document under k8s/ strictly into its API type.
 type manifests struct {
-	deployments []*appsv1.Deployment
-	services    []*corev1.Service
-	pdbs        []*policyv1.PodDisruptionBudget
-	configMaps  map[string]*corev1.ConfigMap
+	deployments  []*appsv1.Deployment
+	statefulSets []*appsv1.StatefulSet
+	services     []*corev1.Service
+	pdbs         []*policyv1.PodDisruptionBudget
+	configMaps   map[string]*corev1.ConfigMap
+	secrets      map[string]*corev1.Secret
+	// others are the documents of kinds outside k8s.io/api (a
+	// ServiceMonitor), decoded as plain maps.
+	others []map[string]any
+}
+
+// workload is a Deployment's or StatefulSet's pod template.
+type workload struct {
+	name   string
+	spec   corev1.PodSpec
+	claims []string // a StatefulSet's volumeClaimTemplates
+}
+
+func (m manifests) workloads() []workload {
+	var out []workload
+	for _, d := range m.deployments {
+		out = append(out, workload{name: d.Name, spec: d.Spec.Template.Spec})
+	}
+	for _, s := range m.statefulSets {
+		w := workload{name: s.Name, spec: s.Spec.Template.Spec}
+		for _, c := range s.Spec.VolumeClaimTemplates {
+			w.claims = append(w.claims, c.Name)
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 func loadManifests(t *testing.T) manifests {
@@ -150,13 +221,25 @@ func loadManifests(t *testing.T) manifests {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests under k8s/ (%v)", err)
 	}
-	m := manifests{configMaps: map[string]*corev1.ConfigMap{}}
+	docs := map[string]string{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(b), -1) {
+		docs[f] = string(b)
+	}
+	return decodeManifests(t, docs)
+}
+
+// decodeManifests decodes every document of every file (name to content)
+// strictly into its Kubernetes API type.
+func decodeManifests(t *testing.T, files map[string]string) manifests {
+	t.Helper()
+	m := manifests{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
+	names := slices.Sorted(maps.Keys(files))
+	for _, f := range names {
+		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(files[f], -1) {
 			if strings.TrimSpace(stripComments(doc)) == "" {
 				continue
 			}
@@ -178,11 +261,26 @@ func loadManifests(t *testing.T) manifests {
 				m.pdbs, obj = append(m.pdbs, p), p
 			case "v1 ConfigMap":
 				obj = &corev1.ConfigMap{}
+			case "apps/v1 StatefulSet":
+				s := &appsv1.StatefulSet{}
+				m.statefulSets, obj = append(m.statefulSets, s), s
+			case "v1 Secret":
+				obj = &corev1.Secret{}
+			case "monitoring.coreos.com/v1 ServiceMonitor":
+				var o map[string]any
+				if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				m.others = append(m.others, o)
+				continue
 			default:
 				t.Fatalf("%s: unexpected %s %s (add it to this test)", where, tm.APIVersion, tm.Kind)
 			}
 			if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 				t.Fatalf("%s: %v", where, err)
+			}
+			if sec, ok := obj.(*corev1.Secret); ok {
+				m.secrets[sec.Name] = sec
 			}
 			if c, ok := obj.(*corev1.ConfigMap); ok {
 				if m.configMaps[c.Name] != nil {
@@ -207,8 +305,8 @@ func stripComments(doc string) string {
 
 func TestManifestsDecodeStrictly(t *testing.T) {
 	m := loadManifests(t)
-	if len(m.deployments) != 2 || len(m.services) != 1 || len(m.pdbs) != 2 {
-		t.Fatalf("want ingest and sender Deployments, one Service, two PodDisruptionBudgets; got %d, %d, %d",
+	if len(m.deployments) != 2 || len(m.services) != 3 || len(m.pdbs) != 2 {
+		t.Fatalf("want ingest and sender Deployments, three Services (webhook, admin, sender metrics), two PodDisruptionBudgets; got %d, %d, %d",
 			len(m.deployments), len(m.services), len(m.pdbs))
 	}
 }
@@ -227,27 +325,38 @@ func TestManifestsRejectUnknownFields(t *testing.T) {
 }
 
 func TestManifestEnvironment(t *testing.T) {
-	m := loadManifests(t)
-	for _, d := range m.deployments {
-		spec := d.Spec.Template.Spec
+	checkWorkloads(t, loadManifests(t))
+}
+
+// checkWorkloads checks every Deployment's and StatefulSet's container:
+// every variable it sets is a setting of its binary, secrets come from a
+// Secret, its environment passes the binary's own checks, its probes reach
+// its listener, and it runs as non-root with requests and limits.
+func checkWorkloads(t *testing.T, m manifests) {
+	t.Helper()
+	for _, d := range m.workloads() {
+		spec := d.spec
 		if len(spec.Containers) != 1 {
-			t.Fatalf("%s: want one container", d.Name)
+			t.Fatalf("%s: want one container", d.name)
 		}
 		c := spec.Containers[0]
-		bin, ok := binaries[c.Name]
+		bin, ok := binaryFor(t, c.Name)
 		if !ok {
-			t.Fatalf("%s: container %q runs no known binary", d.Name, c.Name)
+			t.Fatalf("%s: container %q runs no known binary", d.name, c.Name)
 		}
 		env := map[string]string{}
 		files := map[string][]byte{} // container path -> content, from ConfigMap volumes
 		for _, vm := range c.VolumeMounts {
 			i := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == vm.Name })
+			if i < 0 && slices.Contains(d.claims, vm.Name) {
+				continue
+			}
 			if i < 0 {
-				t.Fatalf("%s: volumeMount %s has no volume", d.Name, vm.Name)
+				t.Fatalf("%s: volumeMount %s has no volume", d.name, vm.Name)
 			}
 			if cm := spec.Volumes[i].ConfigMap; cm != nil {
 				if m.configMaps[cm.Name] == nil {
-					t.Fatalf("%s: volume %s: ConfigMap %s is not in k8s/", d.Name, vm.Name, cm.Name)
+					t.Fatalf("%s: volume %s: ConfigMap %s is not in k8s/", d.name, vm.Name, cm.Name)
 				}
 				for k, v := range m.configMaps[cm.Name].Data {
 					files[path.Join(vm.MountPath, k)] = []byte(v)
@@ -256,15 +365,15 @@ func TestManifestEnvironment(t *testing.T) {
 		}
 		for _, ef := range c.EnvFrom {
 			if ef.ConfigMapRef == nil {
-				t.Fatalf("%s: envFrom other than a ConfigMap hides which variables are set", d.Name)
+				t.Fatalf("%s: envFrom other than a ConfigMap hides which variables are set", d.name)
 			}
 			cm := m.configMaps[ef.ConfigMapRef.Name]
 			if cm == nil {
-				t.Fatalf("%s: envFrom ConfigMap %s is not in k8s/", d.Name, ef.ConfigMapRef.Name)
+				t.Fatalf("%s: envFrom ConfigMap %s is not in k8s/", d.name, ef.ConfigMapRef.Name)
 			}
 			for k, v := range cm.Data {
 				if bin.isSecret(k) {
-					t.Errorf("%s: secret %s is in ConfigMap %s; use a secretKeyRef", d.Name, k, cm.Name)
+					t.Errorf("%s: secret %s is in ConfigMap %s; use a secretKeyRef", d.name, k, cm.Name)
 				}
 				env[k] = v
 			}
@@ -273,33 +382,33 @@ func TestManifestEnvironment(t *testing.T) {
 			switch {
 			case e.ValueFrom == nil:
 				if bin.isSecret(e.Name) {
-					t.Errorf("%s: secret %s has a literal value; use a secretKeyRef", d.Name, e.Name)
+					t.Errorf("%s: secret %s has a literal value; use a secretKeyRef", d.name, e.Name)
 				}
 				env[e.Name] = e.Value
 			case e.ValueFrom.SecretKeyRef != nil:
 				if r := e.ValueFrom.SecretKeyRef; r.Name == "" || r.Key == "" {
-					t.Errorf("%s: %s: secretKeyRef needs a name and a key", d.Name, e.Name)
+					t.Errorf("%s: %s: secretKeyRef needs a name and a key", d.name, e.Name)
 				} else if r.Optional == nil || !*r.Optional {
-					env[e.Name] = placeholder // an optional key may be absent: leave it unset
+					env[e.Name] = placeholderFor(e.Name) // an optional key may be absent: leave it unset
 				}
 			case e.ValueFrom.ConfigMapKeyRef != nil:
 				r := e.ValueFrom.ConfigMapKeyRef
 				if bin.isSecret(e.Name) {
-					t.Errorf("%s: secret %s comes from a ConfigMap; use a secretKeyRef", d.Name, e.Name)
+					t.Errorf("%s: secret %s comes from a ConfigMap; use a secretKeyRef", d.name, e.Name)
 				}
 				cm := m.configMaps[r.Name]
 				if cm == nil {
-					t.Fatalf("%s: %s: ConfigMap %s is not in k8s/", d.Name, e.Name, r.Name)
+					t.Fatalf("%s: %s: ConfigMap %s is not in k8s/", d.name, e.Name, r.Name)
 				}
 				env[e.Name] = cm.Data[r.Key]
 			default:
-				t.Errorf("%s: %s: unsupported valueFrom", d.Name, e.Name)
+				t.Errorf("%s: %s: unsupported valueFrom", d.name, e.Name)
 			}
 		}
 		if p := env["CAPI_DATASETS_FILE"]; p != "" {
 			data, ok := files[p]
 			if !ok {
-				t.Fatalf("%s: CAPI_DATASETS_FILE=%s is on no mounted ConfigMap", d.Name, p)
+				t.Fatalf("%s: CAPI_DATASETS_FILE=%s is on no mounted ConfigMap", d.name, p)
 			}
 			local := filepath.Join(t.TempDir(), "datasets.json")
 			if err := os.WriteFile(local, data, 0o600); err != nil {
@@ -308,11 +417,11 @@ func TestManifestEnvironment(t *testing.T) {
 			env["CAPI_DATASETS_FILE"] = local
 			for _, name := range datasetEnvs(t, data) {
 				if _, ok := env[name]; !ok {
-					t.Errorf("%s: the datasets file names %s, which the container does not set", d.Name, name)
+					t.Errorf("%s: the datasets file names %s, which the container does not set", d.name, name)
 				}
 			}
 		}
-		checkEnv(t, d.Name, bin, env)
+		checkEnv(t, d.name, bin, env)
 
 		port := bin.listenPort(t, mapEnv(env))
 		portByName := map[string]string{}
@@ -320,29 +429,29 @@ func TestManifestEnvironment(t *testing.T) {
 			portByName[p.Name] = fmt.Sprint(p.ContainerPort)
 		}
 		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return fmt.Sprint(p.ContainerPort) == port }) {
-			t.Errorf("%s: no containerPort for %s's port %s; got %v", d.Name, bin.listenEnv, port, c.Ports)
+			t.Errorf("%s: no containerPort for %s's port %s; got %v", d.name, bin.listenEnv, port, c.Ports)
 		}
 		for what, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 			if p == nil || p.HTTPGet == nil {
-				t.Errorf("%s: no HTTP %s probe", d.Name, what)
+				t.Errorf("%s: no HTTP %s probe", d.name, what)
 				continue
 			}
 			if want := map[string]string{"readiness": "/readyz", "liveness": "/healthz"}[what]; p.HTTPGet.Path != want {
-				t.Errorf("%s: %s probe on %s, want %s", d.Name, what, p.HTTPGet.Path, want)
+				t.Errorf("%s: %s probe on %s, want %s", d.name, what, p.HTTPGet.Path, want)
 			}
 			if got := p.HTTPGet.Port.String(); got != port && portByName[got] != port {
-				t.Errorf("%s: %s probe on port %s, not the listener's %s", d.Name, what, got, port)
+				t.Errorf("%s: %s probe on port %s, not the listener's %s", d.name, what, got, port)
 			}
 		}
 		r := c.Resources
 		if r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
-			t.Errorf("%s: want cpu and memory requests and a memory limit", d.Name)
+			t.Errorf("%s: want cpu and memory requests and a memory limit", d.name)
 		}
 		if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
-			t.Errorf("%s: the pod must set runAsNonRoot", d.Name)
+			t.Errorf("%s: the pod must set runAsNonRoot", d.name)
 		}
 		if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-			t.Errorf("%s: the container must set allowPrivilegeEscalation: false", d.Name)
+			t.Errorf("%s: the container must set allowPrivilegeEscalation: false", d.name)
 		}
 	}
 }
@@ -365,6 +474,9 @@ func checkEnv(t *testing.T, where string, bin binary, env map[string]string) {
 		if _, ok := bin.lookup(k); !ok && !slices.Contains(extra, k) {
 			t.Errorf("%s: sets %s, which %s does not read (not in its settings table)", where, k, bin.name)
 		}
+	}
+	if bin.parse == nil {
+		return // all-in-one: its parser is in package main
 	}
 	if err := bin.parse(mapEnv(env)); err != nil {
 		t.Errorf("%s: %s would not start: %v", where, bin.name, err)
@@ -401,35 +513,65 @@ func TestManifestServiceAndDisruptionBudgets(t *testing.T) {
 			t.Errorf("%s: %d PodDisruptionBudgets cover it, want 1", d.Name, n)
 		}
 	}
-	// Only the webhook faces the outside: one Service, on ingest, one port,
-	// the listener of INGEST_ADDR.
-	svc := m.services[0]
-	ing := find("ingest")
-	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(ing.Spec.Template.Labels)) {
-		t.Errorf("Service %s does not select ingest's pods", svc.Name)
-	}
-	c := ing.Spec.Template.Spec.Containers[0]
-	if len(svc.Spec.Ports) != 1 {
-		t.Fatalf("Service %s has %d ports, want only the webhook's", svc.Name, len(svc.Spec.Ports))
-	}
-	webhook := binaries["ingest"].listenPort(t, func(k string) string {
-		for _, e := range c.Env {
-			if e.Name == k {
-				return e.Value
+	// Only the webhook faces the outside: the Service "ingest" has one
+	// port, the listener of INGEST_ADDR. The admin listener (ADMIN_ADDR) and
+	// the sender's metrics (METRICS_ADDR) have Services of their own, for
+	// Prometheus, which never carry the webhook port.
+	portOf := func(d *appsv1.Deployment, env string) string {
+		c := d.Spec.Template.Spec.Containers[0]
+		bin := binaries[c.Name]
+		b := bin
+		b.listenEnv = env
+		return b.listenPort(t, func(k string) string {
+			for _, e := range c.Env {
+				if e.Name == k {
+					return e.Value
+				}
 			}
-		}
-		for _, ef := range c.EnvFrom {
-			if v, ok := m.configMaps[ef.ConfigMapRef.Name].Data[k]; ok {
-				return v
+			for _, ef := range c.EnvFrom {
+				if v, ok := m.configMaps[ef.ConfigMapRef.Name].Data[k]; ok {
+					return v
+				}
 			}
+			return ""
+		})
+	}
+	ing, snd := find("ingest"), find("sender")
+	webhook := portOf(ing, "INGEST_ADDR")
+	want := map[string]struct {
+		d    *appsv1.Deployment
+		port string
+	}{"ingest": {ing, webhook}, "ingest-admin": {ing, portOf(ing, "ADMIN_ADDR")}, "sender-metrics": {snd, portOf(snd, "METRICS_ADDR")}}
+	for _, svc := range m.services {
+		w, ok := want[svc.Name]
+		if !ok {
+			t.Errorf("unexpected Service %s", svc.Name)
+			continue
 		}
-		return ""
-	})
-	tp := svc.Spec.Ports[0].TargetPort.String()
-	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
-		return fmt.Sprint(p.ContainerPort) == webhook && (tp == p.Name || tp == webhook)
-	}) {
-		t.Errorf("Service %s targets port %s, not the webhook's (%s)", svc.Name, tp, webhook)
+		delete(want, svc.Name)
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(w.d.Spec.Template.Labels)) {
+			t.Errorf("Service %s does not select %s's pods", svc.Name, w.d.Name)
+		}
+		if len(svc.Spec.Ports) != 1 {
+			t.Errorf("Service %s has %d ports, want one", svc.Name, len(svc.Spec.Ports))
+			continue
+		}
+		c := w.d.Spec.Template.Spec.Containers[0]
+		tp := svc.Spec.Ports[0].TargetPort.String()
+		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool {
+			return fmt.Sprint(p.ContainerPort) == w.port && (tp == p.Name || tp == w.port)
+		}) {
+			t.Errorf("Service %s targets port %s, not %s", svc.Name, tp, w.port)
+		}
+		if svc.Name != "ingest" && (w.port == webhook && w.d == ing) {
+			t.Errorf("Service %s carries the webhook port", svc.Name)
+		}
+		if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP {
+			t.Errorf("Service %s is %s; only the ingress reaches the webhook from outside", svc.Name, svc.Spec.Type)
+		}
+	}
+	for name := range want {
+		t.Errorf("no Service %s", name)
 	}
 }
 
@@ -450,6 +592,7 @@ type composeService struct {
 	Profiles    []string                    `json:"profiles"`
 	Restart     string                      `json:"restart"`
 	Ports       []string                    `json:"ports"`
+	Expose      []string                    `json:"expose"`
 	Environment map[string]string           `json:"environment"`
 	Volumes     []string                    `json:"volumes"`
 	Healthcheck *composeHealthcheck         `json:"healthcheck"`
@@ -499,7 +642,7 @@ func interpolate(t *testing.T, s string, set func(string) string) string {
 			return v
 		}
 		if g[2] == ":?" {
-			return placeholder // compose itself refuses to start without it
+			return placeholderFor(g[1]) // compose itself refuses to start without it
 		}
 		return g[3]
 	})
@@ -528,11 +671,11 @@ func operatorEnvs(t *testing.T) map[string]func(string) string {
 	return map[string]func(string) string{
 		"minimal": func(k string) string {
 			if required[k] {
-				return placeholder
+				return placeholderFor(k)
 			}
 			return ""
 		},
-		"full": func(string) string { return placeholder },
+		"full": placeholderFor,
 	}
 }
 
@@ -724,10 +867,10 @@ func TestDockerfile(t *testing.T) {
 	}
 	for _, want := range []string{
 		"COPY --from=build --chown=65532:65532 /out/data /data", // writable by nonroot, also as an empty volume
-		"ENV DATA_DIR=/data",   // all-in-one's data directory
-		"USER 65532:65532",     // distroless nonroot
-		"/healthcheck",         // compose healthchecks
-		"./deploy/healthcheck", // built from this repository
+		"ENV DATA_DIR=/data", // all-in-one's data directory
+		"USER 65532:65532",   // distroless nonroot
+		"/healthcheck",       // compose healthchecks
+		"./cmd/healthcheck",  // built from this repository
 		`ENTRYPOINT ["/app"]`,
 	} {
 		if !strings.Contains(df, want) {

@@ -39,7 +39,7 @@ log "nats at $NATS_URL, redis at $REDIS_URL"
 if [[ " $SECTIONS " == *" raw "* ]]; then
 	for graph in $GRAPHS; do
 		log "sender vs raw fetch+ack, Graph API: $graph"
-		run "$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
+		run "$BIN/loadgen" sender -nats-url "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
 			-sender-log "$WORK/sender-$graph.log" -procs "nats=$NATS_PID,redis=$REDIS_PID" -graph "$graph" "$@"
 	done
 fi
@@ -52,7 +52,7 @@ many() {
 	local name=$1
 	shift
 	log "many businesses: $name"
-	run "$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
+	run "$BIN/loadgen" sender -nats-url "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
 		-sender-log "$WORK/sender-many-$name.log" -procs "nats=$NATS_PID,redis=$REDIS_PID" -graph fake -no-raw \
 		-n "$MANY_N" -rounds 3 -rate 1000 -rate-d 10s "$@" >"$WORK/many-$name.txt" 2>&1 || { cat "$WORK/many-$name.txt"; return 1; }
 	sed "s/^RESULT /RESULT $name /" "$WORK/many-$name.txt"
@@ -66,7 +66,7 @@ if [[ " $SECTIONS " == *" many "* ]]; then
 	many b1000-200ms -businesses 334 -graph-latency 200ms "$@"
 	if ((RSS_N > 0)); then # RSS_N=0 skips the backlog run
 		log "many businesses: RSS at a backlog of $RSS_N over 10,000 businesses"
-		run "$BIN/loadgen" sender -nats "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
+		run "$BIN/loadgen" sender -nats-url "$NATS_URL" -redis "$REDIS_URL" -sender-bin "$BIN/sender" \
 			-sender-log "$WORK/sender-rss.log" -graph fake -no-raw -businesses 3334 -n "$RSS_N" -rounds 1 -rate 0 \
 			-rss-every 10s -timeout 15m "$@" >"$WORK/many-rss.txt" 2>&1 || { cat "$WORK/many-rss.txt"; exit 1; }
 		sed "s/^RESULT /RESULT rss /" "$WORK/many-rss.txt"

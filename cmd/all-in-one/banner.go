@@ -61,9 +61,18 @@ func printBanner(w io.Writer, cfg config, ingestAddr, adminAddr, natsURL string)
 	}
 	fmt.Fprintf(&b, "\nTry it (in another shell, from the repository root):\n")
 	fmt.Fprintf(&b, "  META_APP_SECRET=%s go run ./cmd/replay -target %s/webhook examples/webhooks\n", secret, base)
-	fmt.Fprintf(&b, "  go run ./cmd/publish -nats %s%s examples/conversions.jsonl\n", natsURL, dataDirFlag(cfg))
-	// No example user id here: process output is treated like a log, and
-	// the privacy tests forbid ids in it (the README has the full example).
+	fmt.Fprintf(&b, "  go run ./cmd/publish -nats-url %s%s examples/conversions.jsonl\n", natsURL, dataDirFlag(cfg))
+	// ctm, the operator's tool: the streams and dead letters through NATS
+	// (the credentials file), an event's trail through the admin API. No
+	// example id here: process output is treated like a log, and the
+	// privacy tests forbid ids in it (the README has the full example).
+	fmt.Fprintf(&b, "  go run ./cmd/ctm -nats-url %s%s streams\n", natsURL, dataDirFlag(cfg))
+	fmt.Fprintf(&b, "  go run ./cmd/ctm -nats-url %s%s dlq list\n", natsURL, dataDirFlag(cfg))
+	tokenEnv := ""
+	if cfg.DevSecrets {
+		tokenEnv = "ADMIN_TOKEN=" + devAdminToken + " "
+	}
+	fmt.Fprintf(&b, "  %sgo run ./cmd/ctm -admin-url %s events show BUSINESS_ID EVENT_ID\n", tokenEnv, adminBase)
 	fmt.Fprintf(&b, "  curl -s -H 'Authorization: Bearer %s' %s/metrics | grep ^ingest_webhooks_total\n", admin, adminBase)
 	if cfg.Sender.DryRunFile != "" {
 		fmt.Fprintf(&b, "  tail -n 1 %s\n", cfg.Sender.DryRunFile)

@@ -32,6 +32,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/services"
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
@@ -144,6 +145,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, log *zap
 	cfg.Sender.RegistryKey = cfg.Services.RegistryKey
 
 	store := attribution.NewStore(rdb, cfg.Ingest.ContextTTL)
+	_ = startup.RegisterReady(reg, startup.Checks{"redis": store.Ping, "nats": startup.NATSCheck(nc)})
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)

@@ -228,7 +228,7 @@ func TestDevSecretsWhenUnset(t *testing.T) {
 	if strings.Contains(out.String(), "aio-app-secret") || strings.Contains(out.String(), "aio-admin") || strings.Contains(out.String(), "development mode") {
 		t.Errorf("banner prints a configured secret or claims development mode:\n%s", out.String())
 	}
-	for _, want := range []string{"http://127.0.0.1:8080/webhook", "http://127.0.0.1:8081/metrics", "http://127.0.0.1:8081/v1/contexts/", "go run ./cmd/replay", "go run ./cmd/publish -nats nats://127.0.0.1:4222"} {
+	for _, want := range []string{"http://127.0.0.1:8080/webhook", "http://127.0.0.1:8081/metrics", "http://127.0.0.1:8081/v1/contexts/", "go run ./cmd/replay", "go run ./cmd/publish -nats-url nats://127.0.0.1:4222"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}

@@ -136,7 +136,7 @@ func TestBannerNamesCredentialsFile(t *testing.T) {
 		var out bytes.Buffer
 		printBanner(&out, cfg, "127.0.0.1:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
 		for _, want := range []string{"credentials " + filepath.Join(tt.dataDir, localcreds.File),
-			"go run ./cmd/publish -nats nats://127.0.0.1:4222" + tt.wantFlag + " examples/conversions.jsonl"} {
+			"go run ./cmd/publish -nats-url nats://127.0.0.1:4222" + tt.wantFlag + " examples/conversions.jsonl"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("banner (DATA_DIR %s) lacks %q:\n%s", tt.dataDir, want, out.String())
 			}
@@ -371,5 +371,38 @@ func TestDevRegistryKeyRefusedForOtherKeyIDs(t *testing.T) {
 	must(t, os.Remove(file))
 	if _, _, err := devRegistryKey(ctx, dir, c, log); err == nil || !strings.Contains(err.Error(), "key id(s) dev") {
 		t.Errorf("devRegistryKey without its file, records sealed under dev = %v; want a refusal naming dev", err)
+	}
+}
+
+// TestREADMEWalkUsesBanner: the README's five minutes with the all-in-one
+// are the commands the banner prints with the default addresses, so that
+// a newcomer who follows either sees the same.
+func TestREADMEWalkUsesBanner(t *testing.T) {
+	cfg, err := parseConfig(nil, func(string) string { return "" })
+	must(t, err)
+	var out bytes.Buffer
+	printBanner(&out, cfg, "127.0.0.1:8080", "127.0.0.1:8081", "nats://127.0.0.1:4222")
+	readme, err := os.ReadFile("../../README.md")
+	must(t, err)
+	_, try, ok := strings.Cut(out.String(), "Try it")
+	if !ok {
+		t.Fatalf("the banner has no Try it:\n%s", out.String())
+	}
+	n := 0
+	for _, line := range strings.Split(try, "\n")[1:] {
+		cmd := strings.TrimSpace(line)
+		if !strings.Contains(cmd, "go run ./cmd/") {
+			continue
+		}
+		n++
+		// The banner names no ids (it is treated like a log); the README
+		// fills in the example's.
+		prefix, _, _ := strings.Cut(cmd, "BUSINESS_ID")
+		if !strings.Contains(string(readme), prefix) {
+			t.Errorf("README.md does not use the banner's command %q", cmd)
+		}
+	}
+	if n < 4 {
+		t.Errorf("only %d go run commands in the banner:\n%s", n, out.String())
 	}
 }

@@ -1,7 +1,8 @@
-// Command ctm administers a running pipeline: `ctm businesses ...` talks to
-// ingest's admin API (the business registry, docs/registry.md) and `ctm
-// registry rotate-key` re-encrypts the registry's secrets in Redis. Run it
-// with -h for the commands.
+// Command ctm is the operator's one tool for a running pipeline: the
+// business registry, an event's trail and a conversation's context through
+// ingest's admin API; dead letters and the streams' lag through NATS (an
+// all-in-one's found through its DATA_DIR); the registry's key rotation in
+// Redis. Run it with -h for the commands.
 package main
 
 import (
@@ -47,7 +48,9 @@ func main() {
 // DefaultAdminURL is ingest's default ADMIN_ADDR.
 const DefaultAdminURL = "http://127.0.0.1:8081"
 
-const usage = `Usage:
+const usage = `Usage: ctm [-admin-url URL] [-nats-url URL] [-data-dir DIR] [-o table|json] COMMAND ...
+
+Through the admin API (ADMIN_URL, ADMIN_TOKEN):
   ctm businesses add ID [FILE]      create or replace business ID from a JSON record (FILE, or stdin; see docs/registry.md)
   ctm businesses show ID            the record (secrets as set/unset) and its health
   ctm businesses list               every business, one JSON record a line
@@ -55,44 +58,94 @@ const usage = `Usage:
   ctm businesses import FILE -channel C
                                     register the businesses of a CAPI_DATASETS_FILE that the registry does not hold
   ctm businesses resume ID          end ID's pause on every sender and send its parked messages back
-  ctm registry rotate-key           re-encrypt every secret with REGISTRY_KEY's first key (talks to Redis)
+  ctm events show BUSINESS_ID EVENT_ID
+                                    what happened to a conversion: sent, duplicate, waiting_context, retrying,
+                                    parked, dead_letter or in_doubt, with Meta's answer (docs/trail.md)
+  ctm contexts show CHANNEL BUSINESS_ID USER_ID
+                                    the stored ad-click context of a conversation (channel: whatsapp,
+                                    messenger, instagram), and until when it lives
+
+Through NATS (NATS_URL; unset, the all-in-one's, with the credentials in DATA_DIR):
+  ctm dlq list [-reason R] [-business B] [-since T] [-limit N]
+                                    dead letters, newest first (-since: RFC 3339 or a duration: 1h, 3d)
+  ctm dlq show SEQ [-reveal]        one dead letter with its message (personal ids masked unless -reveal)
+  ctm dlq redrive [-reason R[,R]] [-business B] [-seq N[,N]] [-since DUR | -from TIME] [-until TIME]
+                  [-limit N] [-dry-run] [-force] [-host H]
+                                    publish dead letters back (see sender redrive -h; -reason forward
+                                    goes back to FORWARD, -host by destination; -force for in_doubt
+                                    needs REDIS_URL)
+  ctm streams                       every stream and consumer: messages, consumer lag (pending),
+                                    ack pending against MAX_ACK_PENDING, parked and dead letters
+
+Through Redis (REDIS_URL):
+  ctm registry rotate-key           re-encrypt every secret with REGISTRY_KEY's first key
+
+Offline:
   ctm versions                      Meta's Marketing API versions and expiry dates, and what they mean for GRAPH_API_VERSION
+  ctm -version                      this build: version, commit, build date, Go version
+
+Flags (before or after the command's words):
+  -admin-url URL  ingest's admin listener (default $ADMIN_URL, else ` + DefaultAdminURL + `)
+  -nats-url URL   NATS server (default $NATS_URL; unset: the all-in-one's, nats://127.0.0.1:4222)
+  -data-dir DIR   the all-in-one's data directory (default $DATA_DIR, else ./data): its
+                  credentials.json logs in to its NATS and store
+  -o FORMAT       table (default) or json
 
 Environment:
-  ADMIN_URL     ingest's admin listener (default ` + DefaultAdminURL + `)
-  ADMIN_TOKEN   its bearer token (required by businesses)
-  REDIS_URL     the registry's Redis (rotate-key); on 127.0.0.1 without a password,
-                the all-in-one's store password is read from DATA_DIR/credentials.json
-  DATA_DIR      the all-in-one's data directory (default ./data)
+  ADMIN_TOKEN   the admin API's bearer token (businesses, events, contexts)
+  REDIS_URL     the registry's Redis (rotate-key) and the ledger (dlq redrive -force); on 127.0.0.1
+                without a password, the all-in-one's store password is read from DATA_DIR/credentials.json
   REGISTRY_KEY  the keys, current first (rotate-key)
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) == 1 && args[0] == "versions" {
-		return versions(stdout, getenv("GRAPH_API_VERSION"), time.Now())
+	c := newCommon(getenv)
+	fs := c.flagSet("ctm")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, usage)
+			return err
+		}
+		return fmt.Errorf("%w (see ctm -h)", err)
 	}
-	if len(args) < 2 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	args = fs.Args()
+	if len(args) == 0 || args[0] == "help" {
 		io.WriteString(stdout, usage)
-		if len(args) == 0 || strings.TrimLeft(args[0], "-") == "h" || strings.TrimLeft(args[0], "-") == "help" {
-			return flag.ErrHelp
-		}
-		return errors.New("missing command")
+		return flag.ErrHelp
 	}
-	switch args[0] {
+	cmd, rest := args[0], args[1:]
+	if len(rest) > 0 && isHelp(rest[len(rest)-1]) {
+		io.WriteString(stdout, usage)
+		return flag.ErrHelp
+	}
+	switch cmd {
+	case "versions":
+		return versions(stdout, getenv("GRAPH_API_VERSION"), time.Now())
+	case "dlq":
+		return dlq(ctx, c, rest, getenv, stdout)
+	case "streams":
+		return streams(ctx, c, rest, stdout)
+	case "events", "contexts":
+		return inspect(ctx, c, cmd, rest, getenv, stdout)
 	case "registry":
-		if args[1] != "rotate-key" {
-			return fmt.Errorf("unknown command registry %s", args[1])
+		if len(rest) != 1 || rest[0] != "rotate-key" {
+			return fmt.Errorf("unknown command registry %s", strings.Join(rest, " "))
 		}
-		return rotateKey(ctx, getenv, stdout)
+		return rotateKey(ctx, getenv, c.dataDir, stdout)
 	case "businesses":
-		c, err := newClient(getenv)
+		if len(rest) == 0 {
+			return errors.New("businesses: say add, show, list, rm, import or resume (see ctm -h)")
+		}
+		cl, err := newClient(c.adminURL, getenv("ADMIN_TOKEN"))
 		if err != nil {
 			return err
 		}
-		return c.businesses(ctx, args[1], args[2:], stdin, stdout, getenv)
+		return cl.businesses(ctx, rest[0], rest[1:], stdin, stdout, getenv)
 	}
-	return fmt.Errorf("unknown command %s (see ctm -h)", args[0])
+	return fmt.Errorf("unknown command %s (see ctm -h)", cmd)
 }
+
+func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
 
 // client calls the admin API.
 type client struct {
@@ -100,15 +153,11 @@ type client struct {
 	http        *http.Client
 }
 
-func newClient(getenv func(string) string) (*client, error) {
-	base := strings.TrimRight(getenv("ADMIN_URL"), "/")
-	if base == "" {
-		base = DefaultAdminURL
+func newClient(adminURL, tok string) (*client, error) {
+	base := strings.TrimRight(adminURL, "/")
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, errors.New("ADMIN_URL (-admin-url) is not an http(s) URL")
 	}
-	if _, err := url.Parse(base); err != nil {
-		return nil, errors.New("ADMIN_URL is not a URL")
-	}
-	tok := getenv("ADMIN_TOKEN")
 	if tok == "" {
 		return nil, errors.New("ADMIN_TOKEN is not set (the admin API's bearer token)")
 	}
@@ -299,7 +348,7 @@ func (c *client) importFile(ctx context.Context, args []string, stdout io.Writer
 }
 
 // rotateKey seals every secret again with REGISTRY_KEY's first key.
-func rotateKey(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+func rotateKey(ctx context.Context, getenv func(string) string, dataDir string, stdout io.Writer) error {
 	if getenv("REDIS_URL") == "" {
 		return errors.New("REDIS_URL is not set (the registry's Redis)")
 	}
@@ -312,7 +361,7 @@ func rotateKey(ctx context.Context, getenv func(string) string, stdout io.Writer
 	}
 	// An all-in-one's embedded store (REDIS_URL on 127.0.0.1) needs the
 	// password in its DATA_DIR.
-	redisURL, err := localcreds.Redis(getenv("REDIS_URL"), localcreds.DataDir(getenv))
+	redisURL, err := localcreds.Redis(getenv("REDIS_URL"), dataDir)
 	if err != nil {
 		return err
 	}

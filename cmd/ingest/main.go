@@ -102,6 +102,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// capture's queue and the last acks get through.
 		defer drain(nc, log)
 	}
+	ready := startup.Checks{"redis": store.Ping}
+	if nc != nil {
+		ready["nats"] = startup.NATSCheck(nc)
+	}
+	_ = startup.RegisterReady(reg, ready) // ctmpipe_dependency_ready{dependency}
 	go waitStart(ctx, log, &gate, store, nc)
 	if cfg.Capture {
 		if deps.Capture, err = ingest.NewCapture(nc, cfg, log, reg); err != nil {

@@ -5,7 +5,7 @@
 //	loadgen ingest    -url http://127.0.0.1:8080/webhook -bare-url http://127.0.0.1:8081/webhook
 //	loadgen bare      -addr 127.0.0.1:8081
 //	loadgen nats      -addr 127.0.0.1:4222 -store DIR
-//	loadgen sender    -nats nats://... -redis redis://... -sender-bin ./bin/sender
+//	loadgen sender    -nats-url nats://... -redis redis://... -sender-bin ./bin/sender
 //	loadgen redis-mem -redis redis://... -n 1000000
 //	loadgen store     -all-in-one-bin ./bin/all-in-one -n 1000000
 //	loadgen ingest-server -cpuprofile ingest.prof   (ingest's env config)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/fakegraph"
 	"github.com/ctmpipe/ctmpipe/internal/loadgen"
+	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 )
 
@@ -28,7 +29,7 @@ import (
 // sender binary pointed at it, and runs loadgen.SenderBench.
 func runSender(ctx context.Context, args []string, _ func(string) string, stdout io.Writer) error {
 	fs := newFlags("sender")
-	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS URL (JetStream enabled)")
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS URL (JetStream enabled; -nats is the old spelling)")
 	redisURL := fs.String("redis", "redis://127.0.0.1:6379/0", "Redis URL for contexts and the sender's ledger")
 	bin := fs.String("sender-bin", "./bin/sender", "sender binary to start (with GRAPH_API_BASE set to the fake Graph)")
 	senderLog := fs.String("sender-log", "", "file for the sender's logs (default: a temp file)")
@@ -48,7 +49,7 @@ func runSender(ctx context.Context, args []string, _ func(string) string, stdout
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on waiting for one round")
 	rssEvery := fs.Duration("rss-every", 0, "print the sender's VmRSS and VmHWM this often while the rounds run (0: only at the end)")
 	procsFlag := fs.String("procs", "", "more processes to report CPU time per conversion for, name=pid,... (e.g. nats=123,redis=456)")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(settings.RenameFlags(args, map[string]string{"nats": "nats-url"})); err != nil {
 		return err
 	}
 	if *n < 1 || *rounds < 1 {

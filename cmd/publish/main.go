@@ -25,6 +25,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/buildinfo"
 	"github.com/ctmpipe/ctmpipe/internal/localcreds"
+	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/conversion"
 )
@@ -49,7 +50,7 @@ func main() {
 
 var errUsage = errors.New("usage")
 
-const usage = `Usage: publish [-nats URL] [-data-dir DIR] [-timeout D] FILE.jsonl|- ...
+const usage = `Usage: publish [-nats-url URL] [-data-dir DIR] [-timeout D] FILE.jsonl|- ...
 
 Publishes conversions (one JSON object a line, the message of docs/contract.md)
 to NATS JetStream: subject conversions.<channel>, header Nats-Msg-Id = event_id,
@@ -75,13 +76,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if def == "" {
 		def = nats.DefaultURL
 	}
-	url := fs.String("nats", def, "NATS server `URL` (env NATS_URL)")
+	url := fs.String("nats-url", def, "NATS server `URL` (env NATS_URL; -nats is the old spelling)")
 	dataDir := fs.String("data-dir", envOr(getenv, "DATA_DIR", localcreds.DefaultDataDir), "the all-in-one's data `directory` (env DATA_DIR), whose credentials.json logs in to a NATS on this machine")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for each JetStream ack")
 	check := fs.Bool("check", true, "check each line against the contract; -check=false publishes any line with an event_id and a channel (to see the sender's dead letters)")
 	printUsage := func(w io.Writer) { fmt.Fprint(w, usage); fs.SetOutput(w); fs.PrintDefaults() }
 	fs.Usage = func() {} // printed below: asked for (-h) to stdout, after a mistake to stderr
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(settings.RenameFlags(args, map[string]string{"nats": "nats-url"})); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout)
 			return err
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	nc, err := nats.Connect(natsURL, append(creds, nats.Name("ctmpipe-publish"))...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS: %w (is the pipeline running? set -nats or NATS_URL; %s)", err, localcreds.Hint(*dataDir, found))
+		return fmt.Errorf("connect to NATS: %w (is the pipeline running? set -nats-url or NATS_URL; %s)", err, localcreds.Hint(*dataDir, found))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

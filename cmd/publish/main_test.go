@@ -74,7 +74,7 @@ func TestPublishUnchecked(t *testing.T) {
 	}
 	in := `{"event_id":"d","event_name":"Refund","channel":"messenger","business_id":"1","user_id":"2"}` + "\n" + `{"channel":"instagram"}`
 	var out bytes.Buffer
-	err = run(ctx, []string{"-nats", s.ClientURL(), "-check=false", "-"}, func(string) string { return "" }, strings.NewReader(in), &out, &out)
+	err = run(ctx, []string{"-nats-url", s.ClientURL(), "-check=false", "-"}, func(string) string { return "" }, strings.NewReader(in), &out, &out)
 	if err == nil || !strings.Contains(out.String(), "published 1, duplicates 0 (already stored, not stored again), failed 1") {
 		t.Fatalf("run = %v; want 1 published, 1 failed\n%s", err, out.String())
 	}

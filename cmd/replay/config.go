@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ctmpipe/ctmpipe/internal/localcreds"
+	"github.com/ctmpipe/ctmpipe/internal/settings"
 )
 
 // config is everything replay needs, from flags and the environment.
@@ -87,7 +88,7 @@ Examples:
   # A day of JSONL at 50 requests a second, 8 at a time:
   replay -rate 50 -concurrency 8 bodies-2026-11-24.jsonl
   # What would the last hour of the capture store?
-  replay -dry-run -from-capture -nats nats://127.0.0.1:4222 -since 1h
+  replay -dry-run -from-capture -nats-url nats://127.0.0.1:4222 -since 1h
   # A time range of the capture into a staging ingest:
   replay -target https://staging.example/webhook -from-capture \
     -from 2026-11-24T10:00:00Z -until 2026-11-24T11:00:00Z
@@ -114,7 +115,7 @@ func newFlagSet(c *config, getenv func(string) string, since, from, until *strin
 	if natsDefault == "" {
 		natsDefault = "nats://127.0.0.1:4222"
 	}
-	fs.StringVar(&c.NATSURL, "nats", natsDefault, "NATS `URL` of the capture (env NATS_URL)")
+	fs.StringVar(&c.NATSURL, "nats-url", natsDefault, "NATS `URL` of the capture (env NATS_URL; -nats is the old spelling)")
 	fs.StringVar(&c.DataDir, "data-dir", localcreds.DataDir(getenv), "the all-in-one's data `directory` (env DATA_DIR), whose credentials.json logs in to a NATS on this machine")
 	fs.StringVar(since, "since", "", "capture: bodies received in the last `DURATION` (1h, 30m)")
 	fs.StringVar(from, "from", "", "capture: bodies received at or after `TIME` (RFC 3339, 2026-11-24T10:00:00Z)")
@@ -139,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string, now time.Time) (conf
 	var c config
 	var since, from, until string
 	fs := newFlagSet(&c, getenv, &since, &from, &until)
-	for rest := args; ; {
+	for rest := settings.RenameFlags(args, map[string]string{"nats": "nats-url"}); ; {
 		if err := fs.Parse(rest); err != nil {
 			return c, err
 		}

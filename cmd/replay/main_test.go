@@ -158,7 +158,7 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "missing file", args: []string{filepath.Join(dir, "missing.json")}, want: exitUsage, stderr: "missing.json"},
 		{name: "bad flag", args: []string{"-bogus"}, want: exitUsage, stderr: "-help"},
 		{name: "help", args: []string{"-help"}, want: exitOK},
-		{name: "capture unreachable", args: []string{"-from-capture", "-since", "1h", "-nats", "nats://127.0.0.1:1"}, want: exitFailed, stderr: "connect to NATS"},
+		{name: "capture unreachable", args: []string{"-from-capture", "-since", "1h", "-nats-url", "nats://127.0.0.1:1"}, want: exitFailed, stderr: "connect to NATS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

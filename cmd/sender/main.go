@@ -134,6 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil // stopped while waiting
 	}
 	gate.Open()
+	_ = startup.RegisterReady(reg, startup.Checks{"redis": func(ctx context.Context) error { return rdb.Ping(ctx).Err() }, "nats": startup.NATSCheck(nc)})
 
 	deps := sender.Deps{Log: log, JS: js, Store: attribution.NewStore(rdb, 0), Redis: rdb,
 		Registerer: reg, Failpoint: killSelf(log)}
