@@ -177,7 +177,9 @@ func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return ne
 func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		w, _ := ctx.Value(writesKey{}).(*Writes)
-		if w == nil || connSetup(cmds) {
+		// A transaction (MULTI ... EXEC) is read as one reply: a WAIT after
+		// it would not be read. Durable writes use scripts instead.
+		if w == nil || len(cmds) == 0 || connSetup(cmds) || cmds[0].Name() == "multi" {
 			return next(ctx, cmds)
 		}
 		wait := redis.NewIntCmd(ctx, "wait", h.cfg.Min, h.cfg.Timeout.Milliseconds())
