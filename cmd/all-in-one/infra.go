@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/logging"
+	"github.com/ctmpipe/ctmpipe/internal/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -104,11 +105,19 @@ func openRedis(ctx context.Context, cfg config, log *zap.Logger, reg prometheus.
 		if err != nil {
 			return nil, nil, err
 		}
+		// Before the first command (see cmd/ingest). Ingest and sender read
+		// the same REDIS_MIN_REPLICAS.
+		if err := replicas.Install(rdb, cfg.Ingest.Replicas, replicas.NewMetrics(reg)); err != nil {
+			rdb.Close()
+			return nil, nil, err
+		}
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		if err := rdb.Ping(pctx).Err(); err != nil {
 			// As ingest does: start anyway; webhooks get 503 until it answers.
 			log.Warn("redis unreachable at start", zap.Error(err))
+		} else {
+			replicas.LogMode(pctx, log, rdb, cfg.Ingest.Replicas)
 		}
 		return rdb, func() { rdb.Close() }, nil
 	}
@@ -122,6 +131,7 @@ func openRedis(ctx context.Context, cfg config, log *zap.Logger, reg prometheus.
 		zap.Int("keys", s.Keys), zap.Int64("bytes", s.Bytes), zap.Int64("journal_bytes", s.JournalBytes),
 		zap.Int64("snapshot_bytes", s.SnapshotBytes), zap.Duration("load_time", time.Since(began)))
 	reg.MustRegister(newStoreCollector(st))
+	replicas.NewMetrics(reg) // always zero here: the same metrics as with REDIS_URL
 	rdb := storeClient(st)
 	return rdb, func() {
 		rdb.Close()

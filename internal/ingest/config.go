@@ -15,6 +15,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -62,6 +63,11 @@ type Config struct {
 	CAPIAccessToken string            // CAPI_ACCESS_TOKEN (env only): resolves datasets of businesses without a token
 	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME): traces off when unset.
 	Tracing tracing.Config
+
+	// Replicas: REDIS_MIN_REPLICAS and REDIS_REPLICA_TIMEOUT. The store
+	// write before a 200 waits for them (internal/replicas), and /readyz
+	// answers 503 while fewer are connected.
+	Replicas replicas.Config
 }
 
 // Defaults for settings the operator leaves unset.
@@ -123,6 +129,7 @@ func ownSettings() []settings.Setting {
 		{Env: "MAX_CONNECTIONS", Flag: "max-connections", Default: strconv.Itoa(DefaultMaxConnections), Help: "connections the webhook listener holds open at once; further ones wait to be accepted"},
 		{Env: "RESPONSE_DEADLINE", Flag: "response-deadline", Default: DefaultResponseDeadline.String(), Help: "every webhook answer within this time (body, queueing and store write included), else 503 and Meta retries; Messenger wants its 200 within 5s"},
 		{Env: "STORE_TIMEOUT", Flag: "store-timeout", Default: DefaultStoreTimeout.String(), Help: "bound on one Redis write; past it the webhook gets 503 and Meta retries"},
+		replicas.Settings()[0], replicas.Settings()[1],
 		{Env: "ONPREM_SECRET", Help: "shared secret for POST /webhook/onprem (X-Onprem-Secret header or basic-auth password; env only)"},
 		{Env: "ONPREM_WABA_ID", Flag: "onprem-waba-id", Help: "WABA id the WhatsApp On-Premises client serves; with ONPREM_SECRET enables /webhook/onprem"},
 		{Env: "CAPTURE", Flag: "capture", Default: "off", Bool: true, Help: "on: copy each verified body (message text and names redacted) to JetStream stream WEBHOOKS"},
@@ -180,6 +187,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := v.Err(); err != nil {
 		return Config{}, err
 	}
+	if cfg.Replicas, err = replicas.FromValues(v); err != nil {
+		return Config{}, err
+	}
 	if cfg.Forward, err = forward.FromValues(v); err != nil {
 		return Config{}, err
 	}
@@ -222,6 +232,8 @@ func (c Config) Validate() error {
 		return errors.New("config: AUTOMATIC_EVENTS=on needs NATS_URL (automatic events are published as conversions)")
 	case c.Forward.Enabled() && c.NATSURL == "":
 		return errors.New("config: FORWARD_URLS needs NATS_URL (forwarded bodies wait in JetStream stream FORWARD)")
+	case c.Replicas.Min > 0 && c.StoreTimeout > 0 && c.Replicas.Timeout >= c.StoreTimeout:
+		return errors.New("config: REDIS_REPLICA_TIMEOUT must be shorter than STORE_TIMEOUT (the write and its wait for replicas share it)")
 	case c.BodyLimit <= 0:
 		return errors.New("config: BODY_LIMIT must be positive")
 	case c.MaxBodyBytesInFlight < 2*c.BodyLimit:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/replicas"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
@@ -53,6 +54,7 @@ func TestParseConfigDefaults(t *testing.T) {
 			RetryMin: time.Second, RetryMax: 10 * time.Minute, Replicas: 1},
 		GraphBase:    "https://graph.facebook.com",
 		GraphVersion: capi.DefaultVersion,
+		Replicas:     replicas.Config{Timeout: 500 * time.Millisecond},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseConfig defaults (-want +got):\n%s", diff)
@@ -67,7 +69,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"ONPREM_WABA_ID": "123", "CAPTURE": "on", "CAPTURE_MAX_AGE": "3d", "NATS_URL": "nats://n:4222",
 		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s", "STORE_TIMEOUT": "250ms", "CAPTURE_QUEUE": "10",
 		"ADMIN_ADDR": "127.0.0.1:0", "MAX_BODY_BYTES_IN_FLIGHT": "8MiB", "MAX_CONNECTIONS": "10", "RESPONSE_DEADLINE": "2s",
-		"STREAM_REPLICAS": "3",
+		"STREAM_REPLICAS": "3", "REDIS_MIN_REPLICAS": "1", "REDIS_REPLICA_TIMEOUT": "200ms",
 	} {
 		e[k] = v
 	}
@@ -82,6 +84,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		OnPremSecret: "op", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
 		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
 		GraphBase: "https://graph.facebook.com", GraphVersion: capi.DefaultVersion, StreamReplicas: 3,
+		Replicas: replicas.Config{Min: 1, Timeout: 200 * time.Millisecond},
 	}
 	if got.Forward.Replicas != 3 {
 		t.Errorf("Forward.Replicas = %d, want STREAM_REPLICAS's 3", got.Forward.Replicas)
@@ -210,5 +213,33 @@ func TestSettingsMerge(t *testing.T) {
 		if !seen[k] {
 			t.Errorf("Settings() lacks %s", k)
 		}
+	}
+}
+
+// REDIS_MIN_REPLICAS: its wait shares STORE_TIMEOUT with the write, and a
+// negative count is refused with the setting's name.
+func TestParseConfigReplicas(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // "" = valid
+	}{
+		{"default", nil, ""},
+		{"one", map[string]string{"REDIS_MIN_REPLICAS": "1"}, ""},
+		{"negative", map[string]string{"REDIS_MIN_REPLICAS": "-1"}, "REDIS_MIN_REPLICAS"},
+		{"zero timeout", map[string]string{"REDIS_MIN_REPLICAS": "1", "REDIS_REPLICA_TIMEOUT": "0"}, "REDIS_REPLICA_TIMEOUT"},
+		{"timeout past the store's", map[string]string{"REDIS_MIN_REPLICAS": "1", "REDIS_REPLICA_TIMEOUT": "3s"}, "shorter than STORE_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := required()
+			for k, v := range tt.env {
+				e[k] = v
+			}
+			_, err := ParseConfig(nil, env(e))
+			if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("ParseConfig(%v) = %v; want an error naming %q (none if empty)", tt.env, err, tt.want)
+			}
+		})
 	}
 }

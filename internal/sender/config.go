@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -72,6 +73,11 @@ type Config struct {
 	RegistryKey    string
 	Trail          bool // TRAIL: keep each event's trail (internal/trail)
 	StreamReplicas int  // STREAM_REPLICAS of the streams it creates; 0: 1
+
+	// Replicas: REDIS_MIN_REPLICAS and REDIS_REPLICA_TIMEOUT. The ledger's
+	// writes and the pause records wait for them (internal/replicas), and
+	// /readyz answers 503 while fewer are connected.
+	Replicas replicas.Config
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -168,6 +174,7 @@ func Settings() []settings.Setting {
 	return []settings.Setting{
 		{Env: "NATS_URL", Flag: "nats-url", Help: "NATS server URL (required)"},
 		{Env: "REDIS_URL", Flag: "redis-url", Help: "Redis URL: redis://, rediss://, unix://, redis+cluster://, redis+sentinel:// (required)"},
+		replicas.Settings()[0], replicas.Settings()[1],
 		{Env: "CAPI_ACCESS_TOKEN", Help: "default Conversions API access token (env only; required unless CAPI_DATASETS_FILE gives tokens or CAPI_DRYRUN_FILE is set)"},
 		{Env: "CAPI_APP_SECRET", Help: "secret of the app that issued CAPI_ACCESS_TOKEN: keys appsecret_proof (env only; one secret; unset: no proof)"},
 		{Env: "CAPI_DATASETS_FILE", Flag: "datasets-file", Help: `JSON {"<business_id>": {"dataset_id": "...", "access_token_env": "ENV_VAR", "app_secret_env": "ENV_VAR"}}; businesses not listed use the Dataset API`},
@@ -266,6 +273,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {
+		return Config{}, err
+	}
+	if cfg.Replicas, err = replicas.FromValues(v); err != nil {
 		return Config{}, err
 	}
 	// Every missing one at once. The token is required unless the datasets
