@@ -254,4 +254,3 @@ func scrape(addr, name string) float64 {
 	}
 	return -1
 }
-

@@ -54,7 +54,7 @@ type faultOptions struct {
 	// RedisURL, when set, is the Redis the services use (Sentinel, a
 	// cluster with replicas) instead of a redis-server of the rig's own;
 	// the rig's redis is then nil.
-	RedisURL string
+	RedisURL  string
 	SenderEnv []string // added to (and overriding) the sender defaults
 	IngestEnv []string // added to (and overriding) the ingest defaults
 	Datasets  string   // CAPI_DATASETS_FILE contents; "" for none
