@@ -102,6 +102,7 @@ type testAPI struct {
 }
 
 type apiOpts struct {
+	rdb      *redis.Client // the registry's Redis; nil: a redis-server of its own
 	noKey    bool
 	health   HealthSource
 	noResume bool
@@ -109,10 +110,12 @@ type apiOpts struct {
 
 func newTestAPI(t *testing.T, o apiOpts) *testAPI {
 	t.Helper()
-	var rdb *redis.Client
-	if onEmbedded {
+	rdb := o.rdb
+	switch {
+	case rdb != nil:
+	case onEmbedded:
 		rdb = embedtest.Client(t)
-	} else {
+	default:
 		rdb = redistest.Start(t).Client(t)
 	}
 	var kr *registry.Keyring
