@@ -48,6 +48,7 @@ type failoverTopology struct {
 }
 
 func TestFailoverSentinel(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers, as the fault suite's
 	for _, min := range []int{0, 1} {
 		t.Run("REDIS_MIN_REPLICAS="+strconv.Itoa(min), func(t *testing.T) {
 			primary := redistest.Start(t)
@@ -62,6 +63,7 @@ func TestFailoverSentinel(t *testing.T) {
 }
 
 func TestFailoverCluster(t *testing.T) {
+	t.Parallel() // own ports, dirs and servers, as the fault suite's
 	for _, min := range []int{0, 1} {
 		t.Run("REDIS_MIN_REPLICAS="+strconv.Itoa(min), func(t *testing.T) {
 			masters := redistest.StartClusterN(t, 3)
