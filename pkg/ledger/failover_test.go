@@ -118,7 +118,8 @@ func TestUnconfirmedWritesRefused(t *testing.T) {
 			t.Errorf("%s with the replica stopped = %v; want NotReplicatedError", name, err)
 		}
 	}
-	// The fence of a take-over is refused too: b must not post.
+	// Nor can another sender take a claim over meanwhile (its SET NX
+	// round is refused before it gets to the fence).
 	if _, err := claimAfterLease(t, l, "b2", []string{"biz/u1"}); !replicas.IsNotReplicated(err) {
 		t.Errorf("Claim(b2) of an expired claim with the replica stopped = %v; want NotReplicatedError", err)
 	}
