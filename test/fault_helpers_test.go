@@ -51,6 +51,10 @@ var faultSenderReady = regexp.MustCompile(`"msg":"sender started"`)
 // faultOptions shape one rig.
 type faultOptions struct {
 	RedisArgs []string // extra redis-server arguments (persistence)
+	// RedisURL, when set, is the Redis the services use (Sentinel, a
+	// cluster with replicas) instead of a redis-server of the rig's own;
+	// the rig's redis is then nil.
+	RedisURL  string
 	SenderEnv []string // added to (and overriding) the sender defaults
 	IngestEnv []string // added to (and overriding) the ingest defaults
 	Datasets  string   // CAPI_DATASETS_FILE contents; "" for none
@@ -98,12 +102,17 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	tag := make([]byte, 3)
 	_, _ = rand.Read(tag)
 	r := &faultRig{
-		t: t, redis: redistest.Start(t, o.RedisArgs...), nats: natstest.RunJetStream(t),
+		t: t, nats: natstest.RunJetStream(t),
 		graph: fakegraph.New(t, fakegraph.Options{Tokens: o.Tokens, AppSecrets: o.AppSecrets}),
 		httpc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
 		run:   hex.EncodeToString(tag), wants: newFaultIndex(), rnd: newFaultRand(t), trnd: newTrafficRand(t),
 	}
 	t.Cleanup(r.httpc.CloseIdleConnections)
+	redisURL := o.RedisURL
+	if redisURL == "" {
+		r.redis = redistest.Start(t, o.RedisArgs...)
+		redisURL = r.redis.URL()
+	}
 	js, err := jetstream.New(r.nats.Connect(t))
 	if err != nil {
 		t.Fatal(err)
@@ -112,10 +121,10 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 
 	addr, adminAddr := freeAddr(t), freeAddr(t)
 	r.ingest, r.admin = "http://"+addr, "http://"+adminAddr
-	r.ingEnv = append(faultIngestEnv(addr, adminAddr, r.redis.URL(), r.nats.ClientURL()), o.IngestEnv...)
+	r.ingEnv = append(faultIngestEnv(addr, adminAddr, redisURL, r.nats.ClientURL()), o.IngestEnv...)
 	r.startIngest()
 
-	r.env = faultSenderEnv(r.nats.ClientURL(), r.redis.URL(), r.graph.URL())
+	r.env = faultSenderEnv(r.nats.ClientURL(), redisURL, r.graph.URL())
 	if o.Datasets != "" {
 		path := filepath.Join(t.TempDir(), "datasets.json")
 		if err := os.WriteFile(path, []byte(o.Datasets), 0o600); err != nil {

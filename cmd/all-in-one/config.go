@@ -261,6 +261,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.Sender, err = sender.ParseConfig(nil, overlay); err != nil {
 		return c, fmt.Errorf("sender %w", err)
 	}
+	if c.RedisURL == "" && c.Ingest.Replicas.Min > 0 {
+		// The embedded store is one process with no replicas: every write
+		// would wait REDIS_REPLICA_TIMEOUT and be refused.
+		return c, errors.New("config: REDIS_MIN_REPLICAS must be 0 with the embedded store (it has no replicas); set REDIS_URL to a Redis with replicas to use it")
+	}
 	return c, nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -120,11 +121,19 @@ func openRedis(ctx context.Context, cfg config, creds localcreds.Credentials, lo
 		if err != nil {
 			return nil, nil, err
 		}
+		// Before the first command (see cmd/ingest). Ingest and sender read
+		// the same REDIS_MIN_REPLICAS.
+		if err := replicas.Install(rdb, cfg.Ingest.Replicas, replicas.NewMetrics(reg)); err != nil {
+			rdb.Close()
+			return nil, nil, err
+		}
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		if err := rdb.Ping(pctx).Err(); err != nil {
 			// As ingest does: start anyway; webhooks get 503 until it answers.
 			log.Warn("redis unreachable at start", zap.Error(err))
+		} else {
+			replicas.LogMode(pctx, log, rdb, cfg.Ingest.Replicas)
 		}
 		return rdb, func() { rdb.Close() }, nil
 	}
@@ -139,6 +148,7 @@ func openRedis(ctx context.Context, cfg config, creds localcreds.Credentials, lo
 		zap.Int64("snapshot_bytes", s.SnapshotBytes), zap.Duration("load_time", time.Since(began)),
 		zap.String("credentials_file", localcreds.Path(cfg.DataDir)), zap.Duration("script_budget", cfg.ScriptBudget))
 	reg.MustRegister(newStoreCollector(st))
+	replicas.NewMetrics(reg) // always zero here: the same metrics as with REDIS_URL
 	rdb := storeClient(st, creds.StorePassword)
 	return rdb, func() {
 		rdb.Close()

@@ -514,3 +514,17 @@ func TestSenderProofSecret(t *testing.T) {
 		t.Errorf("sender app secret = %q; want CAPI_APP_SECRET's", cfg.Sender.AppSecret)
 	}
 }
+
+// The embedded store has no replicas: REDIS_MIN_REPLICAS above 0 would
+// refuse every write, so start-up refuses it and says why.
+func TestEmbeddedStoreRefusesMinReplicas(t *testing.T) {
+	env := map[string]string{"REDIS_MIN_REPLICAS": "1"}
+	_, err := parseConfig(nil, func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "REDIS_MIN_REPLICAS must be 0 with the embedded store") {
+		t.Errorf("parseConfig with the embedded store and REDIS_MIN_REPLICAS=1 = %v; want refused", err)
+	}
+	env["REDIS_URL"] = "redis+sentinel://ctm@127.0.0.1:26379/0"
+	if _, err := parseConfig(nil, func(k string) string { return env[k] }); err != nil {
+		t.Errorf("parseConfig with REDIS_URL and REDIS_MIN_REPLICAS=1 = %v; want accepted", err)
+	}
+}

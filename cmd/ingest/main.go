@@ -26,6 +26,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/services"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
@@ -84,6 +85,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Before the first command: on Redis Cluster the hook goes to each
+	// node's client as it is made.
+	if err := replicas.Install(rdb, cfg.Replicas, replicas.NewMetrics(reg)); err != nil {
+		return err
+	}
 	// Ingest serves at once, whatever is up: webhooks get 503 (Meta
 	// retries) while Redis is away. /readyz says "starting" until Redis
 	// and, when needed, NATS with JetStream have answered once (waitStart).
@@ -107,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ready["nats"] = startup.NATSCheck(nc)
 	}
 	_ = startup.RegisterReady(reg, ready) // ctmpipe_dependency_ready{dependency}
-	go waitStart(ctx, log, &gate, store, nc)
+	go waitStart(ctx, log, &gate, store, nc, cfg.Replicas)
 	if cfg.Capture {
 		if deps.Capture, err = ingest.NewCapture(nc, cfg, log, reg); err != nil {
 			return err
@@ -159,10 +165,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // waitStart waits, with backoff and a log line naming the setting, until
 // Redis and (nc not nil) NATS with JetStream answer, then opens g.
-func waitStart(ctx context.Context, log *zap.Logger, g *startup.Gate, store *attribution.Store, nc *nats.Conn) {
+func waitStart(ctx context.Context, log *zap.Logger, g *startup.Gate, store *attribution.Store, nc *nats.Conn, rc replicas.Config) {
 	if startup.Redis(ctx, log, g, store.Ping) != nil {
 		return
 	}
+	replicas.LogMode(ctx, log, store.Client(), rc)
 	if nc != nil {
 		js, err := jetstream.New(nc)
 		if err != nil || startup.JetStream(ctx, log, g, nc, js) != nil {

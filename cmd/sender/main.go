@@ -28,6 +28,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
@@ -118,9 +119,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer rdb.Close()
+	// Before the first command: on Redis Cluster the hook goes to each
+	// node's client as it is made.
+	if err := replicas.Install(rdb, cfg.Replicas, replicas.NewMetrics(reg)); err != nil {
+		return err
+	}
 	if err := startup.Redis(ctx, log, &gate, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }); err != nil {
 		return nil // stopped while waiting
 	}
+	replicas.LogMode(ctx, log, rdb, cfg.Replicas)
 	nc, err := startup.Connect(cfg.NATSURL, append(logging.NATS(log), nats.Name("ctmpipe-sender"))...)
 	if err != nil {
 		return err

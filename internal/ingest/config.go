@@ -12,9 +12,11 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // Config is everything the ingest service is configured with. ParseConfig
@@ -57,6 +59,11 @@ type Config struct {
 	GraphVersion string
 	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME): traces off when unset.
 	Tracing tracing.Config
+
+	// Replicas: REDIS_MIN_REPLICAS and REDIS_REPLICA_TIMEOUT. The store
+	// write before a 200 waits for them (internal/replicas), and /readyz
+	// answers 503 while fewer are connected.
+	Replicas replicas.Config
 }
 
 // Defaults for settings the operator leaves unset.
@@ -131,7 +138,7 @@ func ownSettings() []settings.Setting {
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 		GraphVersionSetting(),
 		jsstream.Setting(),
-	}, tracing.Settings()...)
+	}, append(startup.ReplicaSettings(), tracing.Settings()...)...)
 }
 
 // ParseConfig reads the configuration from args (flags) and getenv. Each
@@ -181,6 +188,9 @@ func ConfigFrom(v *settings.Values) (Config, error) {
 	if err := v.Err(); err != nil {
 		return Config{}, err
 	}
+	if cfg.Replicas, err = startup.ReplicasFrom(v); err != nil {
+		return Config{}, err
+	}
 	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {
 		return Config{}, err
 	}
@@ -210,6 +220,8 @@ func (c Config) Validate() error {
 		return errors.New("config: ONPREM_SECRET must be at least 16 characters (it guards /webhook/onprem on the internet-facing listener)")
 	case c.Capture && c.NATSURL == "":
 		return errors.New("config: CAPTURE=on needs NATS_URL")
+	case c.Replicas.Min > 0 && c.StoreTimeout > 0 && c.Replicas.Timeout >= c.StoreTimeout:
+		return errors.New("config: REDIS_REPLICA_TIMEOUT must be shorter than STORE_TIMEOUT (the write and its wait for replicas share it)")
 	case c.BodyLimit <= 0:
 		return errors.New("config: BODY_LIMIT must be positive")
 	case c.MaxBodyBytesInFlight < 2*c.BodyLimit:

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // env returns a getenv over m.
@@ -48,6 +49,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		ShutdownTimeout:          15 * time.Second,
 		StreamReplicas:           1,
 		GraphVersion:             capi.DefaultVersion,
+		Replicas:                 replicas.Config{Timeout: 500 * time.Millisecond},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseConfig defaults (-want +got):\n%s", diff)
@@ -63,7 +65,8 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		"LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s", "STORE_TIMEOUT": "250ms", "CAPTURE_QUEUE": "10",
 		"ADMIN_ADDR": "127.0.0.1:0", "MAX_BODY_BYTES_IN_FLIGHT": "8MiB", "MAX_CONNECTIONS": "10", "RESPONSE_DEADLINE": "2s",
 		"MAX_CONNECTIONS_PER_ADDRESS": "5", "FIRST_BYTE_TIMEOUT": "1500ms",
-		"STREAM_REPLICAS": "3",
+		"STREAM_REPLICAS":    "3",
+		"REDIS_MIN_REPLICAS": "1", "REDIS_REPLICA_TIMEOUT": "200ms",
 	} {
 		e[k] = v
 	}
@@ -79,6 +82,7 @@ func TestParseConfigEnvAndFlags(t *testing.T) {
 		OnPremSecret: "op-secret-0123456789", OnPremWABAID: "123", Capture: true, CaptureMaxAge: 72 * time.Hour, CaptureQueue: 10,
 		NATSURL: "nats://n:4222", LogLevel: zapcore.WarnLevel, ShutdownTimeout: 2 * time.Second,
 		GraphVersion: capi.DefaultVersion, StreamReplicas: 3,
+		Replicas: replicas.Config{Min: 1, Timeout: 200 * time.Millisecond},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseConfig (-want +got):\n%s", diff)
@@ -184,5 +188,33 @@ func TestParseDuration(t *testing.T) {
 		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// REDIS_MIN_REPLICAS: its wait shares STORE_TIMEOUT with the write, and a
+// negative count is refused with the setting's name.
+func TestParseConfigReplicas(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // "" = valid
+	}{
+		{"default", nil, ""},
+		{"one", map[string]string{"REDIS_MIN_REPLICAS": "1"}, ""},
+		{"negative", map[string]string{"REDIS_MIN_REPLICAS": "-1"}, "REDIS_MIN_REPLICAS"},
+		{"zero timeout", map[string]string{"REDIS_MIN_REPLICAS": "1", "REDIS_REPLICA_TIMEOUT": "0"}, "REDIS_REPLICA_TIMEOUT"},
+		{"timeout past the store's", map[string]string{"REDIS_MIN_REPLICAS": "1", "REDIS_REPLICA_TIMEOUT": "3s"}, "shorter than STORE_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := required()
+			for k, v := range tt.env {
+				e[k] = v
+			}
+			_, err := ParseConfig(nil, env(e))
+			if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("ParseConfig(%v) = %v; want an error naming %q (none if empty)", tt.env, err, tt.want)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 	"github.com/ctmpipe/ctmpipe/pkg/webhook"
 )
 
@@ -63,6 +64,11 @@ func queueError(err error) error {
 // storeError answers 503 so that Meta retries a delivery the store could not
 // take: nothing is lost.
 func storeError(err error) error {
+	if replicas.IsNotReplicated(err) {
+		// Stored on the primary perhaps, but not yet on REDIS_MIN_REPLICAS
+		// replicas: a failover could lose it, so Meta must deliver again.
+		return &httpError{status: http.StatusServiceUnavailable, msg: "store write not confirmed by enough replicas (REDIS_MIN_REPLICAS)", cause: err}
+	}
 	return &httpError{status: http.StatusServiceUnavailable, msg: "store unavailable", cause: err}
 }
 

@@ -321,8 +321,9 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (s *Server) healthz(c echo.Context) error { return c.String(http.StatusOK, "ok\n") }
 
-// readyz answers 200 when the store answers a PING, else 503, so that a load
-// balancer stops sending webhooks that could only get 503.
+// readyz answers 200 when the store answers a PING and has the replicas
+// REDIS_MIN_REPLICAS asks for, else 503, so that a load balancer stops
+// sending webhooks that could only get 503.
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
 	defer cancel()
@@ -333,6 +334,10 @@ func (s *Server) readyz(c echo.Context) error {
 	}
 	if err := s.store.Ping(ctx); err != nil {
 		return storeError(err)
+	}
+	// Writes would time out waiting for replicas that are not there.
+	if err := s.cfg.Replicas.Ready(ctx, s.store.Client()); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, msg: "redis has fewer replicas connected than REDIS_MIN_REPLICAS", cause: err}
 	}
 	return c.String(http.StatusOK, "ok\n")
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,11 @@ func (s *Sink) Close() { s.srv.Close() }
 func (s *Sink) Attach(t *Tracker) { s.tracker.Store(t) }
 
 func (s *Sink) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
+	if r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/dataset") {
 		// The Dataset API: every business has dataset 1 (the harness maps
-		// datasets in a file, so this is only a fallback).
+		// datasets in a file, so this is only a fallback). The sender asks
+		// with POST /{business_id}/dataset (Meta does not support GET for
+		// every object), which is not an events request.
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"id":"1"}`) //nolint:errcheck // the client sees a short answer
 		return

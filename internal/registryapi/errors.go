@@ -12,6 +12,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // errorBody is every error answer: what is wrong and what to do, the field
@@ -72,6 +73,11 @@ func (a *api) fail(c echo.Context, err error) error {
 	case errors.Is(err, registry.ErrDecrypt):
 		he = &httpError{status: http.StatusInternalServerError, cause: err, body: errorBody{
 			Error: err.Error() + ": check REGISTRY_KEY (an older key may be missing), or PUT the record again with its secrets"}}
+	case replicas.IsNotReplicated(err):
+		// Perhaps stored on the primary, not yet on the replicas: a failover
+		// could undo it, so the change is not reported as made.
+		he = &httpError{status: http.StatusServiceUnavailable, cause: err, body: errorBody{
+			Error: "the change was not confirmed by REDIS_MIN_REPLICAS Redis replicas in time (REDIS_REPLICA_TIMEOUT); it may not survive a failover: send it again"}}
 	case errors.Is(err, context.DeadlineExceeded):
 		he = &httpError{status: http.StatusGatewayTimeout, cause: err, body: errorBody{Error: "the registry did not answer in time; try again"}}
 	default:

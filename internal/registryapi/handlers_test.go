@@ -9,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 func TestAuth(t *testing.T) {
@@ -329,4 +333,24 @@ func TestPutAttribution(t *testing.T) {
 			t.Errorf("stored %q, %v; want %q", b.Attribution, err, tt.want)
 		}
 	}
+}
+
+// With REDIS_MIN_REPLICAS a change counts only once the replicas have it:
+// a replica that cannot confirm makes PUT answer 503 and say why.
+func TestPutNotReplicated(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary)
+	rdb := redis.NewClient(&redis.Options{Addr: primary.Addr, ReadTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	if err := replicas.Install(rdb, replicas.Config{Min: 1, Timeout: 100 * time.Millisecond}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ta := newTestAPI(t, apiOpts{rdb: rdb})
+	if status, body := ta.do("PUT", "/v1/businesses/111", waBody); status != http.StatusCreated {
+		t.Fatalf("PUT with the replica up = %d %s; want 201", status, body)
+	}
+	replica.Pause()
+	t.Cleanup(replica.Resume)
+	status, body := ta.do("PUT", "/v1/businesses/112", waBody)
+	wantError(t, status, body, http.StatusServiceUnavailable, "", "not confirmed by REDIS_MIN_REPLICAS Redis replicas")
 }

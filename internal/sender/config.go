@@ -12,10 +12,12 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
+	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // Config is everything the sender is configured with. ParseConfig fills it
@@ -76,6 +78,11 @@ type Config struct {
 	RegistryKey    string
 	Trail          bool // TRAIL: keep each event's trail (internal/trail)
 	StreamReplicas int  // STREAM_REPLICAS of the streams it creates; 0: 1
+
+	// Replicas: REDIS_MIN_REPLICAS and REDIS_REPLICA_TIMEOUT. The ledger's
+	// writes and the pause records wait for them (internal/replicas), and
+	// /readyz answers 503 while fewer are connected.
+	Replicas replicas.Config
 }
 
 // DatasetConfig is one business's entry of CAPI_DATASETS_FILE with its token
@@ -209,7 +216,7 @@ func Settings() []settings.Setting {
 		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 		jsstream.Setting(),
-	}, tracing.Settings()...)
+	}, append(startup.ReplicaSettings(), tracing.Settings()...)...)
 }
 
 // ParseConfig reads the configuration from args (flags) and getenv; each
@@ -275,6 +282,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {
+		return Config{}, err
+	}
+	if cfg.Replicas, err = startup.ReplicasFrom(v); err != nil {
 		return Config{}, err
 	}
 	// Every missing one at once. The token is required unless the datasets

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/jsfetch"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // Parking. A business paused after a token error can stay paused for hours.
@@ -175,8 +176,10 @@ func (s *Service) sharedPause(business string, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	rec, _ := json.Marshal(newPauseRecord(cause, s.now(), s.cfg.GraphVersion))
-	err := pauseScript.Run(ctx, s.rdb, []string{pauseKey(business), okKey(business)},
-		string(rec), s.cfg.PauseInterval.Milliseconds()).Err()
+	// Confirmed by REDIS_MIN_REPLICAS replicas: a pause lost in a failover
+	// would have every sender try the business again.
+	_, err := replicas.RunScript(ctx, s.rdb, pauseScript, []string{pauseKey(business), okKey(business)},
+		string(rec), s.cfg.PauseInterval.Milliseconds())
 	if err != nil {
 		// Only parking is less informed: other senders find out on their own.
 		s.log.Warn("shared pause not stored", zap.String("business_id", business), zap.Error(err))

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // resumeOKFor is how long a resume marks a business as working: long
@@ -34,18 +35,30 @@ type Resumer struct {
 
 var _ registryapi.Resumer = Resumer{}
 
+// resumeScript deletes the pause (KEYS[1]) and sets the ok key (KEYS[2])
+// for ARGV[1] ms; it returns how many pause keys it deleted. Both keys share
+// the business's hash tag.
+var resumeScript = redis.NewScript(`
+local n = redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return n`)
+
 // Resume implements registryapi.Resumer.
 func (r Resumer) Resume(ctx context.Context, businessID string) (registryapi.ResumeResult, error) {
 	var res registryapi.ResumeResult
-	var del *redis.IntCmd
-	if _, err := r.Redis.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.Del(ctx, pauseKey(businessID))
-		p.Set(ctx, okKey(businessID), "1", resumeOKFor)
-		return nil
-	}); err != nil {
+	// One script, atomic as the transaction it replaces was, because a
+	// transaction cannot carry the WAIT that confirms the resume on
+	// REDIS_MIN_REPLICAS replicas before the API answers.
+	cmd, err := replicas.RunScript(ctx, r.Redis, resumeScript, []string{pauseKey(businessID), okKey(businessID)},
+		resumeOKFor.Milliseconds())
+	var del int64
+	if err == nil {
+		del, err = cmd.Int64()
+	}
+	if err != nil {
 		return res, fmt.Errorf("sender: resume: %w", err)
 	}
-	res.WasPaused = del.Val() > 0
+	res.WasPaused = del > 0
 	if r.JS == nil {
 		return res, nil
 	}

@@ -284,6 +284,10 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err := s.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("sender: redis: %w", err)
 	}
+	// Fewer replicas than REDIS_MIN_REPLICAS: no claim would be confirmed.
+	if err := s.cfg.Replicas.Ready(ctx, s.rdb); err != nil {
+		return fmt.Errorf("sender: %w", err)
+	}
 	return nil
 }
 

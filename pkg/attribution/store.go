@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 //go:embed upsert.lua
@@ -101,7 +103,10 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 	s.dropFreshAliases(aliases, now)
 	args = append(args, s.ttl.Milliseconds())
 	run := func(eval bool) ([]redis.Cmder, error) {
-		return s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		// The write must outlive a failover before ingest answers 200:
+		// with REDIS_MIN_REPLICAS it carries a WAIT (internal/replicas).
+		dctx, w := replicas.Durable(ctx)
+		cmds, err := s.rdb.Pipelined(dctx, func(p redis.Pipeliner) error {
 			s.upsertCalls(ctx, p, eval, keys, args)
 			// The alias lives as long as a context recorded now can, and
 			// every touch on that number renews it.
@@ -110,6 +115,10 @@ func (s *Store) Record(ctx context.Context, touches []Touch) error {
 			}
 			return nil
 		})
+		if err == nil {
+			err = w.Err()
+		}
+		return cmds, err
 	}
 	cmds, err := run(false)
 	if err != nil && noScript(cmds) {

@@ -33,6 +33,15 @@
 // SET NX (a second round trip reads the ids that were taken), releases and
 // take-overs small Lua scripts that compare and change a key atomically.
 //
+// Every write Claim, Posting, MarkSent and TakeOver make waits for
+// REDIS_MIN_REPLICAS replicas (internal/replicas: WAIT in the same
+// pipeline) and fails with a *replicas.NotReplicatedError when they did not
+// confirm it in time: a claim, fence or post marker that only the primary
+// holds is lost with it in a failover, and a sender that went on would post
+// an event the promoted replica does not know about (sent twice), or past a
+// fence the new primary does not have. Release does not wait: a release
+// lost in a failover leaves a claim that ends in doubt, never a duplicate.
+//
 // Lease deadlines come from the claiming sender's clock and are compared with
 // the reading sender's clock, so senders must keep their clocks in sync (NTP);
 // a skew shifts the moment a dead sender's claim turns in doubt by that much,
@@ -51,6 +60,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // DefaultSentTTL is how long a sent marker (and a claim) is kept: Meta takes
@@ -213,7 +224,8 @@ func (l *Ledger) ClaimMany(ctx context.Context, lease time.Duration, reqs []Clai
 	vals := make([]string, len(reqs))
 	set := make([][]*redis.BoolCmd, len(reqs))
 	all := make([]*redis.BoolCmd, 0, n)
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	dctx, w := replicas.Durable(ctx)
+	_, err := l.rdb.Pipelined(dctx, func(p redis.Pipeliner) error {
 		for i, r := range reqs {
 			vals[i] = "q:" + deadline + ":" + r.Owner
 			set[i] = make([]*redis.BoolCmd, len(r.IDs))
@@ -226,6 +238,9 @@ func (l *Ledger) ClaimMany(ctx context.Context, lease time.Duration, reqs []Clai
 		return nil
 	})
 	if err := ownErr(err, all); err != nil {
+		return nil, fmt.Errorf("ledger: claim: %w", err)
+	}
+	if err := w.Err(); err != nil {
 		return nil, fmt.Errorf("ledger: claim: %w", err)
 	}
 	type ref struct{ req, i int }
@@ -283,7 +298,10 @@ type staleClaim struct {
 // rare work (a sender died or stalled), so it spends round trips freely.
 func (l *Ledger) takeStale(ctx context.Context, val string, stale []staleClaim, out []Result) error {
 	marks := map[string]*redis.StringCmd{}
-	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// The fences must outlive a failover before anything is taken: a
+	// fence the promoted replica lacks lets the fenced owner post.
+	fctx, fw := replicas.Durable(ctx)
+	if _, err := l.rdb.Pipelined(fctx, func(p redis.Pipeliner) error {
 		for _, c := range stale {
 			if _, ok := marks[c.owner]; !ok {
 				p.SetNX(ctx, l.postKey(c.owner), markFenced, l.sentTTL)
@@ -292,6 +310,9 @@ func (l *Ledger) takeStale(ctx context.Context, val string, stale []staleClaim, 
 		}
 		return nil
 	}); err != nil {
+		return err
+	}
+	if err := fw.Err(); err != nil {
 		return err
 	}
 	var take []staleClaim
@@ -307,12 +328,16 @@ func (l *Ledger) takeStale(ctx context.Context, val string, stale []staleClaim, 
 	}
 	ttl := strconv.FormatInt(l.sentTTL.Milliseconds(), 10)
 	swaps := make([]*redis.Cmd, len(take))
-	if _, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	sctx, sw := replicas.Durable(ctx)
+	if _, err := l.rdb.Pipelined(sctx, func(p redis.Pipeliner) error {
 		for j, c := range take {
 			swaps[j] = swapScript.Eval(ctx, p, []string{l.Key(c.id)}, c.value, val, ttl)
 		}
 		return nil
 	}); err != nil {
+		return err
+	}
+	if err := sw.Err(); err != nil {
 		return err
 	}
 	for j, c := range take {
@@ -353,7 +378,8 @@ func (l *Ledger) PostingMany(ctx context.Context, owners []string) ([]error, err
 	set := make([]*redis.BoolCmd, len(owners))
 	get := make([]*redis.StringCmd, len(owners))
 	own := make([]redis.Cmder, 0, 2*len(owners))
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	dctx, w := replicas.Durable(ctx)
+	_, err := l.rdb.Pipelined(dctx, func(p redis.Pipeliner) error {
 		for i, o := range owners {
 			set[i] = p.SetNX(ctx, l.postKey(o), markPosting, l.sentTTL)
 			get[i] = p.Get(ctx, l.postKey(o))
@@ -363,6 +389,11 @@ func (l *Ledger) PostingMany(ctx context.Context, owners []string) ([]error, err
 		return nil
 	})
 	if err := ownErr(err, own); err != nil {
+		return nil, fmt.Errorf("ledger: posting: %w", err)
+	}
+	if err := w.Err(); err != nil {
+		// The marker (or the fence it found) may be on the primary only:
+		// not posting is the one safe answer.
 		return nil, fmt.Errorf("ledger: posting: %w", err)
 	}
 	out := make([]error, len(owners))
@@ -409,7 +440,8 @@ func (l *Ledger) MarkSent(ctx context.Context, ids []string) error {
 	}
 	val := "s:" + strconv.FormatInt(time.Now().UnixMilli(), 10)
 	own := make([]*redis.StatusCmd, len(ids))
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	dctx, w := replicas.Durable(ctx)
+	_, err := l.rdb.Pipelined(dctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			own[i] = p.Set(ctx, l.Key(id), val, l.sentTTL)
 		}
@@ -417,6 +449,9 @@ func (l *Ledger) MarkSent(ctx context.Context, ids []string) error {
 		return nil
 	})
 	if err := ownErr(err, own); err != nil {
+		return fmt.Errorf("ledger: mark sent: %w", err)
+	}
+	if err := w.Err(); err != nil {
 		return fmt.Errorf("ledger: mark sent: %w", err)
 	}
 	return nil

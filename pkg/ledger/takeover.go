@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // A take-over resends an event that is in doubt: only an operator may ask
@@ -31,12 +33,16 @@ func (l *Ledger) AllowTakeOver(ctx context.Context, ids []string, ttl time.Durat
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	dctx, w := replicas.Durable(ctx)
+	_, err := l.rdb.Pipelined(dctx, func(p redis.Pipeliner) error {
 		for _, id := range ids {
 			p.Set(ctx, l.forceKey(id), "1", ttl)
 		}
 		return nil
 	})
+	if err == nil {
+		err = w.Err()
+	}
 	if err != nil {
 		return fmt.Errorf("ledger: allow take over: %w", err)
 	}
@@ -77,7 +83,11 @@ func (l *Ledger) TakeOver(ctx context.Context, owner string, lease time.Duration
 	leaseMS := strconv.FormatInt(lease.Milliseconds(), 10)
 	ttlMS := strconv.FormatInt(l.sentTTL.Milliseconds(), 10)
 	keys := func(id string) []string { return []string{l.Key(id), l.forceKey(id)} }
-	cmds, err := l.runKeys(ctx, takeOverScript, ids, keys, owner, nowMS, leaseMS, ttlMS)
+	dctx, w := replicas.Durable(ctx)
+	cmds, err := l.runKeys(dctx, takeOverScript, ids, keys, owner, nowMS, leaseMS, ttlMS)
+	if err == nil {
+		err = w.Err()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger: take over: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // Store keeps the registry in Redis (key layout in keys.go).
@@ -138,8 +140,13 @@ func (s *Store) write(ctx context.Context, b Business, mode string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	res, err := s.put.Run(ctx, s.rdb, scriptKeys(b.ID), b.ID, data, strings.Join(b.PhoneNumberIDs, ","),
-		s.Now().UnixMilli(), mode, s.changeLog).Slice()
+	// Confirmed by REDIS_MIN_REPLICAS replicas before the API answers.
+	cmd, err := replicas.RunScript(ctx, s.rdb, s.put, scriptKeys(b.ID), b.ID, data, strings.Join(b.PhoneNumberIDs, ","),
+		s.Now().UnixMilli(), mode, s.changeLog)
+	var res []any
+	if err == nil {
+		res, err = cmd.Slice()
+	}
 	if err != nil {
 		return false, fmt.Errorf("registry: put business %s: %w", b.ID, err)
 	}
@@ -175,7 +182,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := ValidID("business_id", id); err != nil {
 		return err
 	}
-	n, err := s.del.Run(ctx, s.rdb, scriptKeys(id), id, "", "", "", "", s.changeLog).Int64()
+	cmd, err := replicas.RunScript(ctx, s.rdb, s.del, scriptKeys(id), id, "", "", "", "", s.changeLog)
+	var n int64
+	if err == nil {
+		n, err = cmd.Int64()
+	}
 	if err != nil {
 		return fmt.Errorf("registry: delete business %s: %w", id, err)
 	}
