@@ -83,10 +83,6 @@ const (
 	// forwarder that was down for up to a day still attempts and
 	// dead-letters them rather than finding them gone.
 	streamMargin = 24 * time.Hour
-	// dlqMaxAge and dlqDupWindow are the sender's DLQ settings (14 d:
-	// DLQ_MAX_AGE in design.md; one hour), used when forwarding creates DLQ.
-	dlqMaxAge    = 14 * 24 * time.Hour
-	dlqDupWindow = time.Hour
 	// maxAckPending lets many bodies wait in backoff without stopping new
 	// ones; how many are posted at once is FORWARD_CONCURRENCY.
 	maxAckPending = 10000
@@ -136,19 +132,6 @@ func forwardStream(maxAge time.Duration, replicas int) jetstream.StreamConfig {
 		MaxAge:      maxAge + streamMargin,
 		Duplicates:  DupWindow,
 		Replicas:    max(replicas, 1),
-	}
-}
-
-// dlqStream is the DLQ stream as internal/sender creates it.
-func dlqStream(replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:       streamDLQ,
-		Subjects:   []string{subjectDLQ},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     dlqMaxAge,
-		Duplicates: dlqDupWindow,
-		Replicas:   max(replicas, 1),
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 )
 
 func newEnqueuer(t testing.TB, js jetstream.JetStream, cfg Config) *Enqueuer {
@@ -171,7 +173,7 @@ func TestForwarderWarnsStaleConsumer(t *testing.T) {
 // to set, is left alone.
 func TestStreamsMaxAge(t *testing.T) {
 	_, js := runJetStream(t)
-	short := dlqStream(1)
+	short := jsstream.DLQ(1)
 	short.MaxAge = 7 * 24 * time.Hour
 	if _, err := js.CreateStream(t.Context(), short); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/outbound"
 )
 
@@ -129,7 +130,7 @@ func (f *Forwarder) consume(ctx context.Context, d *dest) error {
 	if err := ensureStream(ctx, f.js, forwardStream(f.cfg.MaxAge, f.cfg.Replicas), true, f.log); err != nil {
 		return err
 	}
-	if err := ensureStream(ctx, f.js, dlqStream(f.cfg.Replicas), false, f.log); err != nil {
+	if err := ensureStream(ctx, f.js, jsstream.DLQ(f.cfg.Replicas), false, f.log); err != nil {
 		return err
 	}
 	// CreateOrUpdate, so that a changed FORWARD_TIMEOUT reaches AckWait.
