@@ -161,15 +161,16 @@ func ParsePauseRecord(v string) (r PauseRecord, ok bool) {
 
 // pauseScript stores a pause record (ARGV[1]) for ARGV[2] ms and drops the
 // ok key; a pause already recorded keeps its record (its since and cause)
-// and has its TTL extended. The two keys share the business's hash tag.
+// and has its TTL extended. The two keys share the business's hash tag. It
+// returns 1 when it began the pause (business.paused is told then), else 0.
 var pauseScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[2])
 if old and string.sub(old, 1, 1) == '{' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 0
 end
-redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`)
 
 // sharedPause records for every sender that business is paused, and why
@@ -177,9 +178,13 @@ return 1`)
 func (s *Service) sharedPause(business string, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	rec, _ := json.Marshal(newPauseRecord(cause, s.now(), s.cfg.GraphVersion))
-	err := pauseScript.Run(ctx, s.rdb, []string{pauseKey(business), okKey(business)},
-		string(rec), s.cfg.PauseInterval.Milliseconds()).Err()
+	pr := newPauseRecord(cause, s.now(), s.cfg.GraphVersion)
+	rec, _ := json.Marshal(pr)
+	began, err := pauseScript.Run(ctx, s.rdb, []string{pauseKey(business), okKey(business)},
+		string(rec), s.cfg.PauseInterval.Milliseconds()).Int()
+	if err == nil && began == 1 {
+		s.notifyPaused(ctx, business, pr)
+	}
 	if err != nil {
 		// Only parking is less informed: other senders find out on their own.
 		s.log.Warn("shared pause not stored", zap.String("business_id", business), zap.Error(err))

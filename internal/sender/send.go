@@ -182,6 +182,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		if s.biz.succeeded(st, resp.Usage, time.Now()) {
 			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Info("business resumed", zap.String("business_id", business))
+			s.notifyRecovered(ctx, business)
 		}
 		return
 	}

@@ -183,6 +183,7 @@ func (s *Service) settle(ss settlements) {
 	}
 	var divFailed int
 	var divErr error
+	var dead deadCounts
 	timeout := time.NewTimer(divertWait)
 	defer timeout.Stop()
 	for _, d := range div {
@@ -209,11 +210,15 @@ func (s *Service) settle(ss settlements) {
 			continue
 		}
 		s.note(d.it, d.out, seq)
+		if d.out.kind == kindDeadLetter {
+			dead.add(cmp.Or(d.it.business, d.it.conv.BusinessID), d.out.reason)
+		}
 		if err := s.ackNow(d.it, d.label); err != nil {
 			ackFailed++
 			ackErr = cmp.Or(ackErr, err)
 		}
 	}
+	s.countDeadLetters(dead)
 	if divFailed > 0 {
 		s.log.Warn("dead letters or parked copies not stored; messages handed back", zap.Int("count", divFailed), zap.Error(divErr))
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/notify"
 	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -62,6 +63,8 @@ type Services struct {
 	cache     *registry.Cache // the registry as the attribution policy and the automatic events' switch read it
 	policies  *RegistryPolicies
 	ops       opsapi.Deps
+	notifier  *notify.Publisher // nil: notifications off
+	deliverer *notify.Deliverer
 }
 
 // NewServices builds the services cfg turns on. The registry API is always
@@ -125,6 +128,24 @@ func New(cfg Config, d Deps) (*Services, error) {
 		if s.auto, err = autoevents.NewPublisher(js, sw, d.Registerer); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Notify.Enabled() {
+		if d.NATS == nil {
+			return nil, errors.New("services: notifications need a NATS connection")
+		}
+		js, err := jetstream.New(d.NATS)
+		if err != nil {
+			return nil, fmt.Errorf("services: jetstream: %w", err)
+		}
+		if s.notifier, err = notify.NewPublisher(js, cfg.Notify); err != nil {
+			return nil, err
+		}
+		if s.deliverer, err = notify.NewDeliverer(js, cfg.Notify, d.Log, d.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	if d.Resumer != nil && s.notifier != nil {
+		d.Resumer = notifyingResumer{next: d.Resumer, n: s.notifier, log: d.Log.With(zap.String("component", "notify"))}
 	}
 	s.registry = registryapi.Deps{
 		Store: store,
@@ -230,9 +251,34 @@ func (s *Services) Run(ctx context.Context) error {
 		go func() { defer close(done); _ = s.cache.Run(ctx) }()
 		defer func() { <-done }()
 	}
+	if s.deliverer != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); _ = s.deliverer.Run(ctx) }()
+		defer func() { <-done }()
+	}
 	if s.forwarder == nil {
 		<-ctx.Done()
 		return nil
 	}
 	return s.forwarder.Run(ctx)
+}
+
+// notifyingResumer tells business.resumed when a resume ended a pause.
+type notifyingResumer struct {
+	next registryapi.Resumer
+	n    *notify.Publisher
+	log  *zap.Logger
+}
+
+// Resume implements registryapi.Resumer. A notification not stored is
+// logged: the resume itself is done.
+func (r notifyingResumer) Resume(ctx context.Context, businessID string) (registryapi.ResumeResult, error) {
+	res, err := r.next.Resume(ctx, businessID)
+	if err != nil || !res.WasPaused {
+		return res, err
+	}
+	if nerr := r.n.Notify(ctx, notify.Resumed(businessID, time.Now())); nerr != nil {
+		r.log.Warn("notification not stored", zap.String("type", notify.TypeBusinessResumed), zap.String("business_id", businessID), zap.Error(nerr))
+	}
+	return res, nil
 }
