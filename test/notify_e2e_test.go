@@ -142,15 +142,60 @@ func TestNotifyPausedResumedE2E(t *testing.T) {
 	// 2. The token fixed through the API, then resumed: business.resumed.
 	r.graph.SetTokens(tokens...)
 	register(tokNew, http.StatusOK)
-	if code, out := api(http.MethodPost, "/v1/businesses/"+biz+"/resume", ""); code != http.StatusAccepted {
+	code, out := api(http.MethodPost, "/v1/businesses/"+biz+"/resume", "")
+	if code != http.StatusAccepted {
 		t.Fatalf("resume = %d %s; want 202", code, out)
+	}
+	var resumed struct{ Parked int }
+	if err := json.Unmarshal([]byte(out), &resumed); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "business.resumed at the receiver", func() bool {
 		got, _ := rc.find(notify.TypeBusinessResumed)
 		return len(got) == 1 && got[0].BusinessID == biz
 	})
 
-	// 3. Nothing secret or personal in any body, and every one signed.
+	// 3. The audit log (issue 26): the registry writes, the resume and a
+	// redrive, each with its actor, and no secret.
+	if code, out := api(http.MethodPost, "/v1/dead-letters/redrive", `{"business":"`+biz+`"}`); code != http.StatusOK {
+		t.Fatalf("redrive = %d %s; want 200", code, out)
+	}
+	code, out = api(http.MethodGet, "/v1/audit?limit=50", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/audit = %d %s", code, out)
+	}
+	var log struct {
+		Entries []struct {
+			Actor, Action, Target string
+			Changes               []string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &log); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range log.Entries {
+		if e.Actor != "admin_token" {
+			t.Errorf("audit entry %+v: want actor admin_token", e)
+		}
+		seen[e.Action+" "+e.Target+" "+strings.Join(e.Changes, "; ")] = true
+	}
+	for _, want := range []string{
+		"dead_letters.redrive business=" + biz + " matched: 0; redriven: 0",
+		"business.resume " + biz + " was_paused: true; parked sent back: " + fmt.Sprint(resumed.Parked),
+		"business.put " + biz + " access_token changed",
+	} {
+		if !seen[want] {
+			t.Errorf("audit log lacks %q; has %v", want, seen)
+		}
+	}
+	for _, bad := range []string{tok, tokNew, key, faultNotifySecret} {
+		if strings.Contains(out, bad) {
+			t.Errorf("audit log holds a secret: %s", out)
+		}
+	}
+
+	// 4. Nothing secret or personal in any body, and every one signed.
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.unsigned > 0 {

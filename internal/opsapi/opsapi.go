@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/audit"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
@@ -243,6 +245,28 @@ type redriveRequest struct {
 	Force    bool     `json:"force"`
 }
 
+// redriveSelection names a redrive's selection for the audit log.
+func redriveSelection(r redriveRequest) string {
+	var parts []string
+	if r.Business != "" {
+		parts = append(parts, "business="+r.Business)
+	}
+	if r.Reason != "" {
+		parts = append(parts, "reason="+r.Reason)
+	}
+	if len(r.Seqs) > 0 {
+		seqs := make([]string, len(r.Seqs))
+		for i, q := range r.Seqs {
+			seqs[i] = strconv.FormatUint(q, 10)
+		}
+		parts = append(parts, "seqs="+strings.Join(seqs, ","))
+	}
+	if r.Since != "" {
+		parts = append(parts, "since="+r.Since)
+	}
+	return strings.Join(parts, " ")
+}
+
 func (a *api) redrive(c echo.Context) error {
 	if err := a.needJS(); err != nil {
 		return err
@@ -301,6 +325,14 @@ func (a *api) redrive(c echo.Context) error {
 			}
 			matched, redriven = matched+res.Matched, redriven+res.Republished
 		}
+	}
+	if req.DryRun {
+		audit.Skip(c)
+	}
+	audit.Target(c, redriveSelection(req))
+	audit.Note(c, fmt.Sprintf("matched: %d", matched), fmt.Sprintf("redriven: %d", redriven))
+	if req.Force {
+		audit.Note(c, "force: in_doubt events sent again")
 	}
 	a.Log.Info("dead letters redriven", zap.Int("matched", matched), zap.Int("redriven", redriven),
 		zap.Bool("dry_run", req.DryRun), zap.String("reason", req.Reason), zap.String("business_id", req.Business))

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/audit"
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/console"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
@@ -63,6 +64,7 @@ type Services struct {
 	cache     *registry.Cache // the registry as the attribution policy and the automatic events' switch read it
 	policies  *RegistryPolicies
 	ops       opsapi.Deps
+	audit     *audit.Store
 	notifier  *notify.Publisher // nil: notifications off
 	deliverer *notify.Deliverer
 }
@@ -160,6 +162,7 @@ func New(cfg Config, d Deps) (*Services, error) {
 	}
 	// The event trail, dead letters and stats of the senders sharing this
 	// Redis (and NATS, for the dead letters).
+	s.audit = audit.NewStore(d.Redis, 0)
 	s.ops = opsapi.Deps{Redis: d.Redis, Log: d.Log.With(zap.String("component", "ops_api"))}
 	if d.NATS != nil {
 		if s.ops.JS, err = jetstream.New(d.NATS); err != nil {
@@ -237,6 +240,11 @@ func (a autoPublisher) Publish(ctx context.Context, events []webhook.AutomaticEv
 // everything from adm's own API) on adm.
 func (s *Services) Mount(adm *admin.Server) {
 	adm.Echo().POST(intake.Path, echo.WrapHandler(s.intake))
+	// Every state-changing API request, the console's included, is
+	// recorded with its actor: the middleware is in place before the
+	// routes it wraps.
+	adm.API().Use(audit.Middleware(s.audit, s.log.With(zap.String("component", "audit"))))
+	audit.Register(adm.API(), s.audit)
 	registryapi.Register(adm.API(), s.registry)
 	opsapi.Register(adm.API(), s.ops)
 	console.New(console.Config{Token: s.cfg.AdminToken, Log: s.log}, adm.Handler()).Register(adm.Echo())
