@@ -262,6 +262,7 @@ type trailJSON struct {
 		At             apiTime `json:"at"`
 		FBTraceID      string  `json:"fbtrace_id"`
 		EventsReceived int     `json:"events_received"`
+		RequestID      string  `json:"request_id"`
 	} `json:"sent"`
 	DeadLetter *struct {
 		Reason string `json:"reason"`

@@ -112,6 +112,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/dead-letters/{seq}", c.authed(c.deadLetter))
 	m.HandleFunc("POST /console/dead-letters/redrive", c.authed(c.redrive))
 	m.HandleFunc("GET /console/audit", c.authed(c.audit))
+	m.HandleFunc("GET /console/businesses/{id}/attempts", c.authed(c.attempts))
 	c.mux = m
 }
 

@@ -59,6 +59,7 @@ type api struct{ Deps }
 //	GET  /v1/dead-letters/:seq?reveal=1
 //	POST /v1/dead-letters/redrive
 //	GET  /v1/stats?window=1h|24h
+//	GET  /v1/businesses/{business_id}/attempts?offset=&limit=
 func Register(g *echo.Group, d Deps) {
 	if d.Redis == nil {
 		panic("opsapi: Register without Redis")
@@ -83,6 +84,7 @@ func Register(g *echo.Group, d Deps) {
 	g.POST("/v1/dead-letters/redrive", a.redrive)
 	g.GET("/v1/dead-letters/:seq", a.showLetter)
 	g.GET("/v1/stats", a.stats)
+	g.GET("/v1/businesses/:business_id/attempts", a.attempts)
 }
 
 func fail(status int, msg string) error { return &admin.Error{Status: status, Message: msg} }

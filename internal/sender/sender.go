@@ -138,6 +138,7 @@ type Service struct {
 	trailOff bool          // the store cannot keep the trail (set in Run before any settle)
 	now      func() time.Time
 
+	reqSeq    atomic.Uint64     // numbers the Graph requests of the attempt log (attempts.go)
 	notifier  *notify.Publisher // nil: notifications off (notify.go)
 	deliverer *notify.Deliverer
 

@@ -43,10 +43,11 @@ type outcome struct {
 
 func sent() outcome { return outcome{kind: kindSent} }
 
-// sentVia is sent to dataset with Meta's answer resp, at at.
-func sentVia(dataset string, resp capi.Response, at time.Time) outcome {
+// sentVia is sent to dataset with Meta's answer resp, at at, by the
+// request reqID of the attempt log.
+func sentVia(dataset string, resp capi.Response, at time.Time, reqID string) outcome {
 	return outcome{kind: kindSent, sentTo: &trail.SentTo{DatasetID: dataset, At: trail.At(at),
-		FBTraceID: resp.FBTraceID, EventsReceived: resp.EventsReceived}}
+		FBTraceID: resp.FBTraceID, EventsReceived: resp.EventsReceived, RequestID: reqID}}
 }
 
 // because is o with the trail's reason why.

@@ -94,6 +94,9 @@ type SentTo struct {
 	At             Time   `json:"at"`
 	FBTraceID      string `json:"fbtrace_id,omitempty"`
 	EventsReceived int    `json:"events_received"` // of the whole request
+	// RequestID is the request's id in the business's attempt log
+	// (GET /v1/businesses/{id}/attempts).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Letter is a dead letter's reason, error text and DLQ sequence.
