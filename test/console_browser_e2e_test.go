@@ -133,6 +133,18 @@ func TestConsoleBrowserE2E(t *testing.T) {
 		t.Errorf("Meta accepted the event %d times; want 1", n)
 	}
 
+	// Issue 26: the event's history, oldest first: received, dead letter
+	// (rejected), redriven by this console session, sent.
+	hist := b.Text("#history tbody")
+	at := 0
+	for _, want := range []string{"received", "dead_letter", "rejected", "redriven", "by console:", "sent", "request "} {
+		i := strings.Index(hist[at:], want)
+		if i < 0 {
+			t.Fatalf("history %q: want %q after position %d (received, dead_letter rejected, redriven by console, sent)", hist, want, at)
+		}
+		at += i + len(want)
+	}
+
 	// Issue 26: the sent record links to its request in the business's
 	// attempt log, which shows Meta's fbtrace_id, and the rejected request
 	// before it with Meta's code.

@@ -269,6 +269,14 @@ type trailJSON struct {
 		Error  string `json:"error"`
 		Seq    uint64 `json:"seq"`
 	} `json:"dead_letter"`
+	History []struct {
+		At        apiTime `json:"at"`
+		State     string  `json:"state"`
+		Cause     string  `json:"cause"`
+		RequestID string  `json:"request_id"`
+		DLQSeq    uint64  `json:"dlq_seq"`
+		By        string  `json:"by"`
+	} `json:"history"`
 	RetryAt apiTime `json:"retry_at"`
 	Reason  string  `json:"reason"`
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // Deps are what the handlers read. Redis is required.
@@ -101,6 +102,16 @@ func (a *api) event(c echo.Context) error {
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	r, err := trail.Read(ctx, a.Redis, business, eventID, a.SentTTL, a.Now())
+	if errors.Is(err, trail.ErrNotFound) {
+		// A WhatsApp phone_number_id stands for its WABA (the registry's
+		// phone_number_ids): the trail is kept under the WABA's id.
+		if waba, perr := registry.NewStore(a.Redis, nil).BusinessForPhone(ctx, business); perr == nil && waba != business {
+			if r, err = trail.Read(ctx, a.Redis, waba, eventID, a.SentTTL, a.Now()); err == nil {
+				c.Response().Header().Set("Ctm-Resolved-Business", waba)
+				return c.JSON(http.StatusOK, r)
+			}
+		}
+	}
 	if errors.Is(err, trail.ErrNotFound) {
 		return fail(http.StatusNotFound, "no trail for this event: the sender has not taken it in yet, its trail is older than SENT_TTL, "+
 			"or the sender runs with TRAIL=false; check business_id and event_id as published")
@@ -299,7 +310,8 @@ func (a *api) redrive(c echo.Context) error {
 	// (forward.Redrive); sequences may name either kind.
 	if f.Reason != sender.ReasonForward {
 		opts := sender.RedriveOptions{Business: f.Business, Seqs: req.Seqs, From: f.Since, Limit: req.Limit,
-			DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL)}
+			DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL),
+			By: audit.ActorOf(c.Request().Context())}
 		if f.Reason != "" {
 			opts.Reasons = []string{f.Reason}
 		}

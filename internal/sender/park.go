@@ -381,7 +381,7 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 		if !before.IsZero() && !md.Timestamp.Before(before) {
 			return true, nil // the rest is newer
 		}
-		if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark"); err != nil {
+		if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark", ""); err != nil {
 			return false, err
 		}
 		n++
@@ -396,7 +396,7 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 // after a crash between publish and delete is dropped by the CONVERSIONS
 // duplicate window (and past it, the ledger still never sends an event
 // twice).
-func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind string) error {
+func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind, by string) error {
 	h := m.Headers()
 	out := nats.NewMsg(h.Get(HeaderSubject))
 	data, err := originalData(ctx, js, m)
@@ -411,6 +411,11 @@ func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Str
 	out.Header.Set(jetstream.MsgIDHeader, base+"-"+kind+"-"+strconv.FormatUint(seq, 10))
 	if v := h.Get(HeaderPublished); v != "" {
 		out.Header.Set(HeaderPublished, v)
+	}
+	// For the event's history (trail.go): what brought it back, and who.
+	out.Header.Set(HeaderCameBack, kind)
+	if by != "" {
+		out.Header.Set(HeaderCameBackBy, by)
 	}
 	if _, err := js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("%s: publish message %d back: %w", kind, seq, err)
