@@ -48,6 +48,7 @@ const pendingKeyName = "ctm.audit.pending"
 var actions = map[string]string{
 	"PUT /v1/businesses/:business_id":         "business.put",
 	"DELETE /v1/businesses/:business_id":      "business.delete",
+	"PATCH /v1/businesses/:business_id":       "business.patch",
 	"POST /v1/businesses/:business_id/resume": "business.resume",
 	"POST /v1/dead-letters/redrive":           "dead_letters.redrive",
 }

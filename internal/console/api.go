@@ -230,12 +230,18 @@ func (h *healthJSON) deadLetters() map[string]int64 {
 }
 
 type businessJSON struct {
-	BusinessID string      `json:"business_id"`
-	Channel    string      `json:"channel"`
-	DatasetID  string      `json:"dataset_id"`
-	Enabled    bool        `json:"enabled"`
-	UpdatedAt  apiTime     `json:"updated_at"`
-	Health     *healthJSON `json:"health"`
+	BusinessID string `json:"business_id"`
+	Channel    string `json:"channel"`
+	DatasetID  string `json:"dataset_id"`
+	Enabled    bool   `json:"enabled"`
+	// The editable settings (manage.go); secrets only as set or not.
+	TestEventCode   string      `json:"test_event_code"`
+	Attribution     string      `json:"attribution"`
+	AutomaticEvents bool        `json:"automatic_events"`
+	AccessTokenSet  bool        `json:"access_token_set"`
+	AppSecretSet    bool        `json:"app_secret_set"`
+	UpdatedAt       apiTime     `json:"updated_at"`
+	Health          *healthJSON `json:"health"`
 	// An unreadable record in the list: only the id, the key its secret
 	// is sealed with and why.
 	Unreadable bool   `json:"unreadable"`
