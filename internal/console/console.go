@@ -112,6 +112,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/dead-letters/{seq}", c.authed(c.deadLetter))
 	m.HandleFunc("POST /console/dead-letters/redrive", c.authed(c.redrive))
 	m.HandleFunc("GET /console/audit", c.authed(c.audit))
+	m.HandleFunc("POST /console/businesses/new", c.authed(c.createBusiness))
 	m.HandleFunc("POST /console/businesses/{id}/settings", c.authed(c.saveSettings))
 	m.HandleFunc("POST /console/businesses/{id}/enabled", c.authed(c.setEnabled))
 	m.HandleFunc("GET /console/businesses/{id}/attempts", c.authed(c.attempts))
