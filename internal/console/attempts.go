@@ -21,6 +21,7 @@ type attemptsJSON struct {
 		Subcode        int     `json:"subcode"`
 		Class          string  `json:"class"`
 		Message        string  `json:"message"`
+		DryRun         bool    `json:"dry_run"`
 	} `json:"attempts"`
 	Kept string `json:"kept"`
 }

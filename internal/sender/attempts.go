@@ -19,7 +19,7 @@ func (s *Service) logAttempt(business, dataset string, start time.Time, took tim
 		return id
 	}
 	a := trail.Attempt{ID: id, At: trail.At(start), BusinessID: business, DatasetID: dataset, Events: events,
-		LatencyMS: took.Milliseconds()}
+		LatencyMS: took.Milliseconds(), DryRun: s.cfg.DryRunFile != ""}
 	var ae *capi.APIError
 	switch {
 	case err == nil:

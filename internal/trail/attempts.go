@@ -48,6 +48,8 @@ type Attempt struct {
 	// Message is Meta's message with secrets (capi.Scrub, by the caller)
 	// and what looks personal (ScrubPersonal) cut out.
 	Message string `json:"message,omitempty"`
+	// DryRun: the sender ran with CAPI_DRYRUN_FILE; nothing reached Meta.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 func attemptsKey(business string) string { return "ctm:attempts:{" + business + "}" }
