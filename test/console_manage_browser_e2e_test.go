@@ -19,7 +19,8 @@ import (
 // Issue 26, the console's business management in chromium against the real
 // all-in-one: the business is registered with the console's form;
 // disabling a business stops its sends (its conversion is
-// parked, Meta never gets it) until it is enabled; a business paused by
+// parked, listed on its page, Meta never gets it) until it is enabled; a
+// business paused by
 // Meta's 190 is resumed from the console and its parked conversions are
 // sent once each. PAUSE_INTERVAL is 10m: only the resume can explain a
 // send within the test.
@@ -101,6 +102,9 @@ func TestConsoleManageBrowserE2E(t *testing.T) {
 	if got := b.Text("#biz-state"); !strings.Contains(got, "disabled") || strings.Contains(got, "paused") {
 		t.Errorf("state shows %q; want disabled, not paused", got)
 	}
+	if got := b.Text("#parked tbody"); !strings.Contains(got, held) {
+		t.Errorf("parked conversions show %q; want %s", got, held)
+	}
 	b.Screenshot("manage-disabled")
 	b.Do("enable it", chromedp.Click(chromedp.ID("enable")), chromedp.WaitVisible(chromedp.ID("result")))
 	waitFor(t, 60*time.Second, "the held conversion sent after enabling", func() bool { return graph.CountByEventID()[held] == 1 })
@@ -127,6 +131,9 @@ func TestConsoleManageBrowserE2E(t *testing.T) {
 	b.Do("see it paused", chromedp.Navigate(bizPage), chromedp.WaitVisible(chromedp.ID("resume")))
 	if got := b.Text("#biz-state"); !strings.Contains(got, "paused") {
 		t.Errorf("state shows %q; want paused", got)
+	}
+	if got := b.Text("#parked tbody"); !strings.Contains(got, parked[len(parked)-1]) {
+		t.Errorf("parked conversions show %q; want %s", got, parked[len(parked)-1])
 	}
 	b.Screenshot("manage-paused")
 	b.Do("resume it", chromedp.Click(chromedp.ID("resume")), chromedp.WaitVisible(chromedp.ID("result")))

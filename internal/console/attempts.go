@@ -26,6 +26,17 @@ type attemptsJSON struct {
 	Kept string `json:"kept"`
 }
 
+// parkedJSON is GET /v1/businesses/{id}/parked's answer.
+type parkedJSON struct {
+	Total  int `json:"total"`
+	Parked []struct {
+		Seq         uint64  `json:"seq"`
+		EventID     string  `json:"event_id"`
+		PublishedAt apiTime `json:"published_at"`
+		ParkedAt    apiTime `json:"parked_at"`
+	} `json:"parked"`
+}
+
 // attemptsPageSize is how many requests a page shows.
 const attemptsPageSize = 100
 

@@ -147,7 +147,12 @@ func (c *Console) business(w http.ResponseWriter, r *http.Request, s session) {
 		Funnel barChart
 		DL     dlView
 		DryRun bool // its newest Graph request was a dry run: nothing reaches Meta
+		Parked parkedJSON
+		PErr   string
 	}{Row: row}
+	if err := c.api.get(r.Context(), "/v1/businesses/"+url.PathEscape(id)+"/parked", url.Values{"limit": {"50"}}, &d.Parked); err != nil {
+		d.PErr = err.Error()
+	}
 	var last attemptsJSON
 	if c.api.get(r.Context(), "/v1/businesses/"+url.PathEscape(id)+"/attempts", url.Values{"limit": {"1"}}, &last) == nil &&
 		len(last.Attempts) == 1 && last.Attempts[0].DryRun {

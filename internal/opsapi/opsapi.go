@@ -86,6 +86,7 @@ func Register(g *echo.Group, d Deps) {
 	g.GET("/v1/dead-letters/:seq", a.showLetter)
 	g.GET("/v1/stats", a.stats)
 	g.GET("/v1/businesses/:business_id/attempts", a.attempts)
+	g.GET("/v1/businesses/:business_id/parked", a.parked)
 }
 
 func fail(status int, msg string) error { return &admin.Error{Status: status, Message: msg} }
