@@ -132,6 +132,60 @@ func TestConsoleBrowserE2E(t *testing.T) {
 	if n := graph.CountByEventID()[c.EventID]; n != 1 {
 		t.Errorf("Meta accepted the event %d times; want 1", n)
 	}
+
+	// Issue 26: the event's history, oldest first: received, dead letter
+	// (rejected), redriven by this console session, sent.
+	hist := b.Text("#history tbody")
+	at := 0
+	for _, want := range []string{"received", "dead_letter", "rejected", "redriven", "by console:", "sent", "request "} {
+		i := strings.Index(hist[at:], want)
+		if i < 0 {
+			t.Fatalf("history %q: want %q after position %d (received, dead_letter rejected, redriven by console, sent)", hist, want, at)
+		}
+		at += i + len(want)
+	}
+
+	// Issue 26: the sent record links to its request in the business's
+	// attempt log, which shows Meta's fbtrace_id, and the rejected request
+	// before it with Meta's code.
+	_, body := consoleAPI(t, w.admin, "GET", trailPath, nil)
+	var sentTr struct {
+		Sent struct {
+			FBTraceID string `json:"fbtrace_id"`
+			RequestID string `json:"request_id"`
+		} `json:"sent"`
+	}
+	if err := json.Unmarshal([]byte(body), &sentTr); err != nil || sentTr.Sent.FBTraceID == "" || sentTr.Sent.RequestID == "" {
+		t.Fatalf("sent trail without fbtrace_id or request_id: %s", body)
+	}
+	b.Do("follow the sent record to its request",
+		chromedp.Click(chromedp.ID("request-link")),
+		chromedp.WaitVisible(chromedp.ID("attempts")),
+	)
+	b.Screenshot("e2e-attempts")
+	if got := b.Text("#req-" + sentTr.Sent.RequestID); !strings.Contains(got, sentTr.Sent.FBTraceID) || !strings.Contains(got, "200") {
+		t.Errorf("the request's row shows %q; want fbtrace_id %s and 200", got, sentTr.Sent.FBTraceID)
+	}
+	if got := b.Text("#attempts tbody"); !strings.Contains(got, "code 100") {
+		t.Errorf("the attempt log shows %q; want the rejected request with code 100", got)
+	}
+
+	// The audit log: the registry write by the admin token, the redrive by
+	// this console session; no secret.
+	b.Do("open the audit log",
+		chromedp.Click(chromedp.ID("nav-audit")),
+		chromedp.WaitVisible(chromedp.ID("audit")),
+	)
+	b.Screenshot("e2e-audit")
+	got := b.Text("#audit tbody")
+	for _, want := range []string{"dead_letters.redrive", "console:", "business.put", "admin_token", "dataset_id: 900000000000077"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the audit log shows %q; want %q in it", got, want)
+		}
+	}
+	if strings.Contains(got, consoleAdminToken) || strings.Contains(got, fakegraph.DefaultToken) {
+		t.Errorf("the audit log shows a secret: %q", got)
+	}
 	b.CheckClean()
 }
 

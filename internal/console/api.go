@@ -230,12 +230,18 @@ func (h *healthJSON) deadLetters() map[string]int64 {
 }
 
 type businessJSON struct {
-	BusinessID string      `json:"business_id"`
-	Channel    string      `json:"channel"`
-	DatasetID  string      `json:"dataset_id"`
-	Enabled    bool        `json:"enabled"`
-	UpdatedAt  apiTime     `json:"updated_at"`
-	Health     *healthJSON `json:"health"`
+	BusinessID string `json:"business_id"`
+	Channel    string `json:"channel"`
+	DatasetID  string `json:"dataset_id"`
+	Enabled    bool   `json:"enabled"`
+	// The editable settings (manage.go); secrets only as set or not.
+	TestEventCode   string      `json:"test_event_code"`
+	Attribution     string      `json:"attribution"`
+	AutomaticEvents bool        `json:"automatic_events"`
+	AccessTokenSet  bool        `json:"access_token_set"`
+	AppSecretSet    bool        `json:"app_secret_set"`
+	UpdatedAt       apiTime     `json:"updated_at"`
+	Health          *healthJSON `json:"health"`
 	// An unreadable record in the list: only the id, the key its secret
 	// is sealed with and why.
 	Unreadable bool   `json:"unreadable"`
@@ -262,12 +268,21 @@ type trailJSON struct {
 		At             apiTime `json:"at"`
 		FBTraceID      string  `json:"fbtrace_id"`
 		EventsReceived int     `json:"events_received"`
+		RequestID      string  `json:"request_id"`
 	} `json:"sent"`
 	DeadLetter *struct {
 		Reason string `json:"reason"`
 		Error  string `json:"error"`
 		Seq    uint64 `json:"seq"`
 	} `json:"dead_letter"`
+	History []struct {
+		At        apiTime `json:"at"`
+		State     string  `json:"state"`
+		Cause     string  `json:"cause"`
+		RequestID string  `json:"request_id"`
+		DLQSeq    uint64  `json:"dlq_seq"`
+		By        string  `json:"by"`
+	} `json:"history"`
 	RetryAt apiTime `json:"retry_at"`
 	Reason  string  `json:"reason"`
 }

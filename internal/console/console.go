@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/audit"
 )
 
 const basePath = "/console"
@@ -110,6 +111,11 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /console/dead-letters", c.authed(c.deadLetters))
 	m.HandleFunc("GET /console/dead-letters/{seq}", c.authed(c.deadLetter))
 	m.HandleFunc("POST /console/dead-letters/redrive", c.authed(c.redrive))
+	m.HandleFunc("GET /console/audit", c.authed(c.audit))
+	m.HandleFunc("POST /console/businesses/new", c.authed(c.createBusiness))
+	m.HandleFunc("POST /console/businesses/{id}/settings", c.authed(c.saveSettings))
+	m.HandleFunc("POST /console/businesses/{id}/enabled", c.authed(c.setEnabled))
+	m.HandleFunc("GET /console/businesses/{id}/attempts", c.authed(c.attempts))
 	c.mux = m
 }
 
@@ -150,7 +156,8 @@ func (c *Console) authed(next authedHandler) http.HandlerFunc {
 		if r.Method == http.MethodPost && !c.checkPost(w, r, s) {
 			return
 		}
-		next(w, r, s)
+		// The API requests this session makes are audited as its own.
+		next(w, r.WithContext(audit.WithActor(r.Context(), audit.ConsoleActor(s.id))), s)
 	}
 }
 

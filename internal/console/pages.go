@@ -146,7 +146,18 @@ func (c *Console) business(w http.ResponseWriter, r *http.Request, s session) {
 		Row    bizRow
 		Funnel barChart
 		DL     dlView
+		DryRun bool // its newest Graph request was a dry run: nothing reaches Meta
+		Parked parkedJSON
+		PErr   string
 	}{Row: row}
+	if err := c.api.get(r.Context(), "/v1/businesses/"+url.PathEscape(id)+"/parked", url.Values{"limit": {"50"}}, &d.Parked); err != nil {
+		d.PErr = err.Error()
+	}
+	var last attemptsJSON
+	if c.api.get(r.Context(), "/v1/businesses/"+url.PathEscape(id)+"/attempts", url.Values{"limit": {"1"}}, &last) == nil &&
+		len(last.Attempts) == 1 && last.Attempts[0].DryRun {
+		d.DryRun = true
+	}
 	d.Funnel = newBarChart([]string{"clicks stored", "conversions", "sent"},
 		map[string]int64{"clicks stored": row.Contexts, "conversions": row.Conversions, "sent": row.Sent},
 		func(l string) string {

@@ -14,7 +14,7 @@ import (
 )
 
 // pageNames are the pages; each is templates/<name>.html in layout.html.
-var pageNames = []string{"login", "error", "overview", "businesses", "business", "event", "dead_letters", "dead_letter", "result"}
+var pageNames = []string{"login", "error", "overview", "businesses", "business", "event", "dead_letters", "dead_letter", "result", "audit", "attempts"}
 
 // pageData is what every page gets; Data is the page's own.
 type pageData struct {

@@ -3,9 +3,9 @@ package forward
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/ctmpipe/ctmpipe/internal/outbound"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 )
 
@@ -60,7 +60,7 @@ func Settings() []settings.Setting {
 // checks them. Errors name the variable, never a URL.
 func FromValues(v *settings.Values) (Config, error) {
 	c := Config{
-		URLs:        splitList(v.Text("FORWARD_URLS")),
+		URLs:        outbound.SplitList(v.Text("FORWARD_URLS")),
 		MaxAge:      v.Duration("FORWARD_MAX_AGE"),
 		Concurrency: v.Int("FORWARD_CONCURRENCY"),
 		Timeout:     v.Duration("FORWARD_TIMEOUT"),
@@ -103,15 +103,4 @@ func (c *Config) setDefaults() {
 	if c.RetryMax <= 0 {
 		c.RetryMax = max(DefaultRetryMax, c.RetryMin)
 	}
-}
-
-// splitList splits a comma-separated list, dropping empty entries.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -113,29 +113,6 @@ func TestDestinations(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := backoff{Min: time.Second, Max: 10 * time.Second}
-	var got []time.Duration
-	for n := 1; n <= 6; n++ {
-		got = append(got, b.ceiling(n))
-	}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("ceilings (-want +got):\n%s", diff)
-	}
-	if c := b.ceiling(1000); c != 10*time.Second {
-		t.Errorf("ceiling(1000) = %v; want the 10s cap", c)
-	}
-	b.Rand = func(n int64) int64 { return n - 1 }
-	if d := b.delay(3); d != 4*time.Second {
-		t.Errorf("delay(3) with the largest draw = %v; want 4s", d)
-	}
-	b.Rand = func(int64) int64 { return 0 }
-	if d := b.delay(3); d != time.Millisecond {
-		t.Errorf("delay(3) with the smallest draw = %v; want 1ms", d)
-	}
-}
-
 // Dead letters use the sender's header names and stream, so that one set
 // of DLQ tools reads both.
 func TestDeadLetterNamesMatchSender(t *testing.T) {

@@ -29,7 +29,7 @@ var ErrUnsigned = errors.New("forward: no " + HeaderSignature + " header")
 var ErrTooLarge = errors.New("forward: body too large for NATS max_payload with a dead letter's headers")
 
 // deadLetterReserve is the room kept under max_payload for a dead letter's
-// headers (the error text alone may take maxHeaderValue).
+// headers (the error text alone may take outbound.MaxHeaderValue).
 const deadLetterReserve = 4 << 10
 
 // Enqueuer stores verified webhook bodies in stream FORWARD. It is safe for

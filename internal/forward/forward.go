@@ -14,18 +14,15 @@ package forward
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/outbound"
 )
 
 // The JetStream names of forwarding.
@@ -86,10 +83,6 @@ const (
 	// forwarder that was down for up to a day still attempts and
 	// dead-letters them rather than finding them gone.
 	streamMargin = 24 * time.Hour
-	// dlqMaxAge and dlqDupWindow are the sender's DLQ settings (14 d:
-	// DLQ_MAX_AGE in design.md; one hour), used when forwarding creates DLQ.
-	dlqMaxAge    = 14 * 24 * time.Hour
-	dlqDupWindow = time.Hour
 	// maxAckPending lets many bodies wait in backoff without stopping new
 	// ones; how many are posted at once is FORWARD_CONCURRENCY.
 	maxAckPending = 10000
@@ -110,33 +103,18 @@ type destination struct {
 func (d destination) consumer() string { return "fwd-" + d.id }
 func (d destination) subject() string  { return subjectTo + d.id }
 
-// destinationID is a stable short hash of a URL: 16 hex digits of its
-// SHA-256. The URL itself may hold a token, so it names nothing.
-func destinationID(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:8])
-}
+// destinationID is outbound.DestinationID: consumer names stay as they were.
+func destinationID(raw string) string { return outbound.DestinationID(raw) }
 
-// parseDestinations checks each URL. Errors name the entry by position,
-// never by its text, which may hold credentials.
+// parseDestinations checks FORWARD_URLS (outbound.ParseDestinations).
 func parseDestinations(urls []string) ([]destination, error) {
-	var out []destination
-	seen := map[string]bool{}
-	labels := map[string]int{}
-	for i, raw := range urls {
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("config: FORWARD_URLS entry %d: want an http:// or https:// URL with a host", i+1)
-		}
-		if seen[raw] {
-			return nil, fmt.Errorf("config: FORWARD_URLS entry %d: listed twice", i+1)
-		}
-		seen[raw] = true
-		d := destination{url: raw, host: u.Host, label: u.Host, id: destinationID(raw)}
-		if labels[u.Host]++; labels[u.Host] > 1 {
-			d.label = u.Host + "#" + strconv.Itoa(labels[u.Host])
-		}
-		out = append(out, d)
+	ds, err := outbound.ParseDestinations("FORWARD_URLS", urls)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]destination, len(ds))
+	for i, d := range ds {
+		out[i] = destination{url: d.URL, host: d.Host, label: d.Label, id: d.ID}
 	}
 	return out, nil
 }
@@ -154,19 +132,6 @@ func forwardStream(maxAge time.Duration, replicas int) jetstream.StreamConfig {
 		MaxAge:      maxAge + streamMargin,
 		Duplicates:  DupWindow,
 		Replicas:    max(replicas, 1),
-	}
-}
-
-// dlqStream is the DLQ stream as internal/sender creates it.
-func dlqStream(replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:       streamDLQ,
-		Subjects:   []string{subjectDLQ},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		MaxAge:     dlqMaxAge,
-		Duplicates: dlqDupWindow,
-		Replicas:   max(replicas, 1),
 	}
 }
 

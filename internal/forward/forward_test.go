@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
 	"github.com/ctmpipe/ctmpipe/internal/poll"
 )
 
@@ -173,7 +174,7 @@ func TestForwarderWarnsStaleConsumer(t *testing.T) {
 // to set, is left alone.
 func TestStreamsMaxAge(t *testing.T) {
 	_, js := runJetStream(t)
-	short := dlqStream(1)
+	short := jsstream.DLQ(1)
 	short.MaxAge = 7 * 24 * time.Hour
 	if _, err := js.CreateStream(t.Context(), short); err != nil {
 		t.Fatal(err)

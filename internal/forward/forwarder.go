@@ -13,6 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/outbound"
 )
 
 // pollEvery is how often a destination's pending count and lag are read.
@@ -27,7 +30,7 @@ type Forwarder struct {
 	dests   []*dest
 	log     *zap.Logger
 	m       *metrics
-	backoff backoff
+	backoff outbound.Backoff
 	// Now defaults to time.Now; tests may set it before Run.
 	Now func() time.Time
 }
@@ -52,11 +55,11 @@ func New(js jetstream.JetStream, cfg Config, log *zap.Logger, reg prometheus.Reg
 	}
 	f := &Forwarder{
 		js: js, cfg: cfg, log: log.With(zap.String("component", "forward")),
-		backoff: backoff{Min: cfg.RetryMin, Max: cfg.RetryMax},
+		backoff: outbound.Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax},
 		Now:     time.Now,
 	}
 	for _, d := range ds {
-		f.dests = append(f.dests, &dest{destination: d, client: newClient(cfg.Concurrency, cfg.Timeout)})
+		f.dests = append(f.dests, &dest{destination: d, client: outbound.NewClient(cfg.Concurrency, cfg.Timeout)})
 	}
 	if f.m, err = newMetrics(reg, f.dests); err != nil {
 		return nil, fmt.Errorf("forward: metrics: %w", err)
@@ -112,7 +115,7 @@ func (f *Forwarder) runDest(ctx context.Context, d *dest) {
 			return
 		}
 		f.log.Warn("forward consumer stopped; starting it again", zap.String("host", d.host), zap.Error(err))
-		t := time.NewTimer(backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}.delay(failures))
+		t := time.NewTimer(outbound.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}.Delay(failures))
 		select {
 		case <-ctx.Done():
 		case <-t.C:
@@ -127,7 +130,7 @@ func (f *Forwarder) consume(ctx context.Context, d *dest) error {
 	if err := ensureStream(ctx, f.js, forwardStream(f.cfg.MaxAge, f.cfg.Replicas), true, f.log); err != nil {
 		return err
 	}
-	if err := ensureStream(ctx, f.js, dlqStream(f.cfg.Replicas), false, f.log); err != nil {
+	if err := ensureStream(ctx, f.js, jsstream.DLQ(f.cfg.Replicas), false, f.log); err != nil {
 		return err
 	}
 	// CreateOrUpdate, so that a changed FORWARD_TIMEOUT reaches AckWait.

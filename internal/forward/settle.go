@@ -3,16 +3,14 @@ package forward
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-)
 
-// maxHeaderValue bounds the error text kept in a dead letter's header.
-const maxHeaderValue = 2048
+	"github.com/ctmpipe/ctmpipe/internal/outbound"
+)
 
 // handle makes one attempt to deliver m to d and settles m. This is the
 // one place that decides a body's fate for a destination:
@@ -48,7 +46,7 @@ func (f *Forwarder) handle(ctx context.Context, d *dest, m jetstream.Msg) {
 		f.deadLetter(ctx, d, m, md, attempt, err.Error(), fields)
 		return
 	}
-	_ = m.NakWithDelay(min(f.backoff.delay(attempt), f.cfg.MaxAge-age))
+	_ = m.NakWithDelay(min(f.backoff.Delay(attempt), f.cfg.MaxAge-age))
 	f.m.deliveries.WithLabelValues(d.label, outcomeRetried).Inc()
 	if d.failing.CompareAndSwap(false, true) {
 		f.log.Warn("forward destination failing; retrying with backoff", fields...)
@@ -75,7 +73,7 @@ func (f *Forwarder) deadLetter(ctx context.Context, d *dest, m jetstream.Msg, md
 	}
 	dl.Header.Set(jetstream.MsgIDHeader, strconv.FormatUint(md.Sequence.Stream, 10)+"-forward-"+d.id)
 	dl.Header.Set(headerReason, ReasonForward)
-	dl.Header.Set(headerError, headerValue(text))
+	dl.Header.Set(headerError, outbound.HeaderValue(text))
 	dl.Header.Set(headerSubject, d.subject())
 	dl.Header.Set(headerTime, f.Now().UTC().Format(time.RFC3339))
 	dl.Header.Set(headerPublished, md.Timestamp.UTC().Format(time.RFC3339Nano))
@@ -93,20 +91,6 @@ func (f *Forwarder) deadLetter(ctx context.Context, d *dest, m jetstream.Msg, md
 	_ = m.Ack()
 	f.m.deliveries.WithLabelValues(d.label, outcomeDead).Inc()
 	f.log.Warn("forward undelivered after FORWARD_MAX_AGE; dead letter on "+SubjectDeadLetter, fields...)
-}
-
-// headerValue makes text safe for a NATS header: one line, bounded.
-func headerValue(text string) string {
-	text = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, text)
-	if len(text) > maxHeaderValue {
-		text = strings.ToValidUTF8(text[:maxHeaderValue], "")
-	}
-	return text
 }
 
 // poll sets d's pending and lag gauges from its consumer until ctx is done.

@@ -147,3 +147,19 @@ func Check(log *zap.Logger, have jetstream.StreamConfig, want int) bool {
 	}
 	return false
 }
+
+// DLQ is stream DLQ as the sender creates it (internal/sender streams.go):
+// every dead letter, on dlq.<reason>, kept 14 days (DLQ_MAX_AGE in
+// design.md) with an hour's duplicate window. Forwarding and the partner
+// notifications create it with this when they run without a sender.
+func DLQ(replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       "DLQ",
+		Subjects:   []string{"dlq.>"},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		MaxAge:     14 * 24 * time.Hour,
+		Duplicates: time.Hour,
+		Replicas:   max(replicas, 1),
+	}
+}

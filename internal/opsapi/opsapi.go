@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,10 +25,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/audit"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/ledger"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // Deps are what the handlers read. Redis is required.
@@ -57,6 +60,7 @@ type api struct{ Deps }
 //	GET  /v1/dead-letters/:seq?reveal=1
 //	POST /v1/dead-letters/redrive
 //	GET  /v1/stats?window=1h|24h
+//	GET  /v1/businesses/{business_id}/attempts?offset=&limit=
 func Register(g *echo.Group, d Deps) {
 	if d.Redis == nil {
 		panic("opsapi: Register without Redis")
@@ -81,6 +85,8 @@ func Register(g *echo.Group, d Deps) {
 	g.POST("/v1/dead-letters/redrive", a.redrive)
 	g.GET("/v1/dead-letters/:seq", a.showLetter)
 	g.GET("/v1/stats", a.stats)
+	g.GET("/v1/businesses/:business_id/attempts", a.attempts)
+	g.GET("/v1/businesses/:business_id/parked", a.parked)
 }
 
 func fail(status int, msg string) error { return &admin.Error{Status: status, Message: msg} }
@@ -97,6 +103,16 @@ func (a *api) event(c echo.Context) error {
 	ctx, cancel := a.ctx(c)
 	defer cancel()
 	r, err := trail.Read(ctx, a.Redis, business, eventID, a.SentTTL, a.Now())
+	if errors.Is(err, trail.ErrNotFound) {
+		// A WhatsApp phone_number_id stands for its WABA (the registry's
+		// phone_number_ids): the trail is kept under the WABA's id.
+		if waba, perr := registry.NewStore(a.Redis, nil).BusinessForPhone(ctx, business); perr == nil && waba != business {
+			if r, err = trail.Read(ctx, a.Redis, waba, eventID, a.SentTTL, a.Now()); err == nil {
+				c.Response().Header().Set("Ctm-Resolved-Business", waba)
+				return c.JSON(http.StatusOK, r)
+			}
+		}
+	}
 	if errors.Is(err, trail.ErrNotFound) {
 		return fail(http.StatusNotFound, "no trail for this event: the sender has not taken it in yet, its trail is older than SENT_TTL, "+
 			"or the sender runs with TRAIL=false; check business_id and event_id as published")
@@ -243,6 +259,28 @@ type redriveRequest struct {
 	Force    bool     `json:"force"`
 }
 
+// redriveSelection names a redrive's selection for the audit log.
+func redriveSelection(r redriveRequest) string {
+	var parts []string
+	if r.Business != "" {
+		parts = append(parts, "business="+r.Business)
+	}
+	if r.Reason != "" {
+		parts = append(parts, "reason="+r.Reason)
+	}
+	if len(r.Seqs) > 0 {
+		seqs := make([]string, len(r.Seqs))
+		for i, q := range r.Seqs {
+			seqs[i] = strconv.FormatUint(q, 10)
+		}
+		parts = append(parts, "seqs="+strings.Join(seqs, ","))
+	}
+	if r.Since != "" {
+		parts = append(parts, "since="+r.Since)
+	}
+	return strings.Join(parts, " ")
+}
+
 func (a *api) redrive(c echo.Context) error {
 	if err := a.needJS(); err != nil {
 		return err
@@ -273,7 +311,8 @@ func (a *api) redrive(c echo.Context) error {
 	// (forward.Redrive); sequences may name either kind.
 	if f.Reason != sender.ReasonForward {
 		opts := sender.RedriveOptions{Business: f.Business, Seqs: req.Seqs, From: f.Since, Limit: req.Limit,
-			DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL)}
+			DryRun: req.DryRun, Force: req.Force, TakeOvers: ledger.New(a.Redis, ledger.DefaultSentTTL),
+			By: audit.ActorOf(c.Request().Context())}
 		if f.Reason != "" {
 			opts.Reasons = []string{f.Reason}
 		}
@@ -301,6 +340,14 @@ func (a *api) redrive(c echo.Context) error {
 			}
 			matched, redriven = matched+res.Matched, redriven+res.Republished
 		}
+	}
+	if req.DryRun {
+		audit.Skip(c)
+	}
+	audit.Target(c, redriveSelection(req))
+	audit.Note(c, fmt.Sprintf("matched: %d", matched), fmt.Sprintf("redriven: %d", redriven))
+	if req.Force {
+		audit.Note(c, "force: in_doubt events sent again")
 	}
 	a.Log.Info("dead letters redriven", zap.Int("matched", matched), zap.Int("redriven", redriven),
 		zap.Bool("dry_run", req.DryRun), zap.String("reason", req.Reason), zap.String("business_id", req.Business))

@@ -16,6 +16,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/redistest"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 func get(t *testing.T, url, token string) (int, string) {
@@ -178,5 +179,34 @@ func TestEventIDsWithSlash(t *testing.T) {
 	}
 	if code, body := get(t, srv.URL+"/v1/events/1001/", "tok"); code != http.StatusBadRequest {
 		t.Errorf("no event id = %d %s; want 400", code, body)
+	}
+}
+
+// A WhatsApp phone_number_id in the path resolves to its WABA (the
+// registry's phone_number_ids) when no trail is kept under it.
+func TestEventByPhoneNumberID(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	now := time.Now().UTC()
+	store := registry.NewStore(rdb, nil)
+	if _, err := store.Put(t.Context(), registry.Business{ID: "104200000000077", Channel: registry.WhatsApp,
+		DatasetID: "900000000000077", PhoneNumberIDs: []string{"106500000000077"}, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	w := trail.NewWriter(time.Hour)
+	w.Put(&trail.Record{BusinessID: "104200000000077", EventID: "ord-1", State: "sent", UpdatedAt: trail.At(now), FirstSeenAt: trail.At(now)})
+	if err := w.Flush(t.Context(), rdb); err != nil {
+		t.Fatal(err)
+	}
+	adm := admin.New(admin.Config{Token: "tok"}, zap.NewNop(), prometheus.NewRegistry())
+	opsapi.Register(adm.API(), opsapi.Deps{Redis: rdb, Now: func() time.Time { return now }})
+	srv := httptest.NewServer(adm.Handler())
+	defer srv.Close()
+	code, body := get(t, srv.URL+"/v1/events/106500000000077/ord-1", "tok")
+	var r trail.Record
+	if err := json.Unmarshal([]byte(body), &r); code != http.StatusOK || err != nil || r.BusinessID != "104200000000077" {
+		t.Errorf("GET by phone_number_id = %d %s; want the WABA's trail", code, body)
+	}
+	if code, _ := get(t, srv.URL+"/v1/events/106500000000099/ord-1", "tok"); code != http.StatusNotFound {
+		t.Errorf("unknown phone_number_id = %d; want 404", code)
 	}
 }

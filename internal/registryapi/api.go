@@ -119,6 +119,7 @@ type api struct{ Deps }
 //	GET    /v1/businesses/:business_id         the record and its health
 //	GET    /v1/businesses?cursor=&limit=       a page of records
 //	DELETE /v1/businesses/:business_id         204
+//	PATCH  /v1/businesses/:business_id         200: the fields given replace the record's
 //	POST   /v1/businesses/:business_id/resume  202 (resumed) or 204 (was not paused)
 func Register(g *echo.Group, d Deps) {
 	if d.Store == nil {
@@ -139,5 +140,6 @@ func Register(g *echo.Group, d Deps) {
 	g.GET("/v1/businesses/:business_id", a.get)
 	g.GET("/v1/businesses", a.list)
 	g.DELETE("/v1/businesses/:business_id", a.delete)
+	g.PATCH("/v1/businesses/:business_id", a.patch)
 	g.POST("/v1/businesses/:business_id/resume", a.resume)
 }

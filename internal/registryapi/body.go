@@ -44,8 +44,11 @@ var unknownFieldHints = map[string]string{
 
 // decodePut reads the body strictly: one JSON object of known fields. The
 // errors name the field and never quote a value (it may be a token).
-func decodePut(r *http.Request) (putRequest, error) {
-	var req putRequest
+func decodePut(r *http.Request) (putRequest, error) { return decodeOnto(r, putRequest{}) }
+
+// decodeOnto decodes r's body onto req: the fields it holds replace req's,
+// the others stay (PATCH).
+func decodeOnto(r *http.Request, req putRequest) (putRequest, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {

@@ -3,6 +3,7 @@ package registryapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/audit"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
@@ -77,10 +79,12 @@ func (a *api) put(c echo.Context) error {
 		}
 		b.DatasetID, resolved = ds, true
 	}
+	old, oldErr := a.Store.Get(ctx, id)
 	created, err := a.Store.Put(ctx, b)
 	if err != nil {
 		return a.fail(c, err)
 	}
+	audit.Note(c, changes(old, oldErr, b)...)
 	a.Log.Info("business stored", zap.String("business_id", id), zap.String("channel", string(b.Channel)),
 		zap.Bool("created", created), zap.Bool("dataset_resolved", resolved),
 		zap.Bool("access_token_set", b.AccessToken.IsSet()), zap.Bool("app_secret_set", b.AppSecret.IsSet()),
@@ -169,6 +173,7 @@ func (a *api) delete(c echo.Context) error {
 		return a.fail(c, err)
 	}
 	a.Log.Info("business deleted", zap.String("business_id", id))
+	audit.Note(c, "deleted")
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -203,6 +208,7 @@ func (a *api) resume(c echo.Context) error {
 			Error: "resume failed: " + err.Error() + "; try again"}})
 	}
 	a.Log.Info("business resumed", zap.String("business_id", id), zap.Bool("was_paused", res.WasPaused), zap.Int("parked", res.Parked))
+	audit.Note(c, fmt.Sprintf("was_paused: %t", res.WasPaused), fmt.Sprintf("parked sent back: %d", res.Parked))
 	if !res.WasPaused && res.Parked == 0 {
 		return c.NoContent(http.StatusNoContent)
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/notify"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
@@ -25,6 +26,7 @@ import (
 // DefaultConfig and set fields.
 type Config struct {
 	Tracing         tracing.Config           // OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME: traces off when unset
+	Notify          notify.Config            // NOTIFY_*: the partner's notifications (pauses, recoveries, dead letters, version)
 	NATSURL         string                   // NATS_URL: required by cmd/sender, not by New
 	RedisURL        string                   // REDIS_URL: required by cmd/sender, not by New
 	AccessToken     string                   // CAPI_ACCESS_TOKEN (env only)
@@ -216,7 +218,7 @@ func Settings() []settings.Setting {
 		{Env: "TRAIL", Flag: "trail", Default: "true", Bool: true, Help: "keep each event's trail (state, attempts, Meta's answer or the dead letter) for SENT_TTL, for GET /v1/events/{business_id}/{event_id}; false: only counters"},
 		{Env: "PPROF_ADDR", Flag: "pprof-addr", Help: "address for Go's /debug/pprof profiling endpoints, on a listener of their own; unset: off (bind to localhost: profiles reveal internals)"},
 		jsstream.Setting(),
-	}, append(startup.ReplicaSettings(), tracing.Settings()...)...)
+	}, append(append(append(startup.ReplicaSettings(), tracing.Settings()...), notify.Settings()...), notify.DeadLetterSettings()...)...)
 }
 
 // ParseConfig reads the configuration from args (flags) and getenv; each
@@ -279,6 +281,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("config: LINGER_BACKLOG: want a duration such as 2s, or 0 for none")
 	}
 	if cfg.RequireReferral, err = ParseRequireReferral(v.Text("REQUIRE_REFERRAL")); err != nil {
+		return Config{}, err
+	}
+	if cfg.Notify, err = notify.FromValues(v, true); err != nil {
 		return Config{}, err
 	}
 	if cfg.StreamReplicas, err = jsstream.Replicas(v); err != nil {

@@ -38,6 +38,10 @@ const (
 	// nanoseconds). A dead letter and a redrive carry it, so that a redriven
 	// message without event_time keeps its original time.
 	HeaderPublished = "Ctm-Published"
+	// HeaderCameBack is "redrive" or "unpark" on a message sent back from
+	// DLQ or PARKED; HeaderCameBackBy names who redrove it.
+	HeaderCameBack   = "Ctm-Came-Back"
+	HeaderCameBackBy = "Ctm-Came-Back-By"
 	// HeaderLedgerID is the event's id in the sender's ledger (business and
 	// event_id), which sender redrive -force names when it asks the ledger to
 	// let the event be resent. (No header asks that: the ledger holds the

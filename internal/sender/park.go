@@ -159,15 +159,16 @@ func ParsePauseRecord(v string) (r PauseRecord, ok bool) {
 
 // pauseScript stores a pause record (ARGV[1]) for ARGV[2] ms and drops the
 // ok key; a pause already recorded keeps its record (its since and cause)
-// and has its TTL extended. The two keys share the business's hash tag.
+// and has its TTL extended. The two keys share the business's hash tag. It
+// returns 1 when it began the pause (business.paused is told then), else 0.
 var pauseScript = redis.NewScript(`
 local old = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[2])
 if old and string.sub(old, 1, 1) == '{' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 0
 end
-redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`)
 
 // sharedPause records for every sender that business is paused, and why
@@ -175,11 +176,17 @@ return 1`)
 func (s *Service) sharedPause(business string, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	rec, _ := json.Marshal(newPauseRecord(cause, s.now(), s.cfg.GraphVersion))
+	pr := newPauseRecord(cause, s.now(), s.cfg.GraphVersion)
+	rec, _ := json.Marshal(pr)
 	// Confirmed by REDIS_MIN_REPLICAS replicas: a pause lost in a failover
 	// would have every sender try the business again.
-	_, err := replicas.RunScript(ctx, s.rdb, pauseScript, []string{pauseKey(business), okKey(business)},
+	cmd, err := replicas.RunScript(ctx, s.rdb, pauseScript, []string{pauseKey(business), okKey(business)},
 		string(rec), s.cfg.PauseInterval.Milliseconds())
+	if err == nil {
+		if began, _ := cmd.Int(); began == 1 {
+			s.notifyPaused(ctx, business, pr)
+		}
+	}
 	if err != nil {
 		// Only parking is less informed: other senders find out on their own.
 		s.log.Warn("shared pause not stored", zap.String("business_id", business), zap.Error(err))
@@ -376,7 +383,7 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 		if !before.IsZero() && !md.Timestamp.Before(before) {
 			return true, nil // the rest is newer
 		}
-		if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark"); err != nil {
+		if err := republish(ctx, s.js, stream, m, md.Sequence.Stream, "unpark", ""); err != nil {
 			return false, err
 		}
 		n++
@@ -391,7 +398,7 @@ func (s *Service) unparkBefore(ctx context.Context, stream jetstream.Stream, bus
 // after a crash between publish and delete is dropped by the CONVERSIONS
 // duplicate window (and past it, the ledger still never sends an event
 // twice).
-func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind string) error {
+func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, m jetstream.Msg, seq uint64, kind, by string) error {
 	h := m.Headers()
 	out := nats.NewMsg(h.Get(HeaderSubject))
 	data, err := originalData(ctx, js, m)
@@ -406,6 +413,11 @@ func republish(ctx context.Context, js jetstream.JetStream, stream jetstream.Str
 	out.Header.Set(jetstream.MsgIDHeader, base+"-"+kind+"-"+strconv.FormatUint(seq, 10))
 	if v := h.Get(HeaderPublished); v != "" {
 		out.Header.Set(HeaderPublished, v)
+	}
+	// For the event's history (trail.go): what brought it back, and who.
+	out.Header.Set(HeaderCameBack, kind)
+	if by != "" {
+		out.Header.Set(HeaderCameBackBy, by)
 	}
 	if _, err := js.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("%s: publish message %d back: %w", kind, seq, err)

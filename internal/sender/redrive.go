@@ -47,6 +47,8 @@ type RedriveOptions struct {
 	// (the sender's ledger); required with Force.
 	TakeOvers takeOvers
 	ForceTTL  time.Duration // how long such a request waits (0: ledger.DefaultForceTTL)
+	// By names who redrives (an audit actor), for the events' history.
+	By string
 }
 
 // takeOvers records that in-doubt events may be resent (*ledger.Ledger).
@@ -166,7 +168,7 @@ func redriveOne(ctx context.Context, js jetstream.JetStream, stream jetstream.St
 			return fmt.Errorf("redrive: %w", err)
 		}
 	}
-	if err := republish(ctx, js, stream, m, seq, "redrive"); err != nil {
+	if err := republish(ctx, js, stream, m, seq, "redrive", opts.By); err != nil {
 		return fmt.Errorf("redrive: %w", err)
 	}
 	res.Republished++

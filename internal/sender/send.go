@@ -166,6 +166,7 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 	cancel()
 	done()
 	took := time.Since(start)
+	reqID := s.logAttempt(business, ds.id, start, took, len(items), resp, err)
 	s.m.graphDuration.Observe(took.Seconds())
 	s.tw.Latency(start, took)
 	if err == nil {
@@ -175,13 +176,14 @@ func (s *Service) post(ctx context.Context, ss *settlements, business string, ds
 		s.markSent(ctx, ids)
 		s.failpoint(FailpointAfterMarkSent)
 		now := time.Now()
-		ss.addAll(items, sentVia(ds.id, resp, now))
+		ss.addAll(items, sentVia(ds.id, resp, now, reqID))
 		s.tw.Accepted(business, now)
 		s.tw.Count(business, now, trail.FieldRequests, 1)
 		s.sharedOK(business, now)
 		if s.biz.succeeded(st, resp.Usage, time.Now()) {
 			s.m.paused.Set(float64(s.biz.pausedCount()))
 			s.log.Info("business resumed", zap.String("business_id", business))
+			s.notifyRecovered(ctx, business)
 		}
 		return
 	}

@@ -61,6 +61,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/ctmpipe/ctmpipe/internal/notify"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/trail"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
@@ -137,6 +138,10 @@ type Service struct {
 	trailOff bool          // the store cannot keep the trail (set in Run before any settle)
 	now      func() time.Time
 
+	reqSeq    atomic.Uint64     // numbers the Graph requests of the attempt log (attempts.go)
+	notifier  *notify.Publisher // nil: notifications off (notify.go)
+	deliverer *notify.Deliverer
+
 	versionWarnMu sync.Mutex
 	versionWarnAt time.Time // when a version warning was last logged
 }
@@ -198,6 +203,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.datasets.onUnusable = func(err error) {
 		s.log.Error("the store refuses the business registry's commands: businesses come from CAPI_DATASETS_FILE and the defaults alone", zap.Error(err))
 	}
+	if err := s.newNotify(deps.Registerer); err != nil {
+		return nil, err
+	}
 	s.pipe = newPipeline(s)
 	s.lb = newLedgerBatch(s.ledger, cfg.SendLease)
 	s.tw = trail.NewWriter(cfg.SentTTL)
@@ -225,7 +233,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
 		keepAlive = info.Config.AckWait / 3
 	}
-	startup.GraphVersion(s.log, s.cfg.GraphVersion, s.now())
+	s.notifyVersion(ctx, startup.GraphVersion(s.log, s.cfg.GraphVersion, s.now()))
 	s.log.Info("sender started", zap.Int("batch_size", s.cfg.BatchSize), zap.Int("workers", s.cfg.Workers),
 		zap.Int("max_inflight", s.cfg.MaxInflight), zap.Int("max_inflight_per_business", s.cfg.MaxInflightPerBusiness),
 		zap.Duration("linger", s.cfg.Linger), zap.Duration("linger_backlog", s.cfg.LingerBacklog), zap.Int64("queue_memory", s.cfg.QueueMemory),
@@ -263,6 +271,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.pollPending(ctx, cons) })
 	wg.Go(func() { s.unparkLoop(ctx) })
 	wg.Go(func() { s.resumeLoop(ctx) })
+	wg.Go(func() { _ = s.deliverer.Run(ctx) })
 	if s.registry != nil {
 		wg.Go(func() { _ = s.registry.Run(ctx) })
 	}

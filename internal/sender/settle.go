@@ -43,10 +43,11 @@ type outcome struct {
 
 func sent() outcome { return outcome{kind: kindSent} }
 
-// sentVia is sent to dataset with Meta's answer resp, at at.
-func sentVia(dataset string, resp capi.Response, at time.Time) outcome {
+// sentVia is sent to dataset with Meta's answer resp, at at, by the
+// request reqID of the attempt log.
+func sentVia(dataset string, resp capi.Response, at time.Time, reqID string) outcome {
 	return outcome{kind: kindSent, sentTo: &trail.SentTo{DatasetID: dataset, At: trail.At(at),
-		FBTraceID: resp.FBTraceID, EventsReceived: resp.EventsReceived}}
+		FBTraceID: resp.FBTraceID, EventsReceived: resp.EventsReceived, RequestID: reqID}}
 }
 
 // because is o with the trail's reason why.
@@ -183,6 +184,7 @@ func (s *Service) settle(ss settlements) {
 	}
 	var divFailed int
 	var divErr error
+	var dead deadCounts
 	timeout := time.NewTimer(divertWait)
 	defer timeout.Stop()
 	for _, d := range div {
@@ -209,11 +211,15 @@ func (s *Service) settle(ss settlements) {
 			continue
 		}
 		s.note(d.it, d.out, seq)
+		if d.out.kind == kindDeadLetter {
+			dead.add(cmp.Or(d.it.business, d.it.conv.BusinessID), d.out.reason)
+		}
 		if err := s.ackNow(d.it, d.label); err != nil {
 			ackFailed++
 			ackErr = cmp.Or(ackErr, err)
 		}
 	}
+	s.countDeadLetters(dead)
 	if divFailed > 0 {
 		s.log.Warn("dead letters or parked copies not stored; messages handed back", zap.Int("count", divFailed), zap.Error(divErr))
 	}

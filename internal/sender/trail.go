@@ -60,6 +60,28 @@ func (s *Service) note(it *item, o outcome, seq uint64) {
 		return
 	}
 	if s.cfg.Trail && !s.trailOff {
+		r.Before = cameFrom(it, r.FirstSeenAt)
 		s.tw.Put(r)
 	}
+}
+
+// cameFrom is the history change ahead of a first delivery's settlement:
+// received (a message as published), or redriven or resumed (sent back from
+// DLQ or PARKED, with who redrove it). Later deliveries add none.
+func cameFrom(it *item, published trail.Time) []trail.Change {
+	if it.delivered > 1 || it.msg == nil {
+		return nil
+	}
+	h := it.msg.Headers()
+	switch h.Get(HeaderCameBack) {
+	case "redrive":
+		return []trail.Change{{At: trail.At(it.stored), State: trail.Redriven, By: h.Get(HeaderCameBackBy),
+			Cause: "sent back from the dead letters"}}
+	case "unpark":
+		return []trail.Change{{At: trail.At(it.stored), State: trail.Resumed, Cause: "its business works again; sent back from PARKED"}}
+	}
+	if h.Get(HeaderPublished) != "" {
+		return nil
+	}
+	return []trail.Change{{At: published, State: "received"}}
 }

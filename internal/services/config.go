@@ -12,6 +12,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
 	"github.com/ctmpipe/ctmpipe/internal/jsstream"
+	"github.com/ctmpipe/ctmpipe/internal/notify"
 	"github.com/ctmpipe/ctmpipe/internal/settings"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 	"github.com/ctmpipe/ctmpipe/pkg/registry"
@@ -25,6 +26,7 @@ type Config struct {
 	Intake          intake.Config     // INTAKE_*: POST /v1/conversions
 	Forward         forward.Config    // FORWARD_*: copies of verified /webhook bodies
 	AutoEvents      autoevents.Config // AUTOMATIC_EVENTS: Meta's automatic events become conversions
+	Notify          notify.Config     // NOTIFY_*: the partner's notifications (business.resumed from here)
 	RegistryKey     string            // REGISTRY_KEY (env only): encrypts the registry's secrets
 	GraphBase       string            // GRAPH_API_BASE: the registry API's Dataset API calls
 	GraphVersion    string            // GRAPH_API_VERSION
@@ -34,7 +36,7 @@ type Config struct {
 // Settings lists the services' knobs: the intake's, forwarding's, the
 // automatic events' and the registry API's.
 func Settings() []settings.Setting {
-	all, err := settings.Merge(intake.Settings(), forward.Settings(), autoevents.Settings(), registrySettings())
+	all, err := settings.Merge(intake.Settings(), forward.Settings(), autoevents.Settings(), registrySettings(), notify.Settings())
 	if err != nil {
 		panic(err) // a programming error, caught by TestSettingsMerge
 	}
@@ -85,6 +87,10 @@ func ConfigFrom(v *settings.Values) (Config, error) {
 	if cfg.Forward.Replicas, err = jsstream.Replicas(v); err != nil {
 		return Config{}, err
 	}
+	if cfg.Notify, err = notify.FromValues(v, false); err != nil {
+		return Config{}, err
+	}
+	cfg.Notify.Replicas = cfg.Forward.Replicas
 	if err := cfg.Intake.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -102,13 +108,15 @@ func (c Config) Validate() error {
 		return errors.New("config: AUTOMATIC_EVENTS=on needs NATS_URL (automatic events are published as conversions)")
 	case c.Forward.Enabled() && c.NATSURL == "":
 		return errors.New("config: FORWARD_URLS needs NATS_URL (forwarded bodies wait in JetStream stream FORWARD)")
+	case c.Notify.Enabled() && c.NATSURL == "":
+		return errors.New("config: NOTIFY_URLS needs NATS_URL (notifications wait in JetStream stream NOTIFY)")
 	}
 	return nil
 }
 
 // NeedsNATS reports whether a service that publishes to JetStream is on.
 func (c Config) NeedsNATS() bool {
-	return c.Intake.Enabled() || c.Forward.Enabled() || c.AutoEvents.On
+	return c.Intake.Enabled() || c.Forward.Enabled() || c.AutoEvents.On || c.Notify.Enabled()
 }
 
 // ParseIngest reads the ingest binary's configuration from args (flags)

@@ -13,6 +13,7 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/notify"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
 )
 
@@ -30,6 +31,8 @@ func TestParseIngestDefaults(t *testing.T) {
 	want := Config{
 		Intake: intake.Config{BodyLimit: 4 << 20, AckTimeout: 10 * time.Second, Concurrency: 4},
 		Forward: forward.Config{MaxAge: 36 * time.Hour, Concurrency: 8, Timeout: 10 * time.Second,
+			RetryMin: time.Second, RetryMax: 10 * time.Minute, Replicas: 1},
+		Notify: notify.Config{MaxAge: 24 * time.Hour, Timeout: 10 * time.Second,
 			RetryMin: time.Second, RetryMax: 10 * time.Minute, Replicas: 1},
 		GraphBase:    "https://graph.facebook.com",
 		GraphVersion: capi.DefaultVersion,
@@ -114,5 +117,20 @@ func TestEnqueuerErrors(t *testing.T) {
 		if !errors.Is(got, tt.to) || !errors.Is(got, tt.from) {
 			t.Errorf("wrapForwardErr(%v) = %v; want it to wrap %v and the original", tt.from, got, tt.to)
 		}
+	}
+}
+
+// NOTIFY_URLS without NOTIFY_SECRET, or without NATS_URL, is refused with
+// the setting named and the URL not repeated.
+func TestParseIngestNotify(t *testing.T) {
+	e := required()
+	e["NOTIFY_URLS"] = "https://partner.example/hook?key=s3cr3t"
+	_, _, err := ParseIngest(nil, env(e))
+	if err == nil || !strings.Contains(err.Error(), "NOTIFY_SECRET") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("without NOTIFY_SECRET: %v; want NOTIFY_SECRET named", err)
+	}
+	e["NOTIFY_SECRET"] = "sig"
+	if _, _, err = ParseIngest(nil, env(e)); err == nil || !strings.Contains(err.Error(), "NATS_URL") {
+		t.Errorf("without NATS_URL: %v; want NATS_URL named", err)
 	}
 }

@@ -22,11 +22,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
+	"github.com/ctmpipe/ctmpipe/internal/audit"
 	"github.com/ctmpipe/ctmpipe/internal/autoevents"
 	"github.com/ctmpipe/ctmpipe/internal/console"
 	"github.com/ctmpipe/ctmpipe/internal/forward"
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/intake"
+	"github.com/ctmpipe/ctmpipe/internal/notify"
 	"github.com/ctmpipe/ctmpipe/internal/opsapi"
 	"github.com/ctmpipe/ctmpipe/internal/registryapi"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
@@ -62,6 +64,9 @@ type Services struct {
 	cache     *registry.Cache // the registry as the attribution policy and the automatic events' switch read it
 	policies  *RegistryPolicies
 	ops       opsapi.Deps
+	audit     *audit.Store
+	notifier  *notify.Publisher // nil: notifications off
+	deliverer *notify.Deliverer
 }
 
 // NewServices builds the services cfg turns on. The registry API is always
@@ -126,6 +131,24 @@ func New(cfg Config, d Deps) (*Services, error) {
 			return nil, err
 		}
 	}
+	if cfg.Notify.Enabled() {
+		if d.NATS == nil {
+			return nil, errors.New("services: notifications need a NATS connection")
+		}
+		js, err := jetstream.New(d.NATS)
+		if err != nil {
+			return nil, fmt.Errorf("services: jetstream: %w", err)
+		}
+		if s.notifier, err = notify.NewPublisher(js, cfg.Notify); err != nil {
+			return nil, err
+		}
+		if s.deliverer, err = notify.NewDeliverer(js, cfg.Notify, d.Log, d.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	if d.Resumer != nil && s.notifier != nil {
+		d.Resumer = notifyingResumer{next: d.Resumer, n: s.notifier, log: d.Log.With(zap.String("component", "notify"))}
+	}
 	s.registry = registryapi.Deps{
 		Store: store,
 		Datasets: capi.NewClient(capi.Config{
@@ -139,6 +162,7 @@ func New(cfg Config, d Deps) (*Services, error) {
 	}
 	// The event trail, dead letters and stats of the senders sharing this
 	// Redis (and NATS, for the dead letters).
+	s.audit = audit.NewStore(d.Redis, 0)
 	s.ops = opsapi.Deps{Redis: d.Redis, Log: d.Log.With(zap.String("component", "ops_api"))}
 	if d.NATS != nil {
 		if s.ops.JS, err = jetstream.New(d.NATS); err != nil {
@@ -216,6 +240,11 @@ func (a autoPublisher) Publish(ctx context.Context, events []webhook.AutomaticEv
 // everything from adm's own API) on adm.
 func (s *Services) Mount(adm *admin.Server) {
 	adm.Echo().POST(intake.Path, echo.WrapHandler(s.intake))
+	// Every state-changing API request, the console's included, is
+	// recorded with its actor: the middleware is in place before the
+	// routes it wraps.
+	adm.API().Use(audit.Middleware(s.audit, s.log.With(zap.String("component", "audit"))))
+	audit.Register(adm.API(), s.audit)
 	registryapi.Register(adm.API(), s.registry)
 	opsapi.Register(adm.API(), s.ops)
 	console.New(console.Config{Token: s.cfg.AdminToken, Log: s.log}, adm.Handler()).Register(adm.Echo())
@@ -230,9 +259,34 @@ func (s *Services) Run(ctx context.Context) error {
 		go func() { defer close(done); _ = s.cache.Run(ctx) }()
 		defer func() { <-done }()
 	}
+	if s.deliverer != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); _ = s.deliverer.Run(ctx) }()
+		defer func() { <-done }()
+	}
 	if s.forwarder == nil {
 		<-ctx.Done()
 		return nil
 	}
 	return s.forwarder.Run(ctx)
+}
+
+// notifyingResumer tells business.resumed when a resume ended a pause.
+type notifyingResumer struct {
+	next registryapi.Resumer
+	n    *notify.Publisher
+	log  *zap.Logger
+}
+
+// Resume implements registryapi.Resumer. A notification not stored is
+// logged: the resume itself is done.
+func (r notifyingResumer) Resume(ctx context.Context, businessID string) (registryapi.ResumeResult, error) {
+	res, err := r.next.Resume(ctx, businessID)
+	if err != nil || !res.WasPaused {
+		return res, err
+	}
+	if nerr := r.n.Notify(ctx, notify.Resumed(businessID, time.Now())); nerr != nil {
+		r.log.Warn("notification not stored", zap.String("type", notify.TypeBusinessResumed), zap.String("business_id", businessID), zap.Error(nerr))
+	}
+	return res, nil
 }

@@ -49,6 +49,10 @@ func (r *Record) appendJSON(b []byte, ids bool) []byte {
 		}
 		b = append(b, `,"events_received":`...)
 		b = strconv.AppendInt(b, int64(s.EventsReceived), 10)
+		if s.RequestID != "" {
+			b = append(b, `,"request_id":`...)
+			b = jsonenc.AppendString(b, s.RequestID)
+		}
 		b = append(b, '}')
 	}
 	if d := r.DeadLetter; d != nil {

@@ -11,7 +11,7 @@ func TestAppendJSONMatchesMarshal(t *testing.T) {
 	now := At(time.Date(2026, 12, 2, 1, 2, 3, 456789000, time.UTC))
 	for _, r := range []Record{
 		{BusinessID: "1001", EventID: "ord-\"1\"\n", State: Sent, Attempts: 2, FirstSeenAt: now, UpdatedAt: now, EventName: "Purchase", Channel: "whatsapp",
-			Sent: &SentTo{DatasetID: "7001", At: now, FBTraceID: "AbC", EventsReceived: 3}},
+			Sent: &SentTo{DatasetID: "7001", At: now, FBTraceID: "AbC", EventsReceived: 3, RequestID: "a1b2c3-7"}},
 		{BusinessID: "b", EventID: "e", State: DeadLetter, DeadLetter: &Letter{Reason: "rejected", Error: "Meta 100: <bad> ünïcode \u2028"}, RetryAt: &now, Reason: "why"},
 		{BusinessID: "b", EventID: "e", State: InDoubt, DeadLetter: &Letter{Reason: "in_doubt", Error: "x", Seq: 42}, Sent: &SentTo{}},
 	} {

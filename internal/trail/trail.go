@@ -86,6 +86,13 @@ type Record struct {
 	DeadLetter  *Letter `json:"dead_letter,omitempty"`
 	RetryAt     *Time   `json:"retry_at,omitempty"`
 	Reason      string  `json:"reason,omitempty"` // why it waits, retries or is parked
+	// History is every state change kept, oldest first (history.go); Read
+	// fills it, the record itself does not hold it.
+	History []Change `json:"history,omitempty"`
+	// Before are changes the writer adds to the history ahead of this
+	// record's own (the redrive that brought the event back); not stored
+	// in the record.
+	Before []Change `json:"-"`
 }
 
 // SentTo is where and when Meta accepted an event, with Meta's answer.
@@ -94,6 +101,9 @@ type SentTo struct {
 	At             Time   `json:"at"`
 	FBTraceID      string `json:"fbtrace_id,omitempty"`
 	EventsReceived int    `json:"events_received"` // of the whole request
+	// RequestID is the request's id in the business's attempt log
+	// (GET /v1/businesses/{id}/attempts).
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Letter is a dead letter's reason, error text and DLQ sequence.
@@ -124,9 +134,11 @@ func Read(ctx context.Context, rdb redis.UniversalClient, business, eventID stri
 	hours := int(ttl/time.Hour) + 2
 	top := now.Unix() / 3600
 	gets := make([]*redis.StringCmd, hours)
+	hist := make([]*redis.StringCmd, hours)
 	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i := range gets {
 			gets[i] = p.HGet(ctx, hourKey(business, top-int64(i)), eventID)
+			hist[i] = p.HGet(ctx, hourKey(business, top-int64(i)), eventID+historySuffix)
 		}
 		return nil
 	}); err != nil && !errors.Is(err, redis.Nil) {
@@ -156,6 +168,11 @@ func Read(ctx context.Context, rdb redis.UniversalClient, business, eventID stri
 	}
 	if !found {
 		return r, ErrNotFound
+	}
+	for i := len(hist) - 1; i >= 0; i-- { // oldest hour first
+		if v, err := hist[i].Result(); err == nil {
+			r.History = append(r.History, parseHistory(v)...)
+		}
 	}
 	r.BusinessID, r.EventID = business, eventID // not stored (appendJSON)
 	return r, nil

@@ -144,8 +144,8 @@ func TestCarryTakesFewOnly(t *testing.T) {
 		return int64(len(cmds))
 	}
 	put(trail.CarryMax)
-	if n := carry(); n != 3 { // PING, HSET, EXPIREAT
-		t.Errorf("%d commands with %d records buffered; want them carried (3)", n, trail.CarryMax)
+	if n := carry(); n != 4 { // PING, HSET, EXPIREAT, EVAL (the histories)
+		t.Errorf("%d commands with %d records buffered; want them carried (4)", n, trail.CarryMax)
 	}
 	put(trail.CarryMax + 1)
 	if n := carry(); n != 1 {
@@ -154,8 +154,8 @@ func TestCarryTakesFewOnly(t *testing.T) {
 	if err := w.Flush(ctx, rdb); err != nil {
 		t.Fatal(err)
 	}
-	if n := rdb.HLen(ctx, trail.HourKey("b", time.Now())).Val(); n != trail.CarryMax+1 {
-		t.Errorf("%d records stored; want %d", n, trail.CarryMax+1)
+	if n := rdb.HLen(ctx, trail.HourKey("b", time.Now())).Val(); n != 2*(trail.CarryMax+1) {
+		t.Errorf("%d fields stored; want %d (records and their histories)", n, 2*(trail.CarryMax+1))
 	}
 }
 
@@ -172,8 +172,8 @@ func TestFlushManyRecordsOfOneHour(t *testing.T) {
 	if err := w.Flush(t.Context(), rdb); err != nil {
 		t.Fatal(err)
 	}
-	if got := rdb.HLen(t.Context(), trail.HourKey("b", now)).Val(); got != n {
-		t.Fatalf("%d records in the hour's hash; want %d", got, n)
+	if got := rdb.HLen(t.Context(), trail.HourKey("b", now)).Val(); got != 2*n {
+		t.Fatalf("%d fields in the hour's hash; want %d (each record and its history)", got, 2*n)
 	}
 	for _, id := range []string{"e-0", "e-255", "e-256", "e-511", "e-512", "e-999"} {
 		r, err := trail.Read(t.Context(), rdb, "b", id, time.Hour, now)

@@ -37,6 +37,8 @@ type Writer struct {
 	puts      map[hourOf][]any            // a business's hour hash → its event_id, record pairs
 	counts    map[string]map[string]int64 // key → field → increment
 	last      map[string]int64            // business → last accepted (unix ms)
+	attempts  map[string][]any            // business → attempt entries, oldest first (attempts.go)
+	hist      map[hourOf][]any            // a business's hour hash → event_id, change line pairs (history.go)
 	since     time.Time                   // when the oldest buffered write came
 	countsOff bool                        // the store cannot count (CanCount)
 	n         int                         // records buffered
@@ -77,6 +79,7 @@ func (w *Writer) Put(r *Record) {
 	w.mu.Lock()
 	k := hourOf{r.BusinessID, r.UpdatedAt.Unix() / 3600}
 	w.puts[k] = append(w.puts[k], r.EventID, v)
+	w.addChange(k, r)
 	w.n++
 	w.touch(r.UpdatedAt.Time)
 	w.mu.Unlock()
@@ -160,13 +163,17 @@ func (w *Writer) Drain(ctx context.Context, p redis.Pipeliner) {
 		return
 	}
 	w.mu.Lock()
-	puts, counts, last := w.puts, w.counts, w.last
-	if len(puts) == 0 && len(counts) == 0 && len(last) == 0 {
+	puts, counts, last, attempts := w.puts, w.counts, w.last, w.attempts
+	if len(puts) == 0 && len(counts) == 0 && len(last) == 0 && len(attempts) == 0 && len(w.hist) == 0 {
 		w.mu.Unlock()
 		return
 	}
 	w.puts, w.counts, w.last, w.since, w.n = map[hourOf][]any{}, map[string]map[string]int64{}, map[string]int64{}, time.Time{}, 0
+	hist := w.hist
+	w.attempts, w.hist = nil, nil
 	w.mu.Unlock()
+	drainAttempts(ctx, p, attempts)
+	drainHistory(ctx, p, hist)
 	for k, pairs := range puts {
 		key := hourKey(k.business, k.hour)
 		// In HSETs of hsetFields at most: Redis runs a command whole, so one
