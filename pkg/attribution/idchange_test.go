@@ -59,9 +59,12 @@ func TestChangeIDFollowsTheUser(t *testing.T) {
 					}
 				}
 			}
-			// The alias has the context's remaining TTL, not a new one.
+			// The alias has the context's remaining TTL, not a new one. The
+			// script copies the context's PTTL, whole milliseconds read a
+			// moment later, so the alias may end up to a few milliseconds
+			// after it (1 ms seen on redis-server): never more.
 			ctxTTL, aliasTTL := pttl(t, b.s, Key{WhatsApp, testWABA, oldBSUID}), pttl(t, b.s, Key{WhatsApp, testWABA, newBSUID})
-			if aliasTTL <= 0 || aliasTTL > ctxTTL || ctxTTL-aliasTTL > time.Second {
+			if aliasTTL <= 0 || aliasTTL > ctxTTL+5*time.Millisecond || ctxTTL-aliasTTL > time.Second {
 				t.Errorf("alias PTTL %v, context PTTL %v; want the alias to go with the context", aliasTTL, ctxTTL)
 			}
 			if b.ff != nil {
