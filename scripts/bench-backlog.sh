@@ -9,6 +9,7 @@
 #
 #   scripts/bench-backlog.sh 1ef4e8b            # MANY_N=100000, 2 rounds each
 #   MANY_N=20000 ROUNDS=1 scripts/bench-backlog.sh HEAD~3
+#   SENDER_ENV=LINGER_BACKLOG=5s scripts/bench-backlog.sh 1ef4e8b
 #
 # Needs go, git and redis-server (redis-cli). About 2 minutes per run.
 source "$(dirname "$0")/bench-lib.sh"
@@ -47,7 +48,8 @@ one() {
 # Base and new alternate, so that a noisy minute does not land on one side.
 # Both call the same Marketing API version: an older base defaults to one
 # that has expired since, which the fake Graph refuses as Meta does.
-V=-sender-env=GRAPH_API_VERSION=v27.0
+# SENDER_ENV adds settings to both (K=V,K=V; e.g. LINGER_BACKLOG=5s).
+V=-sender-env=GRAPH_API_VERSION=v27.0${SENDER_ENV:+,$SENDER_ENV}
 one base-instant "$BIN/sender-base" "$V"
 one new-instant "$BIN/sender-new" "$V"
 one base-200ms "$BIN/sender-base" "$V" -graph-latency 200ms
