@@ -16,10 +16,10 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/localcreds"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
-	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
 	"github.com/ctmpipe/ctmpipe/pkg/capi"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 // embeddedMaxPayload is the embedded NATS's max_payload, room for Meta's

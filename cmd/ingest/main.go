@@ -26,12 +26,12 @@ import (
 	"github.com/ctmpipe/ctmpipe/internal/ingest"
 	"github.com/ctmpipe/ctmpipe/internal/logging"
 	"github.com/ctmpipe/ctmpipe/internal/pprofserver"
-	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 	"github.com/ctmpipe/ctmpipe/internal/sender"
 	"github.com/ctmpipe/ctmpipe/internal/services"
 	"github.com/ctmpipe/ctmpipe/internal/startup"
 	"github.com/ctmpipe/ctmpipe/internal/tracing"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/replicas"
 )
 
 func main() {
