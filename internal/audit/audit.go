@@ -34,6 +34,8 @@ const (
 	ActorAdminToken = "admin_token"
 	// actorConsolePrefix is followed by a short hash of the session id.
 	actorConsolePrefix = "console:"
+	// ActorCLI is ctm acting on Redis directly (registry rotate-key).
+	ActorCLI = "cli:ctm"
 )
 
 // Entry is one recorded action.
