@@ -11,6 +11,7 @@ import (
 
 	"github.com/ctmpipe/ctmpipe/internal/admin"
 	"github.com/ctmpipe/ctmpipe/pkg/attribution"
+	"github.com/ctmpipe/ctmpipe/pkg/registry"
 )
 
 // contextJSON is the admin API's view of a stored context. Every field is
@@ -92,7 +93,7 @@ func (s *Server) getContext(c echo.Context) error {
 		FirstSeen:   got.FirstSeen.UTC(),
 		LastSeen:    got.LastSeen.UTC(),
 		NoClickID:   got.NoClickID,
-		Attribution: map[bool]string{false: "last_touch", true: "first_touch"}[got.FirstTouch],
+		Attribution: attributionName(got.FirstTouch),
 	})
 }
 
@@ -100,4 +101,13 @@ func (s *Server) getContext(c echo.Context) error {
 // time, under the admin listener's limit on wrong tokens (admin.Check).
 func (s *Server) adminAuthorized(req *http.Request) (bool, error) {
 	return admin.CheckBearer(req, admin.RealmAdmin, [][sha256.Size]byte{sha256.Sum256([]byte(s.cfg.AdminToken))})
+}
+
+// attributionName is the registry's name of the policy a context was
+// written under.
+func attributionName(firstTouch bool) string {
+	if firstTouch {
+		return string(registry.FirstTouch)
+	}
+	return string(registry.LastTouch)
 }

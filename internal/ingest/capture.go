@@ -32,9 +32,6 @@ const (
 	captureRetryEvery  = 5 * time.Second   // stream creation retry while NATS is away
 )
 
-// redactedText replaces personal free text in captured bodies.
-const redactedText = webhook.RedactedText
-
 // Capture copies verified webhook bodies to the JetStream stream WEBHOOKS
 // so that engineers can replay them. It never blocks or fails a webhook:
 // bodies go through a bounded queue to one publisher goroutine (Run), and a

@@ -41,7 +41,7 @@ func TestRedactKeepsWhatParseReads(t *testing.T) {
 				t.Errorf("redact(%s) kept %s", name, s)
 			}
 		}
-		if strings.Contains(string(out), redactedText) {
+		if strings.Contains(string(out), webhook.RedactedText) {
 			redactedSome++
 		}
 		parse := func(b []byte) webhook.Payload {
@@ -218,12 +218,12 @@ func TestCapturePublishesRedactedBodies(t *testing.T) {
 				t.Errorf("message %d (%s) carries %s", seq, m.Subject, s)
 			}
 		}
-		if strings.Contains(string(m.Data), redactedText) {
+		if strings.Contains(string(m.Data), webhook.RedactedText) {
 			redacted++
 		}
 	}
 	if redacted < 8 {
-		t.Errorf("%d captured bodies show %q; want at least 8", redacted, redactedText)
+		t.Errorf("%d captured bodies show %q; want at least 8", redacted, webhook.RedactedText)
 	}
 	wantSubjects := map[string]int{}
 	for _, name := range names {
